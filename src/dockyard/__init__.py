@@ -1,0 +1,3 @@
+"""Dockyard: a private container registry."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The Distribution API: its routes, error codes, name grammar and request handlers."""

@@ -1,0 +1,82 @@
+"""The aiohttp application: the ``/v2/`` dispatcher, spec error bodies and common headers."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from dockyard.api import errors, routes
+from dockyard.api.context import REGISTRY_KEY, RequestContext
+from dockyard.api.errors import RegistryError
+from dockyard.reference import check_name
+from dockyard.storage.registry import Registry
+
+log = logging.getLogger("dockyard.api")
+
+API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
+
+
+def error_response(error: RegistryError) -> web.Response:
+    return web.Response(
+        status=error.status,
+        body=error.body(),
+        content_type="application/json",
+        headers=error.headers,
+    )
+
+
+async def dispatch(request: web.Request) -> web.StreamResponse:
+    # The raw path, decoded once here: aiohttp's own path has had ``..`` folded away,
+    # which would let ``/v2/a/../b/...`` reach another repository silently.
+    raw = request.raw_path.split("?", 1)[0]
+    under_v2 = raw == "/v2" or raw.startswith("/v2/")
+    found = routes.match(unquote(raw[len("/v2/"):])) if under_v2 else None
+    if found is None:
+        raise RegistryError(errors.NOT_FOUND, detail={"path": raw[:300]})
+    route, params = found
+    handler = route.methods.get(request.method)
+    if handler is None:
+        raise RegistryError(errors.METHOD_UNKNOWN, headers={"Allow": ", ".join(sorted(route.methods))})
+    name = params.pop("name", "")
+    if name:
+        check_name(name)
+    return await handler(RequestContext(request, request.app[REGISTRY_KEY], name, params))
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except RegistryError as error:
+        return error_response(error)
+    except web.HTTPException:
+        raise
+    except (ConnectionResetError, OSError) as error:
+        if request.transport is None or request.transport.is_closing():
+            log.debug("client went away during %s %s: %s", request.method, request.path, error)
+            raise
+        log.exception("storage error during %s %s", request.method, request.path)
+        return error_response(RegistryError(errors.UNKNOWN, "storage error"))
+    except Exception:
+        log.exception("unexpected error during %s %s", request.method, request.path)
+        return error_response(RegistryError(errors.UNKNOWN))
+
+
+async def _common_headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.setdefault(*API_VERSION_HEADER)
+
+
+async def _close_registry(app: web.Application) -> None:
+    await app[REGISTRY_KEY].close()
+
+
+def create_app(registry: Registry) -> web.Application:
+    app = web.Application(middlewares=[errors_middleware], client_max_size=1 << 20)
+    app[REGISTRY_KEY] = registry
+    app.router.add_route("*", "/v2", dispatch)
+    app.router.add_route("*", "/v2/{tail:.*}", dispatch)
+    app.on_response_prepare.append(_common_headers)
+    app.on_cleanup.append(_close_registry)
+    return app

@@ -1,0 +1,44 @@
+"""What a route handler is given: the request, the registry, and the validated path parts."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from dockyard.api import errors
+from dockyard.api.errors import RegistryError
+from dockyard.storage.registry import Registry
+from dockyard.storage.repository import Repository
+
+REGISTRY_KEY = web.AppKey("registry", Registry)
+
+
+@dataclass
+class RequestContext:
+    request: web.Request
+    registry: Registry
+    name: str = ""
+    params: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def repository(self) -> Repository:
+        return self.registry.repository(self.name)
+
+    def query(self, key: str) -> str | None:
+        return self.request.query.get(key)
+
+    def has_body(self) -> bool:
+        length = self.request.content_length
+        if length is not None:
+            return length > 0
+        return "chunked" in self.request.headers.get("Transfer-Encoding", "").lower()
+
+    def body(self) -> AsyncIterator[bytes]:
+        return self.request.content.iter_any()
+
+    def require_deletes(self) -> None:
+        if not self.registry.delete_enabled:
+            raise RegistryError(errors.UNSUPPORTED, "deletes are disabled on this registry")
+

@@ -1,0 +1,69 @@
+"""The API's error codes, written down as data, and the exception that carries one.
+
+Codes and statuses follow the OCI Distribution Specification v1.1 and, where the
+specification is silent, what registry:2 answers, so that clients see the same thing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ErrorCode:
+    code: str
+    message: str
+    status: int
+
+
+BLOB_UNKNOWN = ErrorCode("BLOB_UNKNOWN", "blob unknown to registry", 404)
+BLOB_UPLOAD_INVALID = ErrorCode("BLOB_UPLOAD_INVALID", "blob upload invalid", 400)
+BLOB_UPLOAD_UNKNOWN = ErrorCode("BLOB_UPLOAD_UNKNOWN", "blob upload unknown to registry", 404)
+DIGEST_INVALID = ErrorCode("DIGEST_INVALID", "provided digest did not match uploaded content", 400)
+MANIFEST_BLOB_UNKNOWN = ErrorCode("MANIFEST_BLOB_UNKNOWN", "manifest references a blob unknown to registry", 404)
+MANIFEST_INVALID = ErrorCode("MANIFEST_INVALID", "manifest invalid", 400)
+MANIFEST_TOO_LARGE = ErrorCode("MANIFEST_INVALID", "manifest is larger than the limit", 413)
+MANIFEST_UNKNOWN = ErrorCode("MANIFEST_UNKNOWN", "manifest unknown to registry", 404)
+NAME_INVALID = ErrorCode("NAME_INVALID", "invalid repository name", 400)
+NAME_UNKNOWN = ErrorCode("NAME_UNKNOWN", "repository name not known to registry", 404)
+SIZE_INVALID = ErrorCode("SIZE_INVALID", "provided length did not match content length", 400)
+TAG_INVALID = ErrorCode("TAG_INVALID", "manifest tag did not match URI", 400)
+RANGE_INVALID = ErrorCode("RANGE_INVALID", "invalid content range", 416)
+PAGINATION_NUMBER_INVALID = ErrorCode("PAGINATION_NUMBER_INVALID", "invalid number of results requested", 400)
+UNAUTHORIZED = ErrorCode("UNAUTHORIZED", "authentication required", 401)
+DENIED = ErrorCode("DENIED", "requested access to the resource is denied", 403)
+UNSUPPORTED = ErrorCode("UNSUPPORTED", "the operation is unsupported", 405)
+METHOD_UNKNOWN = ErrorCode("UNSUPPORTED", "the method is not allowed on this route", 405)
+NOT_FOUND = ErrorCode("NOT_FOUND", "no such route", 404)
+TOO_MANY_REQUESTS = ErrorCode("TOOMANYREQUESTS", "too many requests", 429)
+UNAVAILABLE = ErrorCode("UNAVAILABLE", "service unavailable", 503)
+UNKNOWN = ErrorCode("UNKNOWN", "unknown error", 500)
+
+
+class RegistryError(Exception):
+    """A failure to report to the client as the spec's JSON error body."""
+
+    def __init__(
+        self,
+        error: ErrorCode,
+        message: str | None = None,
+        detail: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message or error.message)
+        self.error = error
+        self.message = message or error.message
+        self.detail = detail
+        self.headers = headers or {}
+
+    @property
+    def status(self) -> int:
+        return self.error.status
+
+    def body(self) -> bytes:
+        entry: dict[str, Any] = {"code": self.error.code, "message": self.message}
+        if self.detail is not None:
+            entry["detail"] = self.detail
+        return json.dumps({"errors": [entry]}).encode()

@@ -1,0 +1,112 @@
+"""``/v2/<name>/manifests/<reference>``: fetch, push, untag and delete manifests."""
+
+from __future__ import annotations
+
+
+from aiohttp import web
+
+from dockyard import manifest as manifests
+from dockyard.api import errors
+from dockyard.api.context import RequestContext
+from dockyard.api.errors import RegistryError
+from dockyard.reference import Digest, check_tag, is_digest, parse_digest
+from dockyard.storage.repository import Repository
+
+# Clients that say they take JSON in general take any manifest.
+_ANY = frozenset({"*/*", "application/*", "application/json"})
+
+
+def _reference(context: RequestContext) -> tuple[Digest | None, str | None]:
+    reference = context.params["reference"]
+    if is_digest(reference):
+        return parse_digest(reference), None
+    return None, check_tag(reference)
+
+
+def _accepted(request: web.Request) -> set[str]:
+    accepted: set[str] = set()
+    for header in request.headers.getall("Accept", []):
+        for item in header.split(","):
+            media_type = item.split(";")[0].strip().lower()
+            if media_type:
+                accepted.add(media_type)
+    return accepted
+
+
+async def _negotiate(repository: Repository, digest: Digest, content: bytes, accepted: set[str]) -> tuple[Digest, bytes, str]:
+    """What to serve a client that said what it accepts, as registry:2 decides it.
+
+    An index goes to clients that take indexes; a client that only takes image
+    manifests gets the index's linux/amd64 image; otherwise the manifest is unknown
+    to this client rather than served in a form it cannot read.
+    """
+    media_type = manifests.stored_media_type(content)
+    if not accepted or accepted & _ANY or media_type in accepted:
+        return digest, content, media_type
+    if media_type in manifests.INDEX_TYPES and accepted & manifests.IMAGE_TYPES:
+        for child in manifests.parse(content, media_type).children:
+            platform = child.platform or {}
+            if platform.get("os") == "linux" and platform.get("architecture") == "amd64" and child.media_type in accepted:
+                return child.digest, await repository.get_manifest(child.digest), child.media_type
+    raise RegistryError(
+        errors.MANIFEST_UNKNOWN,
+        f"the manifest is a {media_type}, which the client's Accept header does not include",
+        detail={"digest": str(digest)},
+    )
+
+
+async def get(context: RequestContext) -> web.StreamResponse:
+    repository = context.repository
+    digest, tag = _reference(context)
+    if digest is None:
+        digest = await repository.resolve_tag(tag)
+    content = await repository.get_manifest(digest)
+    digest, content, media_type = await _negotiate(repository, digest, content, _accepted(context.request))
+    headers = {"Docker-Content-Digest": str(digest), "ETag": f'"{digest}"', "Content-Type": media_type}
+    if context.request.headers.get("If-None-Match") in (headers["ETag"], str(digest)):
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=content, headers=headers)
+
+
+async def _read_limited(context: RequestContext) -> bytes:
+    limit = manifests.MAX_MANIFEST_BYTES
+    too_large = RegistryError(errors.MANIFEST_TOO_LARGE, f"manifest is larger than {limit} bytes")
+    length = context.request.content_length
+    if length is not None and length > limit:
+        raise too_large
+    content = bytearray()
+    async for chunk in context.body():
+        content += chunk
+        if len(content) > limit:
+            raise too_large
+    return bytes(content)
+
+
+async def put(context: RequestContext) -> web.StreamResponse:
+    digest, tag = _reference(context)
+    content = await _read_limited(context)
+    manifest = manifests.parse(content, context.request.headers.get("Content-Type"))
+    actual = Digest.of(content, digest.algorithm if digest else "sha256")
+    if digest is not None and actual != digest:
+        raise RegistryError(
+            errors.DIGEST_INVALID,
+            "the manifest does not match the digest it was pushed to",
+            detail={"expected": str(digest), "actual": str(actual)},
+        )
+    await context.repository.put_manifest(content, manifest, actual, tag)
+    headers = {"Location": f"/v2/{context.name}/manifests/{actual}", "Docker-Content-Digest": str(actual)}
+    if manifest.subject is not None:
+        headers["OCI-Subject"] = str(manifest.subject.digest)
+    return web.Response(status=201, headers=headers)
+
+
+async def delete(context: RequestContext) -> web.StreamResponse:
+    context.require_deletes()
+    digest, tag = _reference(context)
+    if digest is None:
+        await context.repository.untag(tag)
+    else:
+        await context.repository.delete_manifest(digest)
+    return web.Response(status=202)
+
+

@@ -1,0 +1,30 @@
+"""``/v2/<name>/referrers/<digest>``: the manifests whose ``subject`` is a digest."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from dockyard import manifest as manifests
+from dockyard.api import errors
+from dockyard.api.context import RequestContext
+from dockyard.api.errors import RegistryError
+from dockyard.reference import parse_digest
+
+
+async def get(context: RequestContext) -> web.StreamResponse:
+    subject = parse_digest(context.params["digest"])
+    repository = context.repository
+    if not await repository.exists():
+        raise RegistryError(errors.NAME_UNKNOWN, detail={"name": context.name})
+    found = await repository.referrers(subject)
+    headers = {}
+    artifact_type = context.query("artifactType")
+    if artifact_type is not None:
+        found = [descriptor for descriptor in found if descriptor.artifact_type == artifact_type]
+        headers["OCI-Filters-Applied"] = "artifactType"
+    index = {
+        "schemaVersion": 2,
+        "mediaType": manifests.OCI_INDEX,
+        "manifests": [descriptor.to_json() for descriptor in found],
+    }
+    return web.json_response(index, headers=headers, content_type=manifests.OCI_INDEX)

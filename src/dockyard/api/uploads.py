@@ -1,0 +1,97 @@
+"""``/v2/<name>/blobs/uploads/``: start, mount, append to, finish and cancel blob uploads."""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+
+from dockyard.api import errors
+from dockyard.api.context import RequestContext
+from dockyard.api.errors import RegistryError
+from dockyard.reference import Digest, check_name, check_upload_id, parse_digest
+from dockyard.storage.uploads import range_header
+
+_CONTENT_RANGE = re.compile(r"(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?")
+
+
+def _created(name: str, digest: Digest) -> web.Response:
+    return web.Response(
+        status=201,
+        headers={"Location": f"/v2/{name}/blobs/{digest}", "Docker-Content-Digest": str(digest)},
+    )
+
+
+def _in_progress(name: str, upload_id: str, size: int, status: int = 202) -> web.Response:
+    return web.Response(status=status, headers=range_header(name, upload_id, size))
+
+
+async def start(context: RequestContext) -> web.StreamResponse:
+    registry, name = context.registry, context.name
+    mount, source = context.query("mount"), context.query("from")
+    if mount is not None:
+        digest = parse_digest(mount)
+        if source is not None and source != name:
+            check_name(source)
+            if await registry.repository(source).has_layer(digest):
+                await context.repository.link_layer(digest)
+                return _created(name, digest)
+        elif await context.repository.has_layer(digest):
+            return _created(name, digest)
+        # Not readable where the client said: fall back to an ordinary upload.
+
+    digest_text = context.query("digest")
+    digest = parse_digest(digest_text) if digest_text is not None else None
+    upload_id = await registry.uploads.start(name)
+    if digest is None:
+        return _in_progress(name, upload_id, 0)
+    await registry.uploads.finish(name, upload_id, digest, context.body())
+    await context.repository.link_layer(digest)
+    return _created(name, digest)
+
+
+async def status(context: RequestContext) -> web.StreamResponse:
+    upload_id = check_upload_id(context.params["uuid"])
+    size = await context.registry.uploads.size(context.name, upload_id)
+    return _in_progress(context.name, upload_id, size, status=204)
+
+
+async def patch(context: RequestContext) -> web.StreamResponse:
+    upload_id = check_upload_id(context.params["uuid"])
+    uploads = context.registry.uploads
+    start = None
+    content_range = context.request.headers.get("Content-Range")
+    if content_range:
+        match = _CONTENT_RANGE.fullmatch(content_range.strip())
+        if match is None:
+            raise RegistryError(errors.RANGE_INVALID, f"malformed Content-Range {content_range[:100]!r}")
+        start, end = int(match.group(1)), int(match.group(2))
+        length = context.request.content_length
+        if end < start or (length is not None and length != end - start + 1):
+            size = await uploads.size(context.name, upload_id)
+            raise RegistryError(
+                errors.RANGE_INVALID,
+                "Content-Range does not match Content-Length",
+                headers=range_header(context.name, upload_id, size),
+            )
+    size = await uploads.append(context.name, upload_id, context.body(), start)
+    return _in_progress(context.name, upload_id, size)
+
+
+async def finish(context: RequestContext) -> web.StreamResponse:
+    upload_id = check_upload_id(context.params["uuid"])
+    digest_text = context.query("digest")
+    if digest_text is None:
+        await context.registry.uploads.size(context.name, upload_id)
+        raise RegistryError(errors.DIGEST_INVALID, "the digest query parameter is required to finish an upload")
+    digest = parse_digest(digest_text)
+    body = context.body() if context.has_body() else None
+    await context.registry.uploads.finish(context.name, upload_id, digest, body)
+    await context.repository.link_layer(digest)
+    return _created(context.name, digest)
+
+
+async def cancel(context: RequestContext) -> web.StreamResponse:
+    upload_id = check_upload_id(context.params["uuid"])
+    await context.registry.uploads.cancel(context.name, upload_id)
+    return web.Response(status=204)

@@ -1,0 +1,103 @@
+"""The narrow interface every storage backend implements.
+
+Paths are driver-relative, ``/``-separated and absolute (``/docker/registry/v2/...``);
+they are built only by :mod:`dockyard.storage.paths` from validated names. The
+interface avoids anything object storage cannot do cheaply: there is no directory
+rename, appends go through a resumable :class:`FileWriter`, and ``move`` is only ever
+applied to single files.
+"""
+
+from __future__ import annotations
+
+import abc
+import pathlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+
+class PathNotFound(Exception):
+    """The path does not exist in the driver."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"path not found: {path}")
+        self.path = path
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    path: str
+    size: int
+    mtime: float
+    is_dir: bool
+
+
+class FileWriter(abc.ABC):
+    """An append-only writer; nothing is visible at its path in a torn state.
+
+    ``commit`` makes what was written durable; ``cancel`` drops it. A writer opened
+    with ``append=True`` continues after what an earlier writer committed, possibly
+    in another process.
+    """
+
+    @property
+    @abc.abstractmethod
+    def size(self) -> int:
+        """Bytes in the file, counting what this writer has written."""
+
+    @abc.abstractmethod
+    async def write(self, data: bytes | bytearray | memoryview) -> None: ...
+
+    @abc.abstractmethod
+    async def commit(self) -> None: ...
+
+    @abc.abstractmethod
+    async def cancel(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release resources; what was written stays resumable by a later writer."""
+
+
+class StorageDriver(abc.ABC):
+    name: str
+
+    @abc.abstractmethod
+    async def get_content(self, path: str) -> bytes:
+        """The whole content of a small file (links, manifests)."""
+
+    @abc.abstractmethod
+    async def put_content(self, path: str, content: bytes) -> None:
+        """Atomically replace the file at ``path``."""
+
+    @abc.abstractmethod
+    def read(self, path: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+        """Stream ``length`` bytes (all when ``None``) from ``offset``."""
+
+    @abc.abstractmethod
+    async def writer(self, path: str, append: bool = False) -> FileWriter: ...
+
+    @abc.abstractmethod
+    async def stat(self, path: str) -> FileInfo: ...
+
+    @abc.abstractmethod
+    async def list(self, path: str) -> list[str]:
+        """Names of the direct children of a directory (unsorted)."""
+
+    @abc.abstractmethod
+    async def move(self, source: str, destination: str) -> None:
+        """Move one file, replacing the destination atomically."""
+
+    @abc.abstractmethod
+    async def delete(self, path: str) -> None:
+        """Delete a file or a whole tree."""
+
+    async def redirect_url(self, path: str, method: str) -> str | None:
+        """A URL the client may fetch the content from directly, or ``None``."""
+        return None
+
+    def local_file(self, path: str) -> pathlib.Path | None:
+        """The file's path on the local filesystem, where one exists (for ``sendfile``)."""
+        return None
+
+    async def close(self) -> None:
+        """Release connections and other resources."""

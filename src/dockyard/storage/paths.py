@@ -1,0 +1,99 @@
+"""The whole storage layout, in one place: registry:2's, so either can serve the other's data.
+
+::
+
+    /docker/registry/v2/
+        blobs/<alg>/<hex[:2]>/<hex>/data                         content, shared by every repository
+        repositories/<name>/
+            _layers/<alg>/<hex>/link                             blob pushed to (or mounted in) <name>
+            _manifests/revisions/<alg>/<hex>/link                manifest in <name>
+            _manifests/tags/<tag>/current/link                   what <tag> points to now
+            _manifests/tags/<tag>/index/<alg>/<hex>/link         every manifest <tag> has pointed to
+            _manifests/referrers/<alg>/<subject hex>/<alg>/<hex>/link
+                                                                 Dockyard's: <hex> has <subject> as subject
+            _uploads/<id>/data                                   an upload in progress
+            _uploads/<id>/startedat                              when it began (RFC 3339)
+
+A link file holds ``<alg>:<hex>`` with no newline. Every argument here has been
+validated by :mod:`dockyard.reference` before a path is built from it.
+"""
+
+from __future__ import annotations
+
+from dockyard.reference import Digest
+
+ROOT = "/docker/registry/v2"
+BLOBS = f"{ROOT}/blobs"
+REPOSITORIES = f"{ROOT}/repositories"
+
+
+def blob_dir(digest: Digest) -> str:
+    return f"{BLOBS}/{digest.algorithm}/{digest.hex[:2]}/{digest.hex}"
+
+
+def blob_data(digest: Digest) -> str:
+    return f"{blob_dir(digest)}/data"
+
+
+def repository(name: str) -> str:
+    return f"{REPOSITORIES}/{name}"
+
+
+def layer_link(name: str, digest: Digest) -> str:
+    return f"{layers(name)}/{digest.algorithm}/{digest.hex}/link"
+
+
+def layers(name: str) -> str:
+    return f"{repository(name)}/_layers"
+
+
+def manifests(name: str) -> str:
+    return f"{repository(name)}/_manifests"
+
+
+def revisions(name: str, algorithm: str) -> str:
+    return f"{manifests(name)}/revisions/{algorithm}"
+
+
+def revision_link(name: str, digest: Digest) -> str:
+    return f"{revisions(name, digest.algorithm)}/{digest.hex}/link"
+
+
+def tags(name: str) -> str:
+    return f"{manifests(name)}/tags"
+
+
+def tag(name: str, tag_name: str) -> str:
+    return f"{tags(name)}/{tag_name}"
+
+
+def tag_current_link(name: str, tag_name: str) -> str:
+    return f"{tag(name, tag_name)}/current/link"
+
+
+def tag_index_link(name: str, tag_name: str, digest: Digest) -> str:
+    return f"{tag(name, tag_name)}/index/{digest.algorithm}/{digest.hex}/link"
+
+
+def referrers(name: str, subject: Digest) -> str:
+    return f"{manifests(name)}/referrers/{subject.algorithm}/{subject.hex}"
+
+
+def referrer_link(name: str, subject: Digest, referrer: Digest) -> str:
+    return f"{referrers(name, subject)}/{referrer.algorithm}/{referrer.hex}/link"
+
+
+def uploads(name: str) -> str:
+    return f"{repository(name)}/_uploads"
+
+
+def upload(name: str, upload_id: str) -> str:
+    return f"{uploads(name)}/{upload_id}"
+
+
+def upload_data(name: str, upload_id: str) -> str:
+    return f"{upload(name, upload_id)}/data"
+
+
+def upload_started_at(name: str, upload_id: str) -> str:
+    return f"{upload(name, upload_id)}/startedat"

@@ -1,0 +1,26 @@
+"""The registry as the API sees it: repositories, uploads and the catalog over one driver."""
+
+from __future__ import annotations
+
+from dockyard.storage import catalog
+from dockyard.storage.blobs import BlobStore
+from dockyard.storage.driver import StorageDriver
+from dockyard.storage.repository import Repository
+from dockyard.storage.uploads import UploadStore
+
+
+class Registry:
+    def __init__(self, driver: StorageDriver, *, delete_enabled: bool = True) -> None:
+        self.driver = driver
+        self.delete_enabled = delete_enabled
+        self.blobs = BlobStore(driver)
+        self.uploads = UploadStore(driver, self.blobs)
+
+    def repository(self, name: str) -> Repository:
+        return Repository(self.driver, self.blobs, name)
+
+    async def catalog(self) -> list[str]:
+        return await catalog.repositories(self.driver)
+
+    async def close(self) -> None:
+        await self.driver.close()

@@ -1,0 +1,187 @@
+"""Blob uploads: started, appended to in chunks, verified and moved into the blob store.
+
+State lives in storage only (``_uploads/<id>/``), so an upload survives a restart and
+continues in another worker process. The running sha256 of an upload is kept in
+memory as a shortcut; when it is missing (restart, another worker) or stale, the data
+is hashed again from storage, which is always correct.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from datetime import datetime, timezone
+
+from dockyard.api import errors
+from dockyard.api.errors import RegistryError
+from dockyard.reference import Digest
+from dockyard.storage import paths
+from dockyard.storage.blobs import BlobStore
+from dockyard.storage.driver import FileWriter, PathNotFound, StorageDriver
+
+# Received bytes are gathered into buffers this large before they are hashed and
+# written, each in a worker thread (both release the GIL): few thread hops per GiB.
+FLUSH_BYTES = 4 << 20
+HASHER_CACHE_SIZE = 4096
+
+
+class UploadStore:
+    def __init__(self, driver: StorageDriver, blobs: BlobStore) -> None:
+        self.driver = driver
+        self.blobs = blobs
+        self._hashers: OrderedDict[str, tuple[int, "hashlib._Hash"]] = OrderedDict()
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def start(self, name: str) -> str:
+        upload_id = str(uuid.uuid4())
+        started_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        await self.driver.put_content(paths.upload_started_at(name, upload_id), started_at.encode())
+        return upload_id
+
+    async def size(self, name: str, upload_id: str) -> int:
+        """Bytes received so far; ``BLOB_UPLOAD_UNKNOWN`` when there is no such upload."""
+        try:
+            await self.driver.stat(paths.upload_started_at(name, upload_id))
+        except PathNotFound:
+            raise RegistryError(errors.BLOB_UPLOAD_UNKNOWN, detail={"upload": upload_id}) from None
+        try:
+            return (await self.driver.stat(paths.upload_data(name, upload_id))).size
+        except PathNotFound:
+            return 0
+
+    def _lock(self, upload_id: str) -> asyncio.Lock:
+        lock = self._locks.get(upload_id)
+        if lock is None:
+            lock = self._locks[upload_id] = asyncio.Lock()
+        return lock
+
+    async def append(
+        self,
+        name: str,
+        upload_id: str,
+        body: AsyncIterator[bytes],
+        start: int | None = None,
+    ) -> int:
+        """Append a chunk; ``start`` (from ``Content-Range``) must be the current size."""
+        async with self._lock(upload_id):
+            size = await self.size(name, upload_id)
+            if start is not None and start != size:
+                raise RegistryError(
+                    errors.RANGE_INVALID,
+                    f"chunk starts at {start} but the upload holds {size} bytes",
+                    headers=range_header(name, upload_id, size),
+                )
+            hasher = await self._hasher(name, upload_id, size)
+            writer = await self.driver.writer(paths.upload_data(name, upload_id), append=True)
+            try:
+                await _pump(body, writer, hasher)
+            except BaseException:
+                # What was received is kept, so that a client whose connection broke
+                # can ask for the offset and resume; the hash is redone from storage.
+                self._hashers.pop(upload_id, None)
+                raise
+            finally:
+                await writer.close()
+            self._remember(upload_id, writer.size, hasher)
+            return writer.size
+
+    async def finish(self, name: str, upload_id: str, digest: Digest, body: AsyncIterator[bytes] | None) -> int:
+        """Take a last chunk, verify the digest, and move the blob into place."""
+        async with self._lock(upload_id):
+            size = await self.size(name, upload_id)
+            hasher = await self._hasher(name, upload_id, size)
+            data_path = paths.upload_data(name, upload_id)
+            writer = await self.driver.writer(data_path, append=True)
+            try:
+                if body is not None:
+                    await _pump(body, writer, hasher)
+                await writer.commit()
+            except BaseException:
+                self._hashers.pop(upload_id, None)
+                raise
+            finally:
+                await writer.close()
+            size = writer.size
+            if digest.algorithm == "sha256":
+                actual = Digest("sha256", hasher.hexdigest())
+            else:
+                actual = await self._digest_of(data_path, size, digest.algorithm)
+            if actual != digest:
+                await self._forget(name, upload_id)
+                raise RegistryError(
+                    errors.DIGEST_INVALID,
+                    "the uploaded content does not match the digest",
+                    detail={"expected": str(digest), "actual": str(actual)},
+                )
+            await self.blobs.ingest(data_path, digest)
+            await self._forget(name, upload_id)
+            return size
+
+    async def cancel(self, name: str, upload_id: str) -> None:
+        await self.size(name, upload_id)
+        await self._forget(name, upload_id)
+
+    async def _forget(self, name: str, upload_id: str) -> None:
+        self._hashers.pop(upload_id, None)
+        self._locks.pop(upload_id, None)
+        try:
+            await self.driver.delete(paths.upload(name, upload_id))
+        except PathNotFound:
+            pass
+
+    def _remember(self, upload_id: str, size: int, hasher: "hashlib._Hash") -> None:
+        self._hashers[upload_id] = (size, hasher)
+        self._hashers.move_to_end(upload_id)
+        while len(self._hashers) > HASHER_CACHE_SIZE:
+            self._hashers.popitem(last=False)
+
+    async def _hasher(self, name: str, upload_id: str, size: int) -> "hashlib._Hash":
+        cached = self._hashers.get(upload_id)
+        if cached is not None and cached[0] == size:
+            return cached[1]
+        hasher = hashlib.sha256()
+        if size:
+            async for chunk in self.driver.read(paths.upload_data(name, upload_id), 0, size):
+                await asyncio.to_thread(hasher.update, chunk)
+        return hasher
+
+    async def _digest_of(self, path: str, size: int, algorithm: str) -> Digest:
+        hasher = hashlib.new(algorithm)
+        async for chunk in self.driver.read(path, 0, size):
+            await asyncio.to_thread(hasher.update, chunk)
+        return Digest(algorithm, hasher.hexdigest())
+
+
+def range_header(name: str, upload_id: str, size: int) -> dict[str, str]:
+    """The headers that tell a client where an upload stands."""
+    return {
+        "Location": f"/v2/{name}/blobs/uploads/{upload_id}",
+        "Range": f"0-{max(size - 1, 0)}",
+        "Docker-Upload-UUID": upload_id,
+    }
+
+
+async def _pump(body: AsyncIterator[bytes], writer: FileWriter, hasher: "hashlib._Hash") -> None:
+    """Stream ``body`` into ``writer`` and ``hasher``, overlapping receiving with both."""
+
+    async def flush(data: bytearray) -> None:
+        await asyncio.gather(asyncio.to_thread(hasher.update, data), writer.write(data))
+
+    buffer = bytearray()
+    pending: asyncio.Task[None] | None = None
+    try:
+        async for chunk in body:
+            buffer += chunk
+            if len(buffer) >= FLUSH_BYTES:
+                if pending is not None:
+                    await pending
+                pending = asyncio.ensure_future(flush(buffer))
+                buffer = bytearray()
+    finally:
+        if pending is not None:
+            await pending
+        if buffer:
+            await flush(buffer)

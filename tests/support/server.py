@@ -1,0 +1,82 @@
+"""Start ``dockyard serve`` as a real process on 127.0.0.1 with an ephemeral port."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+
+_SERVING = re.compile(r"serving (https?)://127\.0\.0\.1:(\d+)")
+
+
+class DockyardProcess:
+    """A running ``dockyard serve``; ``restart()`` keeps the same root and port."""
+
+    def __init__(self, root: pathlib.Path, *extra: str) -> None:
+        self.root = root
+        self.extra = list(extra)
+        self.port = 0
+        self.url = ""
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = root.parent / f"{root.name}.log"
+        self._log_offset = 0
+
+    def start(self) -> "DockyardProcess":
+        command = [
+            sys.executable, "-m", "dockyard", "serve",
+            "--addr", f"127.0.0.1:{self.port}", "--root", str(self.root), *self.extra,
+        ]
+        self._log_offset = self.log.stat().st_size if self.log.exists() else 0
+        log = open(self.log, "ab")
+        self.process = subprocess.Popen(command, stdout=log, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            found = _SERVING.search(self._tail()) if self.process.poll() is None else None
+            if found:
+                self.port = int(found.group(2))
+                self.url = f"{found.group(1)}://127.0.0.1:{self.port}"
+                self._wait_ready()
+                return self
+            if self.process.poll() is not None:
+                raise RuntimeError(f"dockyard exited at start:\n{self._tail()}")
+            time.sleep(0.05)
+        raise RuntimeError(f"dockyard did not start:\n{self._tail()}")
+
+    def _tail(self) -> str:
+        """What this start of the process has logged."""
+        with open(self.log, "rb") as file:
+            file.seek(self._log_offset)
+            return file.read().decode(errors="replace")[-20000:]
+
+    def _wait_ready(self) -> None:
+        for _ in range(200):
+            try:
+                httpx.get(f"{self.url}/v2/", timeout=1)
+                return
+            except httpx.TransportError:
+                time.sleep(0.05)
+        raise RuntimeError("dockyard does not answer")
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def restart(self) -> "DockyardProcess":
+        self.stop()
+        return self.start()
