@@ -1,0 +1,160 @@
+"""Start Debian's reference registry (``docker-registry``, registry:2) on 127.0.0.1.
+
+The registry serves a given root directory with the filesystem driver, deletes
+enabled, on a free ephemeral port. Only ever run as a child process of the tests:
+never its system service.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import httpx
+
+BINARY = "/usr/bin/docker-registry"
+
+
+def registry2_binary() -> str | None:
+    """The reference registry's binary, or ``None`` when it is not installed."""
+    if os.access(BINARY, os.X_OK):
+        return BINARY
+    return shutil.which("docker-registry")
+
+
+def free_port() -> int:
+    """A port nothing listens on now: bind port 0 on 127.0.0.1 and let it go."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _environment() -> dict[str, str]:
+    """The tests' environment without what registry:2 would read as configuration.
+
+    registry:2 treats every ``REGISTRY_*`` variable as a config override (so
+    skopeo's ``REGISTRY_AUTH_FILE`` would turn on ``auth.file``), and the AWS
+    SDK it links picks up ``AWS_CA_BUNDLE``.
+    """
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("REGISTRY_") and key != "AWS_CA_BUNDLE"
+    }
+
+
+class Registry2Process:
+    """A running ``docker-registry serve CONFIG`` over ``root``."""
+
+    def __init__(self, root: pathlib.Path) -> None:
+        self.root = root
+        self.port = 0
+        self.url = ""
+        self.process: subprocess.Popen[bytes] | None = None
+        self.config = root.parent / f"{root.name}.registry2.yml"
+        self.log = root.parent / f"{root.name}.registry2.log"
+        self._log_offset = 0
+        binary = registry2_binary()
+        if binary is None:
+            raise RuntimeError("docker-registry (Debian package docker-registry) is not installed")
+        self.binary = binary
+
+    def write_config(self, port: int) -> pathlib.Path:
+        # A JSON string is a valid YAML scalar, which quotes the path safely.
+        self.config.write_text(
+            "version: 0.1\n"
+            "log:\n"
+            "  level: info\n"
+            "  accesslog:\n"
+            "    disabled: false\n"
+            "storage:\n"
+            "  filesystem:\n"
+            f"    rootdirectory: {json.dumps(str(self.root.absolute()))}\n"
+            "  delete:\n"
+            "    enabled: true\n"
+            "  maintenance:\n"
+            "    uploadpurging:\n"
+            "      enabled: false\n"
+            "http:\n"
+            f"  addr: 127.0.0.1:{port}\n"
+        )
+        return self.config
+
+    def start(self) -> "Registry2Process":
+        self.root.mkdir(parents=True, exist_ok=True)
+        last_error = ""
+        for _ in range(5):  # another process may take the free port before registry:2 binds it
+            port = free_port()
+            self.write_config(port)
+            self._log_offset = self.log.stat().st_size if self.log.exists() else 0
+            with open(self.log, "ab") as log:
+                self.process = subprocess.Popen(
+                    [self.binary, "serve", str(self.config)],
+                    stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=_environment(),
+                )
+            self.port = port
+            self.url = f"http://127.0.0.1:{port}"
+            if self._wait_ready():
+                return self
+            last_error = self._tail()
+            self.stop()
+        raise RuntimeError(f"docker-registry did not start:\n{last_error}")
+
+    def _wait_ready(self) -> bool:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process is None or self.process.poll() is not None:
+                return False
+            try:
+                response = httpx.get(f"{self.url}/v2/", timeout=1)
+            except httpx.TransportError:
+                time.sleep(0.05)
+                continue
+            if response.status_code == 200 and "registry/2.0" in response.headers.get("Docker-Distribution-Api-Version", ""):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def _tail(self) -> str:
+        """What this start of the process has logged."""
+        try:
+            with open(self.log, "rb") as file:
+                file.seek(self._log_offset)
+                return file.read().decode(errors="replace")[-20000:]
+        except FileNotFoundError:
+            return ""
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def garbage_collect(self, *flags: str) -> subprocess.CompletedProcess[str]:
+        """``docker-registry garbage-collect [flags] CONFIG`` over this root (the server need not run)."""
+        if not self.config.exists():
+            self.write_config(free_port())
+        return subprocess.run(
+            [self.binary, "garbage-collect", *flags, str(self.config)],
+            capture_output=True, text=True, env=_environment(), timeout=300, stdin=subprocess.DEVNULL,
+        )
+
+    def __enter__(self) -> "Registry2Process":
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
