@@ -14,13 +14,13 @@ def page(items: list[str], n: str | None, last: str | None, path: str, limit: in
     if n is None or n == "":
         count = limit
     else:
+        invalid = RegistryError(errors.PAGINATION_NUMBER_INVALID, detail={"n": n[:50]})
+        if not (n.isascii() and n.isdigit()):
+            raise invalid
         try:
-            count = int(n)
-        except ValueError:
-            raise RegistryError(errors.PAGINATION_NUMBER_INVALID, detail={"n": n[:50]}) from None
-        if count < 0:
-            raise RegistryError(errors.PAGINATION_NUMBER_INVALID, detail={"n": n[:50]})
-        count = min(count, limit)
+            count = min(int(n), limit)
+        except ValueError:  # more digits than Python parses
+            raise invalid from None
     start = bisect.bisect_right(items, last) if last else 0
     selected = items[start:start + count]
     headers: dict[str, str] = {}

@@ -36,7 +36,7 @@ def _delete_tree(target: pathlib.Path) -> bool:
             shutil.rmtree(target)
         else:
             target.unlink()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return False
     return True
 
@@ -99,7 +99,7 @@ class FilesystemDriver(StorageDriver):
     async def read(self, path: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
         try:
             file = await asyncio.to_thread(open, self._full(path), "rb")
-        except (FileNotFoundError, NotADirectoryError):
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise PathNotFound(path) from None
         try:
             await asyncio.to_thread(file.seek, offset)
@@ -150,7 +150,7 @@ class FilesystemDriver(StorageDriver):
             dst.parent.mkdir(parents=True, exist_ok=True)
             try:
                 os.replace(src, dst)
-            except FileNotFoundError:
+            except (FileNotFoundError, NotADirectoryError):
                 raise PathNotFound(source) from None
             except OSError as error:
                 if error.errno != errno.EXDEV:

@@ -1,0 +1,128 @@
+"""What only the filesystem driver promises: atomic files on disk, real paths, path checks."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+import pytest
+
+from dockyard.storage import filesystem
+from dockyard.storage.filesystem import FilesystemDriver
+from tests.storage.driver_suite import read_all
+
+
+@pytest.fixture
+def root(tmp_path: pathlib.Path) -> pathlib.Path:
+    return tmp_path / "root"
+
+
+@pytest.fixture
+def driver(root: pathlib.Path) -> FilesystemDriver:
+    return FilesystemDriver(root)
+
+
+def files_under(directory: pathlib.Path) -> list[str]:
+    return sorted(str(path.relative_to(directory)) for path in directory.rglob("*"))
+
+
+async def test_put_content_leaves_no_temporary_files(driver: FilesystemDriver, root: pathlib.Path) -> None:
+    await driver.put_content("/a/link", b"first")
+    await driver.put_content("/a/link", b"second")
+    await driver.put_content("/a/b/other", b"third")
+    assert files_under(root) == ["a", "a/b", "a/b/other", "a/link"]
+    assert (root / "a" / "link").read_bytes() == b"second"
+
+
+async def test_put_content_failing_on_replace_leaves_no_temporary_files(
+    driver: FilesystemDriver, root: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await driver.put_content("/a/link", b"original")
+
+    def broken_replace(source: object, destination: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(filesystem.os, "replace", broken_replace)
+    with pytest.raises(OSError, match="No space left"):
+        await driver.put_content("/a/link", b"replacement")
+    monkeypatch.undo()
+    assert files_under(root) == ["a", "a/link"]
+    assert await driver.get_content("/a/link") == b"original"
+
+
+async def test_put_content_failing_on_write_leaves_no_temporary_files(
+    driver: FilesystemDriver, root: pathlib.Path
+) -> None:
+    await driver.put_content("/a/link", b"original")
+    with pytest.raises(TypeError):
+        await driver.put_content("/a/link", "not bytes")  # type: ignore[arg-type]
+    assert files_under(root) == ["a", "a/link"]
+    assert await driver.get_content("/a/link") == b"original"
+
+
+async def test_put_content_over_a_directory_fails_and_leaves_no_temporary_files(
+    driver: FilesystemDriver, root: pathlib.Path
+) -> None:
+    await driver.put_content("/a/dir/file", b"x")
+    with pytest.raises(OSError):
+        await driver.put_content("/a/dir", b"y")
+    assert files_under(root) == ["a", "a/dir", "a/dir/file"]
+
+
+async def test_local_file_returns_the_real_path(driver: FilesystemDriver, root: pathlib.Path) -> None:
+    await driver.put_content("/docker/registry/v2/blobs/data", b"blob bytes")
+    local = driver.local_file("/docker/registry/v2/blobs/data")
+    assert local == root / "docker" / "registry" / "v2" / "blobs" / "data"
+    assert local is not None and local.is_absolute()
+    assert local.read_bytes() == b"blob bytes"
+
+
+async def test_relative_root_is_made_absolute(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    driver = FilesystemDriver("relative")
+    await driver.put_content("/file", b"x")
+    assert driver.local_file("/file") == tmp_path / "relative" / "file"
+    assert (tmp_path / "relative" / "file").read_bytes() == b"x"
+
+
+async def test_redirect_url_is_none(driver: FilesystemDriver) -> None:
+    await driver.put_content("/file", b"x")
+    assert await driver.redirect_url("/file", "GET") is None
+
+
+BAD_PATHS = ["/..", "/../outside", "/a/../../outside", "/a/..", "/a/../b", "/a\0b", "/a/b\0", "relative/path", ""]
+
+
+@pytest.mark.parametrize("path", BAD_PATHS)
+@pytest.mark.parametrize(
+    "operation", ["get_content", "put_content", "read", "writer", "stat", "list", "delete", "move_from", "move_to", "local_file"]
+)
+async def test_unsafe_paths_are_refused(
+    driver: FilesystemDriver, tmp_path: pathlib.Path, root: pathlib.Path, operation: str, path: str
+) -> None:
+    await driver.put_content("/a/b", b"inside")
+    (tmp_path / "outside").write_bytes(b"outside")
+    before = files_under(tmp_path)
+    with pytest.raises(ValueError, match="invalid storage path"):
+        if operation == "put_content":
+            await driver.put_content(path, b"evil")
+        elif operation == "read":
+            await read_all(driver, path)
+        elif operation == "move_from":
+            await driver.move(path, "/a/target")
+        elif operation == "move_to":
+            await driver.move("/a/b", path)
+        elif operation == "local_file":
+            driver.local_file(path)
+        else:
+            await getattr(driver, operation)(path)
+    assert files_under(tmp_path) == before
+    assert (tmp_path / "outside").read_bytes() == b"outside"
+    assert await driver.get_content("/a/b") == b"inside"
+
+
+@pytest.mark.parametrize("path", ["/a/..b", "/a/b..", "/a/.b/c", "/..a"])
+async def test_dots_inside_a_component_are_allowed(driver: FilesystemDriver, root: pathlib.Path, path: str) -> None:
+    await driver.put_content(path, b"ok")
+    assert await driver.get_content(path) == b"ok"
+    assert driver.local_file(path) == root / path.lstrip("/")
