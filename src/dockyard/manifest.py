@@ -126,13 +126,16 @@ def parse(content: bytes, content_type: str | None) -> Manifest:
         raise _invalid("Docker image manifest schema 1 is not supported: push with a current client (schema 2 or OCI)")
     try:
         document = json.loads(content)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise _invalid(f"manifest is not valid JSON: {error}") from None
+    except (ValueError, RecursionError) as error:
+        # ValueError covers bad JSON and bad UTF-8, and also integers past Python's
+        # digit limit; RecursionError is nesting too deep. Both are client mistakes.
+        raise _invalid(f"manifest is not valid JSON: {str(error)[:200]}") from None
     if not isinstance(document, dict):
         raise _invalid("manifest must be a JSON object")
-    if document.get("schemaVersion") == 1:
+    schema_version = document.get("schemaVersion")
+    if type(schema_version) is int and schema_version == 1:
         raise _invalid("Docker image manifest schema 1 is not supported: push with a current client (schema 2 or OCI)")
-    if document.get("schemaVersion") != 2:
+    if type(schema_version) is not int or schema_version != 2:
         raise _invalid("schemaVersion must be 2")
 
     inner = document.get("mediaType")

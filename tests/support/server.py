@@ -33,8 +33,8 @@ class DockyardProcess:
             "--addr", f"127.0.0.1:{self.port}", "--root", str(self.root), *self.extra,
         ]
         self._log_offset = self.log.stat().st_size if self.log.exists() else 0
-        log = open(self.log, "ab")
-        self.process = subprocess.Popen(command, stdout=log, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             found = _SERVING.search(self._tail()) if self.process.poll() is None else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from urllib.parse import unquote
 
 from aiohttp import web
@@ -14,6 +15,8 @@ from dockyard.reference import check_name
 from dockyard.storage.registry import Registry
 
 log = logging.getLogger("dockyard.api")
+
+_ENCODED_SLASH = re.compile("%2f", re.IGNORECASE)
 
 API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
 
@@ -29,10 +32,13 @@ def error_response(error: RegistryError) -> web.Response:
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
     # The raw path, decoded once here: aiohttp's own path has had ``..`` folded away,
-    # which would let ``/v2/a/../b/...`` reach another repository silently.
+    # which would let ``/v2/a/../b/...`` reach another repository silently. An
+    # encoded slash must not become a separator (``manifests/a%2Fb`` would name
+    # another repository): it decodes to NUL, which no name, tag or digest accepts.
     raw = request.raw_path.split("?", 1)[0]
     under_v2 = raw == "/v2" or raw.startswith("/v2/")
-    found = routes.match(unquote(raw[len("/v2/"):])) if under_v2 else None
+    path = unquote(_ENCODED_SLASH.sub("%00", raw[len("/v2/"):]))
+    found = routes.match(path) if under_v2 else None
     if found is None:
         raise RegistryError(errors.NOT_FOUND, detail={"path": raw[:300]})
     route, params = found

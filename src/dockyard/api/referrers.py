@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from aiohttp import web
 
 from dockyard import manifest as manifests
@@ -27,4 +29,6 @@ async def get(context: RequestContext) -> web.StreamResponse:
         "mediaType": manifests.OCI_INDEX,
         "manifests": [descriptor.to_json() for descriptor in found],
     }
-    return web.json_response(index, headers=headers, content_type=manifests.OCI_INDEX)
+    # The spec's exact media type, without the "; charset=utf-8" json_response would add.
+    headers["Content-Type"] = manifests.OCI_INDEX
+    return web.Response(body=json.dumps(index).encode(), headers=headers)

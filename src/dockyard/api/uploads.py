@@ -67,10 +67,18 @@ async def patch(context: RequestContext) -> web.StreamResponse:
             raise RegistryError(errors.RANGE_INVALID, f"malformed Content-Range {content_range[:100]!r}")
         start, end = int(match.group(1)), int(match.group(2))
         length = context.request.content_length
-        if end < start or (length is not None and length != end - start + 1):
+        if end < start:
             size = await uploads.size(context.name, upload_id)
             raise RegistryError(
                 errors.RANGE_INVALID,
+                "Content-Range ends before it starts",
+                headers=range_header(context.name, upload_id, size),
+            )
+        if length is not None and length != end - start + 1:
+            # registry:2 answers SIZE_INVALID here (the spec is silent).
+            size = await uploads.size(context.name, upload_id)
+            raise RegistryError(
+                errors.SIZE_INVALID,
                 "Content-Range does not match Content-Length",
                 headers=range_header(context.name, upload_id, size),
             )

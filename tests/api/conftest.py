@@ -1,0 +1,148 @@
+"""Fixtures and helpers for the API integration tests.
+
+Most tests run the real aiohttp application on 127.0.0.1 with an ephemeral port
+(pytest-aiohttp's ``aiohttp_client``) over a filesystem driver rooted in ``tmp_path``;
+tests that need a real process (restart, ``--no-delete``, ``--workers``) use
+:class:`tests.support.server.DockyardProcess`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pathlib
+from typing import Any
+
+import pytest
+from aiohttp import ClientResponse
+from yarl import URL
+
+from dockyard.api.app import create_app
+from dockyard.storage.filesystem import FilesystemDriver
+from dockyard.storage.registry import Registry
+
+API_VERSION = "registry/2.0"
+
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+OCI_EMPTY = "application/vnd.oci.empty.v1+json"
+EMPTY_DIGEST = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def sha512(data: bytes) -> str:
+    return "sha512:" + hashlib.sha512(data).hexdigest()
+
+
+def snapshot(root: pathlib.Path) -> set[str]:
+    """Every file (not directory) under a storage root, relative to it."""
+    if not root.exists():
+        return set()
+    return {str(path.relative_to(root)) for path in root.rglob("*") if not path.is_dir()}
+
+
+async def error_of(response: ClientResponse, status: int, code: str) -> dict[str, Any]:
+    """Assert a spec error response; return its single error entry."""
+    body = await response.read()
+    assert response.status == status, (response.status, body[:500])
+    assert response.headers["Docker-Distribution-API-Version"] == API_VERSION
+    assert response.headers["Content-Type"].startswith("application/json")
+    document = json.loads(body)
+    assert isinstance(document, dict) and list(document) == ["errors"]
+    assert len(document["errors"]) == 1
+    entry = document["errors"][0]
+    assert entry["code"] == code, entry
+    assert isinstance(entry["message"], str) and entry["message"]
+    return entry
+
+
+def raw_url(client, raw_path: str) -> URL:
+    """A URL on the test server whose path is sent exactly as written (no ``..`` folding)."""
+    base = str(client.make_url("/")).rstrip("/")
+    return URL(base + raw_path, encoded=True)
+
+
+async def raw_request(client, method: str, raw_path: str, **kwargs: Any) -> ClientResponse:
+    return await client.session.request(method, raw_url(client, raw_path), **kwargs)
+
+
+async def push_blob(client, name: str, data: bytes, digest: str | None = None) -> str:
+    """A monolithic upload (POST then PUT); returns the digest."""
+    digest = digest or sha256(data)
+    response = await client.post(f"/v2/{name}/blobs/uploads/")
+    assert response.status == 202, await response.text()
+    location = response.headers["Location"]
+    response = await client.put(location, params={"digest": digest}, data=data)
+    assert response.status == 201, await response.text()
+    return digest
+
+
+def descriptor(media_type: str, data: bytes, **extra: Any) -> dict[str, Any]:
+    return {"mediaType": media_type, "digest": sha256(data), "size": len(data), **extra}
+
+
+def odd_json(document: Any) -> bytes:
+    """Valid but non-canonical JSON: odd spacing, newlines, unsorted keys."""
+    text = json.dumps(document, indent=3, separators=(" ,  ", " :\t"))
+    return ("\n \t" + text + "\r\n  \n").encode()
+
+
+async def push_image(
+    client,
+    name: str,
+    *,
+    media_type: str = OCI_MANIFEST,
+    seed: str = "one",
+    tag: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> tuple[str, bytes]:
+    """Push a config and a layer and a manifest naming them; returns (digest, manifest bytes)."""
+    docker = media_type == DOCKER_MANIFEST
+    config = json.dumps({"architecture": "amd64", "os": "linux", "seed": seed}).encode()
+    layer = f"layer bytes for {seed}".encode() * 7
+    await push_blob(client, name, config)
+    await push_blob(client, name, layer)
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": media_type,
+        "config": descriptor(DOCKER_CONFIG if docker else OCI_CONFIG, config),
+        "layers": [descriptor(DOCKER_LAYER if docker else OCI_LAYER, layer)],
+        **(extra or {}),
+    }
+    content = odd_json(manifest)
+    digest = sha256(content)
+    response = await client.put(
+        f"/v2/{name}/manifests/{tag or digest}", data=content, headers={"Content-Type": media_type}
+    )
+    assert response.status == 201, await response.text()
+    assert response.headers["Docker-Content-Digest"] == digest
+    return digest, content
+
+
+async def put_manifest(client, name: str, reference: str, content: bytes, media_type: str) -> ClientResponse:
+    return await client.put(f"/v2/{name}/manifests/{reference}", data=content, headers={"Content-Type": media_type})
+
+
+@pytest.fixture
+def root(tmp_path: pathlib.Path) -> pathlib.Path:
+    return tmp_path / "root"
+
+
+@pytest.fixture
+def registry(root: pathlib.Path) -> Registry:
+    root.mkdir()
+    return Registry(FilesystemDriver(root))
+
+
+@pytest.fixture
+async def client(aiohttp_client, registry: Registry):
+    return await aiohttp_client(create_app(registry))

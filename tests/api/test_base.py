@@ -1,0 +1,83 @@
+"""``/v2/``, the version header on every response, unknown routes and wrong methods."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import API_VERSION, error_of, raw_request, sha256, snapshot
+
+
+async def test_version_check(client):
+    response = await client.get("/v2/")
+    assert response.status == 200
+    assert response.headers["Docker-Distribution-API-Version"] == API_VERSION
+    assert await response.json() == {}
+
+
+async def test_version_check_without_slash(client):
+    response = await client.get("/v2")
+    assert response.status == 200
+    assert response.headers["Docker-Distribution-API-Version"] == API_VERSION
+
+
+async def test_version_check_head(client):
+    response = await client.head("/v2/")
+    assert response.status == 200
+    assert response.headers["Docker-Distribution-API-Version"] == API_VERSION
+    assert await response.read() == b""
+
+
+@pytest.mark.parametrize("path", ["/", "/v1/", "/v2x", "/favicon.ico"])
+async def test_path_outside_v2_is_404_with_header(client, path):
+    response = await raw_request(client, "GET", path)
+    assert response.status == 404
+    assert response.headers["Docker-Distribution-API-Version"] == API_VERSION
+
+
+@pytest.mark.parametrize(
+    "path", ["/v2/repo/unknown/thing", "/v2/repo/manifests/", "/v2/repo/blobs/", "/v2/repo", "/v2/repo/tags/list/x"]
+)
+async def test_unknown_route_under_v2_is_404_not_found(client, path):
+    response = await raw_request(client, "GET", path)
+    entry = await error_of(response, 404, "NOT_FOUND")
+    assert entry["message"] == "no such route"
+
+
+async def test_error_responses_carry_the_version_header(client):
+    response = await client.get(f"/v2/repo/blobs/{sha256(b'nothing')}")
+    await error_of(response, 404, "BLOB_UNKNOWN")
+    response = await client.get("/v2/repo/manifests/latest")
+    await error_of(response, 404, "MANIFEST_UNKNOWN")
+    response = await client.get("/v2/Upper/tags/list")
+    await error_of(response, 400, "NAME_INVALID")
+
+
+async def test_success_responses_carry_the_version_header(client):
+    response = await client.post("/v2/repo/blobs/uploads/")
+    assert response.status == 202
+    assert response.headers["Docker-Distribution-API-Version"] == API_VERSION
+    response = await client.get("/v2/_catalog")
+    assert response.status == 200
+    assert response.headers["Docker-Distribution-API-Version"] == API_VERSION
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("POST", "/v2/", "GET, HEAD"),
+        ("DELETE", "/v2/", "GET, HEAD"),
+        ("PUT", "/v2/_catalog", "GET, HEAD"),
+        ("POST", "/v2/repo/tags/list", "GET, HEAD"),
+        ("POST", "/v2/repo/manifests/latest", "DELETE, GET, HEAD, PUT"),
+        ("PATCH", "/v2/repo/manifests/latest", "DELETE, GET, HEAD, PUT"),
+        ("PUT", f"/v2/repo/blobs/{sha256(b'x')}", "DELETE, GET, HEAD"),
+        ("GET", "/v2/repo/blobs/uploads/", "POST"),
+        ("POST", f"/v2/repo/referrers/{sha256(b'x')}", "GET, HEAD"),
+    ],
+)
+async def test_wrong_method_is_405_unsupported(client, root, method, path, allow):
+    before = snapshot(root)
+    response = await client.request(method, path)
+    await error_of(response, 405, "UNSUPPORTED")
+    assert response.headers["Allow"] == allow
+    assert snapshot(root) == before

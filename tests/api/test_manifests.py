@@ -1,0 +1,340 @@
+"""``/v2/<name>/manifests/<reference>``: every manifest kind, Accept negotiation, DELETE."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from .conftest import (
+    DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST,
+    EMPTY_DIGEST,
+    OCI_EMPTY,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    descriptor,
+    error_of,
+    odd_json,
+    push_blob,
+    push_image,
+    put_manifest,
+    sha256,
+    snapshot,
+)
+
+NAME = "library/app"
+
+
+async def assert_served(client, reference: str, digest: str, content: bytes, media_type: str, **kwargs) -> None:
+    response = await client.get(f"/v2/{NAME}/manifests/{reference}", **kwargs)
+    assert response.status == 200, await response.text()
+    assert await response.read() == content
+    assert response.headers["Docker-Content-Digest"] == digest
+    assert response.headers["Content-Type"] == media_type
+    assert response.headers["Content-Length"] == str(len(content))
+    assert response.headers["ETag"] == f'"{digest}"'
+    response = await client.head(f"/v2/{NAME}/manifests/{reference}", **kwargs)
+    assert response.status == 200
+    assert await response.read() == b""
+    assert response.headers["Docker-Content-Digest"] == digest
+    assert response.headers["Content-Type"] == media_type
+    assert response.headers["Content-Length"] == str(len(content))
+
+
+async def push_index(client, media_type: str, children: list[dict], tag: str | None = None, **extra) -> tuple[str, bytes]:
+    content = odd_json({"schemaVersion": 2, "mediaType": media_type, "manifests": children, **extra})
+    digest = sha256(content)
+    response = await put_manifest(client, NAME, tag or digest, content, media_type)
+    assert response.status == 201, await response.text()
+    assert response.headers["Docker-Content-Digest"] == digest
+    return digest, content
+
+
+async def two_platforms(client, media_type: str = OCI_MANIFEST) -> list[dict]:
+    children = []
+    for arch in ("arm64", "amd64"):
+        digest, content = await push_image(client, NAME, media_type=media_type, seed=arch)
+        children.append({
+            "mediaType": media_type,
+            "digest": digest,
+            "size": len(content),
+            "platform": {"architecture": arch, "os": "linux"},
+        })
+    return children
+
+
+@pytest.mark.parametrize("media_type", [DOCKER_MANIFEST, OCI_MANIFEST])
+async def test_image_manifest_by_tag_and_digest(client, media_type):
+    digest, content = await push_image(client, NAME, media_type=media_type, tag="v1")
+    assert b"\n \t" in content  # non-canonical bytes are what is served
+    await assert_served(client, "v1", digest, content, media_type)
+    await assert_served(client, digest, digest, content, media_type)
+
+
+async def test_put_response_headers(client):
+    config = await push_blob(client, NAME, b"{}")
+    content = odd_json({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {
+        "mediaType": OCI_EMPTY, "digest": config, "size": 2}, "layers": []})
+    digest = sha256(content)
+    response = await put_manifest(client, NAME, "latest", content, OCI_MANIFEST)
+    assert response.status == 201
+    assert response.headers["Location"] == f"/v2/{NAME}/manifests/{digest}"
+    assert response.headers["Docker-Content-Digest"] == digest
+    assert "OCI-Subject" not in response.headers
+    assert response.headers["Docker-Distribution-API-Version"] == "registry/2.0"
+
+
+@pytest.mark.parametrize(("index_type", "child_type"), [(DOCKER_MANIFEST_LIST, DOCKER_MANIFEST), (OCI_INDEX, OCI_MANIFEST)])
+async def test_index_by_tag_and_digest(client, index_type, child_type):
+    children = await two_platforms(client, child_type)
+    digest, content = await push_index(client, index_type, children, tag="multi")
+    await assert_served(client, "multi", digest, content, index_type)
+    await assert_served(client, digest, digest, content, index_type)
+    await assert_served(client, "multi", digest, content, index_type, headers={"Accept": f"{index_type}, {child_type}"})
+
+
+async def test_oci_artifact(client):
+    empty = await push_blob(client, NAME, b"{}")
+    assert empty == EMPTY_DIGEST
+    payload = b"an sbom, say"
+    await push_blob(client, NAME, payload)
+    content = odd_json({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": "application/vnd.example.sbom.v1",
+        "config": {"mediaType": OCI_EMPTY, "digest": EMPTY_DIGEST, "size": 2},
+        "layers": [descriptor("application/vnd.example.sbom.layer", payload)],
+        "annotations": {"org.opencontainers.image.created": "2026-01-01T00:00:00Z"},
+    })
+    digest = sha256(content)
+    response = await put_manifest(client, NAME, "sbom", content, OCI_MANIFEST)
+    assert response.status == 201
+    await assert_served(client, "sbom", digest, content, OCI_MANIFEST)
+    await assert_served(client, digest, digest, content, OCI_MANIFEST)
+    response = await client.get(f"/v2/{NAME}/blobs/{EMPTY_DIGEST}")
+    assert await response.read() == b"{}"
+
+
+async def test_oci_manifest_without_media_type_field(client):
+    config = await push_blob(client, NAME, b"config")
+    content = odd_json({"schemaVersion": 2, "config": {"mediaType": "application/vnd.x", "digest": config, "size": 6}, "layers": []})
+    digest = sha256(content)
+    response = await put_manifest(client, NAME, "bare", content, OCI_MANIFEST)
+    assert response.status == 201, await response.text()
+    await assert_served(client, "bare", digest, content, OCI_MANIFEST)
+
+
+async def test_index_requested_with_image_types_only_gets_amd64_child(client):
+    children = await two_platforms(client)
+    await push_index(client, OCI_INDEX, children, tag="multi")
+    amd64 = children[1]
+    assert amd64["platform"]["architecture"] == "amd64"
+    response = await client.get(f"/v2/{NAME}/manifests/{amd64['digest']}")
+    amd64_content = await response.read()
+    for accept in (OCI_MANIFEST, f"{OCI_MANIFEST}, {DOCKER_MANIFEST}"):
+        await assert_served(client, "multi", amd64["digest"], amd64_content, OCI_MANIFEST, headers={"Accept": accept})
+
+
+async def test_index_requested_with_image_types_without_amd64_child(client):
+    digest, content = await push_image(client, NAME, seed="arm")
+    child = {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(content),
+             "platform": {"architecture": "arm64", "os": "linux"}}
+    index_digest, _ = await push_index(client, OCI_INDEX, [child], tag="armonly")
+    response = await client.get(f"/v2/{NAME}/manifests/armonly", headers={"Accept": OCI_MANIFEST})
+    entry = await error_of(response, 404, "MANIFEST_UNKNOWN")
+    assert entry["detail"] == {"digest": index_digest}
+
+
+async def test_manifest_not_in_accept_is_unknown(client):
+    digest, _ = await push_image(client, NAME, tag="v1")
+    response = await client.get(f"/v2/{NAME}/manifests/v1", headers={"Accept": DOCKER_MANIFEST})
+    entry = await error_of(response, 404, "MANIFEST_UNKNOWN")
+    assert entry["detail"] == {"digest": digest}
+    response = await client.head(f"/v2/{NAME}/manifests/v1", headers={"Accept": DOCKER_MANIFEST})
+    assert response.status == 404
+
+
+async def test_no_accept_header_is_served(client):
+    digest, content = await push_image(client, NAME, tag="v1")
+    response = await client.get(f"/v2/{NAME}/manifests/v1", skip_auto_headers=["Accept"])
+    assert "Accept" not in response.request_info.headers
+    assert response.status == 200
+    assert await response.read() == content
+    assert response.headers["Content-Type"] == OCI_MANIFEST
+
+
+@pytest.mark.parametrize("accept", ["*/*", "application/json", f"{DOCKER_MANIFEST};q=0.9, {OCI_MANIFEST};q=0.5"])
+async def test_accepting_any_or_the_type_is_served(client, accept):
+    digest, content = await push_image(client, NAME, tag="v1")
+    await assert_served(client, "v1", digest, content, OCI_MANIFEST, headers={"Accept": accept})
+
+
+async def test_accept_as_several_headers(client):
+    digest, content = await push_image(client, NAME, tag="v1")
+    response = await client.get(
+        f"/v2/{NAME}/manifests/v1", headers=[("Accept", DOCKER_MANIFEST), ("Accept", OCI_MANIFEST)]
+    )
+    assert response.status == 200
+    assert await response.read() == content
+
+
+async def test_if_none_match(client):
+    digest, _ = await push_image(client, NAME, tag="v1")
+    response = await client.get(f"/v2/{NAME}/manifests/v1", headers={"If-None-Match": f'"{digest}"'})
+    assert response.status == 304
+    assert response.headers["Docker-Content-Digest"] == digest
+
+
+async def test_put_with_missing_blob(client, root):
+    config = await push_blob(client, NAME, b"config")
+    missing = sha256(b"a layer never pushed")
+    content = odd_json({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 6},
+                        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": missing, "size": 9}]})
+    before = snapshot(root)
+    response = await put_manifest(client, NAME, "broken", content, OCI_MANIFEST)
+    entry = await error_of(response, 404, "MANIFEST_BLOB_UNKNOWN")
+    assert entry["detail"] == {"digest": missing}
+    assert snapshot(root) == before
+    response = await client.get(f"/v2/{NAME}/manifests/broken")
+    await error_of(response, 404, "MANIFEST_UNKNOWN")
+
+
+async def test_put_with_blob_only_in_another_repository(client):
+    config = await push_blob(client, "other", b"config")
+    content = odd_json({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                        "config": {"mediaType": "application/vnd.x", "digest": config, "size": 6}, "layers": []})
+    response = await put_manifest(client, NAME, "x", content, OCI_MANIFEST)
+    await error_of(response, 404, "MANIFEST_BLOB_UNKNOWN")
+
+
+async def test_foreign_layer_need_not_be_present(client):
+    config = await push_blob(client, NAME, b"config")
+    foreign = {"mediaType": "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+               "digest": sha256(b"windows base"), "size": 12, "urls": ["https://example.com/layer"]}
+    content = odd_json({"schemaVersion": 2, "mediaType": DOCKER_MANIFEST,
+                        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": config, "size": 6},
+                        "layers": [foreign]})
+    response = await put_manifest(client, NAME, "win", content, DOCKER_MANIFEST)
+    assert response.status == 201, await response.text()
+
+
+async def test_index_with_missing_child(client, root):
+    children = await two_platforms(client)
+    missing = sha256(b"no such manifest")
+    children.append({"mediaType": OCI_MANIFEST, "digest": missing, "size": 100,
+                     "platform": {"architecture": "s390x", "os": "linux"}})
+    content = odd_json({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children})
+    before = snapshot(root)
+    response = await put_manifest(client, NAME, "multi", content, OCI_INDEX)
+    entry = await error_of(response, 404, "MANIFEST_UNKNOWN")
+    assert entry["detail"] == {"digest": missing}
+    assert snapshot(root) == before
+
+
+async def test_put_by_digest_that_does_not_match(client, root):
+    digest, content = await push_image(client, NAME)
+    other = content + b" "
+    before = snapshot(root)
+    response = await put_manifest(client, NAME, digest, other, OCI_MANIFEST)
+    entry = await error_of(response, 400, "DIGEST_INVALID")
+    assert entry["detail"] == {"expected": digest, "actual": sha256(other)}
+    assert snapshot(root) == before
+
+
+async def test_put_by_sha512_digest(client):
+    import hashlib
+
+    _, content = await push_image(client, NAME)
+    content = content + b"\n"
+    digest = "sha512:" + hashlib.sha512(content).hexdigest()
+    response = await put_manifest(client, NAME, digest, content, OCI_MANIFEST)
+    assert response.status == 201, await response.text()
+    assert response.headers["Docker-Content-Digest"] == digest
+    await assert_served(client, digest, digest, content, OCI_MANIFEST)
+
+
+async def test_retag_moves_the_tag(client):
+    first, first_content = await push_image(client, NAME, seed="a", tag="latest")
+    second, second_content = await push_image(client, NAME, seed="b", tag="latest")
+    await assert_served(client, "latest", second, second_content, OCI_MANIFEST)
+    await assert_served(client, first, first, first_content, OCI_MANIFEST)
+
+
+async def test_unknown_manifest(client):
+    response = await client.get(f"/v2/{NAME}/manifests/nope")
+    await error_of(response, 404, "MANIFEST_UNKNOWN")
+    missing = sha256(b"nope")
+    response = await client.get(f"/v2/{NAME}/manifests/{missing}")
+    entry = await error_of(response, 404, "MANIFEST_UNKNOWN")
+    assert entry["detail"] == {"digest": missing}
+
+
+async def test_manifest_is_not_readable_in_another_repository(client):
+    digest, _ = await push_image(client, NAME, tag="v1")
+    await push_image(client, "other", tag="v1", seed="other")
+    response = await client.get(f"/v2/other/manifests/{digest}")
+    await error_of(response, 404, "MANIFEST_UNKNOWN")
+
+
+async def test_delete_by_digest_removes_manifest_and_its_tags(client):
+    digest, _ = await push_image(client, NAME, tag="v1")
+    response = await client.put(f"/v2/{NAME}/manifests/v1.0", data=(await (await client.get(f"/v2/{NAME}/manifests/v1")).read()),
+                                headers={"Content-Type": OCI_MANIFEST})
+    assert response.status == 201
+    other, other_content = await push_image(client, NAME, seed="other", tag="keep")
+    response = await client.get(f"/v2/{NAME}/tags/list")
+    assert (await response.json())["tags"] == ["keep", "v1", "v1.0"]
+
+    response = await client.delete(f"/v2/{NAME}/manifests/{digest}")
+    assert response.status == 202
+    for reference in (digest, "v1", "v1.0"):
+        response = await client.get(f"/v2/{NAME}/manifests/{reference}")
+        await error_of(response, 404, "MANIFEST_UNKNOWN")
+    response = await client.get(f"/v2/{NAME}/tags/list")
+    assert (await response.json())["tags"] == ["keep"]
+    await assert_served(client, "keep", other, other_content, OCI_MANIFEST)
+    response = await client.delete(f"/v2/{NAME}/manifests/{digest}")
+    await error_of(response, 404, "MANIFEST_UNKNOWN")
+
+
+async def test_delete_by_tag_only_untags(client):
+    digest, content = await push_image(client, NAME, tag="v1")
+    response = await client.delete(f"/v2/{NAME}/manifests/v1")
+    assert response.status == 202
+    response = await client.get(f"/v2/{NAME}/manifests/v1")
+    await error_of(response, 404, "MANIFEST_UNKNOWN")
+    await assert_served(client, digest, digest, content, OCI_MANIFEST)
+    response = await client.get(f"/v2/{NAME}/tags/list")
+    assert (await response.json())["tags"] == []
+    response = await client.delete(f"/v2/{NAME}/manifests/v1")
+    await error_of(response, 404, "MANIFEST_UNKNOWN")
+
+
+async def test_delete_manifest_keeps_its_blobs(client):
+    config = json.dumps({"architecture": "amd64", "os": "linux", "seed": "one"}).encode()
+    digest, _ = await push_image(client, NAME, tag="v1")
+    response = await client.delete(f"/v2/{NAME}/manifests/{digest}")
+    assert response.status == 202
+    response = await client.get(f"/v2/{NAME}/blobs/{sha256(config)}")
+    assert response.status == 200
+    assert await response.read() == config
+
+
+async def test_delete_unknown_manifest(client, root):
+    before = snapshot(root)
+    response = await client.delete(f"/v2/{NAME}/manifests/{sha256(b'x')}")
+    await error_of(response, 404, "MANIFEST_UNKNOWN")
+    response = await client.delete(f"/v2/{NAME}/manifests/nosuchtag")
+    await error_of(response, 404, "MANIFEST_UNKNOWN")
+    assert snapshot(root) == before
+
+
+async def test_repush_after_delete(client):
+    digest, content = await push_image(client, NAME, tag="v1")
+    response = await client.delete(f"/v2/{NAME}/manifests/{digest}")
+    assert response.status == 202
+    response = await put_manifest(client, NAME, "v1", content, OCI_MANIFEST)
+    assert response.status == 201
+    await assert_served(client, "v1", digest, content, OCI_MANIFEST)

@@ -1,0 +1,197 @@
+"""What needs a real ``dockyard serve`` process: restarts, ``--no-delete``, ``--workers 2``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import httpx
+import pytest
+
+from tests.support.server import DockyardProcess
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture
+def start_server(tmp_path):
+    started: list[DockyardProcess] = []
+
+    def start(*extra: str) -> DockyardProcess:
+        server = DockyardProcess(tmp_path / "root", *extra).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def fresh(server: DockyardProcess) -> httpx.Client:
+    """A client whose every request goes over a new connection."""
+    return httpx.Client(base_url=server.url, headers={"Connection": "close"}, timeout=30)
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["Docker-Distribution-API-Version"] == "registry/2.0"
+    assert [entry["code"] for entry in response.json()["errors"]] == [code]
+
+
+def push_blob(client: httpx.Client, name: str, data: bytes) -> str:
+    response = client.post(f"/v2/{name}/blobs/uploads/", params={"digest": sha256(data)}, content=data)
+    assert response.status_code == 201, response.text
+    return sha256(data)
+
+
+def push_image(client: httpx.Client, name: str, tag: str) -> tuple[str, bytes]:
+    config, layer = b'{"architecture": "amd64", "os": "linux"}', b"layer" * 100
+    push_blob(client, name, config)
+    push_blob(client, name, layer)
+    content = json.dumps({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(config), "size": len(config)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha256(layer), "size": len(layer)}],
+    }, indent=1).encode()
+    response = client.put(f"/v2/{name}/manifests/{tag}", content=content, headers={"Content-Type": OCI_MANIFEST})
+    assert response.status_code == 201, response.text
+    return sha256(content), content
+
+
+def test_upload_resumed_after_restart(start_server):
+    server = start_server()
+    data = bytes(range(256)) * 4096 + b"the end"  # 1 MiB and a bit
+    half = len(data) // 2
+    with fresh(server) as client:
+        response = client.post("/v2/resume/me/blobs/uploads/")
+        assert response.status_code == 202
+        location = response.headers["Location"]
+        response = client.patch(location, content=data[:half], headers={"Content-Range": f"0-{half - 1}"})
+        assert response.status_code == 202
+        assert response.headers["Range"] == f"0-{half - 1}"
+
+    server.restart()
+
+    with fresh(server) as client:
+        response = client.get(location)
+        assert response.status_code == 204
+        assert response.headers["Range"] == f"0-{half - 1}"
+        assert response.headers["Location"] == location
+        response = client.patch(location, content=data[half:], headers={"Content-Range": f"{half}-{len(data) - 1}"})
+        assert response.status_code == 202, response.text
+        assert response.headers["Range"] == f"0-{len(data) - 1}"
+        digest = sha256(data)
+        response = client.put(location, params={"digest": digest})
+        assert response.status_code == 201, response.text
+        assert response.headers["Docker-Content-Digest"] == digest
+        response = client.get(f"/v2/resume/me/blobs/{digest}")
+        assert response.status_code == 200
+        assert response.content == data
+
+
+def test_content_survives_restart(start_server):
+    server = start_server()
+    with fresh(server) as client:
+        digest, content = push_image(client, "keep", "v1")
+    server.restart()
+    with fresh(server) as client:
+        response = client.get("/v2/keep/manifests/v1")
+        assert response.status_code == 200
+        assert response.content == content
+        assert response.headers["Docker-Content-Digest"] == digest
+        assert client.get("/v2/_catalog").json() == {"repositories": ["keep"]}
+        assert client.get("/v2/keep/tags/list").json() == {"name": "keep", "tags": ["v1"]}
+
+
+def test_no_delete(start_server):
+    server = start_server("--no-delete")
+    with fresh(server) as client:
+        digest, content = push_image(client, "library/app", "v1")
+        layer = sha256(b"layer" * 100)
+        for path in (
+            f"/v2/library/app/blobs/{layer}",
+            f"/v2/library/app/manifests/{digest}",
+            "/v2/library/app/manifests/v1",
+        ):
+            response = client.delete(path)
+            assert_error(response, 405, "UNSUPPORTED")
+        response = client.get(f"/v2/library/app/blobs/{layer}")
+        assert response.status_code == 200
+        assert response.content == b"layer" * 100
+        response = client.get("/v2/library/app/manifests/v1")
+        assert response.status_code == 200
+        assert response.content == content
+        response = client.get(f"/v2/library/app/manifests/{digest}")
+        assert response.status_code == 200
+        # Cancelling an upload is not a delete of stored content: still allowed.
+        response = client.post("/v2/library/app/blobs/uploads/")
+        response = client.delete(response.headers["Location"])
+        assert response.status_code == 204
+
+
+def test_delete_enabled_by_default(start_server):
+    server = start_server()
+    with fresh(server) as client:
+        digest, _ = push_image(client, "library/app", "v1")
+        response = client.delete("/v2/library/app/manifests/v1")
+        assert response.status_code == 202
+        response = client.delete(f"/v2/library/app/manifests/{digest}")
+        assert response.status_code == 202
+        assert_error(client.get(f"/v2/library/app/manifests/{digest}"), 404, "MANIFEST_UNKNOWN")
+
+
+def test_chunked_upload_across_two_workers(start_server):
+    server = start_server("--workers", "2")
+    pieces = [bytes([n]) * (10_000 + n * 37) for n in range(24)]
+    data = b"".join(pieces)
+    with fresh(server) as client:
+        response = client.post("/v2/workers/blobs/uploads/")
+        assert response.status_code == 202
+        location = response.headers["Location"]
+        offset = 0
+        for piece in pieces:
+            response = client.patch(
+                location, content=piece, headers={"Content-Range": f"{offset}-{offset + len(piece) - 1}"}
+            )
+            assert response.status_code == 202, response.text
+            offset += len(piece)
+            assert response.headers["Range"] == f"0-{offset - 1}"
+            response = client.get(location)
+            assert response.status_code == 204
+            assert response.headers["Range"] == f"0-{offset - 1}"
+        digest = sha256(data)
+        response = client.put(location, params={"digest": digest})
+        assert response.status_code == 201, response.text
+        assert response.headers["Docker-Content-Digest"] == digest
+        for _ in range(4):
+            response = client.get(f"/v2/workers/blobs/{digest}")
+            assert response.status_code == 200
+            assert response.content == data
+            response = client.get(f"/v2/workers/blobs/{digest}", headers={"Range": "bytes=-5"})
+            assert response.status_code == 206
+            assert response.content == data[-5:]
+
+
+def test_streaming_uploads_across_two_workers(start_server):
+    server = start_server("--workers", "2")
+    data = b"streamed content " * 50_000
+
+    def body():
+        for offset in range(0, len(data), 65536):
+            yield data[offset:offset + 65536]
+
+    with fresh(server) as client:
+        location = client.post("/v2/workers/blobs/uploads/").headers["Location"]
+        response = client.patch(location, content=body())
+        assert response.status_code == 202, response.text
+        assert response.request.headers.get("Transfer-Encoding") == "chunked"
+        assert response.headers["Range"] == f"0-{len(data) - 1}"
+        response = client.put(location, params={"digest": sha256(data + b"!")}, content=b"!")
+        assert response.status_code == 201, response.text
+        response = client.get(f"/v2/workers/blobs/{sha256(data + b'!')}")
+        assert response.content == data + b"!"

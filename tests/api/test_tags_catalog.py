@@ -1,0 +1,163 @@
+"""``/v2/<name>/tags/list`` and ``/v2/_catalog``: sorted, paginated with ``Link``."""
+
+from __future__ import annotations
+
+import re
+
+from .conftest import OCI_MANIFEST, error_of, push_blob, push_image, put_manifest
+
+LINK = re.compile(r'<(?P<url>[^>]+)>; rel="next"')
+
+
+async def walk(client, first_url: str, key: str) -> tuple[list[list[str]], list[str]]:
+    """Follow ``Link: rel="next"`` to the end; the pages and the links followed."""
+    pages, links, url = [], [], first_url
+    while url is not None:
+        response = await client.get(url)
+        assert response.status == 200, await response.text()
+        assert response.headers["Content-Type"].startswith("application/json")
+        pages.append((await response.json())[key])
+        link = response.headers.get("Link")
+        if link is None:
+            url = None
+        else:
+            found = LINK.fullmatch(link)
+            assert found, link
+            url = found.group("url")
+            links.append(url)
+        assert len(pages) < 100
+    return pages, links
+
+
+async def tag_all(client, name: str, tags: list[str]) -> None:
+    _, content = await push_image(client, name)
+    for tag in tags:
+        response = await put_manifest(client, name, tag, content, OCI_MANIFEST)
+        assert response.status == 201
+
+
+TAGS = ["v1", "latest", "V2", "1.0", "_hidden", "a-b", "a.b", "z", "A", "v10", "v9"]
+
+
+async def test_tags_sorted(client):
+    await tag_all(client, "library/app", TAGS)
+    response = await client.get("/v2/library/app/tags/list")
+    assert response.status == 200
+    assert await response.json() == {"name": "library/app", "tags": sorted(TAGS)}
+    assert sorted(TAGS) == ["1.0", "A", "V2", "_hidden", "a-b", "a.b", "latest", "v1", "v10", "v9", "z"]
+    assert "Link" not in response.headers
+
+
+async def test_tags_paginated_to_the_end(client):
+    await tag_all(client, "library/app", TAGS)
+    pages, links = await walk(client, "/v2/library/app/tags/list?n=3", "tags")
+    expected = sorted(TAGS)
+    assert pages == [expected[0:3], expected[3:6], expected[6:9], expected[9:11]]
+    assert links == [
+        f"/v2/library/app/tags/list?n=3&last={expected[2]}",
+        f"/v2/library/app/tags/list?n=3&last={expected[5]}",
+        f"/v2/library/app/tags/list?n=3&last={expected[8]}",
+    ]
+
+
+async def test_tags_page_that_ends_exactly_has_no_link(client):
+    await tag_all(client, "repo", ["a", "b", "c", "d"])
+    pages, links = await walk(client, "/v2/repo/tags/list?n=2", "tags")
+    assert pages == [["a", "b"], ["c", "d"]]
+    assert links == ["/v2/repo/tags/list?n=2&last=b"]
+
+
+async def test_tags_last_without_n(client):
+    await tag_all(client, "repo", ["a", "b", "c", "d"])
+    response = await client.get("/v2/repo/tags/list", params={"last": "b"})
+    assert await response.json() == {"name": "repo", "tags": ["c", "d"]}
+    response = await client.get("/v2/repo/tags/list", params={"last": "bb"})
+    assert (await response.json())["tags"] == ["c", "d"]
+    response = await client.get("/v2/repo/tags/list", params={"last": "d"})
+    assert (await response.json())["tags"] == []
+
+
+async def test_tags_n_zero(client):
+    await tag_all(client, "repo", ["a", "b"])
+    response = await client.get("/v2/repo/tags/list", params={"n": "0"})
+    assert response.status == 200
+    assert (await response.json())["tags"] == []
+    assert "Link" not in response.headers
+
+
+async def test_tags_bad_n(client):
+    await tag_all(client, "repo", ["a"])
+    for n in ("-1", "abc", "1.5"):
+        response = await client.get("/v2/repo/tags/list", params={"n": n})
+        await error_of(response, 400, "PAGINATION_NUMBER_INVALID")
+
+
+async def test_tags_of_unknown_repository(client):
+    response = await client.get("/v2/nobody/tags/list")
+    entry = await error_of(response, 404, "NAME_UNKNOWN")
+    assert entry["detail"] == {"name": "nobody"}
+
+
+async def test_tags_of_repository_with_blobs_only(client):
+    await push_blob(client, "blobsonly", b"data")
+    response = await client.get("/v2/blobsonly/tags/list")
+    assert response.status == 200
+    assert await response.json() == {"name": "blobsonly", "tags": []}
+
+
+async def test_tags_of_nested_names_are_separate(client):
+    await tag_all(client, "a", ["one"])
+    await tag_all(client, "a/b", ["two"])
+    response = await client.get("/v2/a/tags/list")
+    assert await response.json() == {"name": "a", "tags": ["one"]}
+    response = await client.get("/v2/a/b/tags/list")
+    assert await response.json() == {"name": "a/b", "tags": ["two"]}
+
+
+async def test_catalog_empty(client):
+    response = await client.get("/v2/_catalog")
+    assert response.status == 200
+    assert await response.json() == {"repositories": []}
+
+
+NAMES = ["a", "a/b", "a-b", "a/b/c", "b", "a.b", "a_b", "z/y"]
+
+
+async def test_catalog_nested_names(client):
+    for name in NAMES:
+        await push_blob(client, name, name.encode())
+    response = await client.get("/v2/_catalog")
+    assert response.status == 200
+    assert await response.json() == {"repositories": sorted(NAMES)}
+    assert sorted(NAMES) == ["a", "a-b", "a.b", "a/b", "a/b/c", "a_b", "b", "z/y"]
+    assert "Link" not in response.headers
+
+
+async def test_catalog_lists_repositories_with_uploads_or_manifests(client):
+    response = await client.post("/v2/uploading/blobs/uploads/")
+    assert response.status == 202
+    await push_image(client, "images/one", tag="v1")
+    response = await client.get("/v2/_catalog")
+    assert (await response.json())["repositories"] == ["images/one", "uploading"]
+
+
+async def test_catalog_paginated_to_the_end(client):
+    for name in NAMES:
+        await push_blob(client, name, name.encode())
+    pages, links = await walk(client, "/v2/_catalog?n=3", "repositories")
+    expected = sorted(NAMES)
+    assert pages == [expected[0:3], expected[3:6], expected[6:8]]
+    assert links == ["/v2/_catalog?n=3&last=a.b", "/v2/_catalog?n=3&last=a_b"]
+
+
+async def test_catalog_pagination_escapes_names(client):
+    for name in ["a/b", "a/c", "a/d"]:
+        await push_blob(client, name, name.encode())
+    pages, links = await walk(client, "/v2/_catalog?n=1", "repositories")
+    assert pages == [["a/b"], ["a/c"], ["a/d"]]
+    assert links == ["/v2/_catalog?n=1&last=a%2Fb", "/v2/_catalog?n=1&last=a%2Fc"]
+
+
+async def test_catalog_bad_n(client):
+    response = await client.get("/v2/_catalog", params={"n": "-5"})
+    await error_of(response, 400, "PAGINATION_NUMBER_INVALID")
