@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import sys
 import time
 from dataclasses import dataclass
@@ -20,6 +21,9 @@ import uvloop
 from aiohttp import web
 
 log = logging.getLogger("dockyard.server")
+
+# Set by whoever builds the app when it serves HTTPS.
+SSL_CONTEXT_KEY = web.AppKey("ssl_context", ssl.SSLContext)
 
 ACCESS_LOG_FORMAT = '%a "%r" %s %b "%{User-Agent}i" %Tfs'
 
@@ -54,7 +58,7 @@ def bind(address: Address) -> socket.socket:
 async def _serve(app: web.Application, sock: socket.socket) -> None:
     runner = web.AppRunner(app, access_log_format=ACCESS_LOG_FORMAT, handle_signals=False)
     await runner.setup()
-    site = web.SockSite(runner, sock)
+    site = web.SockSite(runner, sock, ssl_context=app.get(SSL_CONTEXT_KEY))
     await site.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -6,6 +6,7 @@ import os
 import pathlib
 import re
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -16,11 +17,16 @@ _SERVING = re.compile(r"serving (https?)://127\.0\.0\.1:(\d+)")
 
 
 class DockyardProcess:
-    """A running ``dockyard serve``; ``restart()`` keeps the same root and port."""
+    """A running ``dockyard serve``; ``restart()`` keeps the same root and port.
 
-    def __init__(self, root: pathlib.Path, *extra: str) -> None:
+    Plain HTTP unless ``tls=True``: then the server makes its CA in ``tls_dir``.
+    """
+
+    def __init__(self, root: pathlib.Path, *extra: str, tls: bool = False) -> None:
         self.root = root
-        self.extra = list(extra)
+        self.tls = tls
+        self.tls_dir = root.parent / f"{root.name}-tls"
+        self.extra = list(extra) if tls else ["--insecure-http", *extra]
         self.port = 0
         self.url = ""
         self.process: subprocess.Popen[bytes] | None = None
@@ -57,11 +63,18 @@ class DockyardProcess:
     def _wait_ready(self) -> None:
         for _ in range(200):
             try:
-                httpx.get(f"{self.url}/v2/", timeout=1)
+                httpx.get(f"{self.url}/v2/", timeout=1, verify=self.verify)
                 return
             except httpx.TransportError:
                 time.sleep(0.05)
         raise RuntimeError("dockyard does not answer")
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        """What an httpx client needs to trust this server."""
+        if not self.url.startswith("https"):
+            return True
+        return ssl.create_default_context(cafile=str(self.tls_dir / "ca.crt"))
 
     @property
     def host(self) -> str:

@@ -13,6 +13,7 @@ from dockyard.api.context import REGISTRY_KEY, RequestContext
 from dockyard.api.errors import RegistryError
 from dockyard.reference import check_name
 from dockyard.storage.registry import Registry
+from dockyard.tls.trust import CA_URL_PATH
 
 log = logging.getLogger("dockyard.api")
 
@@ -78,9 +79,16 @@ async def _close_registry(app: web.Application) -> None:
     await app[REGISTRY_KEY].close()
 
 
-def create_app(registry: Registry) -> web.Application:
+def create_app(registry: Registry, *, ca_certificate: bytes | None = None) -> web.Application:
+    """The registry's application; ``ca_certificate`` (PEM) is published for ``trust --fetch``."""
     app = web.Application(middlewares=[errors_middleware], client_max_size=1 << 20)
     app[REGISTRY_KEY] = registry
+    if ca_certificate is not None:
+
+        async def get_ca_certificate(request: web.Request) -> web.Response:
+            return web.Response(body=ca_certificate, content_type="application/x-pem-file")
+
+        app.router.add_get(CA_URL_PATH, get_ca_certificate)
     app.router.add_route("*", "/v2", dispatch)
     app.router.add_route("*", "/v2/{tail:.*}", dispatch)
     app.on_response_prepare.append(_common_headers)

@@ -1,0 +1,160 @@
+"""``dockyard serve``: HTTPS by default, with a local CA made on first start."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import pathlib
+import ssl
+import sys
+
+import click
+
+from dockyard import __version__
+from dockyard.server import SSL_CONTEXT_KEY, Address
+from dockyard.tls.certificates import CertificateError, fingerprint
+from dockyard.tls.serving import TlsSettings, keep_renewed, prepare, server_context
+
+PASSPHRASE_ENV = "DOCKYARD_TLS_KEY_PASSPHRASE"
+log = logging.getLogger("dockyard")
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _passphrase(passphrase_file: pathlib.Path | None) -> bytes | None:
+    if passphrase_file is not None:
+        try:
+            return passphrase_file.read_bytes().rstrip(b"\r\n")
+        except OSError as error:
+            raise click.ClickException(f"cannot read {passphrase_file}: {error.strerror}") from None
+    value = os.environ.get(PASSPHRASE_ENV)
+    return value.encode() if value else None
+
+
+def default_tls_dir(root: pathlib.Path) -> pathlib.Path:
+    """Beside the data root, not in it: the root may be copied or shared, the keys must not."""
+    root = root.absolute()
+    return root.with_name(f"{root.name}-tls")
+
+
+@click.command()
+@click.option("--addr", default=":5000", show_default=True, help="Address to listen on: HOST:PORT, :PORT (every interface) or [IPv6]:PORT.")
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=pathlib.Path),
+    default="./data",
+    show_default=True,
+    help="Storage root for the filesystem driver (registry:2's rootdirectory layout).",
+)
+@click.option("--storage", type=click.Choice(["filesystem", "inmemory"]), default="filesystem", show_default=True, help="Storage driver.")
+@click.option("--no-delete", is_flag=True, help="Refuse every DELETE with 405 UNSUPPORTED.")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Worker processes sharing the port.")
+@click.option("--insecure-http", is_flag=True, help="Serve plain HTTP (for a TLS-terminating proxy in front).")
+@click.option("--tls-dir", type=click.Path(file_okay=False, path_type=pathlib.Path), help="Where the generated CA and server certificate live.  [default: beside the root, ROOT-tls]")
+@click.option("--hostname", "hostnames", multiple=True, help="A name or IP address clients use to reach the registry (repeatable); the generated certificate covers it.")
+@click.option("--tls-cert", type=click.Path(dir_okay=False, exists=True, path_type=pathlib.Path), help="Serve this PEM certificate (chain after it) instead of a generated one.")
+@click.option("--tls-key", type=click.Path(dir_okay=False, exists=True, path_type=pathlib.Path), help="The PEM key of --tls-cert.")
+@click.option("--tls-key-passphrase-file", type=click.Path(dir_okay=False, exists=True, path_type=pathlib.Path), help=f"File holding the passphrase of --tls-key (or set {PASSPHRASE_ENV}).")
+@click.option("--tls-client-ca", type=click.Path(dir_okay=False, exists=True, path_type=pathlib.Path), help="Require client certificates issued by this CA (mutual TLS).")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
+def serve(
+    addr: str,
+    root: pathlib.Path,
+    storage: str,
+    no_delete: bool,
+    workers: int,
+    insecure_http: bool,
+    tls_dir: pathlib.Path | None,
+    hostnames: tuple[str, ...],
+    tls_cert: pathlib.Path | None,
+    tls_key: pathlib.Path | None,
+    tls_key_passphrase_file: pathlib.Path | None,
+    tls_client_ca: pathlib.Path | None,
+    log_level: str,
+) -> None:
+    """Serve the registry over HTTPS (a local CA and certificate are made on first start)."""
+    from dockyard.api.app import create_app
+    from dockyard.server import run
+    from dockyard.storage.filesystem import FilesystemDriver
+    from dockyard.storage.inmemory import InMemoryDriver
+    from dockyard.storage.registry import Registry
+
+    _setup_logging(log_level)
+    try:
+        address = Address.parse(addr)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--addr") from None
+    if storage == "inmemory" and workers > 1:
+        raise click.BadParameter("the inmemory driver cannot be shared by several workers", param_hint="--workers")
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    if insecure_http and (tls_cert or tls_client_ca):
+        raise click.UsageError("--insecure-http serves no TLS: drop --tls-cert/--tls-client-ca, or drop --insecure-http")
+    if storage == "filesystem":
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise click.ClickException(f"cannot use storage root {root}: {error.strerror}") from None
+
+    settings = TlsSettings(
+        directory=tls_dir or default_tls_dir(root),
+        hostnames=hostnames,
+        certificate=tls_cert,
+        key=tls_key,
+        passphrase=_passphrase(tls_key_passphrase_file),
+        client_ca=tls_client_ca,
+    )
+    serving = None
+    if not insecure_http:
+        try:
+            serving = prepare(settings)
+            server_context(serving, settings)  # fail now, in one line, rather than in each worker
+        except (CertificateError, OSError) as error:
+            raise click.ClickException(str(error)) from None
+        for warning in serving.warnings:
+            log.warning("%s", warning)
+    ca = serving.ca_certificate() if serving else None
+    ca_pem = serving.ca.read_bytes() if serving and serving.ca else None
+
+    def make_app():
+        driver = FilesystemDriver(root) if storage == "filesystem" else InMemoryDriver()
+        app = create_app(Registry(driver, delete_enabled=not no_delete), ca_certificate=ca_pem)
+        if serving is not None:
+            context = server_context(serving, settings)
+            app[SSL_CONTEXT_KEY] = context
+            if settings.generated:
+                app.cleanup_ctx.append(_renewal(context, settings))
+        return app
+
+    def announce(port: int) -> None:
+        where = f"filesystem at {root.absolute()}" if storage == "filesystem" else "in memory"
+        scheme = "http" if insecure_http else "https"
+        click.echo(f"dockyard {__version__} serving {scheme}://{address.url_host(port)} (storage {where}, {workers} worker(s))", err=True)
+        if insecure_http:
+            click.echo("WARNING: plain HTTP, no TLS: only behind a TLS-terminating proxy or on a trusted network", err=True)
+        elif ca is not None:
+            host = address.host or (hostnames[0] if hostnames else "HOST")
+            target = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
+            click.echo(f"CA certificate: {serving.ca} (sha256 {fingerprint(ca)})", err=True)
+            click.echo(f"Trust it on a client: dockyard trust {target} --fetch --fingerprint {fingerprint(ca).replace(':', '')}", err=True)
+
+    try:
+        run(make_app, address, workers, announce)
+    except OSError as error:
+        raise click.ClickException(f"cannot listen on {addr}: {error.strerror}") from None
+
+
+def _renewal(context: ssl.SSLContext, settings: TlsSettings):
+    async def renewal(app):
+        task = asyncio.ensure_future(keep_renewed(context, settings))
+        yield
+        task.cancel()
+
+    return renewal

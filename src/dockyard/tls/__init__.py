@@ -1,0 +1,1 @@
+"""TLS: a local certificate authority, server and client certificates, and serving HTTPS."""

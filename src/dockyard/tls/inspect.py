@@ -1,0 +1,93 @@
+"""What clients will think of a certificate: the checks behind ``certs show`` and ``serve``."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
+from cryptography.x509.oid import ExtensionOID, NameOID
+
+from dockyard.tls.certificates import fingerprint
+
+
+def subject_alternative_names(certificate: x509.Certificate) -> list[str]:
+    try:
+        extension = certificate.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
+    except x509.ExtensionNotFound:
+        return []
+    names: list[str] = list(extension.get_values_for_type(x509.DNSName))
+    names += [str(address) for address in extension.get_values_for_type(x509.IPAddress)]
+    return names
+
+
+def is_ca(certificate: x509.Certificate) -> bool:
+    try:
+        return certificate.extensions.get_extension_for_oid(ExtensionOID.BASIC_CONSTRAINTS).value.ca
+    except x509.ExtensionNotFound:
+        return False
+
+
+def _key_description(certificate: x509.Certificate) -> tuple[str, str | None]:
+    key = certificate.public_key()
+    if isinstance(key, rsa.RSAPublicKey):
+        weak = f"RSA key of {key.key_size} bits is weak: clients require at least 2048" if key.key_size < 2048 else None
+        return f"RSA {key.key_size} bits", weak
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        weak = f"ECDSA key on {key.curve.name} is weak" if key.curve.key_size < 256 else None
+        return f"ECDSA {key.curve.name}", weak
+    if isinstance(key, dsa.DSAPublicKey):
+        return f"DSA {key.key_size} bits", "DSA keys are rejected by current clients"
+    return type(key).__name__, None
+
+
+def problems(certificate: x509.Certificate, now: datetime.datetime | None = None) -> list[str]:
+    """Why a client would refuse this certificate (empty when it would not)."""
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    found: list[str] = []
+    if certificate.not_valid_after_utc < now:
+        found.append(f"expired on {certificate.not_valid_after_utc:%Y-%m-%d %H:%M} UTC")
+    if certificate.not_valid_before_utc > now:
+        found.append(f"not valid before {certificate.not_valid_before_utc:%Y-%m-%d %H:%M} UTC")
+    if not is_ca(certificate) and not subject_alternative_names(certificate):
+        found.append(
+            "no subjectAltName: modern clients (Go since 1.15: docker, podman, skopeo) ignore the common "
+            "name and reject it ('x509: certificate relies on legacy Common Name field')"
+        )
+    _, weak = _key_description(certificate)
+    if weak:
+        found.append(weak)
+    algorithm = certificate.signature_hash_algorithm
+    if algorithm is not None and algorithm.name in ("md5", "sha1"):
+        found.append(f"signed with {algorithm.name.upper()}, which clients reject")
+    return found
+
+
+def matches_host(certificate: x509.Certificate, host: str) -> bool:
+    names = subject_alternative_names(certificate)
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        host = host.lower()
+        return any(name.lower() == host or (name.startswith("*.") and host.split(".", 1)[-1] == name[2:].lower()) for name in names)
+    return any(name == str(address) for name in names)
+
+
+def describe(certificate: x509.Certificate) -> str:
+    key, _ = _key_description(certificate)
+    common_names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    lines = [
+        f"subject:     {certificate.subject.rfc4514_string()}",
+        f"issuer:      {certificate.issuer.rfc4514_string()}",
+        f"kind:        {'certificate authority' if is_ca(certificate) else 'leaf certificate'}",
+        f"names (SAN): {', '.join(subject_alternative_names(certificate)) or '(none)'}",
+        f"valid:       {certificate.not_valid_before_utc:%Y-%m-%d %H:%M} to {certificate.not_valid_after_utc:%Y-%m-%d %H:%M} UTC",
+        f"key:         {key}",
+        f"sha256:      {fingerprint(certificate)}",
+    ]
+    if common_names and not subject_alternative_names(certificate) and not is_ca(certificate):
+        lines.append(f"common name: {common_names[0].value}")
+    found = problems(certificate)
+    lines += [f"warning:     {problem}" for problem in found] or ["clients:     accepted by current clients (when they trust its issuer)"]
+    return "\n".join(lines)
