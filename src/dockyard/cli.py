@@ -8,6 +8,7 @@ from dockyard import __version__
 from dockyard.commands.certs import certs
 from dockyard.commands.serve import serve
 from dockyard.commands.trust import trust_command
+from dockyard.commands.user import user
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -19,3 +20,4 @@ def main() -> None:
 main.add_command(serve)
 main.add_command(certs)
 main.add_command(trust_command)
+main.add_command(user)

@@ -9,8 +9,10 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from dockyard.api import errors, routes
-from dockyard.api.context import REGISTRY_KEY, RequestContext
+from dockyard.api.context import ACCESS_KEY, REGISTRY_KEY, RequestContext
 from dockyard.api.errors import RegistryError
+from dockyard.auth.access import TOKEN_PATH, AccessController, needed_scopes
+from dockyard.auth.token_service import TokenService
 from dockyard.reference import check_name
 from dockyard.storage.registry import Registry
 from dockyard.tls.trust import CA_URL_PATH
@@ -49,7 +51,8 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     name = params.pop("name", "")
     if name:
         check_name(name)
-    return await handler(RequestContext(request, request.app[REGISTRY_KEY], name, params))
+    identity = await request.app[ACCESS_KEY].identify(request, needed_scopes(route.name, request.method, name))
+    return await handler(RequestContext(request, request.app[REGISTRY_KEY], identity, name, params))
 
 
 @web.middleware
@@ -79,10 +82,20 @@ async def _close_registry(app: web.Application) -> None:
     await app[REGISTRY_KEY].close()
 
 
-def create_app(registry: Registry, *, ca_certificate: bytes | None = None) -> web.Application:
+def create_app(
+    registry: Registry,
+    *,
+    access: AccessController | None = None,
+    token_service: TokenService | None = None,
+    ca_certificate: bytes | None = None,
+) -> web.Application:
     """The registry's application; ``ca_certificate`` (PEM) is published for ``trust --fetch``."""
     app = web.Application(middlewares=[errors_middleware], client_max_size=1 << 20)
     app[REGISTRY_KEY] = registry
+    app[ACCESS_KEY] = access or AccessController()
+    if token_service is not None:
+        app.router.add_get(TOKEN_PATH, token_service.get)
+        app.router.add_post(TOKEN_PATH, token_service.post)
     if ca_certificate is not None:
 
         async def get_ca_certificate(request: web.Request) -> web.Response:

@@ -12,8 +12,12 @@ MAX_ENTRIES = 1000
 
 
 async def get(context: RequestContext) -> web.StreamResponse:
+    names = await context.registry.catalog()
+    visible = context.identity.catalog_filter()
+    if visible is not None:
+        names = [name for name in names if visible(name)]
     repositories, headers = page(
-        await context.registry.catalog(),
+        names,
         context.query("n"),
         context.query("last"),
         "/v2/_catalog",

@@ -9,16 +9,19 @@ from aiohttp import web
 
 from dockyard.api import errors
 from dockyard.api.errors import RegistryError
+from dockyard.auth.access import AccessController, Identity
 from dockyard.storage.registry import Registry
 from dockyard.storage.repository import Repository
 
 REGISTRY_KEY = web.AppKey("registry", Registry)
+ACCESS_KEY = web.AppKey("access", AccessController)
 
 
 @dataclass
 class RequestContext:
     request: web.Request
     registry: Registry
+    identity: Identity
     name: str = ""
     params: dict[str, str] = field(default_factory=dict)
 

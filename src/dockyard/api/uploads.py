@@ -33,7 +33,8 @@ async def start(context: RequestContext) -> web.StreamResponse:
         digest = parse_digest(mount)
         if source is not None and source != name:
             check_name(source)
-            if await registry.repository(source).has_layer(digest):
+            readable = context.identity.may("pull", source)
+            if readable and await registry.repository(source).has_layer(digest):
                 await context.repository.link_layer(digest)
                 return _created(name, digest)
         elif await context.repository.has_layer(digest):

@@ -12,6 +12,7 @@ import sys
 import click
 
 from dockyard import __version__
+from dockyard.auth.setup import AuthSettings, AuthSetupError
 from dockyard.server import SSL_CONTEXT_KEY, Address
 from dockyard.tls.certificates import CertificateError, fingerprint
 from dockyard.tls.serving import TlsSettings, keep_renewed, prepare, server_context
@@ -63,6 +64,17 @@ def default_tls_dir(root: pathlib.Path) -> pathlib.Path:
 @click.option("--tls-key", type=click.Path(dir_okay=False, exists=True, path_type=pathlib.Path), help="The PEM key of --tls-cert.")
 @click.option("--tls-key-passphrase-file", type=click.Path(dir_okay=False, exists=True, path_type=pathlib.Path), help=f"File holding the passphrase of --tls-key (or set {PASSPHRASE_ENV}).")
 @click.option("--tls-client-ca", type=click.Path(dir_okay=False, exists=True, path_type=pathlib.Path), help="Require client certificates issued by this CA (mutual TLS).")
+@click.option("--htpasswd", type=click.Path(dir_okay=False, exists=True, path_type=pathlib.Path), help="Require a user and password from this htpasswd file (bcrypt, apr1, SHA-1 or crypt).")
+@click.option("--auth-realm", default="Dockyard", show_default=True, help="The realm of Basic authentication.")
+@click.option("--access-policy", type=click.Path(dir_okay=False, exists=True, path_type=pathlib.Path), help="YAML access policy: who may pull, push and delete where.  [default: every signed-in user may do everything]")
+@click.option("--token-auth", is_flag=True, help="Use Bearer tokens from the built-in token service (at /auth/token) instead of Basic.")
+@click.option("--token-service", default="dockyard", show_default=True, help="The service name tokens are issued for (their audience).")
+@click.option("--token-issuer", default="dockyard", show_default=True, help="The issuer of tokens.")
+@click.option("--token-realm", help="An external token service's URL (with --token-rootcertbundle or --token-jwks).")
+@click.option("--token-rootcertbundle", type=click.Path(dir_okay=False, exists=True, path_type=pathlib.Path), help="Certificates whose keys sign an external issuer's tokens.")
+@click.option("--token-jwks", type=click.Path(dir_okay=False, exists=True, path_type=pathlib.Path), help="A JWKS file of an external issuer's keys.")
+@click.option("--login-max-failures", type=click.IntRange(1), default=10, show_default=True, help="Failed logins per address or user before 429.")
+@click.option("--login-failure-window", type=click.FloatRange(0.1), default=60.0, show_default=True, help="Seconds a failed login counts.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
 def serve(
     addr: str,
@@ -77,6 +89,17 @@ def serve(
     tls_key: pathlib.Path | None,
     tls_key_passphrase_file: pathlib.Path | None,
     tls_client_ca: pathlib.Path | None,
+    htpasswd: pathlib.Path | None,
+    auth_realm: str,
+    access_policy: pathlib.Path | None,
+    token_auth: bool,
+    token_service: str,
+    token_issuer: str,
+    token_realm: str | None,
+    token_rootcertbundle: pathlib.Path | None,
+    token_jwks: pathlib.Path | None,
+    login_max_failures: int,
+    login_failure_window: float,
     log_level: str,
 ) -> None:
     """Serve the registry over HTTPS (a local CA and certificate are made on first start)."""
@@ -122,10 +145,32 @@ def serve(
             log.warning("%s", warning)
     ca = serving.ca_certificate() if serving else None
     ca_pem = serving.ca.read_bytes() if serving and serving.ca else None
+    auth = AuthSettings(
+        htpasswd=htpasswd,
+        realm=auth_realm,
+        policy_file=access_policy,
+        token_auth=token_auth,
+        token_service=token_service,
+        token_issuer=token_issuer,
+        token_realm=token_realm,
+        token_rootcertbundle=token_rootcertbundle,
+        token_jwks=token_jwks,
+        signing_key=settings.directory / "token-signing.key",
+        max_failures=login_max_failures,
+        failure_window=login_failure_window,
+    )
+    try:
+        log.info("%s", auth.describe())
+        auth.build()  # fail now, in one line, rather than in each worker
+    except AuthSetupError as error:
+        raise click.ClickException(str(error)) from None
 
     def make_app():
         driver = FilesystemDriver(root) if storage == "filesystem" else InMemoryDriver()
-        app = create_app(Registry(driver, delete_enabled=not no_delete), ca_certificate=ca_pem)
+        access, tokens = auth.build()
+        app = create_app(
+            Registry(driver, delete_enabled=not no_delete), access=access, token_service=tokens, ca_certificate=ca_pem
+        )
         if serving is not None:
             context = server_context(serving, settings)
             app[SSL_CONTEXT_KEY] = context

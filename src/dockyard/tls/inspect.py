@@ -65,13 +65,18 @@ def problems(certificate: x509.Certificate, now: datetime.datetime | None = None
 
 
 def matches_host(certificate: x509.Certificate, host: str) -> bool:
-    names = subject_alternative_names(certificate)
+    try:
+        extension = certificate.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
+    except x509.ExtensionNotFound:
+        return False
     try:
         address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         host = host.lower()
-        return any(name.lower() == host or (name.startswith("*.") and host.split(".", 1)[-1] == name[2:].lower()) for name in names)
-    return any(name == str(address) for name in names)
+        parent = host.split(".", 1)[1] if "." in host else None  # a wildcard never covers the bare name
+        names = extension.get_values_for_type(x509.DNSName)
+        return any(name.lower() == host or (name.startswith("*.") and parent == name[2:].lower()) for name in names)
+    return address in extension.get_values_for_type(x509.IPAddress)  # clients check an address against IP SANs only
 
 
 def describe(certificate: x509.Certificate) -> str:

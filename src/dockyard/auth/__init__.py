@@ -1,0 +1,1 @@
+"""Authentication (htpasswd, tokens) and authorization (access policies)."""

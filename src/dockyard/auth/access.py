@@ -1,0 +1,196 @@
+"""Deciding, for each API request, who is asking and whether they may.
+
+Three modes: open (no authentication configured: everyone may do everything the
+policy allows, or everything without a policy), basic (htpasswd credentials on every
+request) and token (a Bearer token from the built-in token service or an external one).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from dockyard.api import errors
+from dockyard.api.errors import RegistryError
+from dockyard.auth import scopes
+from dockyard.auth.htpasswd import Htpasswd
+from dockyard.auth.limiter import FailureLimiter
+from dockyard.auth.policy import ACTIONS, OPEN_TO_USERS, Policy
+from dockyard.auth.scopes import Scope
+from dockyard.auth.tokens import InvalidToken, TokenVerifier
+
+log = logging.getLogger("dockyard.auth")
+
+TOKEN_PATH = "/auth/token"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who made a request, and what they may do."""
+
+    user: str | None
+    policy: Policy | None
+    grants: tuple[Scope, ...] | None = None
+    """With token authentication: what the token grants (the policy was applied when it was issued)."""
+
+    def allowed(self, repository: str) -> frozenset[str]:
+        if self.grants is not None:
+            return frozenset().union(*(
+                ACTIONS if "*" in grant.actions else grant.actions
+                for grant in self.grants
+                if grant.type == "repository" and grant.name == repository
+            ))
+        if self.policy is None:
+            return ACTIONS
+        return self.policy.allowed(self.user, repository)
+
+    def may(self, action: str, repository: str) -> bool:
+        return action in self.allowed(repository)
+
+    def may_list_catalog(self) -> bool:
+        if self.grants is not None:
+            return any(grant.type == "registry" and grant.name == "catalog" for grant in self.grants)
+        return self.policy is None or self.policy.may_list_catalog(self.user)
+
+    def catalog_filter(self) -> Callable[[str], bool] | None:
+        """Which repositories the catalog shows this caller (``None``: all of them).
+
+        The policy decides, with tokens too: a catalog token grants no repository scopes.
+        """
+        policy = self.policy
+        if policy is None or not policy.defined or policy.is_admin(self.user):
+            return None
+        return lambda name: "pull" in policy.allowed(self.user, name)
+
+
+def parse_basic(header: str) -> tuple[str, str] | None:
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        user, sep, password = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return (user, password) if sep else None
+
+
+def client_address(request: web.Request) -> str:
+    return request.remote or "unknown"
+
+
+class Authenticator:
+    """Checks htpasswd credentials, with the failed-login limits (basic mode and the token service)."""
+
+    def __init__(self, htpasswd: Htpasswd, limiter: FailureLimiter) -> None:
+        self.htpasswd = htpasswd
+        self.limiter = limiter
+
+    async def check(self, request: web.Request, user: str, password: str) -> bool:
+        keys = (f"address:{client_address(request)}", f"user:{user}")
+        wait = self.limiter.retry_after(*keys)
+        if wait is not None:
+            raise RegistryError(errors.TOO_MANY_REQUESTS, "too many failed logins: try again later", headers={"Retry-After": str(wait)})
+        if await self.htpasswd.verify(user, password):
+            return True
+        self.limiter.failed(*keys)
+        log.warning("failed login for user %r from %s", user, client_address(request))
+        return False
+
+
+def needed_scopes(route: str, method: str, name: str) -> list[Scope]:
+    if route == "base":
+        return []
+    if route == "catalog":
+        return [scopes.CATALOG]
+    if method in ("GET", "HEAD"):
+        return [scopes.repository(name, "pull")]
+    if method == "DELETE":
+        return [scopes.repository(name, "delete")]
+    return [scopes.repository(name, "pull", "push")]
+
+
+class AccessController:
+    def __init__(
+        self,
+        policy: Policy | None = None,
+        authenticator: Authenticator | None = None,
+        verifier: TokenVerifier | None = None,
+        realm: str = "Dockyard",
+        token_realm: str | None = None,
+    ) -> None:
+        self.policy = policy if policy is not None else (OPEN_TO_USERS if authenticator or verifier else None)
+        self.authenticator = authenticator
+        self.verifier = verifier
+        self.realm = realm
+        self.token_realm = token_realm
+
+    @property
+    def mode(self) -> str:
+        return "token" if self.verifier else "basic" if self.authenticator else "open"
+
+    def _realm_url(self, request: web.Request) -> str:
+        if self.token_realm:
+            return self.token_realm
+        return f"{request.scheme}://{request.host}{TOKEN_PATH}"
+
+    def _challenge(self, request: web.Request, needed: list[Scope], error: str | None = None) -> dict[str, str]:
+        if self.verifier is None:
+            return {"WWW-Authenticate": f'Basic realm="{self.realm}"'}
+        parts = [f'realm="{self._realm_url(request)}"', f'service="{self.verifier.service}"']
+        if needed:
+            parts.append(f'scope="{" ".join(map(str, needed))}"')
+        if error:
+            parts.append(f'error="{error}"')
+        return {"WWW-Authenticate": "Bearer " + ",".join(parts)}
+
+    def _unauthorized(self, request: web.Request, needed: list[Scope], error: str | None = None, message: str = "authentication required") -> RegistryError:
+        detail = [scope.claim() for scope in needed] or None
+        return RegistryError(errors.UNAUTHORIZED, message, detail=detail, headers=self._challenge(request, needed, error))
+
+    async def identify(self, request: web.Request, needed: list[Scope]) -> Identity:
+        """Who is asking; raises 401, 403 or 429 when they may not do what ``needed`` says."""
+        header = request.headers.get("Authorization", "")
+        if self.verifier is not None:
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise self._unauthorized(request, needed)
+            try:
+                grant = self.verifier.verify(token.strip())
+            except InvalidToken as error:
+                log.info("refused a token from %s: %s", client_address(request), error)
+                raise self._unauthorized(request, needed, "invalid_token", "invalid or expired token") from None
+            identity = Identity(grant.subject or None, self.policy, grant.access)
+            if not self._permits(identity, needed):
+                raise self._unauthorized(request, needed, "insufficient_scope", "the token does not grant this access")
+            return identity
+
+        user = None
+        if header and self.authenticator is not None:
+            credentials = parse_basic(header)
+            if credentials is None or not await self.authenticator.check(request, *credentials):
+                raise self._unauthorized(request, needed, message="wrong user name or password")
+            user = credentials[0]
+        if user is None and self.authenticator is not None and not needed:
+            # /v2/ must ask for credentials: ``docker login`` takes a 200 here as success.
+            raise self._unauthorized(request, needed)
+        identity = Identity(user, self.policy)
+        if self._permits(identity, needed):
+            return identity
+        if user is None and self.authenticator is not None:
+            raise self._unauthorized(request, needed)
+        raise RegistryError(errors.DENIED, detail=[scope.claim() for scope in needed])
+
+    @staticmethod
+    def _permits(identity: Identity, needed: list[Scope]) -> bool:
+        for scope in needed:
+            if scope == scopes.CATALOG:
+                if not identity.may_list_catalog():
+                    return False
+            elif not scope.actions <= identity.allowed(scope.name):
+                return False
+        return True

@@ -1,0 +1,81 @@
+"""Building the access controller and the token service from ``serve``'s settings."""
+
+from __future__ import annotations
+
+import pathlib
+from dataclasses import dataclass
+
+from dockyard.auth import policy as policies
+from dockyard.auth.access import AccessController, Authenticator
+from dockyard.auth.htpasswd import Htpasswd
+from dockyard.auth.limiter import FailureLimiter
+from dockyard.auth.token_service import TokenService
+from dockyard.auth.tokens import TokenIssuer, TokenVerifier, load_or_create_signing_key
+from dockyard.tls.certificates import CertificateError
+
+
+class AuthSetupError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    htpasswd: pathlib.Path | None = None
+    realm: str = "Dockyard"
+    policy_file: pathlib.Path | None = None
+    token_auth: bool = False
+    token_service: str = "dockyard"
+    token_issuer: str = "dockyard"
+    token_realm: str | None = None
+    token_rootcertbundle: pathlib.Path | None = None
+    token_jwks: pathlib.Path | None = None
+    signing_key: pathlib.Path | None = None
+    max_failures: int = 10
+    failure_window: float = 60.0
+
+    @property
+    def external_tokens(self) -> bool:
+        return self.token_rootcertbundle is not None or self.token_jwks is not None
+
+    def describe(self) -> str:
+        if self.external_tokens:
+            mode = f"Bearer tokens from {self.token_realm} (issuer {self.token_issuer}, service {self.token_service})"
+        elif self.token_auth:
+            mode = f"Bearer tokens from the built-in token service (service {self.token_service})"
+        elif self.htpasswd:
+            mode = f"Basic, users from {self.htpasswd}"
+        else:
+            return "authentication: none, anyone who reaches the registry may pull, push and delete" + (
+                f" as {self.policy_file} allows anonymous users" if self.policy_file else ""
+            )
+        rules = f"access policy {self.policy_file}" if self.policy_file else "no access policy: every signed-in user may do everything"
+        return f"authentication: {mode}; {rules}"
+
+    def build(self) -> tuple[AccessController, TokenService | None]:
+        try:
+            policy = policies.load(self.policy_file) if self.policy_file else None
+        except policies.PolicyError as error:
+            raise AuthSetupError(str(error)) from None
+        try:
+            authenticator = Authenticator(Htpasswd(self.htpasswd), FailureLimiter(self.max_failures, self.failure_window)) if self.htpasswd else None
+        except OSError as error:
+            raise AuthSetupError(f"cannot read {self.htpasswd}: {error.strerror}") from None
+        if self.external_tokens:
+            if not self.token_realm:
+                raise AuthSetupError("an external token issuer needs --token-realm, the URL clients get tokens from")
+            try:
+                verifier = TokenVerifier.from_files(self.token_issuer, self.token_service, self.token_rootcertbundle, self.token_jwks)
+            except (CertificateError, OSError, ValueError) as error:
+                raise AuthSetupError(f"cannot read the token issuer's keys: {error}") from None
+            return AccessController(policy, None, verifier, self.realm, self.token_realm), None
+        if self.token_auth:
+            assert self.signing_key is not None
+            try:
+                key = load_or_create_signing_key(self.signing_key)
+            except (CertificateError, OSError) as error:
+                raise AuthSetupError(f"cannot use the token signing key {self.signing_key}: {error}") from None
+            issuer = TokenIssuer(key, self.token_issuer, self.token_service)
+            verifier = TokenVerifier([key.public_key()], self.token_issuer, self.token_service)
+            controller = AccessController(policy, authenticator, verifier, self.realm, self.token_realm)
+            return controller, TokenService(issuer, controller.policy, authenticator)
+        return AccessController(policy, authenticator, None, self.realm), None

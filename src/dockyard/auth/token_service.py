@@ -1,0 +1,101 @@
+"""The built-in token service (the Docker token specification and its OAuth2 form).
+
+``GET /auth/token?service=&scope=...`` with optional Basic credentials, and
+``POST /auth/token`` with ``grant_type=password`` or ``refresh_token``. What a token
+grants is what was asked for, cut down to what the access policy allows.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+
+from aiohttp import web
+
+from dockyard.api import errors
+from dockyard.api.errors import RegistryError
+from dockyard.auth import scopes
+from dockyard.auth.access import TOKEN_PATH, Authenticator, parse_basic
+from dockyard.auth.policy import ACTIONS, Policy
+from dockyard.auth.scopes import Scope
+from dockyard.auth.tokens import InvalidToken, TokenIssuer
+
+
+def granted(policy: Policy, user: str | None, requested: list[Scope]) -> list[Scope]:
+    result: list[Scope] = []
+    for scope in requested:
+        if scope.type == "repository":
+            asked = ACTIONS if "*" in scope.actions else scope.actions & ACTIONS
+            actions = asked & policy.allowed(user, scope.name)
+            if actions:
+                result.append(Scope(scope.type, scope.name, frozenset(actions)))
+        elif scope == scopes.CATALOG and policy.may_list_catalog(user):
+            result.append(scope)
+    return result
+
+
+def _scopes(values: list[str]) -> list[Scope]:
+    requested = []
+    for value in values:
+        for item in value.split():
+            try:
+                requested.append(Scope.parse(item))
+            except ValueError as error:
+                raise RegistryError(errors.TOKEN_REQUEST_INVALID, str(error)) from None
+    return requested
+
+
+class TokenService:
+    def __init__(self, issuer: TokenIssuer, policy: Policy, authenticator: Authenticator | None) -> None:
+        self.issuer = issuer
+        self.policy = policy
+        self.authenticator = authenticator
+
+    def _respond(self, user: str | None, requested: list[Scope], offline: bool) -> web.Response:
+        token, expires_in, issued_at = self.issuer.issue(user or "", granted(self.policy, user, requested))
+        body: dict[str, object] = {
+            "token": token,
+            "access_token": token,
+            "expires_in": expires_in,
+            "issued_at": datetime.datetime.fromtimestamp(issued_at, datetime.timezone.utc).isoformat().replace("+00:00", "Z"),
+        }
+        if offline and user:
+            body["refresh_token"] = self.issuer.refresh_token(user)
+        return web.Response(body=json.dumps(body).encode(), content_type="application/json", headers={"Cache-Control": "no-store"})
+
+    def _check_service(self, service: str | None) -> None:
+        if service and service != self.issuer.service:
+            raise RegistryError(errors.DENIED, f"this token service serves {self.issuer.service!r}, not {service[:100]!r}")
+
+    async def _login(self, request: web.Request, user: str, password: str) -> str:
+        if self.authenticator is None or not await self.authenticator.check(request, user, password):
+            raise RegistryError(errors.UNAUTHORIZED, "wrong user name or password", headers={"WWW-Authenticate": 'Basic realm="Dockyard token service"'})
+        return user
+
+    async def get(self, request: web.Request) -> web.StreamResponse:
+        self._check_service(request.query.get("service"))
+        user = None
+        header = request.headers.get("Authorization")
+        if header:
+            credentials = parse_basic(header)
+            if credentials is None:
+                raise RegistryError(errors.UNAUTHORIZED, "only Basic credentials are accepted here")
+            user = await self._login(request, *credentials)
+        offline = request.query.get("offline_token", "").lower() == "true"
+        return self._respond(user, _scopes(request.query.getall("scope", [])), offline)
+
+    async def post(self, request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        self._check_service(str(form.get("service", "")) or None)
+        grant_type = form.get("grant_type")
+        if grant_type == "password":
+            user = await self._login(request, str(form.get("username", "")), str(form.get("password", "")))
+        elif grant_type == "refresh_token":
+            try:
+                user = self.issuer.check_refresh_token(str(form.get("refresh_token", "")))
+            except InvalidToken:
+                raise RegistryError(errors.UNAUTHORIZED, "invalid or expired refresh token") from None
+        else:
+            raise RegistryError(errors.TOKEN_REQUEST_INVALID, "grant_type must be password or refresh_token")
+        offline = str(form.get("access_type", "")) == "offline"
+        return self._respond(user, _scopes([str(form.get("scope", ""))]), offline)
