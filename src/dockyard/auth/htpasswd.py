@@ -17,11 +17,12 @@ import pathlib
 import re
 import secrets
 import time
-import uuid
 from collections.abc import Callable
 
 import bcrypt
 from passlib.hash import apr_md5_crypt, des_crypt, ldap_sha1
+
+from dockyard.atomic import write_file
 
 log = logging.getLogger("dockyard.auth")
 
@@ -75,19 +76,7 @@ def read_entries(path: pathlib.Path) -> dict[str, str]:
 
 
 def write_entries(path: pathlib.Path, entries: dict[str, str]) -> None:
-    """Atomically, mode 0600."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.writelines(f"{user}:{hashed}\n" for user, hashed in entries.items())
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    write_file(path, "".join(f"{user}:{hashed}\n" for user, hashed in entries.items()).encode(), 0o600)
 
 
 class Htpasswd:

@@ -7,27 +7,13 @@ import errno
 import os
 import pathlib
 import shutil
-import uuid
 from collections.abc import AsyncIterator
 from typing import BinaryIO
 
+from dockyard.atomic import write_file
 from dockyard.storage.driver import FileInfo, FileWriter, PathNotFound, StorageDriver
 
 READ_CHUNK = 1 << 20
-
-
-def _write_atomically(target: pathlib.Path, content: bytes) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(temporary, "wb") as file:
-            file.write(content)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
 
 
 def _delete_tree(target: pathlib.Path) -> bool:
@@ -94,7 +80,7 @@ class FilesystemDriver(StorageDriver):
             raise PathNotFound(path) from None
 
     async def put_content(self, path: str, content: bytes) -> None:
-        await asyncio.to_thread(_write_atomically, self._full(path), content)
+        await asyncio.to_thread(write_file, self._full(path), content)
 
     async def read(self, path: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
         try:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import os
 import pathlib
 import uuid
 from dataclasses import dataclass
@@ -19,6 +18,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from dockyard.atomic import write_file
 
 KEY_TYPES = ("ecdsa-p256", "rsa-2048", "rsa-4096")
 CA_DAYS = 3650
@@ -39,29 +40,13 @@ def generate_key(key_type: str = "ecdsa-p256") -> PrivateKey:
     raise ValueError(f"unknown key type {key_type!r}: choose one of {', '.join(KEY_TYPES)}")
 
 
-def _write_private(path: pathlib.Path, data: bytes, mode: int) -> None:
-    """Write atomically, created with ``mode`` from the start (never readable by others)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
 def write_key(path: pathlib.Path, key: PrivateKey) -> None:
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    _write_private(path, pem, 0o600)
+    write_file(path, pem, 0o600)
 
 
 def write_certificates(path: pathlib.Path, *certificates: x509.Certificate) -> None:
-    _write_private(path, b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certificates), 0o644)
+    write_file(path, b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certificates))
 
 
 def load_key(path: pathlib.Path, passphrase: bytes | None = None) -> PrivateKey:
