@@ -57,6 +57,8 @@ def issue(names: tuple[str, ...], directory: pathlib.Path, ips: tuple[str, ...],
     except CertificateError as error:
         raise click.ClickException(f"{error} (create a CA first: dockyard certs ca --dir {directory})") from None
     out = out or directory / f"{names[0].replace('*', '_')}.crt"
+    if out.suffix == ".key":
+        raise click.BadParameter("name the certificate file (e.g. server.crt): the key is written beside it as .key", param_hint="--out")
     key = certificates.generate_key(key_type)
     certificate = ca.issue(key, [*names, *ips], days=days, client=client)
     key_path = out.with_suffix(".key")

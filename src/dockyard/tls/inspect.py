@@ -29,6 +29,16 @@ def is_ca(certificate: x509.Certificate) -> bool:
         return False
 
 
+def _named_like_a_host(certificate: x509.Certificate) -> bool:
+    """A self-signed certificate whose common name is a host name: what ``openssl req -x509
+    -subj /CN=HOST`` makes (CA:TRUE by default) to be used as a server certificate."""
+    common_names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if certificate.issuer != certificate.subject or not common_names:
+        return False
+    name = str(common_names[0].value)
+    return " " not in name and ("." in name or ":" in name or name == "localhost")
+
+
 def _key_description(certificate: x509.Certificate) -> tuple[str, str | None]:
     key = certificate.public_key()
     if isinstance(key, rsa.RSAPublicKey):
@@ -50,7 +60,7 @@ def problems(certificate: x509.Certificate, now: datetime.datetime | None = None
         found.append(f"expired on {certificate.not_valid_after_utc:%Y-%m-%d %H:%M} UTC")
     if certificate.not_valid_before_utc > now:
         found.append(f"not valid before {certificate.not_valid_before_utc:%Y-%m-%d %H:%M} UTC")
-    if not is_ca(certificate) and not subject_alternative_names(certificate):
+    if (not is_ca(certificate) or _named_like_a_host(certificate)) and not subject_alternative_names(certificate):
         found.append(
             "no subjectAltName: modern clients (Go since 1.15: docker, podman, skopeo) ignore the common "
             "name and reject it ('x509: certificate relies on legacy Common Name field')"
