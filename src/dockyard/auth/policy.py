@@ -47,8 +47,10 @@ class Rule:
     actions: frozenset[str]
 
     def applies(self, user: str | None, groups: frozenset[str]) -> bool:
+        if ANONYMOUS in self.who:
+            return True  # what anonymous users may do, signed-in users may do too
         if user is None:
-            return ANONYMOUS in self.who
+            return False
         return ANY_USER in self.who or user in self.who or bool(groups & self.who)
 
     def matches(self, repository: str) -> bool:
@@ -109,10 +111,14 @@ def from_document(document: object, source: str = "policy") -> Policy:
         raise PolicyError(f"{source}: groups must map group names to lists of users")
     groups = {str(name): frozenset(_strings(members, f"{source}: groups.{name}")) for name, members in groups_document.items()}
     rules = []
+    if not isinstance(document.get("rules") or [], list):
+        raise PolicyError(f"{source}: rules must be a list of rules")
     for index, rule in enumerate(document.get("rules") or []):
         where = f"{source}: rules[{index}]"
-        if not isinstance(rule, dict) or set(rule) - {"who", "repositories", "actions"}:
-            raise PolicyError(f"{where} must have who, repositories and actions only")
+        if not isinstance(rule, dict):
+            raise PolicyError(f"{where} must be a mapping of who, repositories and actions")
+        if set(rule) - {"who", "repositories", "actions"}:
+            raise PolicyError(f"{where}: unknown key(s) {', '.join(sorted(map(str, set(rule) - {'who', 'repositories', 'actions'})))}")
         actions = frozenset(_strings(rule.get("actions", []), f"{where}.actions"))
         if not actions <= ACTIONS:
             raise PolicyError(f"{where}.actions: unknown {', '.join(sorted(actions - ACTIONS))} (pull, push, delete)")

@@ -95,8 +95,13 @@ class TokenIssuer:
 class TokenVerifier:
     """Accepts tokens signed by one of the given keys, for this service and issuer."""
 
-    def __init__(self, keys: list[Any], issuer: str, service: str, roots: list[x509.Certificate] | None = None) -> None:
+    def __init__(
+        self, keys: list[Any], issuer: str, service: str, roots: list[x509.Certificate] | None = None,
+        named_keys: dict[str, Any] | None = None,
+    ) -> None:
+        """``named_keys``: keys by the ``kid`` their JWKS entry gives (each key is also known by its libtrust ID)."""
         self.keys = {key_id(key): key for key in keys}
+        self.keys.update(named_keys or {})
         self.roots = roots or []
         self.issuer = issuer
         self.service = service
@@ -105,10 +110,18 @@ class TokenVerifier:
     def from_files(cls, issuer: str, service: str, rootcertbundle: pathlib.Path | None, jwks: pathlib.Path | None) -> "TokenVerifier":
         roots = certificates.load_certificates(rootcertbundle) if rootcertbundle else []
         keys = [root.public_key() for root in roots]
+        named: dict[str, Any] = {}
         if jwks is not None:
             document = json.loads(jwks.read_text())
-            keys += [jwt.PyJWK(entry).key for entry in document.get("keys", [])]
-        return cls(keys, issuer, service, roots)
+            for entry in document.get("keys", []):
+                try:
+                    jwk = jwt.PyJWK(entry)
+                except jwt.PyJWTError as error:
+                    raise ValueError(f"{jwks}: {error}") from None
+                keys.append(jwk.key)
+                if jwk.key_id:
+                    named[jwk.key_id] = jwk.key
+        return cls(keys, issuer, service, roots, named)
 
     def _key_for(self, header: dict[str, Any]) -> Any:
         chain = header.get("x5c")
@@ -135,7 +148,7 @@ class TokenVerifier:
                 audience=self.service, issuer=self.issuer, leeway=LEEWAY_SECONDS,
                 options={"require": ["exp", "iss", "aud"]},
             )
-        except (jwt.PyJWTError, ValueError) as error:
+        except (jwt.PyJWTError, ValueError, TypeError) as error:  # TypeError: an ES256 header on an RSA key
             raise InvalidToken(str(error)) from None
         access = []
         for entry in claims.get("access") or []:
