@@ -1,0 +1,160 @@
+"""A minimal, low-overhead Distribution API client on ``http.client`` (one keep-alive connection).
+
+Bodies are streamed from a file in 1 MiB blocks and downloads read into one
+reused buffer, so the client spends as little CPU as it can on the machine the
+server runs on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import pathlib
+import re
+from collections.abc import Iterator
+from urllib.parse import urljoin, urlsplit
+
+BLOCK = 1 << 20
+_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+
+
+class RegistryError(RuntimeError):
+    pass
+
+
+def file_blocks(path: pathlib.Path, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
+    """``length`` bytes of ``path`` from ``offset`` (to the end when ``None``), in blocks."""
+    with open(path, "rb", buffering=0) as file:
+        file.seek(offset)
+        left = length if length is not None else -1
+        while left != 0:
+            block = file.read(BLOCK if left < 0 else min(BLOCK, left))
+            if not block:
+                break
+            left -= len(block)
+            yield block
+
+
+def file_digest(path: pathlib.Path) -> str:
+    hasher = hashlib.sha256()
+    for block in file_blocks(path):
+        hasher.update(block)
+    return "sha256:" + hasher.hexdigest()
+
+
+class Client:
+    """One connection to a registry at ``host`` (``127.0.0.1:PORT``)."""
+
+    def __init__(self, host: str, timeout: float = 600) -> None:
+        self.host = host
+        self.connection = http.client.HTTPConnection(host, timeout=timeout, blocksize=BLOCK)
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def request(
+        self, method: str, target: str, body: bytes | Iterator[bytes] | None = None,
+        headers: dict[str, str] | None = None, expect: int = 200,
+    ) -> http.client.HTTPResponse:
+        """Send a request; the response, headers read, body not (read or ``drain`` it)."""
+        self.connection.request(method, target, body=body, headers=headers or {})
+        response = self.connection.getresponse()
+        if response.status != expect:
+            detail = response.read()[:500].decode(errors="replace")
+            raise RegistryError(f"{method} {target}: {response.status} (expected {expect}) {detail}")
+        return response
+
+    def call(self, method: str, target: str, body: bytes | Iterator[bytes] | None = None,
+             headers: dict[str, str] | None = None, expect: int = 200) -> tuple[http.client.HTTPResponse, bytes]:
+        response = self.request(method, target, body, headers, expect)
+        return response, response.read()
+
+    @staticmethod
+    def _target(location: str) -> str:
+        """The path and query of a Location header (absolute or relative)."""
+        parts = urlsplit(urljoin("http://placeholder/", location))
+        return parts.path + (f"?{parts.query}" if parts.query else "")
+
+    def start_upload(self, repository: str) -> str:
+        response, _ = self.call("POST", f"/v2/{repository}/blobs/uploads/", headers={"Content-Length": "0"}, expect=202)
+        return self._target(response.headers["Location"])
+
+    @staticmethod
+    def _with_digest(target: str, digest: str) -> str:
+        return f"{target}{'&' if '?' in target else '?'}digest={digest}"
+
+    def push_monolithic(self, repository: str, path: pathlib.Path, digest: str) -> None:
+        """POST an upload, then PUT the whole of ``path`` in one streamed body."""
+        target = self._with_digest(self.start_upload(repository), digest)
+        size = path.stat().st_size
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
+        self.call("PUT", target, file_blocks(path), headers, expect=201)
+
+    def push_chunked(self, repository: str, path: pathlib.Path, digest: str, chunk: int) -> None:
+        """POST an upload, PATCH ``chunk`` bytes at a time with Content-Range, then PUT the digest."""
+        target = self.start_upload(repository)
+        size = path.stat().st_size
+        for start in range(0, size, chunk):
+            length = min(chunk, size - start)
+            headers = {
+                "Content-Type": "application/octet-stream", "Content-Length": str(length),
+                "Content-Range": f"{start}-{start + length - 1}",
+            }
+            response, _ = self.call("PATCH", target, file_blocks(path, start, length), headers, expect=202)
+            target = self._target(response.headers["Location"])
+        self.call("PUT", self._with_digest(target, digest), headers={"Content-Length": "0"}, expect=201)
+
+    def push_bytes(self, repository: str, data: bytes) -> str:
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        target = self._with_digest(self.start_upload(repository), digest)
+        self.call("PUT", target, data, {"Content-Type": "application/octet-stream"}, expect=201)
+        return digest
+
+    def push_image(self, repository: str, tag: str, layer: bytes) -> str:
+        """A one-layer OCI image tagged ``tag``; the manifest's digest."""
+        config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}).encode()
+        manifest = json.dumps({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": self.push_bytes(repository, config), "size": len(config)},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": self.push_bytes(repository, layer), "size": len(layer)}],
+        }).encode()
+        self.call("PUT", f"/v2/{repository}/manifests/{tag}", manifest, {"Content-Type": OCI_MANIFEST}, expect=201)
+        return "sha256:" + hashlib.sha256(manifest).hexdigest()
+
+    def pull(self, repository: str, digest: str, verify: bool = False) -> int:
+        """GET a blob and discard it (checking its digest when ``verify``); its size."""
+        return self.download(f"/v2/{repository}/blobs/{digest}", digest if verify else None)
+
+    def download(self, target: str, digest: str | None = None) -> int:
+        """GET ``target`` into one reused buffer, hashing it when a ``digest`` is to be checked; its size."""
+        response = self.request("GET", target)
+        buffer = bytearray(BLOCK)
+        view = memoryview(buffer)
+        hasher = hashlib.sha256() if digest else None
+        total = 0
+        while count := response.readinto(buffer):
+            total += count
+            if hasher is not None:
+                hasher.update(view[:count])
+        if hasher is not None and "sha256:" + hasher.hexdigest() != digest:
+            raise RegistryError(f"{target} came back with digest sha256:{hasher.hexdigest()}, not {digest}")
+        return total
+
+    def walk(self, target: str, key: str) -> int:
+        """Follow ``Link: <...>; rel="next"`` from ``target``; how many ``key`` entries all pages held."""
+        count = 0
+        next_target: str | None = target
+        while next_target:
+            response, body = self.call("GET", next_target)
+            count += len(json.loads(body)[key] or [])
+            found = _NEXT.search(response.headers.get("Link", ""))
+            next_target = self._target(found.group(1)) if found else None
+        return count

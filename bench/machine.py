@@ -1,0 +1,61 @@
+"""The machine: what it is, and the limits it puts on any registry (hashing, loopback file serving)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pathlib
+import platform
+import statistics
+import time
+from dataclasses import dataclass
+
+from bench.client import Client
+from bench.servers import Nginx
+
+
+@dataclass(frozen=True)
+class Machine:
+    cores: int
+    memory_mib: int
+    cpu: str
+    python: str
+    kernel: str
+
+
+def describe() -> Machine:
+    model = ""
+    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    memory_kib = 0
+    for line in pathlib.Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            memory_kib = int(line.split()[1])
+    return Machine(os.cpu_count() or 1, memory_kib // 1024, model, platform.python_version(), platform.release())
+
+
+def sha256_mib_s(seconds: float = 1.0) -> float:
+    """hashlib's sha256 over a 64 MiB buffer, repeated for about ``seconds``."""
+    data = os.urandom(64 << 20)
+    hashed, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds or not hashed:
+        hashlib.sha256(data).digest()
+        hashed += 64
+    return hashed / (time.perf_counter() - start)
+
+
+def nginx_download_mib_s(blob: pathlib.Path, scratch: pathlib.Path, rounds: int) -> float:
+    """Median MiB/s of downloading ``blob`` from nginx over loopback with the benchmark's own client."""
+    size_mib = blob.stat().st_size / (1 << 20)
+    speeds = []
+    with Nginx(blob.parent, scratch) as nginx:
+        nginx.start()
+        with Client(nginx.host) as client:
+            client.download(f"/{blob.name}")  # warm the page cache and the connection
+            for _ in range(rounds):
+                start = time.perf_counter()
+                client.download(f"/{blob.name}")
+                speeds.append(size_mib / (time.perf_counter() - start))
+    return statistics.median(speeds)

@@ -1,0 +1,89 @@
+"""Results: medians and ratios per metric, printed as a table and written as JSON.
+
+The ratio is always oriented so that > 1 means Dockyard wins: Dockyard/registry:2
+for rates, registry:2/Dockyard for wall times, latencies and memory.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import statistics
+from dataclasses import asdict, dataclass, field
+
+from bench.machine import Machine
+
+SERVERS = ("dockyard", "registry2")
+
+
+@dataclass
+class Row:
+    workload: str
+    unit: str
+    higher_is_better: bool
+    samples: dict[str, list[float]] = field(default_factory=lambda: {name: [] for name in SERVERS})
+
+    def median(self, server: str) -> float:
+        values = self.samples[server]
+        return statistics.median(values) if values else float("nan")
+
+    @property
+    def ratio(self) -> float:
+        dockyard, registry2 = self.median("dockyard"), self.median("registry2")
+        mine, theirs = (dockyard, registry2) if self.higher_is_better else (registry2, dockyard)
+        return mine / theirs if theirs else float("nan")
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            **asdict(self),
+            "dockyard": self.median("dockyard"),
+            "registry2": self.median("registry2"),
+            "ratio": self.ratio,
+        }
+
+
+def _number(value: float) -> str:
+    if value != value:  # NaN
+        return "-"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 1:
+        return f"{value:.2f}"
+    return f"{value:.4f}"
+
+
+def table(rows: list[Row], machine: Machine, limits: dict[str, float]) -> str:
+    header = ("workload", "unit", "Dockyard", "registry:2", "ratio")
+    lines = [
+        (row.workload, row.unit + (" ↑" if row.higher_is_better else " ↓"),
+         _number(row.median("dockyard")), _number(row.median("registry2")), f"{row.ratio:.2f}")
+        for row in rows
+    ]
+    widths = [max(len(str(cells[i])) for cells in [header, *lines]) for i in range(len(header))]
+
+    def render(cells: tuple[str, ...]) -> str:
+        return "| " + " | ".join(
+            cell.ljust(width) if i < 2 else cell.rjust(width) for i, (cell, width) in enumerate(zip(cells, widths))
+        ) + " |"
+
+    out = [render(header), "|" + "|".join(("-" * (w + 2)) for w in widths) + "|", *map(render, lines)]
+    out.append("")
+    out.append("ratio > 1: Dockyard wins (↑ higher is better: Dockyard/registry:2; ↓ lower is better: registry:2/Dockyard)")
+    out.append(
+        f"machine: {machine.cores} cores, {machine.memory_mib} MiB, {machine.cpu}; "
+        + ", ".join(f"{name} {_number(value)}" for name, value in limits.items())
+    )
+    return "\n".join(out)
+
+
+def write_json(path: pathlib.Path, rows: list[Row], machine: Machine, limits: dict[str, float],
+               settings: dict[str, object], date: str, notes: list[str]) -> None:
+    document = {
+        "date": date,
+        **asdict(machine),
+        "settings": settings,
+        "machine_limits": limits,
+        "rows": [row.as_json() for row in rows],
+        "notes": notes,
+    }
+    path.write_text(json.dumps(document, indent=2, default=str) + "\n")

@@ -1,0 +1,173 @@
+"""The benchmark run: options, servers up, machine limits, workloads A B A B, report."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import hashlib
+import os
+import pathlib
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+
+from bench import layout, machine
+from bench.load import available_client
+from bench.memory import PeakSampler
+from bench.report import Row, table, write_json
+from bench.servers import Dockyard, Registry2, Server
+from bench.workloads import MEMORY_WORKLOADS, WORKLOADS, Settings, Workload
+
+DEFAULT_JSON = pathlib.Path(__file__).resolve().parent / "results.json"
+KEYS = [workload.key for workload in WORKLOADS]
+
+
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description="Dockyard against registry:2 on this machine.")
+    parser.add_argument("--size-mib", type=int, default=1024, help="blob size for push and pull (default 1024)")
+    parser.add_argument("--chunk-mib", type=int, default=16, help="PATCH chunk size (default 16)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds per workload and server; medians reported (default 5)")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of manifest GET load per round (default 10)")
+    parser.add_argument("--concurrency", type=int, default=64, help="connections for manifest GET (default 64)")
+    parser.add_argument("--repos", type=int, default=10_000, help="repositories in _catalog and tags in tags/list (default 10000)")
+    parser.add_argument("--images", type=int, default=50, help="images pushed with skopeo per round (default 50)")
+    parser.add_argument("--parallel", type=int, default=8, help="concurrent skopeo copies (default 8)")
+    parser.add_argument("--only", default=",".join(KEYS), help=f"comma-separated workloads among {','.join(KEYS)} (default all)")
+    parser.add_argument("--workers", type=int, default=1, help="dockyard --workers (default 1)")
+    parser.add_argument("--load-client", choices=("auto", "wrk", "aiohttp"), default="auto",
+                        help="manifest GET load generator: wrk when installed, else aiohttp (default auto)")
+    parser.add_argument("--json", type=pathlib.Path, default=DEFAULT_JSON, help=f"where to write results (default {DEFAULT_JSON})")
+    args = parser.parse_args(argv)
+    args.only = [key.strip() for key in args.only.split(",") if key.strip()]
+    if unknown := set(args.only) - set(KEYS):
+        parser.error(f"unknown workload(s) {', '.join(sorted(unknown))}: choose among {', '.join(KEYS)}")
+    if min(args.size_mib, args.chunk_mib, args.rounds, args.concurrency, args.repos, args.images, args.parallel, args.workers) < 1:
+        parser.error("sizes and counts must be at least 1")
+    return args
+
+
+def _random_file(path: pathlib.Path, size_mib: int) -> str:
+    """Write ``size_mib`` MiB of random bytes to ``path``; their digest."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    hasher = hashlib.sha256()
+    with open(path, "wb") as file:
+        for _ in range(size_mib):
+            block = os.urandom(1 << 20)
+            hasher.update(block)
+            file.write(block)
+    return "sha256:" + hasher.hexdigest()
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _run_workload(workload: Workload, servers: list[Server], rounds: int) -> list[Row]:
+    _log(f"{workload.key}:")
+    started = time.perf_counter()
+    rows = [Row(metric.label, metric.unit, metric.higher_is_better) for metric in workload.metrics]
+    for server in servers:
+        workload.prepare(server)
+    for number in range(rounds):
+        for server in servers:  # alternately: A B A B ...
+            values = workload.measure(server, number)
+            for row, value in zip(rows, values):
+                row.samples[server.name].append(value)
+            shown = ", ".join(f"{value:.4g} {row.unit}" for row, value in zip(rows, values))
+            _log(f"  [{workload.key}] round {number + 1}/{rounds} {server.name}: {shown}")
+    _log(f"  ({time.perf_counter() - started:.0f} s)")
+    return rows
+
+
+def _measure(workloads: list[Workload], servers: list[Server], rounds: int) -> list[Row]:
+    """Every workload, A B A B; the peak RSS of each server over the workloads that push and pull."""
+    sampled = [workload for workload in workloads if workload.key in MEMORY_WORKLOADS]
+    rows: list[Row] = []
+    with PeakSampler({server.name: server.pid for server in servers}) as sampler:
+        for workload in sampled:
+            rows += _run_workload(workload, servers, rounds)
+    for workload in workloads:
+        if workload not in sampled:
+            rows += _run_workload(workload, servers, rounds)
+    if sampled:
+        memory = Row(f"peak RSS during {', '.join(workload.key for workload in sampled)}", "MiB", False)
+        for name, peak in sampler.peak_mib().items():
+            memory.samples[name].append(peak)
+        rows.append(memory)
+    return rows
+
+
+def _notes(args: argparse.Namespace, cores: int) -> list[str]:
+    notes = [
+        "both servers: filesystem storage in a fresh temporary root, plain HTTP, deletes enabled, "
+        "warning-level logs and no access log",
+        f"dockyard --workers {args.workers}; registry:2 uses every core (GOMAXPROCS default)",
+        "pushed blobs and their repository are deleted from the root after each push round",
+        "peak RSS sums the process and its children (forked workers share pages, so the sum overstates)",
+    ]
+    if cores <= 2:
+        notes.append(f"only {cores} cores: the load generator and clients compete with the server for CPU")
+    return notes
+
+
+def run(args: argparse.Namespace) -> int:
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    description = machine.describe()
+    load_client = available_client(args.load_client)
+    with tempfile.TemporaryDirectory(prefix="dockyard-bench-") as temporary, contextlib.ExitStack() as stack:
+        scratch = pathlib.Path(temporary)
+        _log(f"writing a {args.size_mib} MiB random blob in {scratch}")
+        blob = scratch / "static" / "blob.bin"
+        digest = _random_file(blob, args.size_mib)
+
+        _log("measuring the machine: sha256, nginx loopback download")
+        limits = {
+            "python sha256 MiB/s": machine.sha256_mib_s(),
+            f"nginx loopback download {args.size_mib} MiB, MiB/s": machine.nginx_download_mib_s(blob, scratch, args.rounds),
+        }
+
+        dockyard = stack.enter_context(Dockyard(scratch / "dockyard-root", args.workers))
+        registry2 = stack.enter_context(Registry2(scratch / "registry2-root"))
+        servers: list[Server] = [dockyard, registry2]
+        if "catalog" in args.only:
+            _log(f"seeding {args.repos} repositories and {args.repos} tags in both roots")
+            for server in servers:
+                layout.seed(server.root, args.repos)
+        dockyard.start()
+        registry2.start()
+        _log(f"dockyard at {dockyard.url} (pid {dockyard.pid}), registry:2 at {registry2.url} (pid {registry2.pid})")
+
+        settings = Settings(
+            scratch=scratch, blob=blob, digest=digest, size_mib=args.size_mib, chunk_mib=args.chunk_mib,
+            duration=args.duration, concurrency=args.concurrency, repos=args.repos, images=args.images,
+            parallel=args.parallel, load_client=load_client,
+        )
+        rows = _measure([kind(settings) for kind in WORKLOADS if kind.key in args.only], servers, args.rounds)
+        _log("stopping the servers, removing the temporary files (a minute for large --repos)")
+
+    notes = _notes(args, description.cores)
+    print(table(rows, description, limits))
+    for note in notes:
+        print(f"note: {note}")
+    settings_json = {key: value for key, value in vars(args).items() if key != "json"} | {"load_client": load_client}
+    write_json(args.json, rows, description, limits, settings_json, started, notes)
+    print(f"results written to {args.json}")
+    return 0
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse(argv)
+    signal.signal(signal.SIGTERM, _terminate)  # unwind, so that every server is stopped
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        _log("interrupted: servers stopped, temporary files removed")
+        return 130

@@ -1,0 +1,210 @@
+"""The processes under test, each on 127.0.0.1 with an ephemeral port and a temporary root.
+
+Dockyard and Debian's registry:2 (``docker-registry``) get equivalent settings:
+filesystem storage, plain HTTP, deletes enabled, warnings-only logging and no
+access log (so that neither pays for writing a log line per request). nginx
+serves static files for the machine's loopback baseline. Every class is a
+context manager and stops its process on exit, error or Ctrl-C alike.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+
+_SERVING = re.compile(r"serving http://127\.0\.0\.1:(\d+)")
+
+
+def free_port() -> int:
+    """A port nothing listens on now (bind port 0 and let it go)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1):
+            return True
+    except urllib.error.HTTPError:
+        return True  # any HTTP answer means it is listening
+    except OSError:
+        return False
+
+
+@dataclass
+class Server:
+    """A server process: its name, root and address once started."""
+
+    name: str
+    root: pathlib.Path
+    log: pathlib.Path
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None, f"{self.name} is not running"
+        return self.process.pid
+
+    def _spawn(self, command: list[str], env: dict[str, str]) -> None:
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env, start_new_session=True
+            )
+
+    def _wait(self, ready_path: str, timeout: float = 30) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is None or self.process.poll() is not None:
+                return False
+            if self.port and _answers(self.url + ready_path):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def _failed(self, what: str) -> RuntimeError:
+        tail = self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
+        self.stop()
+        return RuntimeError(f"{self.name} {what}:\n{tail}")
+
+    def stop(self) -> None:
+        """SIGTERM the process (and its session, for forked workers); SIGKILL after 15 s."""
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+    def __enter__(self) -> "Server":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+class Dockyard(Server):
+    """``dockyard serve`` over a root, with ``workers`` processes sharing the port."""
+
+    def __init__(self, root: pathlib.Path, workers: int = 1) -> None:
+        super().__init__("dockyard", root, root.parent / "dockyard.log")
+        self.workers = workers
+
+    @staticmethod
+    def insecure_flag() -> list[str]:
+        """``--insecure-http`` when this Dockyard has it (plain HTTP is otherwise the default)."""
+        help_text = subprocess.run(
+            [sys.executable, "-m", "dockyard", "serve", "--help"], capture_output=True, text=True, check=True
+        ).stdout
+        return ["--insecure-http"] if "--insecure-http" in help_text else []
+
+    def start(self) -> "Dockyard":
+        self.root.mkdir(parents=True, exist_ok=True)
+        command = [
+            sys.executable, "-m", "dockyard", "serve", "--addr", "127.0.0.1:0", "--root", str(self.root),
+            "--workers", str(self.workers), "--log-level", "warning", *self.insecure_flag(),
+        ]
+        self._spawn(command, {**os.environ, "PYTHONUNBUFFERED": "1"})
+        deadline = time.monotonic() + 30
+        while not self.port and time.monotonic() < deadline and self.process and self.process.poll() is None:
+            found = _SERVING.search(self.log.read_text(errors="replace"))
+            self.port = int(found.group(1)) if found else 0
+            time.sleep(0.05)
+        if not self._wait("/v2/"):
+            raise self._failed("did not start")
+        return self
+
+
+class Registry2(Server):
+    """Debian's ``docker-registry serve CONFIG`` (registry:2) over a root."""
+
+    BINARY = "docker-registry"
+
+    def __init__(self, root: pathlib.Path) -> None:
+        super().__init__("registry2", root, root.parent / "registry2.log")
+        self.config = root.parent / "registry2.yml"
+
+    def _write_config(self) -> None:
+        # A JSON string is a valid YAML scalar, which quotes the path safely.
+        self.config.write_text(
+            "version: 0.1\n"
+            "log:\n  level: warn\n  accesslog:\n    disabled: true\n"
+            "storage:\n"
+            f"  filesystem:\n    rootdirectory: {json.dumps(str(self.root.absolute()))}\n"
+            "  delete:\n    enabled: true\n"
+            "  maintenance:\n    uploadpurging:\n      enabled: false\n"
+            f"http:\n  addr: {self.host}\n"
+        )
+
+    def start(self) -> "Registry2":
+        binary = shutil.which(self.BINARY)
+        if binary is None:
+            raise RuntimeError("docker-registry is not installed (apt-get install docker-registry, or use bench/run)")
+        self.root.mkdir(parents=True, exist_ok=True)
+        # registry:2 reads every REGISTRY_* variable as configuration, and its AWS SDK AWS_CA_BUNDLE.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_") and k != "AWS_CA_BUNDLE"}
+        for _ in range(5):  # someone else may take the free port before registry:2 binds it
+            self.port = free_port()
+            self._write_config()
+            self._spawn([binary, "serve", str(self.config)], env)
+            if self._wait("/v2/"):
+                return self
+            self.stop()
+        raise self._failed("did not start")
+
+
+class Nginx(Server):
+    """Debian's nginx serving ``directory`` as static files: one process, no master, no system service."""
+
+    def __init__(self, directory: pathlib.Path, scratch: pathlib.Path) -> None:
+        super().__init__("nginx", directory, scratch / "nginx-error.log")
+        self.prefix = scratch / "nginx"
+
+    def start(self) -> "Nginx":
+        binary = shutil.which("nginx") or ("/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None)
+        if binary is None:
+            raise RuntimeError("nginx is not installed (apt-get install nginx-light, or use bench/run)")
+        self.prefix.mkdir(parents=True, exist_ok=True)
+        temp = "\n".join(f"  {kind}_temp_path {self.prefix / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        config = self.prefix / "nginx.conf"
+        for _ in range(5):
+            self.port = free_port()
+            config.write_text(
+                "daemon off;\nmaster_process off;\n"
+                f"pid {self.prefix / 'nginx.pid'};\nerror_log {self.log} warn;\n"
+                "events { worker_connections 1024; }\n"
+                "http {\n  access_log off;\n  sendfile on;\n  tcp_nopush on;\n  default_type application/octet-stream;\n"
+                f"{temp}\n"
+                f"  server {{\n    listen {self.host};\n    root {self.root};\n  }}\n}}\n"
+            )
+            self._spawn([binary, "-p", str(self.prefix), "-c", str(config), "-e", str(self.log)], dict(os.environ))
+            if self._wait("/"):
+                return self
+            self.stop()
+        raise self._failed("did not start")

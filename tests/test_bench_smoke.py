@@ -1,0 +1,60 @@
+"""The benchmark harness runs end to end on tiny sizes and writes a complete JSON result.
+
+Only the shape of the result is checked: never a timing, nor a ratio.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+REPOSITORY = pathlib.Path(__file__).resolve().parent.parent
+
+
+def _installed(name: str) -> bool:
+    return shutil.which(name) is not None or os.access(f"/usr/sbin/{name}", os.X_OK)
+
+
+def test_bench_runs_on_tiny_sizes(tmp_path: pathlib.Path) -> None:
+    for tool in ("docker-registry", "nginx"):
+        if not _installed(tool):
+            message = f"{tool} is not installed (scripts/test installs it)"
+            pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
+    only = ["push", "chunked", "pull", "manifest", "catalog"] + (["skopeo"] if _installed("skopeo") else [])
+    result = tmp_path / "results.json"
+    run = subprocess.run(
+        [
+            sys.executable, "-m", "bench", "--size-mib", "2", "--chunk-mib", "1", "--rounds", "1",
+            "--duration", "0.5", "--concurrency", "4", "--repos", "20", "--images", "2", "--parallel", "2",
+            "--load-client", "aiohttp", "--only", ",".join(only), "--json", str(result),
+        ],
+        cwd=REPOSITORY, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
+    )
+    assert run.returncode == 0, f"python -m bench failed:\n{run.stdout}\n{run.stderr[-5000:]}"
+    assert "| workload" in run.stdout
+
+    document = json.loads(result.read_text())
+    assert document["date"] and document["cores"] >= 1 and document["memory_mib"] > 0
+    assert all(value > 0 for value in document["machine_limits"].values())
+    assert len(document["machine_limits"]) == 2
+
+    rows = {row["workload"]: row for row in document["rows"]}
+    expected = [
+        "blob push, POST + one PUT", "blob push, PATCH 1 MiB chunks", "blob pull",
+        "manifest GET by tag", "_catalog walk, 20 repos", "tags/list walk, 20 tags", "peak RSS during",
+    ] + (["skopeo copy 2 3-layer images"] if "skopeo" in only else [])
+    for prefix in expected:
+        matching = [row for name, row in rows.items() if name.startswith(prefix)]
+        assert matching, f"no row for {prefix!r} in {sorted(rows)}"
+        for row in matching:
+            for server in ("dockyard", "registry2"):
+                assert row[server] > 0, f"{row['workload']}: {server} {row[server]}"
+                assert len(row["samples"][server]) >= 1
+            assert row["ratio"] > 0
+    assert len([name for name in rows if name.startswith("manifest GET by tag")]) == 2  # req/s and p99
