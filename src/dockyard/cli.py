@@ -6,6 +6,7 @@ import click
 
 from dockyard import __version__
 from dockyard.commands.certs import certs
+from dockyard.commands.config import config
 from dockyard.commands.serve import serve
 from dockyard.commands.trust import trust_command
 from dockyard.commands.user import user
@@ -21,3 +22,4 @@ main.add_command(serve)
 main.add_command(certs)
 main.add_command(trust_command)
 main.add_command(user)
+main.add_command(config)

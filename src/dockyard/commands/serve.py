@@ -8,10 +8,13 @@ import os
 import pathlib
 import ssl
 import sys
+from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from dockyard import __version__
+from dockyard.config import ConfigError, load, serve_arguments
 from dockyard.auth.setup import AuthSettings, AuthSetupError
 from dockyard.server import SSL_CONTEXT_KEY, Address
 from dockyard.tls.certificates import CertificateError, fingerprint
@@ -76,7 +79,32 @@ def default_tls_dir(root: pathlib.Path) -> pathlib.Path:
 @click.option("--login-max-failures", type=click.IntRange(1), default=10, show_default=True, help="Failed logins per address or user before 429.")
 @click.option("--login-failure-window", type=click.FloatRange(0.1), default=60.0, show_default=True, help="Seconds a failed login counts.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
-def serve(
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=pathlib.Path),
+    help="registry:2's config.yml; REGISTRY_* environment variables override it, options given here override both.",
+)
+@click.pass_context
+def serve(ctx: click.Context, config_file: pathlib.Path | None, **options: Any) -> None:
+    """Serve the registry over HTTPS (a local CA and certificate are made on first start)."""
+    if config_file is not None or any(name.startswith("REGISTRY_") for name in os.environ):
+        try:
+            loaded = load(config_file, os.environ)
+            from_config = serve_arguments(loaded.config)
+        except ConfigError as error:
+            raise click.ClickException(str(error)) from None
+        for warning in loaded.warnings:
+            click.echo(f"warning: {warning}", err=True)
+        options.update({
+            name: value
+            for name, value in from_config.items()
+            if ctx.get_parameter_source(name) is not ParameterSource.COMMANDLINE
+        })
+    _serve(**options)
+
+
+def _serve(
     addr: str,
     root: pathlib.Path,
     storage: str,
@@ -102,7 +130,6 @@ def serve(
     login_failure_window: float,
     log_level: str,
 ) -> None:
-    """Serve the registry over HTTPS (a local CA and certificate are made on first start)."""
     from dockyard.api.app import create_app
     from dockyard.server import run
     from dockyard.storage.filesystem import FilesystemDriver

@@ -1,0 +1,455 @@
+"""Reading registry:2's configuration file and REGISTRY_* variables into serve's arguments."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+import re
+import textwrap
+import typing
+
+import pytest
+
+from dockyard.commands.serve import serve
+from dockyard.config import (
+    MASK,
+    Config,
+    ConfigError,
+    Loaded,
+    format_duration,
+    load,
+    parse_duration,
+    serve_arguments,
+    to_yaml,
+)
+
+EXAMPLE = pathlib.Path(__file__).parents[2] / "examples" / "config.yml"
+DEBIAN = pathlib.Path("/etc/docker/registry/config.yml")
+
+# As registry:2's docker image ships it in /etc/docker/registry/config.yml.
+REGISTRY2_DEFAULT = """\
+version: 0.1
+log:
+  fields:
+    service: registry
+storage:
+  cache:
+    blobdescriptor: inmemory
+  filesystem:
+    rootdirectory: /var/lib/registry
+http:
+  addr: :5000
+  headers:
+    X-Content-Type-Options: [nosniff]
+health:
+  storagedriver:
+    enabled: true
+    interval: 10s
+    threshold: 3
+"""
+
+MINIMAL = "version: 0.1\nstorage:\n  inmemory:\n"
+
+
+def read(tmp_path: pathlib.Path, text: str, environ: dict[str, str] | None = None) -> Loaded:
+    path = tmp_path / "config.yml"
+    path.write_text(textwrap.dedent(text))
+    return load(path, environ or {})
+
+
+def error_of(tmp_path: pathlib.Path, text: str, environ: dict[str, str] | None = None) -> str:
+    with pytest.raises(ConfigError) as caught:
+        read(tmp_path, text, environ)
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+# ---- whole files ----
+
+
+def test_registry2_default_config(tmp_path: pathlib.Path) -> None:
+    loaded = read(tmp_path, REGISTRY2_DEFAULT)
+    config = loaded.config
+    assert loaded.warnings == ()
+    assert config.log.fields == {"service": "registry"}
+    assert config.storage.cache.blobdescriptor == "inmemory"
+    assert config.http.headers == {"X-Content-Type-Options": ["nosniff"]}
+    assert (config.health.storagedriver.enabled, config.health.storagedriver.interval, config.health.storagedriver.threshold) == (True, 10.0, 3)
+    arguments = serve_arguments(config)
+    assert arguments["root"] == pathlib.Path("/var/lib/registry")
+    assert arguments["storage"] == "filesystem"
+    assert arguments["addr"] == ":5000"
+    assert arguments["no_delete"] is True  # registry:2 refuses deletes unless storage.delete.enabled
+    assert arguments["htpasswd"] is None and arguments["token_realm"] is None
+    assert arguments["log_level"] == "info"
+
+
+def test_debian_shipped_config() -> None:
+    if not DEBIAN.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{DEBIAN} is missing: CI installs Debian's docker-registry, which ships it")
+        pytest.skip(f"{DEBIAN} is missing (Debian's docker-registry package is not installed)")
+    loaded = load(DEBIAN, {})
+    assert loaded.warnings == ()
+    arguments = serve_arguments(loaded.config)
+    assert arguments["storage"] == "filesystem"
+    assert arguments["root"] == pathlib.Path(loaded.config.storage.filesystem.rootdirectory)
+    assert arguments["addr"] == loaded.config.http.addr
+    if loaded.config.auth.htpasswd is not None:
+        assert arguments["htpasswd"] == pathlib.Path(loaded.config.auth.htpasswd.path)
+        assert arguments["auth_realm"] == loaded.config.auth.htpasswd.realm
+
+
+def test_seed_root_variable_overrides_the_file(tmp_path: pathlib.Path) -> None:
+    loaded = read(tmp_path, REGISTRY2_DEFAULT, {"REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY": "/data"})
+    assert serve_arguments(loaded.config)["root"] == pathlib.Path("/data")
+    assert loaded.warnings == ()
+
+
+def test_example_loads_without_warnings_and_serves() -> None:
+    loaded = load(EXAMPLE, {})
+    assert loaded.warnings == ()
+    arguments = serve_arguments(loaded.config)
+    assert arguments["workers"] == 2
+    assert arguments["hostnames"] == ("registry.example.com",)
+    assert arguments["htpasswd"] == pathlib.Path("/etc/docker/registry/htpasswd")
+    assert arguments["login_failure_window"] == 60.0
+
+
+def schema_keys(cls: type, prefix: str = "") -> list[str]:
+    keys = []
+    for spec in dataclasses.fields(cls):
+        hint = typing.get_type_hints(cls)[spec.name]
+        inner = next((arg for arg in typing.get_args(hint) if dataclasses.is_dataclass(arg)), hint)
+        dotted = f"{prefix}{spec.name}"
+        keys.append(dotted)
+        if dataclasses.is_dataclass(inner):
+            keys.extend(schema_keys(inner, f"{dotted}."))
+    return keys
+
+
+def test_example_names_every_supported_key() -> None:
+    text = EXAMPLE.read_text()
+    missing = [key for key in schema_keys(Config) if not re.search(rf"^[ #]*(- )?{re.escape(key.rsplit('.', 1)[-1])}:", text, re.M)]
+    assert missing == []
+
+
+def test_no_file_gives_serves_own_defaults() -> None:
+    defaults = serve.make_context("serve", []).params
+    defaults.pop("config_file", None)  # serve's option naming the file itself, once it reads one
+    assert serve_arguments(load(None, {}).config) == defaults
+
+
+def test_serve_arguments_from_every_setting(tmp_path: pathlib.Path) -> None:
+    loaded = read(tmp_path, """\
+        version: 0.1
+        log: {level: warn}
+        storage:
+          filesystem: {rootdirectory: /srv/registry}
+          delete: {enabled: true}
+        http:
+          addr: 127.0.0.1:5443
+          tls: {certificate: /etc/tls/cert.pem, key: /etc/tls/key.pem, clientcas: [/etc/tls/clients.pem]}
+        auth:
+          token:
+            realm: https://auth.example.com/token
+            service: registry.example.com
+            issuer: auth.example.com
+            rootcertbundle: /etc/tls/issuer.pem
+            jwks: /etc/tls/issuer.jwks
+        dockyard:
+          tls_dir: /srv/tls
+          hostnames: [a.example.com, 10.0.0.1]
+          access_policy: /etc/policy.yml
+          token_auth: true
+          workers: 4
+          login: {max_failures: 3, failure_window: 2m}
+        """)
+    P = pathlib.Path
+    assert serve_arguments(loaded.config) == {
+        "addr": "127.0.0.1:5443", "root": P("/srv/registry"), "storage": "filesystem", "no_delete": False,
+        "workers": 4, "insecure_http": False, "tls_dir": P("/srv/tls"), "hostnames": ("a.example.com", "10.0.0.1"),
+        "tls_cert": P("/etc/tls/cert.pem"), "tls_key": P("/etc/tls/key.pem"), "tls_key_passphrase_file": None,
+        "tls_client_ca": P("/etc/tls/clients.pem"), "htpasswd": None, "auth_realm": "Dockyard",
+        "access_policy": P("/etc/policy.yml"), "token_auth": True, "token_service": "registry.example.com",
+        "token_issuer": "auth.example.com", "token_realm": "https://auth.example.com/token",
+        "token_rootcertbundle": P("/etc/tls/issuer.pem"), "token_jwks": P("/etc/tls/issuer.jwks"),
+        "login_max_failures": 3, "login_failure_window": 120.0, "log_level": "warning",
+    }
+
+
+# ---- durations ----
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("300s", 300), ("10m", 600), ("1h", 3600), ("24h", 86400), ("168h", 604800), ("1h30m", 5400),
+     ("1.5s", 1.5), ("500ms", 0.5), ("2h45m30s", 9930), ("0", 0), ("0s", 0), ("10us", 1e-5), ("3ns", 3e-9)],
+)
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == pytest.approx(seconds)
+    assert parse_duration(format_duration(seconds)) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(604800, "168h"), (5400, "1h30m"), (90, "1m30s"), (0.5, "500ms"), (0, "0s"), (1e-8, "10ns")])
+def test_durations_written_as_go_writes_them(seconds: float, text: str) -> None:
+    assert format_duration(seconds) == text
+
+
+@pytest.mark.parametrize("text", ["10", "1d", "-5s", "h", "", "5 s", "1h-30m", "s10"])
+def test_not_durations(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+def test_integer_duration_is_nanoseconds_with_a_warning(tmp_path: pathlib.Path) -> None:
+    loaded = read(tmp_path, MINIMAL + "health:\n  storagedriver:\n    interval: 10\n")
+    assert loaded.config.health.storagedriver.interval == pytest.approx(1e-8)
+    assert loaded.warnings == ("health.storagedriver.interval: 10 is read as nanoseconds, as registry:2 does; write 10s for seconds",)
+
+
+def test_zero_integer_duration_is_zero_without_a_warning(tmp_path: pathlib.Path) -> None:
+    loaded = read(tmp_path, MINIMAL + "http:\n  draintimeout: 0\n")
+    assert loaded.config.http.draintimeout == 0
+    assert loaded.warnings == ()
+
+
+# ---- REGISTRY_* variables ----
+
+
+def test_variables_override_keys_as_yaml_scalars(tmp_path: pathlib.Path) -> None:
+    loaded = read(tmp_path, REGISTRY2_DEFAULT, {
+        "REGISTRY_HTTP_ADDR": "127.0.0.1:6000",
+        "REGISTRY_LOG_LEVEL": "debug",
+        "REGISTRY_STORAGE_DELETE_ENABLED": "true",
+        "REGISTRY_HEALTH_STORAGEDRIVER_THRESHOLD": "5",
+        "REGISTRY_HEALTH_STORAGEDRIVER_INTERVAL": "1h30m",
+        "REGISTRY_DOCKYARD_WORKERS": "4",
+        "REGISTRY_DOCKYARD_LOGIN_MAX_FAILURES": "3",
+        "REGISTRY_DOCKYARD_HOSTNAMES_0": "registry.example.com",
+        "REGISTRY_LOG_FIELDS_SERVICE": "mine",
+    })
+    config = loaded.config
+    assert loaded.warnings == ()
+    assert config.http.addr == "127.0.0.1:6000"
+    assert config.storage.delete.enabled is True
+    assert config.health.storagedriver.threshold == 5
+    assert config.health.storagedriver.interval == 5400
+    assert config.dockyard.workers == 4
+    assert config.dockyard.login.max_failures == 3
+    assert config.dockyard.hostnames == ["registry.example.com"]
+    assert config.log.fields == {"service": "mine"}
+    assert serve_arguments(config)["log_level"] == "debug"
+
+
+def test_warn_level_is_serves_warning(tmp_path: pathlib.Path) -> None:
+    assert serve_arguments(read(tmp_path, MINIMAL, {"REGISTRY_LOG_LEVEL": "warn"}).config)["log_level"] == "warning"
+
+
+def test_auth_variable_selects_the_kind_in_place_of_the_files(tmp_path: pathlib.Path) -> None:
+    text = MINIMAL + "auth:\n  token: {realm: r, service: s, issuer: i, rootcertbundle: /b.pem}\n"
+    loaded = read(tmp_path, text, {"REGISTRY_AUTH": "htpasswd", "REGISTRY_AUTH_HTPASSWD_PATH": "/auth/htpasswd", "REGISTRY_AUTH_HTPASSWD_REALM": "Registry Realm"})
+    arguments = serve_arguments(loaded.config)
+    assert loaded.config.auth.token is None
+    assert (arguments["htpasswd"], arguments["auth_realm"], arguments["token_realm"]) == (pathlib.Path("/auth/htpasswd"), "Registry Realm", None)
+
+
+def test_storage_variable_replaces_the_whole_section_with_a_warning(tmp_path: pathlib.Path) -> None:
+    text = REGISTRY2_DEFAULT + "  \n"
+    loaded = read(tmp_path, text.replace("storage:\n", "storage:\n  delete:\n    enabled: true\n"), {
+        "REGISTRY_STORAGE": "s3", "REGISTRY_STORAGE_S3_BUCKET": "images", "REGISTRY_STORAGE_S3_REGION": "eu-west-1",
+    })
+    storage = loaded.config.storage
+    assert (storage.filesystem, storage.s3.bucket, storage.s3.region) == (None, "images", "eu-west-1")
+    assert storage.delete.enabled is False and storage.cache.blobdescriptor == ""
+    assert loaded.warnings == ("REGISTRY_STORAGE=s3 replaces the whole storage section, as in registry:2: storage.delete, storage.cache no longer apply",)
+
+
+def test_list_items_by_index_replace_the_files_list_in_numeric_order(tmp_path: pathlib.Path) -> None:
+    environ = {f"REGISTRY_HTTP_TLS_CLIENTCAS_{index}": f"/ca{index}.pem" for index in range(11)}
+    loaded = read(tmp_path, MINIMAL + "http:\n  tls:\n    clientcas: [/old.pem, /older.pem]\n", environ)
+    assert loaded.config.http.tls.clientcas == [f"/ca{index}.pem" for index in range(11)]
+
+
+def test_one_list_item_variable(tmp_path: pathlib.Path) -> None:
+    loaded = read(tmp_path, MINIMAL + "http:\n  tls:\n    clientcas: [/old.pem, /older.pem]\n", {"REGISTRY_HTTP_TLS_CLIENTCAS_0": "/clients.pem"})
+    assert serve_arguments(loaded.config)["tls_client_ca"] == pathlib.Path("/clients.pem")
+
+
+def test_list_items_in_list_of_sections(tmp_path: pathlib.Path) -> None:
+    loaded = read(tmp_path, MINIMAL, {
+        "REGISTRY_NOTIFICATIONS_ENDPOINTS_0_NAME": "listener", "REGISTRY_NOTIFICATIONS_ENDPOINTS_0_URL": "https://l.example.com",
+        "REGISTRY_NOTIFICATIONS_ENDPOINTS_0_TIMEOUT": "2s",
+    })
+    (endpoint,) = loaded.config.notifications.endpoints
+    assert (endpoint.name, endpoint.url, endpoint.timeout) == ("listener", "https://l.example.com", 2.0)
+
+
+def test_list_item_gap_is_an_error(tmp_path: pathlib.Path) -> None:
+    message = error_of(tmp_path, MINIMAL, {"REGISTRY_HTTP_TLS_CLIENTCAS_1": "/ca.pem"})
+    assert message == "REGISTRY_HTTP_TLS_CLIENTCAS_1: list items are set from _0 on without gaps; _0 is missing"
+
+
+def test_unknown_variables_are_named_and_ignored(tmp_path: pathlib.Path) -> None:
+    loaded = read(tmp_path, MINIMAL, {"REGISTRY_AUTH_FILE": "/run/containers/auth.json", "REGISTRY_HTTP_ADRESS": ":1", "REGISTRY_HTTP_ADDR_PORT": "1", "OTHER": "x"})
+    assert loaded.warnings == (
+        "REGISTRY_AUTH_FILE: matches no configuration key, ignored",
+        "REGISTRY_HTTP_ADDR_PORT: matches no configuration key, ignored",
+        "REGISTRY_HTTP_ADRESS: matches no configuration key, ignored",
+    )
+    assert loaded.config.http.addr == ":5000"
+
+
+def test_variable_value_that_is_not_yaml(tmp_path: pathlib.Path) -> None:
+    assert error_of(tmp_path, MINIMAL, {"REGISTRY_HTTP_ADDR": "[:5000"}).startswith("REGISTRY_HTTP_ADDR: not a YAML value: ")
+
+
+def test_variable_value_of_the_wrong_type_names_the_key(tmp_path: pathlib.Path) -> None:
+    assert error_of(tmp_path, MINIMAL, {"REGISTRY_HTTP_ADDR": "5000"}) == "http.addr: expected HOST:PORT, got 5000"
+
+
+def test_second_driver_from_a_variable(tmp_path: pathlib.Path) -> None:
+    message = error_of(tmp_path, REGISTRY2_DEFAULT, {"REGISTRY_STORAGE_S3_BUCKET": "b", "REGISTRY_STORAGE_S3_REGION": "r"})
+    assert message == "storage: more than one driver (filesystem, s3); keep one (REGISTRY_STORAGE=s3 replaces the file's)"
+
+
+# ---- unknown keys and errors ----
+
+
+def test_unknown_and_unsupported_keys_are_warned_by_dotted_path(tmp_path: pathlib.Path) -> None:
+    loaded = read(tmp_path, MINIMAL + "http:\n  adr: :5000\n  tls:\n    minimumtls: tls1.2\nfrobnicate: 1\nmiddleware: {}\n")
+    assert loaded.warnings == (
+        "http.adr: unknown key, ignored",
+        "http.tls.minimumtls: a registry:2 setting dockyard does not support (dockyard always requires TLS 1.2 or later), ignored",
+        "frobnicate: unknown key, ignored",
+        "middleware: a registry:2 setting dockyard does not support (storage, registry and repository middleware), ignored",
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (MINIMAL + "http:\n  addr: 5000\n", "http.addr: expected HOST:PORT, got 5000"),
+        (MINIMAL + "http:\n  addr: localhost\n", "http.addr: expected HOST:PORT, got localhost"),
+        (MINIMAL + "http: [a]\n", "http: expected a mapping, got a list"),
+        (MINIMAL + "http:\n  headers:\n    X-Frame-Options: DENY\n", "http.headers.X-Frame-Options: expected a list, got DENY"),
+        (MINIMAL + "http:\n  tls:\n    clientcas: /ca.pem\n", "http.tls.clientcas: expected a list, got /ca.pem"),
+        (MINIMAL + "http:\n  tls:\n    certificate: /c.pem\n", "http.tls.key: missing; http.tls.certificate and http.tls.key go together"),
+        (MINIMAL + "http:\n  secret: [a]\n", "http.secret: expected a string, got a list"),
+        (MINIMAL + "http:\n  draintimeout: soon\n", "http.draintimeout: expected a duration like 300s, 10m or 1h30m, got soon"),
+        (MINIMAL + "log:\n  level: verbose\n", "log.level: expected one of error, warn, info, debug, got verbose"),
+        (MINIMAL + "log:\n  formatter: xml\n", "log.formatter: expected one of text, json, logstash, got xml"),
+        (MINIMAL + "log:\n  accesslog:\n    disabled: maybe\n", "log.accesslog.disabled: expected true or false, got maybe"),
+        (MINIMAL + "catalog:\n  maxentries: many\n", "catalog.maxentries: expected an integer, got many"),
+        (MINIMAL + "catalog:\n  maxentries: 0\n", "catalog.maxentries: expected at least 1, got 0"),
+        (MINIMAL + "health:\n  storagedriver:\n    interval: 10x\n", "health.storagedriver.interval: expected a duration like 300s, 10m or 1h30m, got 10x"),
+        (MINIMAL + "storage:\n  inmemory:\n  delete:\n    enabled: yes please\n", "storage.delete.enabled: expected true or false, got yes please"),
+        (MINIMAL + "  cache:\n    blobdescriptor: memcached\n", "storage.cache.blobdescriptor: expected one of '', inmemory, redis, got memcached"),
+        (MINIMAL + "  maintenance:\n    uploadpurging:\n      age: -1h\n", "storage.maintenance.uploadpurging.age: expected a duration like 300s, 10m or 1h30m, got -1h"),
+        ("version: 0.1\nhttp:\n  addr: :5000\n", "storage: no driver; name one of filesystem, inmemory, s3"),
+        ("version: 0.1\nstorage:\n  delete:\n    enabled: true\n", "storage: no driver; name one of filesystem, inmemory, s3"),
+        (MINIMAL + "  filesystem:\n    rootdirectory: /r\n", "storage: more than one driver (filesystem, inmemory); keep one (REGISTRY_STORAGE=inmemory replaces the file's)"),
+        ("version: 0.1\nstorage:\n  azure:\n    accountname: a\n", "storage.azure: unknown storage kind; dockyard knows filesystem, inmemory, s3"),
+        ("version: 0.1\nstorage:\n  s3:\n    region: eu-west-1\n", "storage.s3.bucket: missing"),
+        ("version: 0.1\nstorage:\n  s3: {region: r, bucket: b, chunksize: 1024}\n", "storage.s3.chunksize: expected at least 5242880, got 1024"),
+        ("version: 0.1\nstorage:\n  s3: {region: r, bucket: b, secure: 1}\n", "storage.s3.secure: expected true or false, got 1"),
+        (MINIMAL + "auth:\n  silly: {realm: r, service: s}\n", "auth.silly: refused: it lets in anyone who sends any Authorization header; use auth.htpasswd or auth.token"),
+        (MINIMAL + "auth:\n  htpasswd: {realm: r}\n", "auth.htpasswd.path: missing"),
+        (MINIMAL + "auth:\n  ldap: {}\n", "auth.ldap: unknown auth kind; dockyard knows htpasswd, token, silly"),
+        (MINIMAL + "auth:\n  htpasswd: {realm: r, path: /p}\n  token: {realm: r, service: s, issuer: i, jwks: /j}\n", "auth: more than one kind (htpasswd, token); keep one"),
+        (MINIMAL + "auth:\n  token: {realm: r, service: s, issuer: i}\n", "auth.token.rootcertbundle: missing (or auth.token.jwks): the keys that sign the issuer's tokens"),
+        (MINIMAL + "notifications:\n  endpoints:\n    - name: n\n", "notifications.endpoints.0.url: missing"),
+        (MINIMAL + "dockyard:\n  workers: 100\n", "dockyard.workers: expected at most 64, got 100"),
+        (MINIMAL + "dockyard:\n  login:\n    failure_window: 0s\n", "dockyard.login.failure_window: expected at least 100ms, got 0s"),
+        (MINIMAL + "dockyard:\n  insecure_http: true\nhttp:\n  tls: {certificate: /c, key: /k}\n", "dockyard.insecure_http: serves no TLS, but http.tls is set; drop one of them"),
+        ("storage:\n  inmemory:\n", "version: missing"),
+        ("version: 0.2\nstorage:\n  inmemory:\n", "version: expected one of 0.1, got 0.2"),
+    ],
+)
+def test_errors_name_the_key_in_one_line(tmp_path: pathlib.Path, text: str, message: str) -> None:
+    assert error_of(tmp_path, text) == message
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("version: 0.1\nstorage: [\n", "not valid YAML at line 3: expected the node content, but found '<stream end>'"),
+        ("- version: 0.1\n", "expected registry:2's settings (version: 0.1, storage, http, ...), got a list"),
+        ("", "expected registry:2's settings (version: 0.1, storage, http, ...), got nothing"),
+    ],
+)
+def test_file_errors_name_the_file(tmp_path: pathlib.Path, text: str, message: str) -> None:
+    assert error_of(tmp_path, text) == f"{tmp_path / 'config.yml'}: {message}"
+
+
+def test_missing_file(tmp_path: pathlib.Path) -> None:
+    with pytest.raises(ConfigError, match=r"^.*absent\.yml: No such file or directory$"):
+        load(tmp_path / "absent.yml", {})
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("version: 0.1\nstorage:\n  s3: {region: r, bucket: b}\n", "storage.s3: read and checked, but dockyard serves only filesystem and inmemory storage so far"),
+        (MINIMAL + "http:\n  tls: {clientcas: [/a.pem, /b.pem]}\n", "http.tls.clientcas: dockyard takes one client CA file, got 2 (put them in one PEM file)"),
+        (MINIMAL + "http:\n  net: unix\n  addr: /run/registry.sock:0\n", "http.net: dockyard listens on tcp only, got unix"),
+    ],
+)
+def test_what_serve_cannot_do_names_the_key(tmp_path: pathlib.Path, text: str, message: str) -> None:
+    config = read(tmp_path, text).config
+    with pytest.raises(ConfigError) as caught:
+        serve_arguments(config)
+    assert str(caught.value) == message
+
+
+def test_sections_read_but_not_acted_on_are_warned(tmp_path: pathlib.Path) -> None:
+    loaded = read(tmp_path, MINIMAL + textwrap.dedent("""\
+        notifications:
+          endpoints:
+            - {name: n, url: https://n.example.com}
+        proxy:
+          remoteurl: https://registry-1.docker.io
+        reporting:
+          newrelic: {licensekey: k}
+        """))
+    assert loaded.warnings == (
+        "notifications: not implemented yet, no events are sent",
+        "proxy: not supported, dockyard is not a pull-through cache; ignored",
+        "reporting: not supported, ignored",
+    )
+
+
+# ---- showing ----
+
+
+SECRETS = MINIMAL + textwrap.dedent("""\
+    http:
+      secret: http-secret-value
+    notifications:
+      endpoints:
+        - name: n
+          url: https://n.example.com
+          headers: {Authorization: [Bearer token-value]}
+    redis: {addr: "localhost:6379", password: redis-password-value}
+    proxy: {remoteurl: https://r.example.com, username: u, password: proxy-password-value}
+    reporting:
+      bugsnag: {apikey: bugsnag-key-value}
+      newrelic: {licensekey: newrelic-key-value}
+    """)
+
+
+def test_show_masks_secrets(tmp_path: pathlib.Path) -> None:
+    shown = to_yaml(read(tmp_path, SECRETS).config)
+    assert "-value" not in shown
+    assert shown.count(MASK) == 6
+    text = "version: 0.1\nstorage:\n  s3: {region: r, bucket: b, accesskey: AKIA, secretkey: s3-secret-value}\n"
+    shown = to_yaml(read(tmp_path, text).config)
+    assert "s3-secret-value" not in shown and f"secretkey: '{MASK}'" in shown and "accesskey: AKIA" in shown
+
+
+def test_show_reads_back_as_the_same_configuration(tmp_path: pathlib.Path) -> None:
+    original = load(EXAMPLE, {}).config
+    again = read(tmp_path, to_yaml(original))
+    assert again.config == dataclasses.replace(original, http=dataclasses.replace(original.http, secret=MASK))
