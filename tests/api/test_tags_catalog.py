@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import random
 import re
+
+import pytest
+
+from dockyard.storage import catalog, paths
+from dockyard.storage.filesystem import FilesystemDriver
+from dockyard.storage.inmemory import InMemoryDriver
 
 from .conftest import OCI_MANIFEST, error_of, push_blob, push_image, put_manifest
 
@@ -161,3 +168,66 @@ async def test_catalog_pagination_escapes_names(client):
 async def test_catalog_bad_n(client):
     response = await client.get("/v2/_catalog", params={"n": "-5"})
     await error_of(response, 400, "PAGINATION_NUMBER_INVALID")
+
+
+TRICKY = ["a", "a-b", "a-c", "a.b", "a/b", "a/b-c", "a/b/c/d/e/f", "a/b.c", "a/b0", "a0", "ab", "a_b", "b-a/a", "b/a", "x/y/z"]
+
+
+async def test_catalog_every_page_size_in_full_string_order(client):
+    # Full-string order interleaves levels: "a-b" < "a.b" < "a/b" < "a0".
+    for name in TRICKY:
+        await push_blob(client, name, name.encode())
+    expected = sorted(TRICKY)
+    for n in range(1, len(TRICKY) + 2):
+        pages, links = await walk(client, f"/v2/_catalog?n={n}", "repositories")
+        assert pages == [expected[start:start + n] for start in range(0, len(expected), n)]
+        assert len(links) == len(pages) - 1
+    for last in ["", "a", "a/", "a/b", "a/b/", "a/b/c", "a/b/c/d/e/f", "a-", "a-a", "a/b-", "a0", "aa", "b", "b-a", "zz"]:
+        response = await client.get("/v2/_catalog", params={"last": last})
+        assert (await response.json())["repositories"] == [name for name in expected if name > last]
+
+
+async def test_catalog_n_zero_and_exact_end(client):
+    for name in ["a", "b"]:
+        await push_blob(client, name, name.encode())
+    response = await client.get("/v2/_catalog", params={"n": "0"})
+    assert await response.json() == {"repositories": []}
+    assert "Link" not in response.headers
+    response = await client.get("/v2/_catalog", params={"n": "2"})
+    assert await response.json() == {"repositories": ["a", "b"]}
+    assert "Link" not in response.headers
+    response = await client.get("/v2/_catalog", params={"n": "1", "last": "a"})
+    assert await response.json() == {"repositories": ["b"]}
+    assert "Link" not in response.headers
+
+
+async def test_catalog_sees_created_and_deleted_repositories_at_once(client, registry):
+    await push_blob(client, "kept", b"kept")
+    response = await client.get("/v2/_catalog", params={"n": "1"})
+    assert await response.json() == {"repositories": ["kept"]}
+    await push_blob(client, "added", b"added")
+    response = await client.get("/v2/_catalog", params={"n": "1"})
+    assert await response.json() == {"repositories": ["added"]}
+    await registry.driver.delete(paths.repository("added"))
+    response = await client.get("/v2/_catalog", params={"n": "1"})
+    assert await response.json() == {"repositories": ["kept"]}
+
+
+@pytest.mark.parametrize("kind", ["filesystem", "inmemory"])
+async def test_catalog_walk_matches_a_sorted_full_listing(kind, tmp_path):
+    driver = FilesystemDriver(tmp_path / "root") if kind == "filesystem" else InMemoryDriver()
+    rng = random.Random(7)
+    parts = ["a", "a-b", "a.b", "b", "a0", "ab", "c_d"]
+    names: set[str] = set()
+    for _ in range(60):
+        name = "/".join(rng.choice(parts) for _ in range(rng.randint(1, 4)))
+        names.add(name)
+        hidden = rng.choice(["_layers", "_manifests", "_uploads"])
+        await driver.put_content(f"{paths.repository(name)}/{hidden}/x", b"1")
+    expected = sorted(names)
+    assert await catalog.repositories(driver) == expected
+    for last in ["", *expected[::3], "a/", "a-", "a/b/", "zz"]:
+        for count in [1, 2, 5, 100]:
+            after = [name for name in expected if name > last]
+            assert await catalog.walk(driver, last, count) == after[:count]
+    assert await catalog.walk(driver, "", 5, lambda name: "." in name) == [n for n in expected if "." in n][:5]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
+import sys
 
 import pytest
 
@@ -293,6 +294,43 @@ class DriverSuite:
         assert await driver.list("/r/a") == ["y"]
         assert await driver.list("/r/ab") == ["x"]
         assert sorted(await driver.list("/r")) == ["a", "a.txt", "ab"]
+
+    # -- list_sorted -------------------------------------------------------------------
+
+    async def test_list_sorted_lists_many_directories_sorted(self, driver: StorageDriver) -> None:
+        for path in ["/s/b/x", "/s/a-b/y", "/s/a/z", "/s/a.txt", "/s/_u/w", "/s/a/b/c", "/t/only"]:
+            await driver.put_content(path, b"1")
+        found = await driver.list_sorted(["/s", "/s/a", "/t", "/missing", "/s/a.txt"])
+        assert found == {"/s": ["_u", "a", "a-b", "a.txt", "b"], "/s/a": ["b", "z"], "/t": ["only"]}
+        assert await driver.list_sorted([]) == {}
+
+    async def test_list_sorted_sees_every_change_at_once(self, driver: StorageDriver, monkeypatch) -> None:
+        # Large enough for a driver to keep the listing; a driver module's SETTLED_NS
+        # (how long a directory must be unchanged before its listing is kept) is cut
+        # short so the kept listing is exercised, and also left racy.
+        module = sys.modules[type(driver).__module__]
+        if hasattr(module, "SETTLED_NS"):
+            monkeypatch.setattr(module, "SETTLED_NS", 50_000_000)
+        names = [f"t{index:04d}" for index in range(300)]
+        for name in names:
+            await driver.put_content(f"/big/{name}/link", b"1")
+        for step in range(3):
+            await asyncio.sleep(0.1 if step == 0 else 0)
+            assert await driver.list_sorted(["/big"]) == {"/big": names}
+            assert await driver.list_sorted(["/big"]) == {"/big": names}
+            # The caller owns what it gets back.
+            (await driver.list_sorted(["/big"]))["/big"].append("mutated")
+            added = f"new{step}"
+            await driver.put_content(f"/big/{added}/link", b"1")
+            names = sorted([*names, added])
+            assert await driver.list_sorted(["/big", "/other"]) == {"/big": names}
+            await driver.delete(f"/big/{names[0]}")
+            names = names[1:]
+            assert await driver.list_sorted(["/big"]) == {"/big": names}
+        await driver.delete("/big")
+        assert await driver.list_sorted(["/big"]) == {}
+        await driver.put_content("/big/again/link", b"1")
+        assert await driver.list_sorted(["/big"]) == {"/big": ["again"]}
 
     # -- move ------------------------------------------------------------------------
 

@@ -5,22 +5,22 @@ from __future__ import annotations
 from aiohttp import web
 
 from dockyard.api.context import RequestContext
-from dockyard.api.pagination import page
+from dockyard.api.pagination import next_link, page_size
+from dockyard.storage import catalog
 
 # registry:2's default for catalog.maxentries.
 MAX_ENTRIES = 1000
 
 
 async def get(context: RequestContext) -> web.StreamResponse:
-    names = await context.registry.catalog()
-    visible = context.identity.catalog_filter()
-    if visible is not None:
-        names = [name for name in names if visible(name)]
-    repositories, headers = page(
-        names,
-        context.query("n"),
-        context.query("last"),
-        "/v2/_catalog",
-        MAX_ENTRIES,
+    count = page_size(context.query("n"), MAX_ENTRIES)
+    # One name past the page tells whether a next page exists; the walk stops there.
+    names = await catalog.walk(
+        context.registry.driver, context.query("last") or "", count + 1, context.identity.catalog_filter()
     )
-    return web.json_response({"repositories": repositories}, headers=headers)
+    headers: dict[str, str] = {}
+    if len(names) > count:
+        names = names[:count]
+        if names:
+            headers = next_link("/v2/_catalog", count, names[-1])
+    return web.json_response({"repositories": names}, headers=headers)

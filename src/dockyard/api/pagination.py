@@ -9,21 +9,29 @@ from dockyard.api import errors
 from dockyard.api.errors import RegistryError
 
 
+def page_size(n: str | None, limit: int) -> int:
+    """How many entries a page holds: ``n``, at most ``limit`` (``limit`` when ``n`` is absent)."""
+    if n is None or n == "":
+        return limit
+    invalid = RegistryError(errors.PAGINATION_NUMBER_INVALID, detail={"n": n[:50]})
+    if not (n.isascii() and n.isdigit()):
+        raise invalid
+    try:
+        return min(int(n), limit)
+    except ValueError:  # more digits than Python parses
+        raise invalid from None
+
+
+def next_link(path: str, count: int, last: str) -> dict[str, str]:
+    """The headers pointing at the page of ``count`` entries after ``last``."""
+    return {"Link": f'<{path}?{urlencode({"n": count, "last": last})}>; rel="next"'}
+
+
 def page(items: list[str], n: str | None, last: str | None, path: str, limit: int) -> tuple[list[str], dict[str, str]]:
     """The slice of sorted ``items`` after ``last``, at most ``n`` long, and its headers."""
-    if n is None or n == "":
-        count = limit
-    else:
-        invalid = RegistryError(errors.PAGINATION_NUMBER_INVALID, detail={"n": n[:50]})
-        if not (n.isascii() and n.isdigit()):
-            raise invalid
-        try:
-            count = min(int(n), limit)
-        except ValueError:  # more digits than Python parses
-            raise invalid from None
+    count = page_size(n, limit)
     start = bisect.bisect_right(items, last) if last else 0
     selected = items[start:start + count]
-    headers: dict[str, str] = {}
     if selected and start + count < len(items):
-        headers["Link"] = f'<{path}?{urlencode({"n": count, "last": selected[-1]})}>; rel="next"'
-    return selected, headers
+        return selected, next_link(path, count, selected[-1])
+    return selected, {}

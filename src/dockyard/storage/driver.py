@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import abc
 import pathlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 
@@ -82,6 +82,21 @@ class StorageDriver(abc.ABC):
     @abc.abstractmethod
     async def list(self, path: str) -> list[str]:
         """Names of the direct children of a directory (unsorted)."""
+
+    async def list_sorted(self, paths: Sequence[str]) -> dict[str, list[str]]:
+        """The sorted children of many directories at once (catalog walks, tag lists).
+
+        Keyed by path; a path that is not a directory is left out. One call can serve
+        a whole level of a walk, so a driver may list the directories together (one
+        thread hop, concurrent requests) instead of one :meth:`list` each.
+        """
+        found: dict[str, list[str]] = {}
+        for path in paths:
+            try:
+                found[path] = sorted(await self.list(path))
+            except PathNotFound:
+                pass
+        return found
 
     @abc.abstractmethod
     async def move(self, source: str, destination: str) -> None:

@@ -7,13 +7,29 @@ import errno
 import os
 import pathlib
 import shutil
-from collections.abc import AsyncIterator
+import threading
+import time
+from collections.abc import AsyncIterator, Sequence
 from typing import BinaryIO
 
 from dockyard.atomic import write_file
 from dockyard.storage.driver import FileInfo, FileWriter, PathNotFound, StorageDriver
 
 READ_CHUNK = 1 << 20
+
+# Big directories (a repository's tags, a namespace of many repositories) keep their
+# sorted listing in the process, checked against the directory's (inode, mtime, ctime)
+# on every use: any entry created or removed by any process changes the mtime.
+CACHED_LISTING_MIN = 256
+CACHED_LISTINGS = 64
+# ...but only once the directory has been still for this long: file times come from
+# a coarse clock (a jiffy, a second on some filesystems), so a change within the same
+# tick as the listing could leave the signature as it was.
+SETTLED_NS = 2_000_000_000
+
+
+def _signature(result: os.stat_result) -> tuple[int, int, int]:
+    return result.st_ino, result.st_mtime_ns, result.st_ctime_ns
 
 
 def _delete_tree(target: pathlib.Path) -> bool:
@@ -63,6 +79,8 @@ class FilesystemDriver(StorageDriver):
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = pathlib.Path(root).absolute()
         self._root = str(self.root)
+        self._listings: dict[str, tuple[tuple[int, int, int], list[str]]] = {}
+        self._listings_lock = threading.Lock()
 
     def _full(self, path: str) -> str:
         # Paths come from the layout module, built from validated names only; this
@@ -130,6 +148,61 @@ class FilesystemDriver(StorageDriver):
                 raise PathNotFound(path) from None
 
         return await asyncio.to_thread(names)
+
+    def _cached_listing(self, full: str) -> list[str] | None:
+        entry = self._listings.get(full)
+        if entry is None:
+            return None
+        try:
+            current = _signature(os.stat(full))
+        except OSError:
+            return None
+        return list(entry[1]) if current == entry[0] else None
+
+    def _sorted_listing(self, full: str) -> list[str] | None:
+        """``full``'s sorted children, ``None`` if it is not a directory (in a worker thread)."""
+        cached = self._cached_listing(full)
+        if cached is not None:
+            return cached
+        try:
+            names = sorted(os.listdir(full))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if len(names) < CACHED_LISTING_MIN:
+            return names
+        # The signature is taken after the listing: a change made since the listing
+        # began would have a time within SETTLED_NS of now, so it is not kept.
+        try:
+            after = os.stat(full)
+        except OSError:
+            return names
+        if time.time_ns() - max(after.st_mtime_ns, after.st_ctime_ns) > SETTLED_NS:
+            with self._listings_lock:
+                self._listings.pop(full, None)
+                self._listings[full] = (_signature(after), names)
+                while len(self._listings) > CACHED_LISTINGS:
+                    del self._listings[next(iter(self._listings))]
+            return list(names)
+        return names
+
+    async def list_sorted(self, paths: Sequence[str]) -> dict[str, list[str]]:
+        fulls = [self._full(path) for path in paths]
+        if len(fulls) == 1:
+            # A cached listing costs one stat: on the loop, like stat(), not a thread hop.
+            cached = self._cached_listing(fulls[0])
+            if cached is not None:
+                return {paths[0]: cached}
+
+        def listings() -> dict[str, list[str]]:
+            found: dict[str, list[str]] = {}
+            for path, full in zip(paths, fulls):
+                names = self._sorted_listing(full)
+                if names is not None:
+                    found[path] = names
+            return found
+
+        # A whole batch of directories in one thread hop: a hop costs more than a small listdir.
+        return await asyncio.to_thread(listings)
 
     async def move(self, source: str, destination: str) -> None:
         src, dst = self._full(source), pathlib.Path(self._full(destination))

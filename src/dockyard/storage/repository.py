@@ -144,10 +144,8 @@ class Repository:
         await self.driver.delete(paths.revision_link(self.name, digest).removesuffix("/link"))
 
     async def tags(self) -> list[str]:
-        try:
-            return sorted(await self.driver.list(paths.tags(self.name)))
-        except PathNotFound:
-            return []
+        directory = paths.tags(self.name)
+        return (await self.driver.list_sorted([directory])).get(directory, [])
 
     async def referrers(self, subject: Digest) -> list[Descriptor]:
         directory = paths.referrers(self.name, subject)
