@@ -1,0 +1,283 @@
+"""Real nginx, configured by ``dockyard proxy-config nginx``, in front of a real Dockyard.
+
+Two topologies, each pushing and pulling an image with a 300 MiB layer through
+nginx with skopeo (verifying nginx's certificate, never tls-verify=false):
+
+1. TLS and Basic authentication at nginx; plain HTTP to Dockyard, which has no auth.
+2. TLS at nginx and TLS again to Dockyard (nginx verifies Dockyard's CA); the
+   password is checked by Dockyard.
+
+Everything listens on 127.0.0.1 with ephemeral ports and lives in temporary folders.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pathlib
+import ssl
+import subprocess
+import sys
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from dockyard.cli import main
+from tests.clients.conftest import (  # noqa: F401 (fixtures)
+    Skopeo,
+    client_env,
+    client_home,
+    layout_blob,
+    layout_entry,
+    require_tool,
+    skopeo,
+)
+from tests.proxy import NGINX, NginxProcess, free_port, nginx_test, write_nginx_conf
+from tests.support.images import OCI_CONFIG, OCI_MANIFEST, Layout
+from tests.support.server import DockyardProcess
+
+pytestmark = pytest.mark.clients
+
+LAYER_BYTES = 300 * 1024 * 1024
+USER, PASSWORD = "pusher", "s3cret-proxy-pass"
+OCI_TAR = "application/vnd.oci.image.layer.v1.tar"
+
+
+@dataclass
+class BigImage:
+    layout: pathlib.Path
+    manifest_digest: str
+    layer_digest: str
+
+
+@pytest.fixture(scope="module")
+def big_image(tmp_path_factory: pytest.TempPathFactory) -> BigImage:
+    """An OCI layout whose one layer is an uncompressed tar holding 300 MiB of random bytes.
+
+    Written in chunks (never 300 MiB in memory, no gzip of incompressible data).
+    """
+    path = tmp_path_factory.mktemp("big-image") / "layout"
+    layout = Layout(path)
+    info = tarfile.TarInfo("data/random.bin")
+    info.size, info.mtime, info.mode = LAYER_BYTES, 0, 0o644
+    digest = hashlib.sha256()
+    partial = path / "blobs" / "sha256" / "partial"
+    with open(partial, "wb") as out, open("/dev/urandom", "rb") as random:
+        def write(data: bytes) -> None:
+            digest.update(data)
+            out.write(data)
+
+        write(info.tobuf(format=tarfile.PAX_FORMAT))
+        left = LAYER_BYTES
+        while left:
+            chunk = random.read(min(left, 8 * 1024 * 1024))
+            write(chunk)
+            left -= len(chunk)
+        write(b"\0" * (-LAYER_BYTES % 512) + b"\0" * 1024)  # padding, then the end-of-archive blocks
+        size = out.tell()
+    layer_digest = "sha256:" + digest.hexdigest()
+    partial.rename(path / "blobs" / "sha256" / digest.hexdigest())
+    config = {
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Cmd": ["/bin/true"]},
+        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},  # uncompressed: diff_id = digest
+    }
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": layout.blob(json.dumps(config).encode(), OCI_CONFIG),
+        "layers": [{"mediaType": OCI_TAR, "digest": layer_digest, "size": size}],
+    }
+    descriptor = layout.blob(json.dumps(manifest).encode(), OCI_MANIFEST)
+    layout.tag(descriptor, "big")
+    return BigImage(path, descriptor["digest"], layer_digest)
+
+
+def dockyard_cli(*args: str | pathlib.Path) -> None:
+    result = CliRunner().invoke(main, [str(arg) for arg in args])
+    assert result.exit_code == 0, result.output
+
+
+def make_htpasswd(path: pathlib.Path) -> pathlib.Path:
+    """Debian's ``htpasswd -B`` (bcrypt), as an administrator would."""
+    htpasswd = require_tool("htpasswd")["htpasswd"]
+    subprocess.run([htpasswd, "-B", "-b", "-c", str(path), USER, PASSWORD], check=True, capture_output=True, timeout=60)
+    return path
+
+
+@dataclass
+class Topology:
+    nginx: NginxProcess
+    dockyard: DockyardProcess
+    cert_dir: pathlib.Path  # nginx's CA as ca.crt, for skopeo
+    host: str  # nginx's 127.0.0.1:PORT
+    site: str
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.host}"
+
+    @property
+    def verify(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.cert_dir / "ca.crt"))
+
+
+def start_topology(tmp: pathlib.Path, *, auth_at_proxy: bool) -> Iterator[Topology]:
+    require_tool(NGINX)
+    nginx_tls = tmp / "nginx-tls"
+    dockyard_cli("certs", "ca", "--dir", nginx_tls)
+    dockyard_cli("certs", "issue", "127.0.0.1", "--dir", nginx_tls)
+    cert_dir = tmp / "client-certs"  # only the CA: skopeo would take ca.key for a client key
+    cert_dir.mkdir()
+    (cert_dir / "ca.crt").write_bytes((nginx_tls / "ca.crt").read_bytes())
+    htpasswd = make_htpasswd(tmp / "users.htpasswd")
+
+    if auth_at_proxy:
+        dockyard = DockyardProcess(tmp / "root")  # --insecure-http, no auth
+    else:
+        dockyard = DockyardProcess(tmp / "root", "--htpasswd", str(htpasswd), tls=True)
+    dockyard.start()
+    nginx = None
+    try:
+        port = free_port()
+        args = [
+            "--server-name", "127.0.0.1",
+            "--listen", f"127.0.0.1:{port}",
+            "--upstream", dockyard.host,
+            "--tls-cert", nginx_tls / "127.0.0.1.crt",
+            "--tls-key", nginx_tls / "127.0.0.1.key",
+        ]
+        if auth_at_proxy:
+            args += ["--auth-at-proxy", htpasswd]
+        else:
+            args += ["--upstream-tls", dockyard.tls_dir / "ca.crt"]
+        rendered = CliRunner().invoke(main, ["proxy-config", "nginx", *map(str, args)])
+        assert rendered.exit_code == 0, rendered.output
+        conf = write_nginx_conf(tmp / "nginx", rendered.output)
+        checked = nginx_test(conf)
+        assert checked.returncode == 0, checked.stderr
+        nginx = NginxProcess(conf, port).start()
+        yield Topology(nginx, dockyard, cert_dir, f"127.0.0.1:{port}", rendered.output)
+    finally:
+        if nginx is not None:
+            nginx.stop()
+        dockyard.stop()
+
+
+@pytest.fixture
+def auth_at_nginx(tmp_path: pathlib.Path) -> Iterator[Topology]:
+    yield from start_topology(tmp_path, auth_at_proxy=True)
+
+
+@pytest.fixture
+def tls_to_dockyard(tmp_path: pathlib.Path) -> Iterator[Topology]:
+    yield from start_topology(tmp_path, auth_at_proxy=False)
+
+
+def sha256_file(path: pathlib.Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(8 * 1024 * 1024):
+            digest.update(chunk)
+    return "sha256:" + digest.hexdigest()
+
+
+def push_and_pull(skopeo: Skopeo, topology: Topology, image: BigImage, tmp: pathlib.Path, name: str) -> None:
+    remote = f"docker://{topology.host}/{name}:big"
+    certs = str(topology.cert_dir)
+    creds = f"{USER}:{PASSWORD}"
+    try:
+        skopeo("copy", "--preserve-digests", "--dest-cert-dir", certs, "--dest-creds", creds, f"oci:{image.layout}:big", remote)
+        back = tmp / "pulled"
+        skopeo("copy", "--preserve-digests", "--src-cert-dir", certs, "--src-creds", creds, remote, f"oci:{back}:big")
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n--- nginx ---\n{topology.nginx.errors()}\n--- site ---\n{topology.site}") from None
+    entry = layout_entry(back, "big")
+    assert entry["digest"] == image.manifest_digest
+    manifest = json.loads(layout_blob(back, entry["digest"]))
+    assert [layer["digest"] for layer in manifest["layers"]] == [image.layer_digest]
+    pulled_layer = back / "blobs" / "sha256" / image.layer_digest.split(":")[1]
+    assert pulled_layer.stat().st_size > LAYER_BYTES
+    assert sha256_file(pulled_layer) == image.layer_digest
+    # Dockyard itself holds the same manifest.
+    with httpx.Client(base_url=topology.url, verify=topology.verify, auth=(USER, PASSWORD), timeout=60) as client:
+        served = client.get(f"/v2/{name}/manifests/big", headers={"Accept": OCI_MANIFEST})
+        assert served.status_code == 200, served.text
+        assert served.headers["Docker-Content-Digest"] == image.manifest_digest
+        assert "sha256:" + hashlib.sha256(served.content).hexdigest() == image.manifest_digest
+
+
+def assert_locations_stay_on_nginx(topology: Topology, name: str) -> None:
+    """An upload started, continued and finished through nginx never points at Dockyard's address."""
+    upstream = topology.dockyard.host
+    nginx_base = topology.url + "/"
+
+    def check(response: httpx.Response) -> str:
+        location = response.headers["Location"]
+        assert upstream not in location, (location, upstream)
+        assert location.startswith("/") and not location.startswith("//") or location.startswith(nginx_base), location
+        return location
+
+    data = b"through nginx\n"
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    with httpx.Client(base_url=topology.url, verify=topology.verify, auth=(USER, PASSWORD), timeout=60) as client:
+        started = client.post(f"/v2/{name}/blobs/uploads/")
+        assert started.status_code == 202, (started.status_code, started.text)
+        location = check(started)
+        patched = client.patch(location, content=data[:5], headers={"Content-Type": "application/octet-stream"})
+        assert patched.status_code == 202, (patched.status_code, patched.text)
+        location = check(patched)
+        separator = "&" if "?" in location else "?"
+        finished = client.put(f"{location}{separator}digest={digest}", content=data[5:])
+        assert finished.status_code == 201, (finished.status_code, finished.text)
+        check(finished)
+        fetched = client.get(f"/v2/{name}/blobs/{digest}")
+        assert fetched.status_code == 200 and fetched.content == data
+
+
+def api_version_headers(response: httpx.Response) -> list[str]:
+    return response.headers.get_list("Docker-Distribution-Api-Version")
+
+
+def test_tls_and_auth_at_nginx_plain_http_to_dockyard(
+    auth_at_nginx: Topology, skopeo: Skopeo, big_image: BigImage, tmp_path: pathlib.Path
+) -> None:
+    topology = auth_at_nginx
+    assert topology.dockyard.url.startswith("http://")
+    with httpx.Client(base_url=topology.url, verify=topology.verify, timeout=60) as client:
+        refused = client.get("/v2/")
+        assert refused.status_code == 401
+        assert refused.headers["WWW-Authenticate"].startswith("Basic ")
+        assert api_version_headers(refused) == ["registry/2.0"]
+        wrong = client.get("/v2/", auth=(USER, "wrong"))
+        assert wrong.status_code == 401
+        allowed = client.get("/v2/", auth=(USER, PASSWORD))
+        assert allowed.status_code == 200
+        assert api_version_headers(allowed) == ["registry/2.0"]  # once: Dockyard's, not doubled by nginx
+        for ping in ("/_ping", "/v1/_ping"):
+            assert client.get(ping).status_code == 200
+    # Dockyard itself asks for nothing: nginx is the only gate.
+    assert httpx.get(f"{topology.dockyard.url}/v2/", timeout=10).status_code == 200
+    assert_locations_stay_on_nginx(topology, "proxy/auth-at-nginx")
+    push_and_pull(skopeo, topology, big_image, tmp_path, "proxy/auth-at-nginx")
+
+
+def test_tls_at_nginx_and_to_dockyard_auth_at_dockyard(
+    tls_to_dockyard: Topology, skopeo: Skopeo, big_image: BigImage, tmp_path: pathlib.Path
+) -> None:
+    topology = tls_to_dockyard
+    assert topology.dockyard.url.startswith("https://")
+    with httpx.Client(base_url=topology.url, verify=topology.verify, timeout=60) as client:
+        refused = client.get("/v2/")
+        assert refused.status_code == 401  # Dockyard's answer, passed through
+        assert refused.headers["WWW-Authenticate"].startswith("Basic ")
+        allowed = client.get("/v2/", auth=(USER, PASSWORD))
+        assert allowed.status_code == 200, allowed.text
+        assert api_version_headers(allowed) == ["registry/2.0"]
+    assert_locations_stay_on_nginx(topology, "proxy/tls-to-dockyard")
+    push_and_pull(skopeo, topology, big_image, tmp_path, "proxy/tls-to-dockyard")
