@@ -7,6 +7,7 @@ import click
 from dockyard import __version__
 from dockyard.commands.certs import certs
 from dockyard.commands.config import config
+from dockyard.commands.proxy_config import proxy_config
 from dockyard.commands.serve import serve
 from dockyard.commands.trust import trust_command
 from dockyard.commands.user import user
@@ -23,3 +24,4 @@ main.add_command(certs)
 main.add_command(trust_command)
 main.add_command(user)
 main.add_command(config)
+main.add_command(proxy_config)
