@@ -804,7 +804,12 @@ def _storage_arguments(storage: Storage) -> dict[str, object]:
         raise ConfigError("storage.s3: read and checked, but dockyard serves only filesystem and inmemory storage so far")
     root = storage.filesystem.rootdirectory if storage.filesystem is not None else SERVE_ROOT
     driver = "filesystem" if storage.filesystem is not None else "inmemory"
-    return {"root": pathlib.Path(root), "storage": driver, "no_delete": not storage.delete.enabled}
+    return {
+        "root": pathlib.Path(root),
+        "storage": driver,
+        "no_delete": not storage.delete.enabled,
+        "read_only": storage.maintenance.readonly.enabled,
+    }
 
 
 def _http_arguments(http: Http) -> dict[str, object]:

@@ -170,7 +170,7 @@ def test_serve_arguments_from_every_setting(tmp_path: pathlib.Path) -> None:
     P = pathlib.Path
     assert serve_arguments(loaded.config) == {
         "addr": "127.0.0.1:5443", "root": P("/srv/registry"), "storage": "filesystem", "no_delete": False,
-        "workers": 4, "insecure_http": False, "tls_dir": P("/srv/tls"), "hostnames": ("a.example.com", "10.0.0.1"),
+        "read_only": False, "workers": 4, "insecure_http": False, "tls_dir": P("/srv/tls"), "hostnames": ("a.example.com", "10.0.0.1"),
         "tls_cert": P("/etc/tls/cert.pem"), "tls_key": P("/etc/tls/key.pem"), "tls_key_passphrase_file": None,
         "tls_client_ca": P("/etc/tls/clients.pem"), "htpasswd": None, "auth_realm": "Dockyard",
         "access_policy": P("/etc/policy.yml"), "token_auth": True, "token_service": "registry.example.com",

@@ -8,7 +8,7 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from dockyard.api import errors, routes
+from dockyard.api import compat, errors, routes
 from dockyard.api.context import ACCESS_KEY, REGISTRY_KEY, RequestContext
 from dockyard.api.errors import RegistryError
 from dockyard.auth.access import TOKEN_PATH, AccessController, needed_scopes
@@ -22,6 +22,10 @@ log = logging.getLogger("dockyard.api")
 _ENCODED_SLASH = re.compile("%2f", re.IGNORECASE)
 
 API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
+
+# What changes the registry; a read-only registry refuses these on every route.
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+READ_ONLY_MESSAGE = "the registry is in read-only mode"
 
 
 def error_response(error: RegistryError) -> web.Response:
@@ -51,6 +55,8 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     name = params.pop("name", "")
     if name:
         check_name(name)
+    if request.method in WRITE_METHODS and request.app[REGISTRY_KEY].read_only:
+        raise RegistryError(errors.UNSUPPORTED, READ_ONLY_MESSAGE)
     identity = await request.app[ACCESS_KEY].identify(request, needed_scopes(route.name, request.method, name))
     return await handler(RequestContext(request, request.app[REGISTRY_KEY], identity, name, params))
 
@@ -102,6 +108,7 @@ def create_app(
             return web.Response(body=ca_certificate, content_type="application/x-pem-file")
 
         app.router.add_get(CA_URL_PATH, get_ca_certificate)
+    compat.add_routes(app.router)
     app.router.add_route("*", "/v2", dispatch)
     app.router.add_route("*", "/v2/{tail:.*}", dispatch)
     app.on_response_prepare.append(_common_headers)

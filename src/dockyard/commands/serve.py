@@ -59,6 +59,7 @@ def default_tls_dir(root: pathlib.Path) -> pathlib.Path:
 )
 @click.option("--storage", type=click.Choice(["filesystem", "inmemory"]), default="filesystem", show_default=True, help="Storage driver.")
 @click.option("--no-delete", is_flag=True, help="Refuse every DELETE with 405 UNSUPPORTED.")
+@click.option("--read-only", is_flag=True, help="Refuse every write (push, upload, delete) with 405 UNSUPPORTED; pulls still work.")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Worker processes sharing the port.")
 @click.option("--insecure-http", is_flag=True, help="Serve plain HTTP (for a TLS-terminating proxy in front).")
 @click.option("--tls-dir", type=click.Path(file_okay=False, path_type=pathlib.Path), help="Where the generated CA and server certificate live.  [default: beside the root, ROOT-tls]")
@@ -109,6 +110,7 @@ def _serve(
     root: pathlib.Path,
     storage: str,
     no_delete: bool,
+    read_only: bool,
     workers: int,
     insecure_http: bool,
     tls_dir: pathlib.Path | None,
@@ -186,6 +188,8 @@ def _serve(
         max_failures=login_max_failures,
         failure_window=login_failure_window,
     )
+    if read_only:
+        log.info("read-only mode: every push, upload and delete is refused with 405 UNSUPPORTED")
     try:
         log.info("%s", auth.describe())
         auth.build()  # fail now, in one line, rather than in each worker
@@ -196,7 +200,8 @@ def _serve(
         driver = FilesystemDriver(root) if storage == "filesystem" else InMemoryDriver()
         access, tokens = auth.build()
         app = create_app(
-            Registry(driver, delete_enabled=not no_delete), access=access, token_service=tokens, ca_certificate=ca_pem
+            Registry(driver, delete_enabled=not no_delete, read_only=read_only),
+            access=access, token_service=tokens, ca_certificate=ca_pem,
         )
         if serving is not None:
             context = server_context(serving, settings)

@@ -10,9 +10,11 @@ from dockyard.storage.uploads import UploadStore
 
 
 class Registry:
-    def __init__(self, driver: StorageDriver, *, delete_enabled: bool = True) -> None:
+    def __init__(self, driver: StorageDriver, *, delete_enabled: bool = True, read_only: bool = False) -> None:
         self.driver = driver
         self.delete_enabled = delete_enabled
+        self.read_only = read_only
+        """Every write (push, delete, upload) is refused; the API dispatcher enforces it."""
         self.blobs = BlobStore(driver)
         self.uploads = UploadStore(driver, self.blobs)
 
