@@ -22,6 +22,7 @@ one-line message names the dotted key (or the variable, or the file) at fault.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import pathlib
 import re
@@ -46,6 +47,10 @@ SERVE_ROOT = "./data"
 SERVE_DEFAULTS: dict[str, object] = {
     "version": "0.1",
     "storage": {"filesystem": {"rootdirectory": SERVE_ROOT}, "delete": {"enabled": True}},
+    # registry:2 stops at once on SIGTERM and checks no storage unless told; dockyard
+    # drains for 30s and checks its root (both apply only with a debug address).
+    "http": {"draintimeout": "30s"},
+    "health": {"storagedriver": {"enabled": True}},
 }
 SERVE_LOG_LEVELS = {"error": "error", "warn": "warning", "info": "info", "debug": "debug"}
 REGISTRY2_UNSUPPORTED = {
@@ -407,6 +412,7 @@ class Dockyard:
     token_auth: bool = False
     workers: int = _within(1, 1, 64)
     login: Login = _section(Login)
+    trusted_proxies: list[str] = field(default_factory=list)  # CIDRs whose X-Forwarded-* are honoured
 
 
 @dataclass(frozen=True)
@@ -784,7 +790,7 @@ def _notices(config: Config) -> list[str]:
 
 def load(path: pathlib.Path | None, environ: Mapping[str, str]) -> Loaded:
     """Read ``path`` (or, without one, ``dockyard serve``'s defaults) with ``environ``'s overrides."""
-    raw = _read_file(path) if path is not None else dict(SERVE_DEFAULTS)
+    raw = _read_file(path) if path is not None else copy.deepcopy(SERVE_DEFAULTS)
     warnings: list[str] = []
     apply_environment(raw, environ, warnings)
     config = _load_section(Config, raw, "", warnings)
@@ -815,6 +821,10 @@ def _storage_arguments(storage: Storage) -> dict[str, object]:
 def _http_arguments(http: Http) -> dict[str, object]:
     if http.net != "tcp":
         raise ConfigError(f"http.net: dockyard listens on tcp only, got {http.net}")
+    if http.debug.prometheus.enabled and not http.debug.addr:
+        raise ConfigError("http.debug.prometheus.enabled: metrics are served on the debug server; set http.debug.addr too")
+    if http.debug.addr and _address_problem(http.debug.addr):
+        raise ConfigError(f"http.debug.addr: expected HOST:PORT, got {http.debug.addr}")
     if len(http.tls.clientcas) > 1:
         raise ConfigError(f"http.tls.clientcas: dockyard takes one client CA file, got {len(http.tls.clientcas)} (put them in one PEM file)")
     return {
@@ -822,7 +832,12 @@ def _http_arguments(http: Http) -> dict[str, object]:
         "tls_cert": _optional_path(http.tls.certificate),
         "tls_key": _optional_path(http.tls.key),
         "tls_key_passphrase_file": None,
+        "debug_addr": http.debug.addr or None,
+        "metrics": http.debug.prometheus.enabled,
+        "metrics_path": http.debug.prometheus.path,
+        "drain_timeout": http.draintimeout,
         "tls_client_ca": _optional_path(http.tls.clientcas[0] if http.tls.clientcas else None),
+        "public_url": _public_url(http.host),
     }
 
 
@@ -839,6 +854,29 @@ def _auth_arguments(auth: Auth) -> dict[str, object]:
     }
 
 
+def _public_url(host: str) -> str | None:
+    from dockyard.api.forwarding import ForwardingError, parse_public_url
+
+    if not host:
+        return None
+    try:
+        parse_public_url(host)
+    except ForwardingError as error:
+        raise ConfigError(f"http.host: {error}") from None
+    return host
+
+
+def _trusted_proxies(values: list[str]) -> tuple[str, ...]:
+    from dockyard.api.forwarding import ForwardingError, parse_trusted
+
+    for index, value in enumerate(values):
+        try:
+            parse_trusted([value])
+        except ForwardingError as error:
+            raise ConfigError(f"dockyard.trusted_proxies.{index}: {error}") from None
+    return tuple(values)
+
+
 def _dockyard_arguments(own: Dockyard) -> dict[str, object]:
     return {
         "workers": own.workers,
@@ -849,6 +887,16 @@ def _dockyard_arguments(own: Dockyard) -> dict[str, object]:
         "token_auth": own.token_auth,
         "login_max_failures": own.login.max_failures,
         "login_failure_window": own.login.failure_window,
+        "trusted_proxies": _trusted_proxies(own.trusted_proxies),
+    }
+
+
+def _health_arguments(health: Health) -> dict[str, object]:
+    check = health.storagedriver
+    return {
+        "storage_health": check.enabled,
+        "storage_health_interval": check.interval or 10.0,  # registry:2: 0 is its default, 10s
+        "storage_health_threshold": check.threshold,
     }
 
 
@@ -859,6 +907,7 @@ def serve_arguments(config: Config) -> dict[str, object]:
         **_http_arguments(config.http),
         **_auth_arguments(config.auth),
         **_dockyard_arguments(config.dockyard),
+        **_health_arguments(config.health),
         "log_level": SERVE_LOG_LEVELS[config.log.level],
     }
 

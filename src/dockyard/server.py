@@ -55,32 +55,106 @@ def bind(address: Address) -> socket.socket:
     return socket.create_server(("", address.port), backlog=1024)
 
 
-async def _serve(app: web.Application, sock: socket.socket) -> None:
-    runner = web.AppRunner(app, access_log_format=ACCESS_LOG_FORMAT, handle_signals=False)
+async def _serve(
+    app: web.Application,
+    sock: socket.socket,
+    drain_timeout: float = 30.0,
+    debug_app: web.Application | None = None,
+    debug_sock: socket.socket | None = None,
+) -> None:
+    # On SIGTERM: stop listening (new connections are refused), let running requests
+    # finish for up to ``drain_timeout`` seconds, then let the runner cancel the rest.
+    # aiohttp's own graceful shutdown is not enough: once it starts, a connection drops
+    # the data it receives, so an upload still sending its body would hang until cancelled.
+    in_flight = _InFlight()
+    app.middlewares.insert(0, in_flight.middleware)
+    runner = web.AppRunner(app, access_log_format=ACCESS_LOG_FORMAT, handle_signals=False, shutdown_timeout=max(min(drain_timeout, 1.0), 0.001))
     await runner.setup()
     site = web.SockSite(runner, sock, ssl_context=app.get(SSL_CONTEXT_KEY))
     await site.start()
+    debug_runner = None
+    if debug_app is not None and debug_sock is not None:
+        debug_runner = web.AppRunner(debug_app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
+        await debug_runner.setup()
+        await web.SockSite(debug_runner, debug_sock).start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     try:
         await stop.wait()
+        await site.stop()
+        if drain_timeout > 0 and in_flight.count:
+            log.info("stopping: letting %d running request(s) finish for up to %gs", in_flight.count, drain_timeout)
+            await in_flight.wait(drain_timeout)
     finally:
-        await runner.cleanup()
+        try:
+            await runner.cleanup()
+        finally:
+            if debug_runner is not None:  # last: it answers 503 "draining" while requests finish
+                await debug_runner.cleanup()
 
 
-def _run_worker(make_app, sock: socket.socket) -> None:
-    uvloop.run(_serve(make_app(), sock))
+class _InFlight:
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler) -> web.StreamResponse:
+        self.count += 1
+        self._idle.clear()
+        try:
+            return await handler(request)
+        finally:
+            self.count -= 1
+            if not self.count:
+                self._idle.set()
+
+    async def wait(self, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            log.warning("%d request(s) still running after the drain timeout; cancelling them", self.count)
 
 
-def run(make_app, address: Address, workers: int, announce) -> None:
-    """Serve until SIGTERM or SIGINT; ``make_app`` builds the app in each process."""
+def _run_worker(make_app, sock: socket.socket, drain_timeout: float, make_debug_app, debug_sock: socket.socket | None) -> None:
+    app = make_app()
+    debug_app = make_debug_app(app) if make_debug_app is not None and debug_sock is not None else None
+    uvloop.run(_serve(app, sock, drain_timeout, debug_app, debug_sock))
+
+
+def run(
+    make_app,
+    address: Address,
+    workers: int,
+    announce,
+    *,
+    drain_timeout: float = 30.0,
+    debug_address: Address | None = None,
+    make_debug_app=None,
+    worker_exited=None,
+) -> None:
+    """Serve until SIGTERM or SIGINT; ``make_app`` builds the app in each process.
+
+    With ``debug_address``, ``make_debug_app(app)`` builds the debug server's app beside
+    it; its socket, like the registry's, is bound here once and shared by the workers.
+    ``announce(port, debug_port)`` is told the bound ports; ``worker_exited(pid)`` runs
+    in the parent when a worker ends.
+    """
     sock = bind(address)
     sock.set_inheritable(True)
-    announce(sock.getsockname()[1])
+    debug_sock = None
+    if debug_address is not None:
+        try:
+            debug_sock = bind(debug_address)
+        except OSError as error:  # named, so the message says which address failed
+            raise OSError(error.errno, error.strerror, f"{debug_address.host}:{debug_address.port}") from None
+        debug_sock.set_inheritable(True)
+    announce(sock.getsockname()[1], debug_sock.getsockname()[1] if debug_sock is not None else None)
     if workers <= 1:
-        _run_worker(make_app, sock)
+        _run_worker(make_app, sock, drain_timeout, make_debug_app, debug_sock)
         return
     children: dict[int, int] = {}
     stopping = False
@@ -92,7 +166,7 @@ def run(make_app, address: Address, workers: int, announce) -> None:
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             code = 0
             try:
-                _run_worker(make_app, sock)
+                _run_worker(make_app, sock, drain_timeout, make_debug_app, debug_sock)
             except BaseException:
                 log.exception("worker %d failed", slot)
                 code = 1
@@ -103,6 +177,11 @@ def run(make_app, address: Address, workers: int, announce) -> None:
     def stop(signum: int, frame: object) -> None:
         nonlocal stopping
         stopping = True
+        # The workers drain; the parent's copies of the sockets must go too, or the
+        # kernel would keep queueing connections nobody accepts instead of refusing them.
+        sock.close()
+        if debug_sock is not None:
+            debug_sock.close()
         for pid in children:
             try:
                 os.kill(pid, signal.SIGTERM)
@@ -119,6 +198,11 @@ def run(make_app, address: Address, workers: int, announce) -> None:
         except ChildProcessError:
             break
         slot = children.pop(pid, None)
+        if worker_exited is not None:
+            try:
+                worker_exited(pid)
+            except Exception:
+                log.exception("cleaning up after worker %d", pid)
         if slot is not None and not stopping:
             log.error("worker %d (pid %d) exited with status %d; starting another", slot, pid, status)
             time.sleep(1)

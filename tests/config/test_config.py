@@ -151,6 +151,7 @@ def test_serve_arguments_from_every_setting(tmp_path: pathlib.Path) -> None:
           delete: {enabled: true}
         http:
           addr: 127.0.0.1:5443
+          host: https://registry.example.com
           tls: {certificate: /etc/tls/cert.pem, key: /etc/tls/key.pem, clientcas: [/etc/tls/clients.pem]}
         auth:
           token:
@@ -166,6 +167,7 @@ def test_serve_arguments_from_every_setting(tmp_path: pathlib.Path) -> None:
           token_auth: true
           workers: 4
           login: {max_failures: 3, failure_window: 2m}
+          trusted_proxies: [10.0.0.0/8, "::1"]
         """)
     P = pathlib.Path
     assert serve_arguments(loaded.config) == {
@@ -177,6 +179,9 @@ def test_serve_arguments_from_every_setting(tmp_path: pathlib.Path) -> None:
         "token_issuer": "auth.example.com", "token_realm": "https://auth.example.com/token",
         "token_rootcertbundle": P("/etc/tls/issuer.pem"), "token_jwks": P("/etc/tls/issuer.jwks"),
         "login_max_failures": 3, "login_failure_window": 120.0, "log_level": "warning",
+        "public_url": "https://registry.example.com", "trusted_proxies": ("10.0.0.0/8", "::1"),
+        "debug_addr": None, "metrics": False, "metrics_path": "/metrics", "drain_timeout": 0.0,
+        "storage_health": False, "storage_health_interval": 10.0, "storage_health_threshold": 1,
     }
 
 

@@ -11,6 +11,7 @@ from aiohttp import web
 from dockyard.api import compat, errors, routes
 from dockyard.api.context import ACCESS_KEY, REGISTRY_KEY, RequestContext
 from dockyard.api.errors import RegistryError
+from dockyard.api.forwarding import FORWARDING_KEY, Forwarding
 from dockyard.auth.access import TOKEN_PATH, AccessController, needed_scopes
 from dockyard.auth.token_service import TokenService
 from dockyard.reference import check_name
@@ -26,6 +27,9 @@ API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
 # What changes the registry; a read-only registry refuses these on every route.
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 READ_ONLY_MESSAGE = "the registry is in read-only mode"
+
+# The name of the registry route a request matched (``manifest``, ``blob``...), for metrics.
+ROUTE_KEY = web.RequestKey("dockyard_route", str)
 
 
 def error_response(error: RegistryError) -> web.Response:
@@ -49,6 +53,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     if found is None:
         raise RegistryError(errors.NOT_FOUND, detail={"path": raw[:300]})
     route, params = found
+    request[ROUTE_KEY] = route.name
     handler = route.methods.get(request.method)
     if handler is None:
         raise RegistryError(errors.METHOD_UNKNOWN, headers={"Allow": ", ".join(sorted(route.methods))})
@@ -94,11 +99,13 @@ def create_app(
     access: AccessController | None = None,
     token_service: TokenService | None = None,
     ca_certificate: bytes | None = None,
+    forwarding: Forwarding | None = None,
 ) -> web.Application:
     """The registry's application; ``ca_certificate`` (PEM) is published for ``trust --fetch``."""
     app = web.Application(middlewares=[errors_middleware], client_max_size=1 << 20)
     app[REGISTRY_KEY] = registry
     app[ACCESS_KEY] = access or AccessController()
+    app[FORWARDING_KEY] = forwarding or Forwarding()  # trusted proxies and the public URL
     if token_service is not None:
         app.router.add_get(TOKEN_PATH, token_service.get)
         app.router.add_post(TOKEN_PATH, token_service.post)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from dockyard.api import errors
+from dockyard.api.forwarding import public_base_url
 from dockyard.api.errors import RegistryError
 from dockyard.auth import scopes
 from dockyard.auth.htpasswd import Htpasswd
@@ -136,7 +137,8 @@ class AccessController:
     def _realm_url(self, request: web.Request) -> str:
         if self.token_realm:
             return self.token_realm
-        return f"{request.scheme}://{request.host}{TOKEN_PATH}"
+        # As the client reached us: behind a proxy, its scheme, host and port (see api/forwarding.py).
+        return f"{public_base_url(request)}{TOKEN_PATH}"
 
     def _challenge(self, request: web.Request, needed: list[Scope], error: str | None = None) -> dict[str, str]:
         if self.verifier is None:

@@ -79,6 +79,18 @@ def default_tls_dir(root: pathlib.Path) -> pathlib.Path:
 @click.option("--token-jwks", type=click.Path(dir_okay=False, exists=True, path_type=pathlib.Path), help="A JWKS file of an external issuer's keys.")
 @click.option("--login-max-failures", type=click.IntRange(1), default=10, show_default=True, help="Failed logins per address or user before 429.")
 @click.option("--login-failure-window", type=click.FloatRange(0.1), default=60.0, show_default=True, help="Seconds a failed login counts.")
+@click.option(
+    "--trusted-proxy", "trusted_proxies", multiple=True, metavar="CIDR",
+    help="Honour X-Forwarded-Proto/-Host/-Port from this address or network (repeatable). None is trusted by default, not even loopback.",
+)
+@click.option("--public-url", metavar="URL", help="The URL clients use (e.g. https://registry.example.com); written in the token realm, over any X-Forwarded-* header (registry:2's http.host).")
+@click.option("--debug-addr", help="Serve /debug/health (and --metrics) on this HOST:PORT, apart from the registry (registry:2's http.debug.addr).")
+@click.option("--metrics", is_flag=True, help="Serve Prometheus metrics on the debug server (needs --debug-addr).")
+@click.option("--metrics-path", default="/metrics", show_default=True, help="Where on the debug server the metrics are.")
+@click.option("--storage-health/--no-storage-health", default=True, show_default=True, help="Check the storage root for /debug/health (registry:2's health.storagedriver.enabled).")
+@click.option("--storage-health-interval", type=click.FloatRange(0), default=10.0, show_default=True, help="Seconds between storage checks.")
+@click.option("--storage-health-threshold", type=click.IntRange(1), default=1, show_default=True, help="Failed storage checks in a row before /debug/health answers 503.")
+@click.option("--drain-timeout", type=click.FloatRange(0), default=30.0, show_default=True, help="On SIGTERM, stop accepting and let running requests (uploads) finish for up to this many seconds; 0 stops at once.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
 @click.option(
     "--config",
@@ -131,8 +143,19 @@ def _serve(
     login_max_failures: int,
     login_failure_window: float,
     log_level: str,
+    trusted_proxies: tuple[str, ...] = (),
+    public_url: str | None = None,
+    debug_addr: str | None = None,
+    metrics: bool = False,
+    metrics_path: str = "/metrics",
+    storage_health: bool = True,
+    storage_health_interval: float = 10.0,
+    storage_health_threshold: int = 1,
+    drain_timeout: float = 30.0,
 ) -> None:
     from dockyard.api.app import create_app
+    from dockyard.api.forwarding import Forwarding, ForwardingError
+    from dockyard.ops.debug import OpsSettings
     from dockyard.server import run
     from dockyard.storage.filesystem import FilesystemDriver
     from dockyard.storage.inmemory import InMemoryDriver
@@ -143,12 +166,26 @@ def _serve(
         address = Address.parse(addr)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--addr") from None
+    ops = OpsSettings(
+        debug_addr, metrics, metrics_path, storage_health, storage_health_interval, storage_health_threshold, drain_timeout,
+    )
+    debug_address = None
+    try:
+        debug_address = Address.parse(debug_addr) if debug_addr else None
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--debug-addr") from None
+    if (ops_problem := ops.problem()) is not None:
+        raise click.BadParameter(ops_problem[1], param_hint=ops_problem[0])
     if storage == "inmemory" and workers > 1:
         raise click.BadParameter("the inmemory driver cannot be shared by several workers", param_hint="--workers")
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
     if insecure_http and (tls_cert or tls_client_ca):
         raise click.UsageError("--insecure-http serves no TLS: drop --tls-cert/--tls-client-ca, or drop --insecure-http")
+    try:
+        forwarding = Forwarding.build(trusted_proxies, public_url)
+    except ForwardingError as error:
+        raise click.BadParameter(str(error), param_hint="--public-url" if "public URL" in str(error) else "--trusted-proxy") from None
     if storage == "filesystem":
         try:
             root.mkdir(parents=True, exist_ok=True)
@@ -201,8 +238,9 @@ def _serve(
         access, tokens = auth.build()
         app = create_app(
             Registry(driver, delete_enabled=not no_delete, read_only=read_only),
-            access=access, token_service=tokens, ca_certificate=ca_pem,
+            access=access, token_service=tokens, ca_certificate=ca_pem, forwarding=forwarding,
         )
+        ops.instrument(app)
         if serving is not None:
             context = server_context(serving, settings)
             app[SSL_CONTEXT_KEY] = context
@@ -210,7 +248,7 @@ def _serve(
                 app.cleanup_ctx.append(_renewal(context, settings))
         return app
 
-    def announce(port: int) -> None:
+    def announce(port: int, debug_port: int | None = None) -> None:
         where = f"filesystem at {root.absolute()}" if storage == "filesystem" else "in memory"
         scheme = "http" if insecure_http else "https"
         click.echo(f"dockyard {__version__} serving {scheme}://{address.url_host(port)} (storage {where}, {workers} worker(s))", err=True)
@@ -221,11 +259,21 @@ def _serve(
             target = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
             click.echo(f"CA certificate: {serving.ca} (sha256 {fingerprint(ca)})", err=True)
             click.echo(f"Trust it on a client: dockyard trust {target} --fetch --fingerprint {fingerprint(ca).replace(':', '')}", err=True)
+        if debug_address is not None and debug_port is not None:
+            served = f"/debug/health{f' and {metrics_path}' if metrics else ''}"
+            click.echo(f"debug server on http://{debug_address.url_host(debug_port)} ({served})", err=True)
 
+    remove_metrics_dir = ops.prepare_workers(workers)
     try:
-        run(make_app, address, workers, announce)
+        run(
+            make_app, address, workers, announce,
+            drain_timeout=drain_timeout, debug_address=debug_address,
+            make_debug_app=ops.debug_app if debug_address is not None else None, worker_exited=ops.worker_exited,
+        )
     except OSError as error:
-        raise click.ClickException(f"cannot listen on {addr}: {error.strerror}") from None
+        raise click.ClickException(f"cannot listen on {addr if error.filename is None else error.filename}: {error.strerror}") from None
+    finally:
+        remove_metrics_dir()
 
 
 def _renewal(context: ssl.SSLContext, settings: TlsSettings):

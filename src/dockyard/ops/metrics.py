@@ -1,0 +1,148 @@
+"""Prometheus metrics of the registry API, exposed on the debug server.
+
+With several workers, ``prometheus_client``'s multiprocess mode is used: the parent
+sets ``PROMETHEUS_MULTIPROC_DIR`` to a fresh directory before forking (see
+:func:`prepare_multiprocess`), each worker writes its values there, and whichever
+worker answers a scrape sums them all. Import this module only after that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import multiprocess
+
+from dockyard.api.app import ROUTE_KEY
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+UNMATCHED = "unmatched"
+_UPLOAD_METHODS = frozenset({"POST", "PATCH", "PUT"})
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+def _route(request: web.Request) -> str:
+    """A label of bounded cardinality: the registry route's name, or the aiohttp route's pattern."""
+    name = request.get(ROUTE_KEY)
+    if name is not None:
+        return name
+    match_info = request.match_info
+    if match_info.http_exception is not None:
+        return UNMATCHED
+    resource = match_info.route.resource
+    canonical = resource.canonical if resource is not None else ""
+    if not canonical or canonical.startswith("/v2"):
+        return UNMATCHED
+    return canonical
+
+
+def _is_upload(request: web.Request) -> bool:
+    return request.method in _UPLOAD_METHODS and "/blobs/uploads/" in f"{request.raw_path.split('?', 1)[0]}/"
+
+
+def _bytes_sent(request: web.Request, response: web.StreamResponse | None) -> int:
+    if response is None or request.method == "HEAD":
+        return 0
+    if response.prepared:
+        return response.body_length
+    length = response.content_length
+    if length is None and isinstance(getattr(response, "body", None), (bytes, bytearray)):
+        length = len(response.body)
+    return length or 0
+
+
+def _auth_failure(request: web.Request, status: int) -> str | None:
+    if status == 401 and "Authorization" in request.headers:
+        return "invalid_credentials"  # a first 401 without credentials is the challenge, not a failure
+    if status == 403:
+        return "denied"
+    if status == 429:
+        return "throttled"
+    return None
+
+
+class Metrics:
+    def __init__(self, multiprocess_dir: str | None = None) -> None:
+        self.multiprocess_dir = multiprocess_dir
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "dockyard_http_requests", "HTTP requests answered, by route, method and status.",
+            ["route", "method", "status"], registry=r,
+        )
+        self.latency = Histogram(
+            "dockyard_http_request_duration_seconds", "Time to answer a request, by route.",
+            ["route"], buckets=LATENCY_BUCKETS, registry=r,
+        )
+        self.bytes_in = Counter("dockyard_http_request_bytes", "Request body bytes received, by route.", ["route"], registry=r)
+        self.bytes_out = Counter("dockyard_http_response_bytes", "Response body bytes sent, by route.", ["route"], registry=r)
+        self.uploads = Gauge(
+            "dockyard_uploads_in_progress", "Upload requests (POST, PATCH, PUT of blob uploads) being answered.",
+            registry=r, multiprocess_mode="livesum",
+        )
+        self.storage_errors = Counter(
+            "dockyard_storage_errors", "Storage failures: of requests, and of the storage health check.",
+            ["source"], registry=r,
+        )
+        self.auth_failures = Counter(
+            "dockyard_auth_failures", "Refused credentials (401 with credentials), denied access (403) and throttled logins (429).",
+            ["reason"], registry=r,
+        )
+
+    def exposition(self) -> bytes:
+        if self.multiprocess_dir:
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry, path=self.multiprocess_dir)
+            return generate_latest(registry)
+        return generate_latest(self.registry)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    def instrument(self, app: web.Application) -> None:
+        """Count every request of ``app`` (outermost), and its storage errors (innermost)."""
+        app.middlewares.insert(0, self._outer)
+        app.middlewares.append(self._inner)
+
+    @web.middleware
+    async def _outer(self, request: web.Request, handler) -> web.StreamResponse:
+        upload = _is_upload(request)
+        if upload:
+            self.uploads.inc()
+        start = time.perf_counter()
+        response: web.StreamResponse | None = None
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as error:
+            status = error.status
+            raise
+        except asyncio.CancelledError:
+            status = 499  # the client went away (nginx's convention)
+            raise
+        finally:
+            if upload:
+                self.uploads.dec()
+            route = _route(request)
+            self.requests.labels(route, request.method, str(status)).inc()
+            self.latency.labels(route).observe(time.perf_counter() - start)
+            self.bytes_in.labels(route).inc(request.content.total_bytes)
+            self.bytes_out.labels(route).inc(_bytes_sent(request, response))
+            reason = _auth_failure(request, status)
+            if reason is not None:
+                self.auth_failures.labels(reason).inc()
+
+    @web.middleware
+    async def _inner(self, request: web.Request, handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except OSError:  # what errors_middleware answers with "storage error"
+            if request.transport is not None and not request.transport.is_closing():
+                self.storage_errors.labels("request").inc()
+            raise
+
