@@ -909,6 +909,10 @@ def serve_arguments(config: Config) -> dict[str, object]:
         **_dockyard_arguments(config.dockyard),
         **_health_arguments(config.health),
         "log_level": SERVE_LOG_LEVELS[config.log.level],
+        # registry:2's logstash formatter writes JSON objects too: json here.
+        "log_format": "text" if config.log.formatter == "text" else "json",
+        "log_fields": dict(config.log.fields),
+        "no_access_log": config.log.accesslog.disabled,
     }
 
 

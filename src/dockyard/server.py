@@ -25,8 +25,6 @@ log = logging.getLogger("dockyard.server")
 # Set by whoever builds the app when it serves HTTPS.
 SSL_CONTEXT_KEY = web.AppKey("ssl_context", ssl.SSLContext)
 
-ACCESS_LOG_FORMAT = '%a "%r" %s %b "%{User-Agent}i" %Tfs'
-
 
 @dataclass(frozen=True)
 class Address:
@@ -68,7 +66,9 @@ async def _serve(
     # the data it receives, so an upload still sending its body would hang until cancelled.
     in_flight = _InFlight()
     app.middlewares.insert(0, in_flight.middleware)
-    runner = web.AppRunner(app, access_log_format=ACCESS_LOG_FORMAT, handle_signals=False, shutdown_timeout=max(min(drain_timeout, 1.0), 0.001))
+    from dockyard.logs import access_log_arguments
+
+    runner = web.AppRunner(app, **access_log_arguments(app), handle_signals=False, shutdown_timeout=max(min(drain_timeout, 1.0), 0.001))
     await runner.setup()
     site = web.SockSite(runner, sock, ssl_context=app.get(SSL_CONTEXT_KEY))
     await site.start()

@@ -182,6 +182,7 @@ def test_serve_arguments_from_every_setting(tmp_path: pathlib.Path) -> None:
         "public_url": "https://registry.example.com", "trusted_proxies": ("10.0.0.0/8", "::1"),
         "debug_addr": None, "metrics": False, "metrics_path": "/metrics", "drain_timeout": 0.0,
         "storage_health": False, "storage_health_interval": 10.0, "storage_health_threshold": 1,
+        "log_format": "text", "log_fields": {}, "no_access_log": False,
     }
 
 

@@ -14,6 +14,7 @@ from dockyard.api.errors import RegistryError
 from dockyard.api.forwarding import FORWARDING_KEY, Forwarding
 from dockyard.auth.access import TOKEN_PATH, AccessController, needed_scopes
 from dockyard.auth.token_service import TokenService
+from dockyard.logs import USER_KEY
 from dockyard.reference import check_name
 from dockyard.storage.registry import Registry
 from dockyard.tls.trust import CA_URL_PATH
@@ -63,6 +64,8 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     if request.method in WRITE_METHODS and request.app[REGISTRY_KEY].read_only:
         raise RegistryError(errors.UNSUPPORTED, READ_ONLY_MESSAGE)
     identity = await request.app[ACCESS_KEY].identify(request, needed_scopes(route.name, request.method, name))
+    if identity.user:
+        request[USER_KEY] = identity.user  # for the access log
     return await handler(RequestContext(request, request.app[REGISTRY_KEY], identity, name, params))
 
 

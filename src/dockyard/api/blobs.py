@@ -11,6 +11,7 @@ from aiohttp import web
 from dockyard.api import errors
 from dockyard.api.context import RequestContext
 from dockyard.api.errors import RegistryError
+from dockyard.logs import audit
 from dockyard.reference import Digest, parse_digest
 from dockyard.storage import paths
 
@@ -102,4 +103,5 @@ async def delete(context: RequestContext) -> web.StreamResponse:
     context.require_deletes()
     digest = parse_digest(context.params["digest"])
     await context.repository.unlink_layer(digest)
+    audit("delete_blob", context.request, repository=context.name, digest=digest, user=context.identity.user)
     return web.Response(status=202, headers={"Docker-Content-Digest": str(digest)})

@@ -9,6 +9,7 @@ from dockyard import manifest as manifests
 from dockyard.api import errors
 from dockyard.api.context import RequestContext
 from dockyard.api.errors import RegistryError
+from dockyard.logs import audit
 from dockyard.reference import Digest, check_tag, is_digest, parse_digest
 from dockyard.storage.repository import Repository
 
@@ -93,7 +94,12 @@ async def put(context: RequestContext) -> web.StreamResponse:
             "the manifest does not match the digest it was pushed to",
             detail={"expected": str(digest), "actual": str(actual)},
         )
+    previous = await _tagged(context.repository, tag)
     await context.repository.put_manifest(content, manifest, actual, tag)
+    user = context.identity.user
+    audit("push", context.request, repository=context.name, reference=tag or str(actual), digest=actual, user=user)
+    if tag is not None and previous != actual:
+        audit("tag", context.request, repository=context.name, tag=tag, old=previous, new=actual, user=user)
     headers = {"Location": f"/v2/{context.name}/manifests/{actual}", "Docker-Content-Digest": str(actual)}
     if manifest.subject is not None:
         headers["OCI-Subject"] = str(manifest.subject.digest)
@@ -104,9 +110,22 @@ async def delete(context: RequestContext) -> web.StreamResponse:
     context.require_deletes()
     digest, tag = _reference(context)
     if digest is None:
+        previous = await _tagged(context.repository, tag)
         await context.repository.untag(tag)
+        audit("delete_tag", context.request, repository=context.name, tag=tag, digest=previous, user=context.identity.user)
     else:
         await context.repository.delete_manifest(digest)
+        audit("delete_manifest", context.request, repository=context.name, digest=digest, user=context.identity.user)
     return web.Response(status=202)
+
+
+async def _tagged(repository: Repository, tag: str | None) -> Digest | None:
+    """What ``tag`` points to now, for the audit log (``None``: nothing)."""
+    if tag is None:
+        return None
+    try:
+        return await repository.resolve_tag(tag)
+    except RegistryError:
+        return None
 
 

@@ -9,6 +9,7 @@ from aiohttp import web
 from dockyard.api import errors
 from dockyard.api.context import RequestContext
 from dockyard.api.errors import RegistryError
+from dockyard.logs import audit
 from dockyard.reference import Digest, check_name, check_upload_id, parse_digest
 from dockyard.storage.uploads import range_header
 
@@ -36,6 +37,7 @@ async def start(context: RequestContext) -> web.StreamResponse:
             readable = context.identity.may("pull", source)
             if readable and await registry.repository(source).has_layer(digest):
                 await context.repository.link_layer(digest)
+                audit("mount", context.request, repository=name, source=source, digest=digest, user=context.identity.user)
                 return _created(name, digest)
         elif await context.repository.has_layer(digest):
             return _created(name, digest)

@@ -24,6 +24,7 @@ from dockyard.auth.limiter import FailureLimiter
 from dockyard.auth.policy import ACTIONS, OPEN_TO_USERS, Policy
 from dockyard.auth.scopes import Scope
 from dockyard.auth.tokens import InvalidToken, TokenVerifier
+from dockyard.logs import audit
 
 log = logging.getLogger("dockyard.auth")
 
@@ -100,6 +101,7 @@ class Authenticator:
             return True
         self.limiter.failed(*keys)
         log.warning("failed login for user %r from %s", user, client_address(request))
+        audit("login_failed", request, user=user)
         return False
 
 

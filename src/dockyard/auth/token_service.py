@@ -19,6 +19,7 @@ from dockyard.auth.access import TOKEN_PATH, Authenticator, parse_basic
 from dockyard.auth.policy import ACTIONS, Policy
 from dockyard.auth.scopes import Scope
 from dockyard.auth.tokens import InvalidToken, TokenIssuer
+from dockyard.logs import USER_KEY, audit
 
 
 def granted(policy: Policy, user: str | None, requested: list[Scope]) -> list[Scope]:
@@ -70,6 +71,8 @@ class TokenService:
     async def _login(self, request: web.Request, user: str, password: str) -> str:
         if self.authenticator is None or not await self.authenticator.check(request, user, password):
             raise RegistryError(errors.UNAUTHORIZED, "wrong user name or password", headers={"WWW-Authenticate": 'Basic realm="Dockyard token service"'})
+        request[USER_KEY] = user
+        audit("login", request, user=user, via="token_service")
         return user
 
     async def get(self, request: web.Request) -> web.StreamResponse:
@@ -95,6 +98,8 @@ class TokenService:
                 user = self.issuer.check_refresh_token(str(form.get("refresh_token", "")))
             except InvalidToken:
                 raise RegistryError(errors.UNAUTHORIZED, "invalid or expired refresh token") from None
+            request[USER_KEY] = user
+            audit("login", request, user=user, via="refresh_token")
         else:
             raise RegistryError(errors.TOKEN_REQUEST_INVALID, "grant_type must be password or refresh_token")
         offline = str(form.get("access_type", "")) == "offline"

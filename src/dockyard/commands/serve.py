@@ -7,7 +7,6 @@ import logging
 import os
 import pathlib
 import ssl
-import sys
 from typing import Any
 
 import click
@@ -16,6 +15,7 @@ from click.core import ParameterSource
 from dockyard import __version__
 from dockyard.config import ConfigError, load, serve_arguments
 from dockyard.auth.setup import AuthSettings, AuthSetupError
+from dockyard.logs import ACCESS_LOG_KEY
 from dockyard.server import SSL_CONTEXT_KEY, Address
 from dockyard.tls.certificates import CertificateError, fingerprint
 from dockyard.tls.serving import TlsSettings, keep_renewed, prepare, server_context
@@ -24,12 +24,20 @@ PASSPHRASE_ENV = "DOCKYARD_TLS_KEY_PASSPHRASE"
 log = logging.getLogger("dockyard")
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def _setup_logging(level: str, log_format: str = "text", fields: dict[str, object] | None = None) -> None:
+    from dockyard.logs import setup_logging
+
+    setup_logging(level, log_format, fields)
+
+
+def _log_fields(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
+    fields = {}
+    for value in values:
+        key, sep, text = value.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {value!r}")
+        fields[key] = text
+    return fields
 
 
 def _passphrase(passphrase_file: pathlib.Path | None) -> bytes | None:
@@ -93,6 +101,12 @@ def default_tls_dir(root: pathlib.Path) -> pathlib.Path:
 @click.option("--drain-timeout", type=click.FloatRange(0), default=30.0, show_default=True, help="On SIGTERM, stop accepting and let running requests (uploads) finish for up to this many seconds; 0 stops at once.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
 @click.option(
+    "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+    help="text, or one JSON object per line (registry:2's log.formatter; its logstash is json here).",
+)
+@click.option("--log-field", "log_fields", multiple=True, metavar="KEY=VALUE", callback=_log_fields, help="Add this field to every log record (repeatable; registry:2's log.fields).")
+@click.option("--no-access-log", is_flag=True, help="Log no line per request (registry:2's log.accesslog.disabled); the audit log stays.")
+@click.option(
     "--config",
     "config_file",
     type=click.Path(dir_okay=False, exists=True, path_type=pathlib.Path),
@@ -152,6 +166,9 @@ def _serve(
     storage_health_interval: float = 10.0,
     storage_health_threshold: int = 1,
     drain_timeout: float = 30.0,
+    log_format: str = "text",
+    log_fields: dict[str, object] | None = None,
+    no_access_log: bool = False,
 ) -> None:
     from dockyard.api.app import create_app
     from dockyard.api.forwarding import Forwarding, ForwardingError
@@ -161,7 +178,7 @@ def _serve(
     from dockyard.storage.inmemory import InMemoryDriver
     from dockyard.storage.registry import Registry
 
-    _setup_logging(log_level)
+    _setup_logging(log_level, log_format, log_fields)
     try:
         address = Address.parse(addr)
     except ValueError as error:
@@ -241,6 +258,8 @@ def _serve(
             access=access, token_service=tokens, ca_certificate=ca_pem, forwarding=forwarding,
         )
         ops.instrument(app)
+        if no_access_log:
+            app[ACCESS_LOG_KEY] = False
         if serving is not None:
             context = server_context(serving, settings)
             app[SSL_CONTEXT_KEY] = context
