@@ -51,6 +51,8 @@ SERVE_DEFAULTS: dict[str, object] = {
     # drains for 30s and checks its root (both apply only with a debug address).
     "http": {"draintimeout": "30s"},
     "health": {"storagedriver": {"enabled": True}},
+    # Without a file, HTTPS with the generated CA; a registry:2 file decides by http.tls.
+    "dockyard": {"insecure_http": False},
 }
 SERVE_LOG_LEVELS = {"error": "error", "warn": "warning", "info": "info", "debug": "debug"}
 REGISTRY2_UNSUPPORTED = {
@@ -407,7 +409,8 @@ class Login:
 class Dockyard:
     tls_dir: str | None = None
     hostnames: list[str] = field(default_factory=list)
-    insecure_http: bool = False
+    # None: as registry:2 does, plain HTTP unless http.tls names a certificate.
+    insecure_http: bool | None = None
     access_policy: str | None = None
     token_auth: bool = False
     workers: int = _within(1, 1, 64)
@@ -877,10 +880,10 @@ def _trusted_proxies(values: list[str]) -> tuple[str, ...]:
     return tuple(values)
 
 
-def _dockyard_arguments(own: Dockyard) -> dict[str, object]:
+def _dockyard_arguments(own: Dockyard, tls_absent: bool) -> dict[str, object]:
     return {
         "workers": own.workers,
-        "insecure_http": own.insecure_http,
+        "insecure_http": own.insecure_http if own.insecure_http is not None else tls_absent,
         "tls_dir": _optional_path(own.tls_dir),
         "hostnames": tuple(own.hostnames),
         "access_policy": _optional_path(own.access_policy),
@@ -906,7 +909,7 @@ def serve_arguments(config: Config) -> dict[str, object]:
         **_storage_arguments(config.storage),
         **_http_arguments(config.http),
         **_auth_arguments(config.auth),
-        **_dockyard_arguments(config.dockyard),
+        **_dockyard_arguments(config.dockyard, tls_absent=not config.http.tls.certificate),
         **_health_arguments(config.health),
         "log_level": SERVE_LOG_LEVELS[config.log.level],
         # registry:2's logstash formatter writes JSON objects too: json here.

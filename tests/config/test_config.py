@@ -84,6 +84,25 @@ def test_registry2_default_config(tmp_path: pathlib.Path) -> None:
     assert arguments["no_delete"] is True  # registry:2 refuses deletes unless storage.delete.enabled
     assert arguments["htpasswd"] is None and arguments["token_realm"] is None
     assert arguments["log_level"] == "info"
+    assert arguments["insecure_http"] is True  # registry:2 serves plain HTTP without http.tls
+
+
+def test_registry2_file_serves_tls_when_it_names_a_certificate(tmp_path: pathlib.Path) -> None:
+    text = REGISTRY2_DEFAULT.replace("  addr: :5000\n", "  addr: :5000\n  tls:\n    certificate: /etc/certs/domain.crt\n    key: /etc/certs/domain.key\n")
+    arguments = serve_arguments(read(tmp_path, text).config)
+    assert arguments["insecure_http"] is False
+    assert arguments["tls_cert"] == pathlib.Path("/etc/certs/domain.crt")
+
+
+def test_registry2_file_can_ask_for_the_generated_ca(tmp_path: pathlib.Path) -> None:
+    text = REGISTRY2_DEFAULT + "dockyard:\n  insecure_http: false\n"
+    assert serve_arguments(read(tmp_path, text).config)["insecure_http"] is False
+
+
+def test_no_file_serves_https() -> None:
+    assert serve_arguments(load(None, {}).config)["insecure_http"] is False
+    seed = load(None, {"REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY": "/data"})
+    assert serve_arguments(seed.config)["insecure_http"] is False
 
 
 def test_debian_shipped_config() -> None:
