@@ -9,6 +9,9 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable
+
+import httpx
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"  # root's PATH has sbin, others' may not
 
@@ -111,3 +114,32 @@ class NginxProcess:
                 self.process.kill()
                 self.process.wait()
         self.process = None
+
+
+CHUNK = 10 * 1024 * 1024
+
+
+def chunked_upload(client: httpx.Client, name: str, path: pathlib.Path, digest: str, check_location: Callable[[httpx.Response], str]) -> int:
+    """POST, PATCHes of CHUNK bytes with Content-Range, then PUT ?digest=; every
+    ``Location`` goes through ``check_location``. Returns the number of chunks."""
+    started = client.post(f"/v2/{name}/blobs/uploads/")
+    assert started.status_code == 202, (started.status_code, started.text)
+    location = check_location(started)
+    offset = chunks = 0
+    with open(path, "rb") as file:
+        while data := file.read(CHUNK):
+            patched = client.patch(location, content=data, headers={
+                "Content-Type": "application/octet-stream",
+                "Content-Range": f"{offset}-{offset + len(data) - 1}",
+            })
+            assert patched.status_code == 202, (chunks, patched.status_code, patched.text)
+            offset += len(data)
+            chunks += 1
+            assert patched.headers["Range"] == f"0-{offset - 1}"
+            location = check_location(patched)
+    separator = "&" if "?" in location else "?"
+    finished = client.put(f"{location}{separator}digest={digest}")
+    assert finished.status_code == 201, (finished.status_code, finished.text)
+    check_location(finished)
+    assert finished.headers["Docker-Content-Digest"] == digest
+    return chunks

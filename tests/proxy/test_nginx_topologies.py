@@ -36,7 +36,7 @@ from tests.clients.conftest import (  # noqa: F401 (fixtures)
     require_tool,
     skopeo,
 )
-from tests.proxy import NGINX, NginxProcess, free_port, nginx_test, write_nginx_conf
+from tests.proxy import CHUNK, NGINX, NginxProcess, chunked_upload, free_port, nginx_test, write_nginx_conf
 from tests.support.images import OCI_CONFIG, OCI_MANIFEST, Layout
 from tests.support.server import DockyardProcess
 
@@ -212,8 +212,8 @@ def push_and_pull(skopeo: Skopeo, topology: Topology, image: BigImage, tmp: path
         assert "sha256:" + hashlib.sha256(served.content).hexdigest() == image.manifest_digest
 
 
-def assert_locations_stay_on_nginx(topology: Topology, name: str) -> None:
-    """An upload started, continued and finished through nginx never points at Dockyard's address."""
+def assert_locations_stay_on_nginx(topology: Topology, big_image: BigImage, name: str) -> None:
+    """The 300 MiB layer pushed through nginx in 10 MiB chunks: no Location points at Dockyard."""
     upstream = topology.dockyard.host
     nginx_base = topology.url + "/"
 
@@ -223,21 +223,16 @@ def assert_locations_stay_on_nginx(topology: Topology, name: str) -> None:
         assert location.startswith("/") and not location.startswith("//") or location.startswith(nginx_base), location
         return location
 
-    data = b"through nginx\n"
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    with httpx.Client(base_url=topology.url, verify=topology.verify, auth=(USER, PASSWORD), timeout=60) as client:
-        started = client.post(f"/v2/{name}/blobs/uploads/")
-        assert started.status_code == 202, (started.status_code, started.text)
-        location = check(started)
-        patched = client.patch(location, content=data[:5], headers={"Content-Type": "application/octet-stream"})
-        assert patched.status_code == 202, (patched.status_code, patched.text)
-        location = check(patched)
-        separator = "&" if "?" in location else "?"
-        finished = client.put(f"{location}{separator}digest={digest}", content=data[5:])
-        assert finished.status_code == 201, (finished.status_code, finished.text)
-        check(finished)
-        fetched = client.get(f"/v2/{name}/blobs/{digest}")
-        assert fetched.status_code == 200 and fetched.content == data
+    layer = topology_layer(big_image)
+    with httpx.Client(base_url=topology.url, verify=topology.verify, auth=(USER, PASSWORD), timeout=120) as client:
+        chunks = chunked_upload(client, name, layer, big_image.layer_digest, check)
+        assert chunks == -(-layer.stat().st_size // CHUNK) and chunks >= 30
+        head = client.head(f"/v2/{name}/blobs/{big_image.layer_digest}")
+        assert head.status_code == 200 and int(head.headers["Content-Length"]) == layer.stat().st_size
+
+
+def topology_layer(image: BigImage) -> pathlib.Path:
+    return image.layout / "blobs" / "sha256" / image.layer_digest.split(":", 1)[1]
 
 
 def api_version_headers(response: httpx.Response) -> list[str]:
@@ -263,7 +258,7 @@ def test_tls_and_auth_at_nginx_plain_http_to_dockyard(
             assert client.get(ping).status_code == 200
     # Dockyard itself asks for nothing: nginx is the only gate.
     assert httpx.get(f"{topology.dockyard.url}/v2/", timeout=10).status_code == 200
-    assert_locations_stay_on_nginx(topology, "proxy/auth-at-nginx")
+    assert_locations_stay_on_nginx(topology, big_image, "proxy/auth-at-nginx")
     push_and_pull(skopeo, topology, big_image, tmp_path, "proxy/auth-at-nginx")
 
 
@@ -279,5 +274,5 @@ def test_tls_at_nginx_and_to_dockyard_auth_at_dockyard(
         allowed = client.get("/v2/", auth=(USER, PASSWORD))
         assert allowed.status_code == 200, allowed.text
         assert api_version_headers(allowed) == ["registry/2.0"]
-    assert_locations_stay_on_nginx(topology, "proxy/tls-to-dockyard")
+    assert_locations_stay_on_nginx(topology, big_image, "proxy/tls-to-dockyard")
     push_and_pull(skopeo, topology, big_image, tmp_path, "proxy/tls-to-dockyard")

@@ -36,7 +36,7 @@ from tests.clients.conftest import (  # noqa: F401 (fixtures)
     require_tool,
     skopeo,
 )
-from tests.proxy import NGINX, NginxProcess, free_port, nginx_test, write_nginx_conf
+from tests.proxy import CHUNK, NGINX, NginxProcess, chunked_upload, free_port, nginx_test, write_nginx_conf
 from tests.proxy.test_nginx_topologies import (  # noqa: F401 (big_image is a fixture)
     LAYER_BYTES,
     PASSWORD,
@@ -54,7 +54,6 @@ from tests.support.server import DockyardProcess
 
 pytestmark = pytest.mark.clients
 
-CHUNK = 10 * 1024 * 1024
 
 
 class Replicas:
@@ -136,31 +135,6 @@ def check_location(response: httpx.Response, replicas: Replicas) -> str:
     return location
 
 
-def chunked_upload(client: httpx.Client, replicas: Replicas, name: str, path: pathlib.Path, digest: str) -> int:
-    """POST, then PATCHes of CHUNK bytes with Content-Range, then PUT ?digest=; returns the chunk count."""
-    started = client.post(f"/v2/{name}/blobs/uploads/")
-    assert started.status_code == 202, (started.status_code, started.text)
-    location = check_location(started, replicas)
-    offset = chunks = 0
-    with open(path, "rb") as file:
-        while data := file.read(CHUNK):
-            patched = client.patch(location, content=data, headers={
-                "Content-Type": "application/octet-stream",
-                "Content-Range": f"{offset}-{offset + len(data) - 1}",
-            })
-            assert patched.status_code == 202, (chunks, patched.status_code, patched.text)
-            offset += len(data)
-            chunks += 1
-            assert patched.headers["Range"] == f"0-{offset - 1}"
-            location = check_location(patched, replicas)
-    separator = "&" if "?" in location else "?"
-    finished = client.put(f"{location}{separator}digest={digest}")
-    assert finished.status_code == 201, (finished.status_code, finished.text)
-    check_location(finished, replicas)
-    assert finished.headers["Docker-Content-Digest"] == digest
-    return chunks
-
-
 def test_two_replicas_share_one_root_behind_round_robin_nginx(
     replicas: Replicas, skopeo: Skopeo, big_image: BigImage, tmp_path: pathlib.Path
 ) -> None:
@@ -172,7 +146,7 @@ def test_two_replicas_share_one_root_behind_round_robin_nginx(
     layer_path = layout / "blobs" / "sha256" / big_image.layer_digest.split(":")[1]
     name = "replicas/chunked"
     with httpx.Client(base_url=topology.url, verify=topology.verify, auth=(USER, PASSWORD), timeout=300) as client:
-        chunks = chunked_upload(client, replicas, name, layer_path, big_image.layer_digest)
+        chunks = chunked_upload(client, name, layer_path, big_image.layer_digest, lambda response: check_location(response, replicas))
         assert chunks == -(-layer_path.stat().st_size // CHUNK) and chunks >= 30
         config = manifest["config"]
         config_bytes = layout_blob(layout, config["digest"])
