@@ -828,6 +828,8 @@ def _http_arguments(http: Http) -> dict[str, object]:
         raise ConfigError("http.debug.prometheus.enabled: metrics are served on the debug server; set http.debug.addr too")
     if http.debug.addr and _address_problem(http.debug.addr):
         raise ConfigError(f"http.debug.addr: expected HOST:PORT, got {http.debug.addr}")
+    if http.prefix.strip("/"):
+        raise ConfigError(f"http.prefix: read and checked, but dockyard serves only at / so far, not under {http.prefix}")
     if len(http.tls.clientcas) > 1:
         raise ConfigError(f"http.tls.clientcas: dockyard takes one client CA file, got {len(http.tls.clientcas)} (put them in one PEM file)")
     return {

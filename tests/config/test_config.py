@@ -418,6 +418,7 @@ def test_missing_file(tmp_path: pathlib.Path) -> None:
     ("text", "message"),
     [
         ("version: 0.1\nstorage:\n  s3: {region: r, bucket: b}\n", "storage.s3: read and checked, but dockyard serves only filesystem and inmemory storage so far"),
+        ("version: 0.1\nstorage:\n  inmemory:\nhttp:\n  prefix: /registry\n", "http.prefix: read and checked, but dockyard serves only at / so far, not under /registry"),
         (MINIMAL + "http:\n  tls: {clientcas: [/a.pem, /b.pem]}\n", "http.tls.clientcas: dockyard takes one client CA file, got 2 (put them in one PEM file)"),
         (MINIMAL + "http:\n  net: unix\n  addr: /run/registry.sock:0\n", "http.net: dockyard listens on tcp only, got unix"),
     ],
