@@ -822,14 +822,18 @@ def _storage_arguments(storage: Storage) -> dict[str, object]:
 
 
 def _http_arguments(http: Http) -> dict[str, object]:
+    from dockyard.api.forwarding import ForwardingError, parse_prefix
+
     if http.net != "tcp":
         raise ConfigError(f"http.net: dockyard listens on tcp only, got {http.net}")
     if http.debug.prometheus.enabled and not http.debug.addr:
         raise ConfigError("http.debug.prometheus.enabled: metrics are served on the debug server; set http.debug.addr too")
     if http.debug.addr and _address_problem(http.debug.addr):
         raise ConfigError(f"http.debug.addr: expected HOST:PORT, got {http.debug.addr}")
-    if http.prefix.strip("/"):
-        raise ConfigError(f"http.prefix: read and checked, but dockyard serves only at / so far, not under {http.prefix}")
+    try:
+        parse_prefix(http.prefix)
+    except ForwardingError as error:
+        raise ConfigError(f"http.prefix: {error}") from None
     if len(http.tls.clientcas) > 1:
         raise ConfigError(f"http.tls.clientcas: dockyard takes one client CA file, got {len(http.tls.clientcas)} (put them in one PEM file)")
     return {
@@ -843,6 +847,7 @@ def _http_arguments(http: Http) -> dict[str, object]:
         "drain_timeout": http.draintimeout,
         "tls_client_ca": _optional_path(http.tls.clientcas[0] if http.tls.clientcas else None),
         "public_url": _public_url(http.host),
+        "prefix": http.prefix,
     }
 
 

@@ -162,7 +162,7 @@ def test_bad_public_urls_are_refused(text: str) -> None:
 
 
 def test_serve_refuses_bad_values(tmp_path: pathlib.Path) -> None:
-    for option, value in (("--trusted-proxy", "nope"), ("--public-url", "registry.example.com")):
+    for option, value in (("--trusted-proxy", "nope"), ("--public-url", "registry.example.com"), ("--prefix", "/a b")):
         result = CliRunner().invoke(main, ["serve", "--insecure-http", "--root", str(tmp_path / "root"), "--addr", "127.0.0.1:0", option, value])
         assert result.exit_code != 0
         assert option in result.output, result.output

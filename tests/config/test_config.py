@@ -198,7 +198,7 @@ def test_serve_arguments_from_every_setting(tmp_path: pathlib.Path) -> None:
         "token_issuer": "auth.example.com", "token_realm": "https://auth.example.com/token",
         "token_rootcertbundle": P("/etc/tls/issuer.pem"), "token_jwks": P("/etc/tls/issuer.jwks"),
         "login_max_failures": 3, "login_failure_window": 120.0, "log_level": "warning",
-        "public_url": "https://registry.example.com", "trusted_proxies": ("10.0.0.0/8", "::1"),
+        "public_url": "https://registry.example.com", "prefix": "", "trusted_proxies": ("10.0.0.0/8", "::1"),
         "debug_addr": None, "metrics": False, "metrics_path": "/metrics", "drain_timeout": 0.0,
         "storage_health": False, "storage_health_interval": 10.0, "storage_health_threshold": 1,
         "log_format": "text", "log_fields": {}, "no_access_log": False,
@@ -418,7 +418,7 @@ def test_missing_file(tmp_path: pathlib.Path) -> None:
     ("text", "message"),
     [
         ("version: 0.1\nstorage:\n  s3: {region: r, bucket: b}\n", "storage.s3: read and checked, but dockyard serves only filesystem and inmemory storage so far"),
-        ("version: 0.1\nstorage:\n  inmemory:\nhttp:\n  prefix: /registry\n", "http.prefix: read and checked, but dockyard serves only at / so far, not under /registry"),
+        ("version: 0.1\nstorage:\n  inmemory:\nhttp:\n  prefix: /a b\n", "http.prefix: a path prefix is plain path segments, got '/a b'"),
         (MINIMAL + "http:\n  tls: {clientcas: [/a.pem, /b.pem]}\n", "http.tls.clientcas: dockyard takes one client CA file, got 2 (put them in one PEM file)"),
         (MINIMAL + "http:\n  net: unix\n  addr: /run/registry.sock:0\n", "http.net: dockyard listens on tcp only, got unix"),
     ],

@@ -11,7 +11,7 @@ from aiohttp import web
 from dockyard.api import compat, errors, routes
 from dockyard.api.context import ACCESS_KEY, REGISTRY_KEY, RequestContext
 from dockyard.api.errors import RegistryError
-from dockyard.api.forwarding import FORWARDING_KEY, Forwarding
+from dockyard.api.forwarding import FORWARDING_KEY, Forwarding, path_prefix
 from dockyard.auth.access import TOKEN_PATH, AccessController, needed_scopes
 from dockyard.auth.token_service import TokenService
 from dockyard.logs import USER_KEY
@@ -47,7 +47,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     # which would let ``/v2/a/../b/...`` reach another repository silently. An
     # encoded slash must not become a separator (``manifests/a%2Fb`` would name
     # another repository): it decodes to NUL, which no name, tag or digest accepts.
-    raw = request.raw_path.split("?", 1)[0]
+    raw = request.raw_path.split("?", 1)[0].removeprefix(path_prefix(request))
     under_v2 = raw == "/v2" or raw.startswith("/v2/")
     path = unquote(_ENCODED_SLASH.sub("%00", raw[len("/v2/"):]))
     found = routes.match(path) if under_v2 else None
@@ -88,6 +88,20 @@ async def errors_middleware(request: web.Request, handler) -> web.StreamResponse
         return error_response(RegistryError(errors.UNKNOWN))
 
 
+@web.middleware
+async def prefix_middleware(request: web.Request, handler) -> web.StreamResponse:
+    """Under ``http.prefix``, the paths handlers send clients to (``/v2/...``) get the prefix."""
+    response = await handler(request)
+    prefix = path_prefix(request)
+    location = response.headers.get("Location", "")
+    if location.startswith("/") and not location.startswith("//"):
+        response.headers["Location"] = prefix + location
+    link = response.headers.get("Link", "")
+    if link.startswith("</"):
+        response.headers["Link"] = f"<{prefix}{link[1:]}"
+    return response
+
+
 async def _common_headers(request: web.Request, response: web.StreamResponse) -> None:
     response.headers.setdefault(*API_VERSION_HEADER)
 
@@ -105,22 +119,25 @@ def create_app(
     forwarding: Forwarding | None = None,
 ) -> web.Application:
     """The registry's application; ``ca_certificate`` (PEM) is published for ``trust --fetch``."""
-    app = web.Application(middlewares=[errors_middleware], client_max_size=1 << 20)
+    forwarding = forwarding or Forwarding()  # trusted proxies, the public URL, the path prefix
+    prefix = forwarding.prefix
+    middlewares = [prefix_middleware, errors_middleware] if prefix else [errors_middleware]
+    app = web.Application(middlewares=middlewares, client_max_size=1 << 20)
     app[REGISTRY_KEY] = registry
     app[ACCESS_KEY] = access or AccessController()
-    app[FORWARDING_KEY] = forwarding or Forwarding()  # trusted proxies and the public URL
+    app[FORWARDING_KEY] = forwarding
     if token_service is not None:
-        app.router.add_get(TOKEN_PATH, token_service.get)
-        app.router.add_post(TOKEN_PATH, token_service.post)
+        app.router.add_get(prefix + TOKEN_PATH, token_service.get)
+        app.router.add_post(prefix + TOKEN_PATH, token_service.post)
     if ca_certificate is not None:
 
         async def get_ca_certificate(request: web.Request) -> web.Response:
             return web.Response(body=ca_certificate, content_type="application/x-pem-file")
 
-        app.router.add_get(CA_URL_PATH, get_ca_certificate)
-    compat.add_routes(app.router)
-    app.router.add_route("*", "/v2", dispatch)
-    app.router.add_route("*", "/v2/{tail:.*}", dispatch)
+        app.router.add_get(CA_URL_PATH, get_ca_certificate)  # at the root: trust --fetch knows no prefix
+    compat.add_routes(app.router, prefix)
+    app.router.add_route("*", prefix + "/v2", dispatch)
+    app.router.add_route("*", prefix + "/v2/{tail:.*}", dispatch)
     app.on_response_prepare.append(_common_headers)
     app.on_cleanup.append(_close_registry)
     return app

@@ -83,7 +83,7 @@ async def search(request: web.Request) -> web.Response:
     })
 
 
-def add_routes(router: web.UrlDispatcher) -> None:
+def add_routes(router: web.UrlDispatcher, prefix: str = "") -> None:
     for path in PING_PATHS:
-        router.add_get(path, ping)
-    router.add_get(SEARCH_PATH, search)
+        router.add_get(prefix + path, ping)
+    router.add_get(prefix + SEARCH_PATH, search)

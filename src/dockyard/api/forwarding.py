@@ -46,10 +46,11 @@ class Forwarding:
 
     trusted: tuple[Network, ...] = ()
     public_url: str | None = None  # scheme://host[:port], no trailing slash
+    prefix: str = ""  # registry:2's http.prefix: "" or "/path", no trailing slash
 
     @classmethod
-    def build(cls, trusted_proxies: Iterable[str] = (), public_url: str | None = None) -> "Forwarding":
-        return cls(parse_trusted(trusted_proxies), parse_public_url(public_url) if public_url else None)
+    def build(cls, trusted_proxies: Iterable[str] = (), public_url: str | None = None, prefix: str = "") -> "Forwarding":
+        return cls(parse_trusted(trusted_proxies), parse_public_url(public_url) if public_url else None, parse_prefix(prefix))
 
     def trusts(self, peer: str | None) -> bool:
         if not peer or not self.trusted:
@@ -64,6 +65,19 @@ class Forwarding:
 
 
 FORWARDING_KEY = web.AppKey("dockyard_forwarding", Forwarding)
+
+
+def parse_prefix(text: str) -> str:
+    """``/registry/`` → ``/registry``; ``""`` and ``/`` → ``""``."""
+    stripped = text.strip().strip("/")
+    if any(character in stripped for character in "?#%\\ ") or "//" in stripped:
+        raise ForwardingError(f"a path prefix is plain path segments, got {text!r}")
+    return f"/{stripped}" if stripped else ""
+
+
+def path_prefix(request: web.Request) -> str:
+    forwarding = request.app.get(FORWARDING_KEY)
+    return forwarding.prefix if forwarding is not None else ""
 
 
 def parse_trusted(values: Iterable[str]) -> tuple[Network, ...]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from dockyard.api import errors
-from dockyard.api.forwarding import public_base_url
+from dockyard.api.forwarding import path_prefix, public_base_url
 from dockyard.api.errors import RegistryError
 from dockyard.auth import scopes
 from dockyard.auth.htpasswd import Htpasswd
@@ -140,7 +140,7 @@ class AccessController:
         if self.token_realm:
             return self.token_realm
         # As the client reached us: behind a proxy, its scheme, host and port (see api/forwarding.py).
-        return f"{public_base_url(request)}{TOKEN_PATH}"
+        return f"{public_base_url(request)}{path_prefix(request)}{TOKEN_PATH}"
 
     def _challenge(self, request: web.Request, needed: list[Scope], error: str | None = None) -> dict[str, str]:
         if self.verifier is None:

@@ -92,6 +92,7 @@ def default_tls_dir(root: pathlib.Path) -> pathlib.Path:
     help="Honour X-Forwarded-Proto/-Host/-Port from this address or network (repeatable). None is trusted by default, not even loopback.",
 )
 @click.option("--public-url", metavar="URL", help="The URL clients use (e.g. https://registry.example.com); written in the token realm, over any X-Forwarded-* header (registry:2's http.host).")
+@click.option("--prefix", default="", metavar="PATH", help="Serve the registry under this path, e.g. /registry (registry:2's http.prefix).")
 @click.option("--debug-addr", help="Serve /debug/health (and --metrics) on this HOST:PORT, apart from the registry (registry:2's http.debug.addr).")
 @click.option("--metrics", is_flag=True, help="Serve Prometheus metrics on the debug server (needs --debug-addr).")
 @click.option("--metrics-path", default="/metrics", show_default=True, help="Where on the debug server the metrics are.")
@@ -159,6 +160,7 @@ def _serve(
     log_level: str,
     trusted_proxies: tuple[str, ...] = (),
     public_url: str | None = None,
+    prefix: str = "",
     debug_addr: str | None = None,
     metrics: bool = False,
     metrics_path: str = "/metrics",
@@ -200,9 +202,11 @@ def _serve(
     if insecure_http and (tls_cert or tls_client_ca):
         raise click.UsageError("--insecure-http serves no TLS: drop --tls-cert/--tls-client-ca, or drop --insecure-http")
     try:
-        forwarding = Forwarding.build(trusted_proxies, public_url)
+        forwarding = Forwarding.build(trusted_proxies, public_url, prefix)
     except ForwardingError as error:
-        raise click.BadParameter(str(error), param_hint="--public-url" if "public URL" in str(error) else "--trusted-proxy") from None
+        message = str(error)
+        option = "--public-url" if "public URL" in message else "--prefix" if "path prefix" in message else "--trusted-proxy"
+        raise click.BadParameter(message, param_hint=option) from None
     if storage == "filesystem":
         try:
             root.mkdir(parents=True, exist_ok=True)
