@@ -25,20 +25,6 @@ def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-@pytest.fixture
-def start_server(tmp_path):
-    started: list[DockyardProcess] = []
-
-    def start(*extra: str) -> DockyardProcess:
-        server = DockyardProcess(tmp_path / "root", *extra).start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
-
-
 def records(server: DockyardProcess) -> list[dict]:
     """Every log record of the stopped server; any line that is not JSON fails the test."""
     server.stop()  # every record is written by the time the process has exited

@@ -17,20 +17,6 @@ def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-@pytest.fixture
-def start_server(tmp_path):
-    started: list[DockyardProcess] = []
-
-    def start(*extra: str) -> DockyardProcess:
-        server = DockyardProcess(tmp_path / "root", *extra).start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
-
-
 def fresh(server: DockyardProcess) -> httpx.Client:
     """A client whose every request goes over a new connection."""
     return httpx.Client(base_url=server.url, headers={"Connection": "close"}, timeout=30)

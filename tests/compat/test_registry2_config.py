@@ -21,28 +21,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.support.registry2 import free_port
-
-DEFAULT_CONFIG = """\
-version: 0.1
-log:
-  fields:
-    service: registry
-storage:
-  cache:
-    blobdescriptor: inmemory
-  filesystem:
-    rootdirectory: /var/lib/registry
-http:
-  addr: :5000
-  headers:
-    X-Content-Type-Options: [nosniff]
-health:
-  storagedriver:
-    enabled: true
-    interval: 10s
-    threshold: 3
-"""
+from tests.support.registry2 import DEFAULT_CONFIG, free_port
 
 
 def _environment(root: pathlib.Path, port: int) -> dict[str, str]:

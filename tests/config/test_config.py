@@ -23,31 +23,12 @@ from dockyard.config import (
     serve_arguments,
     to_yaml,
 )
+from tests.support.registry2 import DEFAULT_CONFIG
 
 EXAMPLE = pathlib.Path(__file__).parents[2] / "examples" / "config.yml"
 DEBIAN = pathlib.Path("/etc/docker/registry/config.yml")
 
 # As registry:2's docker image ships it in /etc/docker/registry/config.yml.
-REGISTRY2_DEFAULT = """\
-version: 0.1
-log:
-  fields:
-    service: registry
-storage:
-  cache:
-    blobdescriptor: inmemory
-  filesystem:
-    rootdirectory: /var/lib/registry
-http:
-  addr: :5000
-  headers:
-    X-Content-Type-Options: [nosniff]
-health:
-  storagedriver:
-    enabled: true
-    interval: 10s
-    threshold: 3
-"""
 
 MINIMAL = "version: 0.1\nstorage:\n  inmemory:\n"
 
@@ -70,7 +51,7 @@ def error_of(tmp_path: pathlib.Path, text: str, environ: dict[str, str] | None =
 
 
 def test_registry2_default_config(tmp_path: pathlib.Path) -> None:
-    loaded = read(tmp_path, REGISTRY2_DEFAULT)
+    loaded = read(tmp_path, DEFAULT_CONFIG)
     config = loaded.config
     assert loaded.warnings == ()
     assert config.log.fields == {"service": "registry"}
@@ -88,14 +69,14 @@ def test_registry2_default_config(tmp_path: pathlib.Path) -> None:
 
 
 def test_registry2_file_serves_tls_when_it_names_a_certificate(tmp_path: pathlib.Path) -> None:
-    text = REGISTRY2_DEFAULT.replace("  addr: :5000\n", "  addr: :5000\n  tls:\n    certificate: /etc/certs/domain.crt\n    key: /etc/certs/domain.key\n")
+    text = DEFAULT_CONFIG.replace("  addr: :5000\n", "  addr: :5000\n  tls:\n    certificate: /etc/certs/domain.crt\n    key: /etc/certs/domain.key\n")
     arguments = serve_arguments(read(tmp_path, text).config)
     assert arguments["insecure_http"] is False
     assert arguments["tls_cert"] == pathlib.Path("/etc/certs/domain.crt")
 
 
 def test_registry2_file_can_ask_for_the_generated_ca(tmp_path: pathlib.Path) -> None:
-    text = REGISTRY2_DEFAULT + "dockyard:\n  insecure_http: false\n"
+    text = DEFAULT_CONFIG + "dockyard:\n  insecure_http: false\n"
     assert serve_arguments(read(tmp_path, text).config)["insecure_http"] is False
 
 
@@ -122,7 +103,7 @@ def test_debian_shipped_config() -> None:
 
 
 def test_seed_root_variable_overrides_the_file(tmp_path: pathlib.Path) -> None:
-    loaded = read(tmp_path, REGISTRY2_DEFAULT, {"REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY": "/data"})
+    loaded = read(tmp_path, DEFAULT_CONFIG, {"REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY": "/data"})
     assert serve_arguments(loaded.config)["root"] == pathlib.Path("/data")
     assert loaded.warnings == ()
 
@@ -245,7 +226,7 @@ def test_zero_integer_duration_is_zero_without_a_warning(tmp_path: pathlib.Path)
 
 
 def test_variables_override_keys_as_yaml_scalars(tmp_path: pathlib.Path) -> None:
-    loaded = read(tmp_path, REGISTRY2_DEFAULT, {
+    loaded = read(tmp_path, DEFAULT_CONFIG, {
         "REGISTRY_HTTP_ADDR": "127.0.0.1:6000",
         "REGISTRY_LOG_LEVEL": "debug",
         "REGISTRY_STORAGE_DELETE_ENABLED": "true",
@@ -282,7 +263,7 @@ def test_auth_variable_selects_the_kind_in_place_of_the_files(tmp_path: pathlib.
 
 
 def test_storage_variable_replaces_the_whole_section_with_a_warning(tmp_path: pathlib.Path) -> None:
-    text = REGISTRY2_DEFAULT + "  \n"
+    text = DEFAULT_CONFIG + "  \n"
     loaded = read(tmp_path, text.replace("storage:\n", "storage:\n  delete:\n    enabled: true\n"), {
         "REGISTRY_STORAGE": "s3", "REGISTRY_STORAGE_S3_BUCKET": "images", "REGISTRY_STORAGE_S3_REGION": "eu-west-1",
     })
@@ -336,7 +317,7 @@ def test_variable_value_of_the_wrong_type_names_the_key(tmp_path: pathlib.Path) 
 
 
 def test_second_driver_from_a_variable(tmp_path: pathlib.Path) -> None:
-    message = error_of(tmp_path, REGISTRY2_DEFAULT, {"REGISTRY_STORAGE_S3_BUCKET": "b", "REGISTRY_STORAGE_S3_REGION": "r"})
+    message = error_of(tmp_path, DEFAULT_CONFIG, {"REGISTRY_STORAGE_S3_BUCKET": "b", "REGISTRY_STORAGE_S3_REGION": "r"})
     assert message == "storage: more than one driver (filesystem, s3); keep one (REGISTRY_STORAGE=s3 replaces the file's)"
 
 

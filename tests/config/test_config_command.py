@@ -11,7 +11,7 @@ from click.testing import CliRunner, Result
 
 from dockyard.cli import main
 from dockyard.config import MASK
-from tests.config.test_config import REGISTRY2_DEFAULT
+from tests.support.registry2 import DEFAULT_CONFIG
 
 
 @pytest.fixture(autouse=True)
@@ -39,7 +39,7 @@ def assert_one_line_error(result: Result, message: str) -> None:
 
 
 def test_check_ok(tmp_path: pathlib.Path) -> None:
-    path = config_file(tmp_path, REGISTRY2_DEFAULT)
+    path = config_file(tmp_path, DEFAULT_CONFIG)
     result = dockyard("check", str(path))
     assert result.exit_code == 0, result.stderr
     assert result.stdout == f"OK: {path} (storage filesystem, addr :5000, auth none)\n"
@@ -47,12 +47,12 @@ def test_check_ok(tmp_path: pathlib.Path) -> None:
 
 
 def test_check_error_names_the_key(tmp_path: pathlib.Path) -> None:
-    path = config_file(tmp_path, REGISTRY2_DEFAULT.replace("addr: :5000", "addr: 5000"))
+    path = config_file(tmp_path, DEFAULT_CONFIG.replace("addr: :5000", "addr: 5000"))
     assert_one_line_error(dockyard("check", str(path)), "http.addr: expected HOST:PORT, got 5000")
 
 
 def test_check_reads_the_variables(tmp_path: pathlib.Path) -> None:
-    path = config_file(tmp_path, REGISTRY2_DEFAULT)
+    path = config_file(tmp_path, DEFAULT_CONFIG)
     result = dockyard("check", str(path), env={"REGISTRY_AUTH": "htpasswd", "REGISTRY_AUTH_HTPASSWD_REALM": "r", "REGISTRY_AUTH_HTPASSWD_PATH": "/h"})
     assert result.stdout == f"OK: {path} (storage filesystem, addr :5000, auth htpasswd)\n"
     assert_one_line_error(dockyard("check", str(path), env={"REGISTRY_LOG_LEVEL": "loud"}), "log.level: expected one of error, warn, info, debug, got loud")
@@ -68,7 +68,7 @@ def test_check_missing_file(tmp_path: pathlib.Path) -> None:
 
 
 def test_check_warns_on_standard_error_and_passes(tmp_path: pathlib.Path) -> None:
-    path = config_file(tmp_path, REGISTRY2_DEFAULT + "http2:\n  disabled: true\n")
+    path = config_file(tmp_path, DEFAULT_CONFIG + "http2:\n  disabled: true\n")
     result = dockyard("check", str(path), env={"REGISTRY_AUTH_FILE": "/run/auth.json"})
     assert result.exit_code == 0
     assert result.stdout.startswith("OK: ")
@@ -98,7 +98,7 @@ def test_show_without_a_file_is_serves_defaults_with_the_variables() -> None:
 
 
 def test_show_error_is_one_line(tmp_path: pathlib.Path) -> None:
-    path = config_file(tmp_path, REGISTRY2_DEFAULT.replace("interval: 10s", "interval: often"))
+    path = config_file(tmp_path, DEFAULT_CONFIG.replace("interval: 10s", "interval: often"))
     assert_one_line_error(dockyard("show", "--config", str(path)), "health.storagedriver.interval: expected a duration like 300s, 10m or 1h30m, got often")
 
 

@@ -18,17 +18,3 @@ def debug_url(server: DockyardProcess) -> str:
             return f"http://127.0.0.1:{found[-1]}"
         time.sleep(0.05)
     raise AssertionError(f"no debug server announced:\n{server.log.read_text(errors='replace')}")
-
-
-@pytest.fixture
-def start_server(tmp_path):
-    started: list[DockyardProcess] = []
-
-    def start(*extra: str) -> DockyardProcess:
-        server = DockyardProcess(tmp_path / "root", *extra).start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()

@@ -20,6 +20,28 @@ import httpx
 
 BINARY = "/usr/bin/docker-registry"
 
+# The config.yml registry:2's image ships (the distribution project's default).
+DEFAULT_CONFIG = """\
+version: 0.1
+log:
+  fields:
+    service: registry
+storage:
+  cache:
+    blobdescriptor: inmemory
+  filesystem:
+    rootdirectory: /var/lib/registry
+http:
+  addr: :5000
+  headers:
+    X-Content-Type-Options: [nosniff]
+health:
+  storagedriver:
+    enabled: true
+    interval: 10s
+    threshold: 3
+"""
+
 
 def registry2_binary() -> str | None:
     """The reference registry's binary, or ``None`` when it is not installed."""
