@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import pathlib
 import re
 
 from aiohttp import web
@@ -11,6 +9,7 @@ from aiohttp import web
 from dockyard.api import errors
 from dockyard.api.context import RequestContext
 from dockyard.api.errors import RegistryError
+from dockyard.api.sendfile import send_file
 from dockyard.logs import audit
 from dockyard.reference import Digest, parse_digest
 from dockyard.storage import paths
@@ -74,29 +73,14 @@ async def get(context: RequestContext) -> web.StreamResponse:
         await response.prepare(request)
         return response
 
-    await response.prepare(request)
+    writer = await response.prepare(request)
     path = paths.blob_data(digest)
     local = driver.local_file(path)
-    if local is None or not await _send_file(request, local, start, count):
+    if local is None or writer is None or not await send_file(request, writer, local, start, count):
         async for chunk in driver.read(path, start, count):
             await response.write(chunk)
     await response.write_eof()
     return response
-
-
-async def _send_file(request: web.Request, local: pathlib.Path, start: int, count: int) -> bool:
-    """Hand the bytes to the kernel; ``False`` where the loop or transport cannot (uvloop, TLS)."""
-    transport = request.transport
-    if transport is None:
-        raise ConnectionResetError("client went away")
-    file = await asyncio.to_thread(open, local, "rb")
-    try:
-        await asyncio.get_running_loop().sendfile(transport, file, start, count, fallback=False)
-    except (NotImplementedError, asyncio.SendfileNotAvailableError):
-        return False
-    finally:
-        file.close()
-    return True
 
 
 async def delete(context: RequestContext) -> web.StreamResponse:
