@@ -1,16 +1,20 @@
 """Fixtures and helpers for the API integration tests.
 
 Most tests run the real aiohttp application on 127.0.0.1 with an ephemeral port
-(pytest-aiohttp's ``aiohttp_client``) over a filesystem driver rooted in ``tmp_path``;
-tests that need a real process (restart, ``--no-delete``, ``--workers``) use
-:class:`tests.support.server.DockyardProcess`.
+(pytest-aiohttp's ``aiohttp_client``) over the ``storage`` fixture: a filesystem driver
+rooted in ``tmp_path``, or the S3 driver on the session's SeaweedFS in a fresh
+rootdirectory. ``DOCKYARD_TEST_STORAGES`` (comma-separated: ``filesystem``, ``s3``) says
+which; with both, every such test runs on each. Tests that need a real process
+(restart, ``--no-delete``, ``--workers``) use :class:`tests.support.server.DockyardProcess`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pathlib
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -18,8 +22,14 @@ from aiohttp import ClientResponse
 from yarl import URL
 
 from dockyard.api.app import create_app
+from dockyard.config import S3
+from dockyard.storage.driver import StorageDriver
 from dockyard.storage.filesystem import FilesystemDriver
 from dockyard.storage.registry import Registry
+from dockyard.storage.s3 import S3Driver, SEGMENTS_SUFFIX
+from tests.support.seaweedfs import SeaweedFS
+
+STORAGES = os.environ.get("DOCKYARD_TEST_STORAGES", "filesystem,s3").split(",")
 
 API_VERSION = "registry/2.0"
 
@@ -43,11 +53,39 @@ def sha512(data: bytes) -> str:
     return "sha512:" + hashlib.sha512(data).hexdigest()
 
 
-def snapshot(root: pathlib.Path) -> set[str]:
-    """Every file (not directory) under a storage root, relative to it."""
-    if not root.exists():
-        return set()
-    return {str(path.relative_to(root)) for path in root.rglob("*") if not path.is_dir()}
+@dataclass(frozen=True)
+class FilesystemStorage:
+    root: pathlib.Path
+
+    def driver(self) -> StorageDriver:
+        self.root.mkdir(exist_ok=True)
+        return FilesystemDriver(self.root)
+
+    def files(self) -> set[str]:
+        if not self.root.exists():
+            return set()
+        return {str(path.relative_to(self.root)) for path in self.root.rglob("*") if not path.is_dir()}
+
+
+@dataclass(frozen=True)
+class S3Storage:
+    server: SeaweedFS
+    settings: S3
+
+    def driver(self) -> StorageDriver:
+        return S3Driver(self.settings, redirect=False)  # served through the registry, as the tests expect
+
+    def files(self) -> set[str]:
+        """The keys under the rootdirectory, as the driver shows them (no appendable file's segments)."""
+        prefix = self.settings.rootdirectory.strip("/") + "/"
+        pages = self.server.client().get_paginator("list_objects_v2").paginate(Bucket=self.settings.bucket, Prefix=prefix)
+        keys = {item["Key"].removeprefix(prefix) for page in pages for item in page.get("Contents", ())}
+        return {key for key in keys if not key.endswith("/") and f"{SEGMENTS_SUFFIX}/" not in key}
+
+
+def snapshot(storage: FilesystemStorage | S3Storage) -> set[str]:
+    """Every file (not directory) in the storage, relative to its root."""
+    return storage.files()
 
 
 async def error_of(response: ClientResponse, status: int, code: str) -> dict[str, Any]:
@@ -137,10 +175,16 @@ def root(tmp_path: pathlib.Path) -> pathlib.Path:
     return tmp_path / "root"
 
 
+@pytest.fixture(params=STORAGES)
+def storage(request: pytest.FixtureRequest, root: pathlib.Path) -> FilesystemStorage | S3Storage:
+    if request.param == "s3":
+        return S3Storage(request.getfixturevalue("seaweedfs"), request.getfixturevalue("s3_settings"))
+    return FilesystemStorage(root)
+
+
 @pytest.fixture
-def registry(root: pathlib.Path) -> Registry:
-    root.mkdir()
-    return Registry(FilesystemDriver(root))
+def registry(storage: FilesystemStorage | S3Storage) -> Registry:
+    return Registry(storage.driver())
 
 
 @pytest.fixture

@@ -75,9 +75,9 @@ async def test_success_responses_carry_the_version_header(client):
         ("POST", f"/v2/repo/referrers/{sha256(b'x')}", "GET, HEAD"),
     ],
 )
-async def test_wrong_method_is_405_unsupported(client, root, method, path, allow):
-    before = snapshot(root)
+async def test_wrong_method_is_405_unsupported(client, storage, method, path, allow):
+    before = snapshot(storage)
     response = await client.request(method, path)
     await error_of(response, 405, "UNSUPPORTED")
     assert response.headers["Allow"] == allow
-    assert snapshot(root) == before
+    assert snapshot(storage) == before

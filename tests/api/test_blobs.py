@@ -167,11 +167,11 @@ async def test_delete_blob_leaves_other_repository_link(client, blob):
     assert await response.read() == DATA
 
 
-async def test_delete_unknown_blob(client, root):
-    before = snapshot(root)
+async def test_delete_unknown_blob(client, storage):
+    before = snapshot(storage)
     response = await client.delete(f"/v2/library/app/blobs/{sha256(b'nope')}")
     await error_of(response, 404, "BLOB_UNKNOWN")
-    assert snapshot(root) == before
+    assert snapshot(storage) == before
 
 
 async def test_delete_blob_bad_digest(client, blob):

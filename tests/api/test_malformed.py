@@ -44,7 +44,7 @@ BAD_DIGESTS = {
 
 
 @pytest.fixture
-async def seeded(client, root):
+async def seeded(client, storage):
     """A repository with a blob and a tagged manifest, so bad requests have something to hit."""
     await push_blob(client, NAME, BLOB)
     digest, content = await push_image(client, NAME, tag="v1")
@@ -57,9 +57,9 @@ async def start_upload(client, name: str = NAME) -> str:
     return response.headers["Location"]
 
 
-def upload_files(root, location: str) -> set[str]:
+def upload_files(storage, location: str) -> set[str]:
     upload_id = location.rsplit("/", 1)[1]
-    return {path for path in snapshot(root) if f"/_uploads/{upload_id}/" in path}
+    return {path for path in snapshot(storage) if f"/_uploads/{upload_id}/" in path}
 
 
 # Digests
@@ -76,94 +76,94 @@ def upload_files(root, location: str) -> set[str]:
         ("GET", "/v2/repo/referrers/{}"),
     ],
 )
-async def test_bad_digest_in_path(client, root, seeded, bad, method, template):
-    before = snapshot(root)
+async def test_bad_digest_in_path(client, storage, seeded, bad, method, template):
+    before = snapshot(storage)
     response = await client.request(method, template.format(bad))
     await error_of(response, 400, "DIGEST_INVALID")
-    assert snapshot(root) == before
+    assert snapshot(storage) == before
 
 
 @pytest.mark.parametrize("bad", BAD_DIGESTS.values(), ids=BAD_DIGESTS.keys())
-async def test_bad_digest_head_blob(client, root, seeded, bad):
+async def test_bad_digest_head_blob(client, storage, seeded, bad):
     response = await client.head(f"/v2/repo/blobs/{bad}")
     assert response.status == 400
     assert response.headers["Docker-Distribution-API-Version"] == "registry/2.0"
 
 
 @pytest.mark.parametrize("bad", BAD_DIGESTS.values(), ids=BAD_DIGESTS.keys())
-async def test_bad_digest_monolithic_post(client, root, seeded, bad):
-    before = snapshot(root)
+async def test_bad_digest_monolithic_post(client, storage, seeded, bad):
+    before = snapshot(storage)
     response = await client.post("/v2/repo/blobs/uploads/", params={"digest": bad}, data=BLOB)
     await error_of(response, 400, "DIGEST_INVALID")
-    assert snapshot(root) == before
+    assert snapshot(storage) == before
 
 
 @pytest.mark.parametrize("bad", BAD_DIGESTS.values(), ids=BAD_DIGESTS.keys())
-async def test_bad_digest_finishing_upload(client, root, seeded, bad):
-    before = snapshot(root)
+async def test_bad_digest_finishing_upload(client, storage, seeded, bad):
+    before = snapshot(storage)
     location = await start_upload(client)
     response = await client.patch(location, data=BLOB)
     assert response.status == 202
-    mine = upload_files(root, location)
+    mine = upload_files(storage, location)
     response = await client.put(location, params={"digest": bad})
     await error_of(response, 400, "DIGEST_INVALID")
-    assert snapshot(root) == before | mine
+    assert snapshot(storage) == before | mine
     response = await client.put(location, params={"digest": bad}, data=b"last chunk")
     await error_of(response, 400, "DIGEST_INVALID")
-    assert snapshot(root) == before | mine
+    assert snapshot(storage) == before | mine
 
 
 @pytest.mark.parametrize("bad", BAD_DIGESTS.values(), ids=BAD_DIGESTS.keys())
-async def test_bad_digest_mount(client, root, seeded, bad):
-    before = snapshot(root)
+async def test_bad_digest_mount(client, storage, seeded, bad):
+    before = snapshot(storage)
     response = await client.post("/v2/other/blobs/uploads/", params={"mount": bad, "from": NAME})
     await error_of(response, 400, "DIGEST_INVALID")
-    assert snapshot(root) == before
+    assert snapshot(storage) == before
 
 
 @pytest.mark.parametrize("bad", [d for k, d in BAD_DIGESTS.items() if k != "no-algorithm"])
-async def test_bad_digest_put_manifest(client, root, seeded, bad):
-    before = snapshot(root)
+async def test_bad_digest_put_manifest(client, storage, seeded, bad):
+    before = snapshot(storage)
     response = await put_manifest(client, NAME, bad, seeded["content"], OCI_MANIFEST)
     await error_of(response, 400, "DIGEST_INVALID")
-    assert snapshot(root) == before
+    assert snapshot(storage) == before
 
 
-async def test_digest_mismatch_monolithic_post(client, root, seeded):
-    before = snapshot(root)
+async def test_digest_mismatch_monolithic_post(client, storage, seeded):
+    before = snapshot(storage)
     wrong = sha256(b"not the content")
     response = await client.post("/v2/repo/blobs/uploads/", params={"digest": wrong}, data=b"the content")
     entry = await error_of(response, 400, "DIGEST_INVALID")
     assert entry["detail"] == {"expected": wrong, "actual": sha256(b"the content")}
-    assert snapshot(root) == before
+    assert snapshot(storage) == before
 
 
-async def test_digest_mismatch_upload_is_gone(client, root, seeded):
-    before = snapshot(root)
+async def test_digest_mismatch_upload_is_gone(client, storage, seeded):
+    before = snapshot(storage)
     location = await start_upload(client)
     await client.patch(location, data=b"chunk one")
     response = await client.put(location, params={"digest": sha256(b"chunk one")}, data=b" and two")
     await error_of(response, 400, "DIGEST_INVALID")
-    assert snapshot(root) == before
+    assert snapshot(storage) == before
     response = await client.get(location)
     await error_of(response, 404, "BLOB_UPLOAD_UNKNOWN")
 
 
-async def test_digest_mismatch_manifest(client, root, seeded):
-    before = snapshot(root)
+async def test_digest_mismatch_manifest(client, storage, seeded):
+    before = snapshot(storage)
     response = await put_manifest(client, NAME, sha256(b"x"), seeded["content"], OCI_MANIFEST)
     await error_of(response, 400, "DIGEST_INVALID")
-    assert snapshot(root) == before
+    assert snapshot(storage) == before
 
 
-async def test_size_mismatch_in_chunk(client, root, seeded):
-    before = snapshot(root)
+async def test_size_mismatch_in_chunk(client, storage, seeded):
+    before = snapshot(storage)
     location = await start_upload(client)
-    mine = upload_files(root, location)
+    mine = upload_files(storage, location)
     response = await client.patch(location, data=b"0123456789", headers={"Content-Range": "0-4"})
     await error_of(response, 400, "SIZE_INVALID")
     assert response.headers["Range"] == "0-0"
-    assert snapshot(root) == before | mine
+    assert snapshot(storage) == before | mine
     response = await client.get(location)
     assert response.headers["Range"] == "0-0"
 
@@ -206,18 +206,18 @@ ROUTES = {
 
 @pytest.mark.parametrize("route", ROUTES.values(), ids=ROUTES.keys())
 @pytest.mark.parametrize("prefix", BAD_NAMES.values(), ids=BAD_NAMES.keys())
-async def test_invalid_name(client, root, seeded, prefix, route):
+async def test_invalid_name(client, storage, seeded, prefix, route):
     method, suffix = route
-    before = snapshot(root)
+    before = snapshot(storage)
     kwargs = {}
     if method == "PUT":
         kwargs = {"data": seeded["content"], "headers": {"Content-Type": OCI_MANIFEST}}
     response = await raw_request(client, method, prefix + suffix, **kwargs)
     await error_of(response, 400, "NAME_INVALID")
-    assert snapshot(root) == before
+    assert snapshot(storage) == before
 
 
-async def test_longest_valid_name(client, root):
+async def test_longest_valid_name(client, storage):
     name = "a" * 100 + "/" + "b" * 154
     assert len(name) == 255
     digest = await push_blob(client, name, b"x")
@@ -243,14 +243,14 @@ BAD_TAGS = {
 
 @pytest.mark.parametrize("method", ["PUT", "GET", "DELETE"])
 @pytest.mark.parametrize("tag", BAD_TAGS.values(), ids=BAD_TAGS.keys())
-async def test_invalid_tag(client, root, seeded, tag, method):
-    before = snapshot(root)
+async def test_invalid_tag(client, storage, seeded, tag, method):
+    before = snapshot(storage)
     kwargs = {}
     if method == "PUT":
         kwargs = {"data": seeded["content"], "headers": {"Content-Type": OCI_MANIFEST}}
     response = await raw_request(client, method, f"/v2/repo/manifests/{tag}", **kwargs)
     await error_of(response, 400, "TAG_INVALID")
-    assert snapshot(root) == before
+    assert snapshot(storage) == before
 
 
 async def test_longest_valid_tag(client, seeded):
@@ -276,15 +276,15 @@ def big_manifest(size: int) -> bytes:
 
 
 @pytest.mark.parametrize("size", [5 * MiB, 4 * MiB + 1])
-async def test_manifest_too_large(client, root, seeded, size):
-    before = snapshot(root)
+async def test_manifest_too_large(client, storage, seeded, size):
+    before = snapshot(storage)
     response = await put_manifest(client, NAME, "big", big_manifest(size), OCI_MANIFEST)
     await error_of(response, 413, "MANIFEST_INVALID")
-    assert snapshot(root) == before
+    assert snapshot(storage) == before
 
 
-async def test_manifest_too_large_streamed(client, root, seeded):
-    before = snapshot(root)
+async def test_manifest_too_large_streamed(client, storage, seeded):
+    before = snapshot(storage)
     content = big_manifest(5 * MiB)
 
     async def body():
@@ -293,7 +293,7 @@ async def test_manifest_too_large_streamed(client, root, seeded):
 
     response = await client.put("/v2/repo/manifests/big", data=body(), headers={"Content-Type": OCI_MANIFEST})
     await error_of(response, 413, "MANIFEST_INVALID")
-    assert snapshot(root) == before
+    assert snapshot(storage) == before
 
 
 def _deep(levels: int) -> bytes:
@@ -351,23 +351,23 @@ BAD_MANIFESTS = {
 
 
 @pytest.mark.parametrize(("content", "media_type", "mention"), BAD_MANIFESTS.values(), ids=BAD_MANIFESTS.keys())
-async def test_invalid_manifest(client, root, seeded, content, media_type, mention):
-    before = snapshot(root)
+async def test_invalid_manifest(client, storage, seeded, content, media_type, mention):
+    before = snapshot(storage)
     response = await put_manifest(client, NAME, "bad", content, media_type)
     entry = await error_of(response, 400, "MANIFEST_INVALID")
     assert mention in entry["message"]
-    assert snapshot(root) == before
+    assert snapshot(storage) == before
     response = await client.get("/v2/repo/manifests/bad")
     await error_of(response, 404, "MANIFEST_UNKNOWN")
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/xml", "application/vnd.oci.image.config.v1+json"])
-async def test_wrong_content_type(client, root, seeded, content_type):
-    before = snapshot(root)
+async def test_wrong_content_type(client, storage, seeded, content_type):
+    before = snapshot(storage)
     response = await put_manifest(client, NAME, "bad", seeded["content"], content_type)
     entry = await error_of(response, 400, "MANIFEST_INVALID")
     assert content_type in entry["message"]
-    assert snapshot(root) == before
+    assert snapshot(storage) == before
 
 
 # Ranges
@@ -387,12 +387,12 @@ BAD_BLOB_RANGES = {
 
 
 @pytest.mark.parametrize("header", BAD_BLOB_RANGES.values(), ids=BAD_BLOB_RANGES.keys())
-async def test_bad_blob_range(client, root, seeded, header):
-    before = snapshot(root)
+async def test_bad_blob_range(client, storage, seeded, header):
+    before = snapshot(storage)
     response = await client.get(f"/v2/repo/blobs/sha256:{HEX}", headers={"Range": header})
     await error_of(response, 416, "RANGE_INVALID")
     assert response.headers["Content-Range"] == f"bytes */{len(BLOB)}"
-    assert snapshot(root) == before
+    assert snapshot(storage) == before
 
 
 BAD_CHUNK_RANGES = {
@@ -406,13 +406,13 @@ BAD_CHUNK_RANGES = {
 
 
 @pytest.mark.parametrize(("header", "status", "code"), BAD_CHUNK_RANGES.values(), ids=BAD_CHUNK_RANGES.keys())
-async def test_bad_chunk_range(client, root, seeded, header, status, code):
-    before = snapshot(root)
+async def test_bad_chunk_range(client, storage, seeded, header, status, code):
+    before = snapshot(storage)
     location = await start_upload(client)
-    mine = upload_files(root, location)
+    mine = upload_files(storage, location)
     response = await client.patch(location, data=b"0123456789", headers={"Content-Range": header})
     await error_of(response, status, code)
-    assert snapshot(root) == before | mine
+    assert snapshot(storage) == before | mine
     response = await client.get(location)
     assert response.status == 204
     assert response.headers["Range"] == "0-0"
@@ -423,21 +423,21 @@ async def test_bad_chunk_range(client, root, seeded, header, status, code):
 @pytest.mark.parametrize("upload_id", ["not-a-uuid", "00000000-0000-4000-8000-00000000000G",
                                        "ABCDEF00-0000-4000-8000-000000000000", "..", "00000000-0000-4000-8000-000000000000"])
 @pytest.mark.parametrize("method", ["GET", "PATCH", "PUT", "DELETE"])
-async def test_unknown_upload(client, root, seeded, upload_id, method):
-    before = snapshot(root)
+async def test_unknown_upload(client, storage, seeded, upload_id, method):
+    before = snapshot(storage)
     response = await raw_request(client, method, f"/v2/repo/blobs/uploads/{upload_id}?digest=sha256:{HEX}", data=b"x")
     await error_of(response, 404, "BLOB_UPLOAD_UNKNOWN")
-    assert snapshot(root) == before
+    assert snapshot(storage) == before
 
 
-async def test_upload_of_another_repository(client, root, seeded):
+async def test_upload_of_another_repository(client, storage, seeded):
     location = await start_upload(client, "other")
-    before = snapshot(root)
+    before = snapshot(storage)
     upload_id = location.rsplit("/", 1)[1]
     for method in ("GET", "PATCH", "PUT", "DELETE"):
         response = await client.request(method, f"/v2/repo/blobs/uploads/{upload_id}", params={"digest": f"sha256:{HEX}"}, data=b"x")
         await error_of(response, 404, "BLOB_UPLOAD_UNKNOWN")
-    assert snapshot(root) == before
+    assert snapshot(storage) == before
 
 
 # Never a 500
@@ -464,8 +464,8 @@ GARBAGE_REQUESTS = [
 
 
 @pytest.mark.parametrize(("method", "path", "status", "code"), GARBAGE_REQUESTS)
-async def test_garbage_is_never_a_500(client, root, seeded, method, path, status, code):
-    before = snapshot(root)
+async def test_garbage_is_never_a_500(client, storage, seeded, method, path, status, code):
+    before = snapshot(storage)
     response = await raw_request(client, method, path, data=b"{}")
     if code is None:
         body = await response.read()
@@ -473,4 +473,4 @@ async def test_garbage_is_never_a_500(client, root, seeded, method, path, status
         assert response.headers["Docker-Distribution-API-Version"] == "registry/2.0"
     else:
         await error_of(response, status, code)
-    assert snapshot(root) == before
+    assert snapshot(storage) == before

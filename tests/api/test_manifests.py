@@ -186,17 +186,17 @@ async def test_if_none_match(client):
     assert response.headers["Docker-Content-Digest"] == digest
 
 
-async def test_put_with_missing_blob(client, root):
+async def test_put_with_missing_blob(client, storage):
     config = await push_blob(client, NAME, b"config")
     missing = sha256(b"a layer never pushed")
     content = odd_json({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
                         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 6},
                         "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": missing, "size": 9}]})
-    before = snapshot(root)
+    before = snapshot(storage)
     response = await put_manifest(client, NAME, "broken", content, OCI_MANIFEST)
     entry = await error_of(response, 404, "MANIFEST_BLOB_UNKNOWN")
     assert entry["detail"] == {"digest": missing}
-    assert snapshot(root) == before
+    assert snapshot(storage) == before
     response = await client.get(f"/v2/{NAME}/manifests/broken")
     await error_of(response, 404, "MANIFEST_UNKNOWN")
 
@@ -220,27 +220,27 @@ async def test_foreign_layer_need_not_be_present(client):
     assert response.status == 201, await response.text()
 
 
-async def test_index_with_missing_child(client, root):
+async def test_index_with_missing_child(client, storage):
     children = await two_platforms(client)
     missing = sha256(b"no such manifest")
     children.append({"mediaType": OCI_MANIFEST, "digest": missing, "size": 100,
                      "platform": {"architecture": "s390x", "os": "linux"}})
     content = odd_json({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children})
-    before = snapshot(root)
+    before = snapshot(storage)
     response = await put_manifest(client, NAME, "multi", content, OCI_INDEX)
     entry = await error_of(response, 404, "MANIFEST_UNKNOWN")
     assert entry["detail"] == {"digest": missing}
-    assert snapshot(root) == before
+    assert snapshot(storage) == before
 
 
-async def test_put_by_digest_that_does_not_match(client, root):
+async def test_put_by_digest_that_does_not_match(client, storage):
     digest, content = await push_image(client, NAME)
     other = content + b" "
-    before = snapshot(root)
+    before = snapshot(storage)
     response = await put_manifest(client, NAME, digest, other, OCI_MANIFEST)
     entry = await error_of(response, 400, "DIGEST_INVALID")
     assert entry["detail"] == {"expected": digest, "actual": sha256(other)}
-    assert snapshot(root) == before
+    assert snapshot(storage) == before
 
 
 async def test_put_by_sha512_digest(client):
@@ -322,13 +322,13 @@ async def test_delete_manifest_keeps_its_blobs(client):
     assert await response.read() == config
 
 
-async def test_delete_unknown_manifest(client, root):
-    before = snapshot(root)
+async def test_delete_unknown_manifest(client, storage):
+    before = snapshot(storage)
     response = await client.delete(f"/v2/{NAME}/manifests/{sha256(b'x')}")
     await error_of(response, 404, "MANIFEST_UNKNOWN")
     response = await client.delete(f"/v2/{NAME}/manifests/nosuchtag")
     await error_of(response, 404, "MANIFEST_UNKNOWN")
-    assert snapshot(root) == before
+    assert snapshot(storage) == before
 
 
 async def test_repush_after_delete(client):

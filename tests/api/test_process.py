@@ -6,7 +6,6 @@ import hashlib
 import json
 
 import httpx
-import pytest
 
 from tests.support.server import DockyardProcess
 

@@ -10,8 +10,8 @@ UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}
 DATA = b"0123456789abcdef" * 1000 + b"end"
 
 
-def upload_files(root, name: str, upload_id: str) -> set[str]:
-    return {path for path in snapshot(root) if f"/_uploads/{upload_id}/" in path and f"/{name}/" in path}
+def upload_files(storage, name: str, upload_id: str) -> set[str]:
+    return {path for path in snapshot(storage) if f"/_uploads/{upload_id}/" in path and f"/{name}/" in path}
 
 
 async def start(client, name: str = "repo") -> tuple[str, str]:
@@ -20,7 +20,7 @@ async def start(client, name: str = "repo") -> tuple[str, str]:
     return response.headers["Location"], response.headers["Docker-Upload-UUID"]
 
 
-async def test_start_upload(client, root):
+async def test_start_upload(client, storage):
     response = await client.post("/v2/library/app/blobs/uploads/")
     assert response.status == 202
     upload_id = response.headers["Docker-Upload-UUID"]
@@ -28,7 +28,7 @@ async def test_start_upload(client, root):
     assert response.headers["Location"] == f"/v2/library/app/blobs/uploads/{upload_id}"
     assert response.headers["Range"] == "0-0"
     assert response.headers["Content-Length"] == "0"
-    assert upload_files(root, "library/app", upload_id) == {
+    assert upload_files(storage, "library/app", upload_id) == {
         f"docker/registry/v2/repositories/library/app/_uploads/{upload_id}/startedat"
     }
 
@@ -45,7 +45,7 @@ async def test_two_uploads_have_distinct_ids(client):
     assert first != second
 
 
-async def test_monolithic_post(client, root):
+async def test_monolithic_post(client, storage):
     digest = sha256(DATA)
     response = await client.post("/v2/repo/blobs/uploads/", params={"digest": digest}, data=DATA)
     assert response.status == 201
@@ -53,10 +53,10 @@ async def test_monolithic_post(client, root):
     assert response.headers["Docker-Content-Digest"] == digest
     response = await client.get(f"/v2/repo/blobs/{digest}")
     assert await response.read() == DATA
-    assert not any("/_uploads/" in path for path in snapshot(root))
+    assert not any("/_uploads/" in path for path in snapshot(storage))
 
 
-async def test_monolithic_put(client, root):
+async def test_monolithic_put(client, storage):
     location, upload_id = await start(client)
     digest = sha256(DATA)
     response = await client.put(location, params={"digest": digest}, data=DATA)
@@ -65,9 +65,9 @@ async def test_monolithic_put(client, root):
     assert response.headers["Docker-Content-Digest"] == digest
     response = await client.get(f"/v2/repo/blobs/{digest}")
     assert await response.read() == DATA
-    assert upload_files(root, "repo", upload_id) == set()
-    assert f"docker/registry/v2/blobs/sha256/{digest[7:9]}/{digest[7:]}/data" in snapshot(root)
-    assert f"docker/registry/v2/repositories/repo/_layers/sha256/{digest[7:]}/link" in snapshot(root)
+    assert upload_files(storage, "repo", upload_id) == set()
+    assert f"docker/registry/v2/blobs/sha256/{digest[7:9]}/{digest[7:]}/data" in snapshot(storage)
+    assert f"docker/registry/v2/repositories/repo/_layers/sha256/{digest[7:]}/link" in snapshot(storage)
 
 
 async def test_chunked_upload(client):
@@ -128,11 +128,11 @@ async def test_content_range_with_bytes_prefix_and_total(client):
     assert response.headers["Range"] == "0-9"
 
 
-async def test_out_of_order_chunk_is_416_with_current_range(client, root):
+async def test_out_of_order_chunk_is_416_with_current_range(client, storage):
     location, upload_id = await start(client)
     response = await client.patch(location, data=DATA[:100], headers={"Content-Range": "0-99"})
     assert response.status == 202
-    before = snapshot(root)
+    before = snapshot(storage)
     response = await client.patch(location, data=DATA[200:300], headers={"Content-Range": "200-299"})
     await error_of(response, 416, "RANGE_INVALID")
     assert response.headers["Range"] == "0-99"
@@ -142,7 +142,7 @@ async def test_out_of_order_chunk_is_416_with_current_range(client, root):
     response = await client.patch(location, data=DATA[:100], headers={"Content-Range": "0-99"})
     await error_of(response, 416, "RANGE_INVALID")
     assert response.headers["Range"] == "0-99"
-    assert snapshot(root) == before
+    assert snapshot(storage) == before
     response = await client.get(location)
     assert response.status == 204
     assert response.headers["Range"] == "0-99"
@@ -215,23 +215,23 @@ async def test_status_of_unknown_upload(client):
     await error_of(response, 404, "BLOB_UPLOAD_UNKNOWN")
 
 
-async def test_upload_id_is_bound_to_its_repository(client, root):
+async def test_upload_id_is_bound_to_its_repository(client, storage):
     location, upload_id = await start(client, "first")
     response = await client.get(f"/v2/second/blobs/uploads/{upload_id}")
     await error_of(response, 404, "BLOB_UPLOAD_UNKNOWN")
     response = await client.patch(f"/v2/second/blobs/uploads/{upload_id}", data=b"x")
     await error_of(response, 404, "BLOB_UPLOAD_UNKNOWN")
-    assert not any(path.startswith("docker/registry/v2/repositories/second") for path in snapshot(root))
+    assert not any(path.startswith("docker/registry/v2/repositories/second") for path in snapshot(storage))
 
 
-async def test_cancel_upload(client, root):
+async def test_cancel_upload(client, storage):
     location, upload_id = await start(client)
     await client.patch(location, data=DATA[:50])
-    assert upload_files(root, "repo", upload_id)
+    assert upload_files(storage, "repo", upload_id)
     response = await client.delete(location)
     assert response.status == 204
     assert response.headers["Docker-Distribution-API-Version"] == "registry/2.0"
-    assert upload_files(root, "repo", upload_id) == set()
+    assert upload_files(storage, "repo", upload_id) == set()
     response = await client.get(location)
     await error_of(response, 404, "BLOB_UPLOAD_UNKNOWN")
     response = await client.patch(location, data=b"more")
@@ -240,16 +240,16 @@ async def test_cancel_upload(client, root):
     await error_of(response, 404, "BLOB_UPLOAD_UNKNOWN")
     response = await client.delete(location)
     await error_of(response, 404, "BLOB_UPLOAD_UNKNOWN")
-    assert upload_files(root, "repo", upload_id) == set()
+    assert upload_files(storage, "repo", upload_id) == set()
 
 
-async def test_put_without_digest_is_digest_invalid(client, root):
+async def test_put_without_digest_is_digest_invalid(client, storage):
     location, upload_id = await start(client)
     await client.patch(location, data=DATA[:10])
-    before = snapshot(root)
+    before = snapshot(storage)
     response = await client.put(location)
     await error_of(response, 400, "DIGEST_INVALID")
-    assert snapshot(root) == before
+    assert snapshot(storage) == before
     # The upload is still there and can be finished properly.
     response = await client.get(location)
     assert response.status == 204
@@ -263,24 +263,24 @@ async def test_put_without_digest_on_unknown_upload(client):
     await error_of(response, 404, "BLOB_UPLOAD_UNKNOWN")
 
 
-async def test_digest_mismatch_removes_the_upload(client, root):
-    before = snapshot(root)
+async def test_digest_mismatch_removes_the_upload(client, storage):
+    before = snapshot(storage)
     location, upload_id = await start(client)
     await client.patch(location, data=DATA)
     wrong = sha256(b"something else")
     response = await client.put(location, params={"digest": wrong})
     entry = await error_of(response, 400, "DIGEST_INVALID")
     assert entry["detail"] == {"expected": wrong, "actual": sha256(DATA)}
-    assert upload_files(root, "repo", upload_id) == set()
-    assert not any("/blobs/sha256/" in path for path in snapshot(root))
-    assert {path for path in snapshot(root) - before if "/_layers/" in path} == set()
+    assert upload_files(storage, "repo", upload_id) == set()
+    assert not any("/blobs/sha256/" in path for path in snapshot(storage))
+    assert {path for path in snapshot(storage) - before if "/_layers/" in path} == set()
     response = await client.get(location)
     await error_of(response, 404, "BLOB_UPLOAD_UNKNOWN")
     response = await client.get(f"/v2/repo/blobs/{wrong}")
     await error_of(response, 404, "BLOB_UNKNOWN")
 
 
-async def test_sha512_upload(client, root):
+async def test_sha512_upload(client, storage):
     digest = sha512(DATA)
     location, _ = await start(client)
     response = await client.patch(location, data=DATA[:4000])
@@ -293,17 +293,17 @@ async def test_sha512_upload(client, root):
     assert response.status == 200
     assert await response.read() == DATA
     assert response.headers["Docker-Content-Digest"] == digest
-    assert f"docker/registry/v2/blobs/sha512/{digest[7:9]}/{digest[7:]}/data" in snapshot(root)
+    assert f"docker/registry/v2/blobs/sha512/{digest[7:9]}/{digest[7:]}/data" in snapshot(storage)
 
 
-async def test_sha512_monolithic_mismatch(client, root):
+async def test_sha512_monolithic_mismatch(client, storage):
     wrong = sha512(b"not this")
     response = await client.post("/v2/repo/blobs/uploads/", params={"digest": wrong}, data=DATA)
     await error_of(response, 400, "DIGEST_INVALID")
-    assert not any("/_uploads/" in path or "/blobs/sha" in path for path in snapshot(root))
+    assert not any("/_uploads/" in path or "/blobs/sha" in path for path in snapshot(storage))
 
 
-async def test_cross_repository_mount(client, root):
+async def test_cross_repository_mount(client, storage):
     digest = await push_blob(client, "source/repo", DATA)
     response = await client.post("/v2/target/repo/blobs/uploads/", params={"mount": digest, "from": "source/repo"})
     assert response.status == 201
@@ -312,12 +312,12 @@ async def test_cross_repository_mount(client, root):
     response = await client.get(f"/v2/target/repo/blobs/{digest}")
     assert response.status == 200
     assert await response.read() == DATA
-    assert not any("/_uploads/" in path for path in snapshot(root))
+    assert not any("/_uploads/" in path for path in snapshot(storage))
     # One copy of the content, two links.
-    assert len([path for path in snapshot(root) if path.endswith(f"{digest[7:]}/data")]) == 1
+    assert len([path for path in snapshot(storage) if path.endswith(f"{digest[7:]}/data")]) == 1
 
 
-async def test_mount_of_blob_not_in_source_falls_back_to_upload(client, root):
+async def test_mount_of_blob_not_in_source_falls_back_to_upload(client, storage):
     digest = await push_blob(client, "elsewhere", DATA)
     await push_blob(client, "source/repo", b"unrelated")
     response = await client.post("/v2/target/blobs/uploads/", params={"mount": digest, "from": "source/repo"})
@@ -353,25 +353,25 @@ async def test_mount_without_from_when_absent_falls_back(client):
     assert response.status == 202
 
 
-async def test_mount_with_invalid_from_is_name_invalid(client, root):
+async def test_mount_with_invalid_from_is_name_invalid(client, storage):
     digest = await push_blob(client, "source", DATA)
-    before = snapshot(root)
+    before = snapshot(storage)
     response = await client.post("/v2/target/blobs/uploads/", params={"mount": digest, "from": "../source"})
     await error_of(response, 400, "NAME_INVALID")
-    assert snapshot(root) == before
+    assert snapshot(storage) == before
 
 
-async def test_mount_with_invalid_digest(client, root):
-    before = snapshot(root)
+async def test_mount_with_invalid_digest(client, storage):
+    before = snapshot(storage)
     response = await client.post("/v2/target/blobs/uploads/", params={"mount": "sha256:xyz", "from": "source"})
     await error_of(response, 400, "DIGEST_INVALID")
-    assert snapshot(root) == before
+    assert snapshot(storage) == before
 
 
-async def test_pushing_the_same_blob_twice(client, root):
+async def test_pushing_the_same_blob_twice(client, storage):
     first = await push_blob(client, "repo", DATA)
     second = await push_blob(client, "repo", DATA)
     assert first == second
-    assert not any("/_uploads/" in path for path in snapshot(root))
+    assert not any("/_uploads/" in path for path in snapshot(storage))
     response = await client.get(f"/v2/repo/blobs/{first}")
     assert await response.read() == DATA

@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import pathlib
-import shutil
 import subprocess
 from collections.abc import Callable, Iterator, Sequence
 
@@ -20,6 +19,7 @@ import httpx
 import pytest
 
 from tests.support.server import DockyardProcess
+from tests.support.tools import require_tool, unavailable  # noqa: F401  (re-exported for the client tests)
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -32,24 +32,6 @@ COMMAND_TIMEOUT = 600
 
 def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def unavailable(reason: str) -> None:
-    """Skip the test locally; fail it in CI, where every client must be installed and working."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set, so this fails instead of skipping)", pytrace=False)
-    pytest.skip(reason)
-
-
-def require_tool(*names: str) -> dict[str, str]:
-    """The path of each named executable, or skip (locally) / fail (in CI) when one is missing."""
-    found = {}
-    for name in names:
-        path = shutil.which(name)
-        if path is None:
-            unavailable(f"{name} is not installed (not found on PATH)")
-        found[name] = path
-    return found
 
 
 def run(

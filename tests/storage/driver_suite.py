@@ -1,8 +1,9 @@
 """The behaviour every :class:`~dockyard.storage.driver.StorageDriver` must show.
 
 :class:`DriverSuite` holds the tests; it is not collected by itself. A test module
-subclasses it as ``Test...`` and provides a ``driver`` fixture (see ``test_drivers.py``,
-where adding a driver means adding one factory).
+subclasses it as ``Test...`` and provides a ``driver`` fixture, and a ``reopen`` fixture
+that makes another driver over the same storage, as another process would (see
+``test_drivers.py``, where adding a driver means adding one factory).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import random
 import sys
 
 import pytest
+
+from collections.abc import Callable
 
 from dockyard.storage.driver import FileInfo, FileWriter, PathNotFound, StorageDriver
 
@@ -259,6 +262,84 @@ class DriverSuite:
         assert await driver.list("/a") == ["b"]
         assert (await driver.stat("/a/b")).is_dir is True
 
+    async def test_append_across_writers_and_drivers_in_chunks_below_and_above_5_mib(
+        self, driver: StorageDriver, reopen: Callable[[], StorageDriver]
+    ) -> None:
+        # Object stores gather appends into parts of at least 5 MiB (S3's smallest): each
+        # writer here continues what the last one left, alternately in another driver
+        # (another process), written in pieces of at most 1 MiB as uploads arrive.
+        sizes = [1, 100 * 1024, 3 * MiB, 2 * MiB + 5, 6 * MiB, 11 * MiB + 3, 7]
+        expected = bytearray()
+        other = reopen()
+        try:
+            for index, size in enumerate(sizes):
+                current = other if index % 2 else driver
+                writer = await current.writer("/up/id/data", append=True)
+                assert writer.size == len(expected)
+                chunk = pseudo_random(size, seed=index)
+                for start in range(0, size, MiB):
+                    await writer.write(chunk[start:start + MiB])
+                expected += chunk
+                assert writer.size == len(expected)
+                await writer.close()
+                for reader in (driver, other):
+                    assert (await reader.stat("/up/id/data")).size == len(expected)
+            assert hashlib.sha256(await read_all(other, "/up/id/data")).digest() == hashlib.sha256(expected).digest()
+            assert await read_all(driver, "/up/id/data", 3 * MiB - 10, 2 * MiB + 20) == expected[3 * MiB - 10:5 * MiB + 10]
+            await driver.move("/up/id/data", "/blobs/ab/data")
+            assert hashlib.sha256(await read_all(other, "/blobs/ab/data")).digest() == hashlib.sha256(expected).digest()
+            assert (await other.stat("/blobs/ab/data")).size == len(expected)
+            with pytest.raises(PathNotFound):
+                await other.stat("/up/id/data")
+        finally:
+            if other is not driver:
+                await other.close()
+
+    async def test_partly_uploaded_file_reads_what_was_closed(self, driver: StorageDriver, reopen: Callable[[], StorageDriver]) -> None:
+        # A finished upload's data is re-hashed from storage when the hash state is
+        # missing (another process): stat and read must see every closed write.
+        first = pseudo_random(6 * MiB + 1, seed=1)
+        writer = await driver.writer("/up/id/data", append=True)
+        await writer.write(first)
+        await writer.close()
+        other = reopen()
+        try:
+            assert (await other.stat("/up/id/data")).size == len(first)
+            assert await read_all(other, "/up/id/data") == first
+            writer = await other.writer("/up/id/data", append=True)
+            await writer.write(b"more")
+            await writer.close()
+            assert await read_all(driver, "/up/id/data", len(first) - 2) == first[-2:] + b"more"
+            assert await driver.list("/up/id") == ["data"]
+        finally:
+            if other is not driver:
+                await other.close()
+
+    async def test_lock_holds_against_another_driver(self, driver: StorageDriver, reopen: Callable[[], StorageDriver]) -> None:
+        # Two processes (or replicas) appending to one upload take turns on its lock.
+        await driver.put_content("/up/id/startedat", b"now")
+        other = reopen()
+        order: list[str] = []
+
+        async def second() -> None:
+            async with other.lock("/up/id/startedat"):
+                order.append("second")
+
+        try:
+            async with driver.lock("/up/id/startedat"):
+                waiting = asyncio.ensure_future(second())
+                await asyncio.sleep(0.3)
+                order.append("first")
+            await waiting
+            assert order == ["first", "second"]
+            assert await driver.list("/up/id") == ["startedat"]  # nothing of the lock is left to see
+            with pytest.raises(PathNotFound):
+                async with driver.lock("/up/id/missing"):
+                    pass
+        finally:
+            if other is not driver:
+                await other.close()
+
     # -- stat ------------------------------------------------------------------------
 
     async def test_stat_of_a_file(self, driver: StorageDriver) -> None:
@@ -294,6 +375,19 @@ class DriverSuite:
         assert await driver.list("/r/a") == ["y"]
         assert await driver.list("/r/ab") == ["x"]
         assert sorted(await driver.list("/r")) == ["a", "a.txt", "ab"]
+
+    async def test_list_of_more_than_a_thousand_entries(self, driver: StorageDriver) -> None:
+        # S3 lists 1000 keys a page: every page counts.
+        names = [f"tag-{index:04d}" for index in range(1100)]
+        limit = asyncio.Semaphore(64)
+
+        async def put(name: str) -> None:
+            async with limit:
+                await driver.put_content(f"/tags/{name}", b"1")
+
+        await asyncio.gather(*(put(name) for name in names))
+        assert sorted(await driver.list("/tags")) == names
+        assert await driver.list_sorted(["/tags"]) == {"/tags": names}
 
     # -- list_sorted -------------------------------------------------------------------
 

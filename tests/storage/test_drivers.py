@@ -1,12 +1,12 @@
 """Run the shared driver suite against every driver.
 
-A new driver (S3, ...) joins by adding one factory to ``FACTORIES``: it takes pytest's
-``tmp_path`` and returns a fresh, empty driver (or calls ``pytest.skip``).
+A new driver joins by adding one factory to ``FACTORIES``: it takes pytest's fixture
+request and returns a fresh, empty driver (or calls ``pytest.skip``). The S3 driver runs
+against the session's SeaweedFS, in a fresh rootdirectory each test.
 """
 
 from __future__ import annotations
 
-import pathlib
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -14,21 +14,31 @@ import pytest
 from dockyard.storage.driver import StorageDriver
 from dockyard.storage.filesystem import FilesystemDriver
 from dockyard.storage.inmemory import InMemoryDriver
+from dockyard.storage.s3 import S3Driver
 from tests.storage.driver_suite import DriverSuite
 
-FACTORIES: dict[str, Callable[[pathlib.Path], StorageDriver]] = {
-    "filesystem": lambda tmp_path: FilesystemDriver(tmp_path / "root"),
-    "inmemory": lambda tmp_path: InMemoryDriver(),
+FACTORIES: dict[str, Callable[[pytest.FixtureRequest], StorageDriver]] = {
+    "filesystem": lambda request: FilesystemDriver(request.getfixturevalue("tmp_path") / "root"),
+    "inmemory": lambda request: InMemoryDriver(),
+    "s3": lambda request: S3Driver(request.getfixturevalue("s3_settings")),
 }
 
 
 @pytest.fixture(params=list(FACTORIES.values()), ids=list(FACTORIES))
-async def driver(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> AsyncIterator[StorageDriver]:
-    instance = request.param(tmp_path)
+async def driver(request: pytest.FixtureRequest) -> AsyncIterator[StorageDriver]:
+    instance = request.param(request)
     try:
         yield instance
     finally:
         await instance.close()
+
+
+@pytest.fixture
+def reopen(request: pytest.FixtureRequest, driver: StorageDriver) -> Callable[[], StorageDriver]:
+    """Another driver over the same storage as ``driver``, as another process has."""
+    if isinstance(driver, InMemoryDriver):
+        return lambda: driver  # its storage is the instance
+    return lambda: FACTORIES[driver.name](request)
 
 
 class TestDriver(DriverSuite):

@@ -1,7 +1,7 @@
 """Start Debian's reference registry (``docker-registry``, registry:2) on 127.0.0.1.
 
-The registry serves a given root directory with the filesystem driver, deletes
-enabled, on a free ephemeral port. Only ever run as a child process of the tests:
+The registry serves a given root directory with the filesystem driver (or, given a
+``storage.s3`` section, a bucket), deletes enabled, on a free ephemeral port. Only ever run as a child process of the tests:
 never its system service.
 """
 
@@ -11,12 +11,12 @@ import json
 import os
 import pathlib
 import shutil
-import signal
-import socket
 import subprocess
 import time
 
 import httpx
+
+from tests.support.processes import free_port, terminate
 
 BINARY = "/usr/bin/docker-registry"
 
@@ -50,13 +50,6 @@ def registry2_binary() -> str | None:
     return shutil.which("docker-registry")
 
 
-def free_port() -> int:
-    """A port nothing listens on now: bind port 0 on 127.0.0.1 and let it go."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _environment() -> dict[str, str]:
     """The tests' environment without what registry:2 would read as configuration.
 
@@ -72,10 +65,12 @@ def _environment() -> dict[str, str]:
 
 
 class Registry2Process:
-    """A running ``docker-registry serve CONFIG`` over ``root``."""
+    """A running ``docker-registry serve CONFIG`` over ``root`` (or over ``s3``, registry:2's
+    ``storage.s3`` keys, with ``root`` naming only where its config and log go)."""
 
-    def __init__(self, root: pathlib.Path) -> None:
+    def __init__(self, root: pathlib.Path, s3: dict[str, object] | None = None) -> None:
         self.root = root
+        self.s3 = s3
         self.port = 0
         self.url = ""
         self.process: subprocess.Popen[bytes] | None = None
@@ -96,8 +91,7 @@ class Registry2Process:
             "  accesslog:\n"
             "    disabled: false\n"
             "storage:\n"
-            "  filesystem:\n"
-            f"    rootdirectory: {json.dumps(str(self.root.absolute()))}\n"
+            f"{self._storage_driver()}"
             "  delete:\n"
             "    enabled: true\n"
             "  maintenance:\n"
@@ -107,6 +101,11 @@ class Registry2Process:
             f"  addr: 127.0.0.1:{port}\n"
         )
         return self.config
+
+    def _storage_driver(self) -> str:
+        if self.s3 is None:
+            return f"  filesystem:\n    rootdirectory: {json.dumps(str(self.root.absolute()))}\n"
+        return "  s3:\n" + "".join(f"    {key}: {json.dumps(value)}\n" for key, value in self.s3.items())
 
     def start(self) -> "Registry2Process":
         self.root.mkdir(parents=True, exist_ok=True)
@@ -157,13 +156,7 @@ class Registry2Process:
         return f"127.0.0.1:{self.port}"
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
         self.process = None
 
     def garbage_collect(self, *flags: str) -> subprocess.CompletedProcess[str]:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import pathlib
 import re
-import signal
 import ssl
 import subprocess
 import sys
 import time
 
 import httpx
+
+from tests.support.processes import terminate
 
 _SERVING = re.compile(r"serving (https?)://127\.0\.0\.1:(\d+)")
 
@@ -81,13 +82,7 @@ class DockyardProcess:
         return f"127.0.0.1:{self.port}"
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
         self.process = None
 
     def restart(self) -> "DockyardProcess":
