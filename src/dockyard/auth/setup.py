@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pathlib
 from dataclasses import dataclass
+from typing import Any
 
 from dockyard.auth import policy as policies
 from dockyard.auth.access import AccessController, Authenticator
@@ -11,6 +12,7 @@ from dockyard.auth.htpasswd import Htpasswd
 from dockyard.auth.limiter import FailureLimiter
 from dockyard.auth.token_service import TokenService
 from dockyard.auth.tokens import TokenIssuer, TokenVerifier, load_or_create_signing_key
+from dockyard.secrets import token_signing_key
 from dockyard.tls.certificates import CertificateError
 
 
@@ -30,6 +32,8 @@ class AuthSettings:
     token_rootcertbundle: pathlib.Path | None = None
     token_jwks: pathlib.Path | None = None
     signing_key: pathlib.Path | None = None
+    # http.secret: when set, the signing key is derived from it (the same on every replica) instead of the file.
+    http_secret: str = ""
     max_failures: int = 10
     failure_window: float = 60.0
 
@@ -69,13 +73,18 @@ class AuthSettings:
                 raise AuthSetupError(f"cannot read the token issuer's keys: {error}") from None
             return AccessController(policy, None, verifier, self.realm, self.token_realm), None
         if self.token_auth:
-            assert self.signing_key is not None
-            try:
-                key = load_or_create_signing_key(self.signing_key)
-            except (CertificateError, OSError) as error:
-                raise AuthSetupError(f"cannot use the token signing key {self.signing_key}: {error}") from None
+            key = self._signing_key()
             issuer = TokenIssuer(key, self.token_issuer, self.token_service)
             verifier = TokenVerifier([key.public_key()], self.token_issuer, self.token_service)
             controller = AccessController(policy, authenticator, verifier, self.realm, self.token_realm)
             return controller, TokenService(issuer, controller.policy, authenticator)
         return AccessController(policy, authenticator, None, self.realm), None
+
+    def _signing_key(self) -> Any:
+        if self.http_secret:
+            return token_signing_key(self.http_secret)
+        assert self.signing_key is not None
+        try:
+            return load_or_create_signing_key(self.signing_key)
+        except (CertificateError, OSError) as error:
+            raise AuthSetupError(f"cannot use the token signing key {self.signing_key}: {error}") from None

@@ -6,12 +6,14 @@ from dockyard.api import errors
 from dockyard.api.errors import RegistryError
 from dockyard.reference import Digest
 from dockyard.storage import paths
+from dockyard.storage.cache import StorageCache, blob_key
 from dockyard.storage.driver import FileInfo, PathNotFound, StorageDriver
 
 
 class BlobStore:
-    def __init__(self, driver: StorageDriver) -> None:
+    def __init__(self, driver: StorageDriver, cache: StorageCache | None = None) -> None:
         self.driver = driver
+        self.cache = cache or StorageCache()
 
     async def stat(self, digest: Digest) -> FileInfo:
         try:
@@ -21,6 +23,37 @@ class BlobStore:
         if info.is_dir:
             raise RegistryError(errors.BLOB_UNKNOWN, detail={"digest": str(digest)})
         return info
+
+    async def size(self, digest: Digest) -> int:
+        """The blob's size, from the shared cache when it is there (the read paths' lookup)."""
+        (cached,) = await self.cache.get(blob_key(digest))
+        if cached is not None:
+            return int(cached)
+        size = (await self.stat(digest)).size
+        await self.cache.fill(blob_key(digest), str(size))
+        return size
+
+    async def delete(self, digest: Digest) -> None:
+        """Remove the blob's data (garbage collection), and what the cache says of it."""
+        async with self.cache.changing(blob_key(digest)):
+            try:
+                await self.driver.delete(paths.blob_dir(digest))
+            except PathNotFound:
+                raise RegistryError(errors.BLOB_UNKNOWN, detail={"digest": str(digest)}) from None
+
+    async def set_aside(self, digest: Digest, destination: str) -> None:
+        """Move the blob's data out of the store to ``destination`` (garbage collection's
+        condemned blobs, scrub's quarantine); ``PathNotFound`` if it is not there."""
+        async with self.cache.changing(blob_key(digest)):
+            await self.driver.move(paths.blob_data(digest), destination)
+
+    async def put_back(self, digest: Digest, source: str) -> None:
+        """Return data set aside to the store; if the blob was stored again meanwhile, drop ``source``."""
+        async with self.cache.changing(blob_key(digest)):
+            if await self.exists(digest):
+                await self.driver.delete(source)
+            else:
+                await self.driver.move(source, paths.blob_data(digest))
 
     async def exists(self, digest: Digest) -> bool:
         try:

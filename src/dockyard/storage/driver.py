@@ -10,6 +10,8 @@ applied to single files.
 from __future__ import annotations
 
 import abc
+import asyncio
+import contextlib
 import pathlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -58,8 +60,18 @@ class FileWriter(abc.ABC):
         """Release resources; what was written stays resumable by a later writer."""
 
 
+class _HeldLock:
+    """A process-local lock and how many tasks hold or wait for it."""
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+
 class StorageDriver(abc.ABC):
     name: str
+    locks_across_machines = False
+    """:meth:`lock` holds against every process on every machine sharing the storage."""
 
     @abc.abstractmethod
     async def get_content(self, path: str) -> bytes:
@@ -105,6 +117,25 @@ class StorageDriver(abc.ABC):
     @abc.abstractmethod
     async def delete(self, path: str) -> None:
         """Delete a file or a whole tree."""
+
+    @contextlib.asynccontextmanager
+    async def lock(self, path: str) -> AsyncIterator[None]:
+        """Hold the existing file ``path`` exclusively (``PathNotFound`` if it is missing).
+
+        A driver that can lock across processes and machines does so; this default
+        holds it within this process only.
+        """
+        await self.stat(path)
+        locks: dict[str, _HeldLock] = self.__dict__.setdefault("_process_locks", {})
+        held = locks.setdefault(path, _HeldLock())
+        held.users += 1
+        try:
+            async with held.lock:
+                yield
+        finally:
+            held.users -= 1
+            if not held.users:
+                del locks[path]
 
     async def redirect_url(self, path: str, method: str) -> str | None:
         """A URL the client may fetch the content from directly, or ``None``."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
+import fcntl
 import os
 import pathlib
 import shutil
@@ -16,6 +18,8 @@ from dockyard.atomic import write_file
 from dockyard.storage.driver import FileInfo, FileWriter, PathNotFound, StorageDriver
 
 READ_CHUNK = 1 << 20
+# Waiting for a lock another process holds: polled, so no worker thread sits blocked.
+LOCK_POLL_SECONDS = (0.001, 0.05)
 
 # Big directories (a repository's tags, a namespace of many repositories) keep their
 # sorted listing in the process, checked against the directory's (inode, mtime, ctime)
@@ -32,10 +36,16 @@ def _signature(result: os.stat_result) -> tuple[int, int, int]:
     return result.st_ino, result.st_mtime_ns, result.st_ctime_ns
 
 
+def _ignore_vanished(function: object, path: str, error: tuple[type[BaseException], BaseException, object]) -> None:
+    # An entry another process deleted (or garbage collection moved) while the tree was walked.
+    if not isinstance(error[1], FileNotFoundError):
+        raise error[1]
+
+
 def _delete_tree(target: pathlib.Path) -> bool:
     try:
         if target.is_dir() and not target.is_symlink():
-            shutil.rmtree(target)
+            shutil.rmtree(target, onerror=_ignore_vanished)
         else:
             target.unlink()
     except (FileNotFoundError, NotADirectoryError):
@@ -75,6 +85,7 @@ class FilesystemWriter(FileWriter):
 
 class FilesystemDriver(StorageDriver):
     name = "filesystem"
+    locks_across_machines = True
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = pathlib.Path(root).absolute()
@@ -223,6 +234,28 @@ class FilesystemDriver(StorageDriver):
     async def delete(self, path: str) -> None:
         if not await asyncio.to_thread(_delete_tree, pathlib.Path(self._full(path))):
             raise PathNotFound(path)
+
+    @contextlib.asynccontextmanager
+    async def lock(self, path: str) -> AsyncIterator[None]:
+        """``flock`` on the file: held against every other open of it, in this process or
+        another one on the same root (NFSv4 and other network filesystems pass it on)."""
+        try:
+            # Open for writing (nothing is written): NFS emulates flock with a write lock, which needs it.
+            descriptor = os.open(self._full(path), os.O_RDWR)
+        except (FileNotFoundError, NotADirectoryError):
+            raise PathNotFound(path) from None
+        try:
+            delay = LOCK_POLL_SECONDS[0]
+            while True:
+                try:
+                    fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, LOCK_POLL_SECONDS[1])
+            yield
+        finally:
+            os.close(descriptor)  # releases the lock
 
     def local_file(self, path: str) -> pathlib.Path | None:
         return pathlib.Path(self._full(path))

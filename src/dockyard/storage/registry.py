@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from dockyard.storage import catalog
 from dockyard.storage.blobs import BlobStore
+from dockyard.storage.cache import StorageCache
 from dockyard.storage.driver import StorageDriver
 from dockyard.storage.repository import Repository
 from dockyard.storage.uploads import UploadStore
 
 
 class Registry:
-    def __init__(self, driver: StorageDriver, *, delete_enabled: bool = True, read_only: bool = False) -> None:
+    def __init__(
+        self, driver: StorageDriver, *, delete_enabled: bool = True, read_only: bool = False, cache: StorageCache | None = None,
+    ) -> None:
         self.driver = driver
         self.delete_enabled = delete_enabled
         self.read_only = read_only
         """Every write (push, delete, upload) is refused; the API dispatcher enforces it."""
-        self.blobs = BlobStore(driver)
+        self.blobs = BlobStore(driver, cache)
         self.uploads = UploadStore(driver, self.blobs)
 
     def repository(self, name: str) -> Repository:
@@ -25,4 +28,5 @@ class Registry:
         return await catalog.repositories(self.driver)
 
     async def close(self) -> None:
+        await self.blobs.cache.close()
         await self.driver.close()

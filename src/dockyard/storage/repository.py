@@ -7,6 +7,7 @@ repository only holds link files naming digests, as registry:2 does.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from dockyard import manifest as manifests
 from dockyard.api import errors
@@ -15,6 +16,7 @@ from dockyard.manifest import Descriptor, Manifest
 from dockyard.reference import Digest, parse_digest
 from dockyard.storage import paths
 from dockyard.storage.blobs import BlobStore
+from dockyard.storage.cache import layer_key, tag_key
 from dockyard.storage.driver import PathNotFound, StorageDriver
 
 
@@ -23,6 +25,7 @@ class Repository:
         self.driver = driver
         self.blobs = blobs
         self.name = name
+        self.cache = blobs.cache
 
     async def exists(self) -> bool:
         try:
@@ -47,9 +50,13 @@ class Repository:
 
     async def layer_size(self, digest: Digest) -> int:
         """The size of a blob readable in this repository, or ``BLOB_UNKNOWN``."""
-        if not await self._has_link(paths.layer_link(self.name, digest), digest):
-            raise RegistryError(errors.BLOB_UNKNOWN, detail={"digest": str(digest)})
-        return (await self.blobs.stat(digest)).size
+        key = layer_key(self.name, digest)
+        (linked,) = await self.cache.get(key)
+        if linked is None:
+            if not await self._has_link(paths.layer_link(self.name, digest), digest):
+                raise RegistryError(errors.BLOB_UNKNOWN, detail={"digest": str(digest)})
+            await self.cache.fill(key, "1")
+        return await self.blobs.size(digest)
 
     async def has_layer(self, digest: Digest) -> bool:
         try:
@@ -59,21 +66,33 @@ class Repository:
         return True
 
     async def link_layer(self, digest: Digest) -> None:
-        path = paths.layer_link(self.name, digest)
-        if not await self._has_link(path, digest):
-            await self.driver.put_content(path, str(digest).encode())
+        """Link a stored blob; ``BLOB_UNKNOWN`` if a garbage collection took it meanwhile.
+
+        The link is written even when it is there, so its time says when the blob was
+        last linked (the collector's grace period), and the blob is looked at after it
+        (see :mod:`dockyard.maintenance.gc`).
+        """
+        await self.driver.put_content(paths.layer_link(self.name, digest), str(digest).encode())
+        if not await self.blobs.exists(digest):
+            raise RegistryError(errors.BLOB_UNKNOWN, "the blob was garbage collected meanwhile: push it again", detail={"digest": str(digest)})
 
     async def unlink_layer(self, digest: Digest) -> None:
         if not await self._has_link(paths.layer_link(self.name, digest), digest):
             raise RegistryError(errors.BLOB_UNKNOWN, detail={"digest": str(digest)})
-        await self.driver.delete(paths.layer_link(self.name, digest).removesuffix("/link"))
+        async with self.cache.changing(layer_key(self.name, digest)):
+            await self.driver.delete(paths.layer_link(self.name, digest).removesuffix("/link"))
 
     # Manifests
 
     async def resolve_tag(self, tag: str) -> Digest:
+        key = tag_key(self.name, tag)
+        (cached,) = await self.cache.get(key)
+        if cached is not None:
+            return parse_digest(cached)
         digest = await self._read_link(paths.tag_current_link(self.name, tag))
         if digest is None:
             raise RegistryError(errors.MANIFEST_UNKNOWN, f"unknown tag {tag!r}", detail={"tag": tag})
+        await self.cache.fill(key, str(digest))
         return digest
 
     async def has_manifest(self, digest: Digest) -> bool:
@@ -106,32 +125,46 @@ class Repository:
         await asyncio.gather(*map(check_blob, manifest.blobs), *map(check_child, manifest.children))
 
     async def put_manifest(self, content: bytes, manifest: Manifest, digest: Digest, tag: str | None) -> None:
+        """Store and link a manifest; its references are checked again after every link is
+        written, so a garbage collection running meanwhile either sees the links and keeps
+        what they name, or set something aside before that check, which then fails
+        (see :mod:`dockyard.maintenance.gc`)."""
         await self.check_references(manifest)
         await self.blobs.put(content, digest)
-        revision = paths.revision_link(self.name, digest)
-        if not await self._has_link(revision, digest):
-            await self.driver.put_content(revision, str(digest).encode())
+        await self._link_manifest(manifest, digest)
+        if tag is not None:
+            await self.tag(tag, digest)
+        if not await self.has_manifest(digest):  # set aside by a collection since it was linked
+            await self._link_manifest(manifest, digest)
+        await self.blobs.put(content, digest)  # stored again if a collection set it aside
+        await self.check_references(manifest)
+
+    async def _link_manifest(self, manifest: Manifest, digest: Digest) -> None:
+        # Written even when it is there: its time says when the manifest was last pushed.
+        await self.driver.put_content(paths.revision_link(self.name, digest), str(digest).encode())
         if manifest.subject is not None:
             await self.driver.put_content(
                 paths.referrer_link(self.name, manifest.subject.digest, digest), str(digest).encode()
             )
-        if tag is not None:
-            await self.tag(tag, digest)
 
     async def tag(self, tag: str, digest: Digest) -> None:
         await self.driver.put_content(paths.tag_index_link(self.name, tag, digest), str(digest).encode())
-        await self.driver.put_content(paths.tag_current_link(self.name, tag), str(digest).encode())
+        async with self.cache.changing(tag_key(self.name, tag)):
+            await self.driver.put_content(paths.tag_current_link(self.name, tag), str(digest).encode())
 
     async def untag(self, tag: str) -> None:
-        await self.resolve_tag(tag)
-        await self.driver.delete(paths.tag(self.name, tag))
+        if await self._read_link(paths.tag_current_link(self.name, tag)) is None:
+            raise RegistryError(errors.MANIFEST_UNKNOWN, f"unknown tag {tag!r}", detail={"tag": tag})
+        async with self.cache.changing(tag_key(self.name, tag)):
+            await self.driver.delete(paths.tag(self.name, tag))
 
     async def delete_manifest(self, digest: Digest) -> None:
         """Remove a manifest from the repository, with every tag that points to it."""
         content = await self.get_manifest(digest)
         for tag in await self.tags():
             if await self._read_link(paths.tag_current_link(self.name, tag)) == digest:
-                await self.driver.delete(paths.tag(self.name, tag))
+                async with self.cache.changing(tag_key(self.name, tag)):
+                    await self.driver.delete(paths.tag(self.name, tag))
         try:
             subject = manifests.referrer_subject(content)
         except ValueError:
@@ -142,6 +175,32 @@ class Repository:
             except PathNotFound:
                 pass
         await self.driver.delete(paths.revision_link(self.name, digest).removesuffix("/link"))
+
+    # Garbage collection sets a manifest aside before it decides, so a push that links it
+    # meanwhile is seen (see :mod:`dockyard.maintenance.gc`).
+
+    async def set_aside_manifest(self, digest: Digest, subject: Digest | None) -> None:
+        """Move the revision link to the collector's condemned links; drop the referrer link."""
+        await self.driver.move(paths.revision_link(self.name, digest), paths.condemned_revision(self.name, digest))
+        if subject is not None:
+            with contextlib.suppress(PathNotFound):
+                await self.driver.delete(paths.referrer_link(self.name, subject, digest).removesuffix("/link"))
+
+    async def put_back_manifest(self, digest: Digest, subject: Digest | None) -> None:
+        condemned = paths.condemned_revision(self.name, digest)
+        if not await self.has_manifest(digest):  # else pushed again meanwhile
+            await self.driver.move(condemned, paths.revision_link(self.name, digest))
+        await self.driver.delete(condemned.removesuffix("/link"))
+        if subject is not None:
+            await self.driver.put_content(paths.referrer_link(self.name, subject, digest), str(digest).encode())
+
+    async def forget_manifest(self, digest: Digest) -> None:
+        """Delete a set-aside revision link and the tag history entries naming it (as registry:2's collector does)."""
+        await self.driver.delete(paths.condemned_revision(self.name, digest).removesuffix("/link"))
+        for tag in await self.tags():
+            if await self._read_link(paths.tag_current_link(self.name, tag)) != digest:
+                with contextlib.suppress(PathNotFound):
+                    await self.driver.delete(paths.tag_index_link(self.name, tag, digest).removesuffix("/link"))
 
     async def tags(self) -> list[str]:
         directory = paths.tags(self.name)

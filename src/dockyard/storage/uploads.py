@@ -1,14 +1,20 @@
 """Blob uploads: started, appended to in chunks, verified and moved into the blob store.
 
 State lives in storage only (``_uploads/<id>/``), so an upload survives a restart and
-continues in another worker process. The running sha256 of an upload is kept in
-memory as a shortcut; when it is missing (restart, another worker) or stale, the data
-is hashed again from storage, which is always correct.
+continues in another worker process or replica. The running sha256 of an upload is
+kept in memory as a shortcut; when it is missing (restart, another worker) or stale,
+the data is hashed again from storage, which is always correct. Appending and
+finishing hold the storage driver's lock on the upload's ``startedat`` file (an
+``flock`` on a filesystem, a conditionally written lock object on S3; with a driver
+whose lock holds within one process only, a Redis lock is taken too), so two
+requests for one upload (a client's retry reaching another replica) take turns and the
+second sees the first's bytes in its ``Content-Range`` check.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import uuid
 from collections import OrderedDict
@@ -33,7 +39,6 @@ class UploadStore:
         self.driver = driver
         self.blobs = blobs
         self._hashers: OrderedDict[str, tuple[int, "hashlib._Hash"]] = OrderedDict()
-        self._locks: dict[str, asyncio.Lock] = {}
 
     async def start(self, name: str) -> str:
         upload_id = str(uuid.uuid4())
@@ -52,11 +57,15 @@ class UploadStore:
         except PathNotFound:
             return 0
 
-    def _lock(self, upload_id: str) -> asyncio.Lock:
-        lock = self._locks.get(upload_id)
-        if lock is None:
-            lock = self._locks[upload_id] = asyncio.Lock()
-        return lock
+    @contextlib.asynccontextmanager
+    async def _exclusive(self, name: str, upload_id: str) -> AsyncIterator[None]:
+        # Redis's lock (if there is one) where the driver's holds within one process only (S3).
+        shared = contextlib.nullcontext() if self.driver.locks_across_machines else self.blobs.cache.lock(f"upload:{upload_id}")
+        try:
+            async with shared, self.driver.lock(paths.upload_started_at(name, upload_id)):
+                yield
+        except PathNotFound:  # gone before or while the lock was awaited: finished or cancelled
+            raise RegistryError(errors.BLOB_UPLOAD_UNKNOWN, detail={"upload": upload_id}) from None
 
     async def append(
         self,
@@ -66,7 +75,7 @@ class UploadStore:
         start: int | None = None,
     ) -> int:
         """Append a chunk; ``start`` (from ``Content-Range``) must be the current size."""
-        async with self._lock(upload_id):
+        async with self._exclusive(name, upload_id):
             size = await self.size(name, upload_id)
             if start is not None and start != size:
                 raise RegistryError(
@@ -90,7 +99,7 @@ class UploadStore:
 
     async def finish(self, name: str, upload_id: str, digest: Digest, body: AsyncIterator[bytes] | None) -> int:
         """Take a last chunk, verify the digest, and move the blob into place."""
-        async with self._lock(upload_id):
+        async with self._exclusive(name, upload_id):
             size = await self.size(name, upload_id)
             hasher = await self._hasher(name, upload_id, size)
             data_path = paths.upload_data(name, upload_id)
@@ -121,12 +130,12 @@ class UploadStore:
             return size
 
     async def cancel(self, name: str, upload_id: str) -> None:
-        await self.size(name, upload_id)
-        await self._forget(name, upload_id)
+        async with self._exclusive(name, upload_id):
+            await self.size(name, upload_id)
+            await self._forget(name, upload_id)
 
     async def _forget(self, name: str, upload_id: str) -> None:
         self._hashers.pop(upload_id, None)
-        self._locks.pop(upload_id, None)
         try:
             await self.driver.delete(paths.upload(name, upload_id))
         except PathNotFound:

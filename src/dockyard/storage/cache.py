@@ -1,0 +1,178 @@
+"""A cache of storage lookups that every replica shares (blob sizes, layer links, tags), and locks.
+
+Without Redis (:class:`StorageCache`) nothing is cached and every lookup reads
+storage: a per-process cache (registry:2's ``blobdescriptor: inmemory``) would go on
+claiming a blob deleted through another replica. With Redis (:class:`RedisCache`)
+the read paths look here first.
+
+What must never happen is distribution#4569: the cache says a deleted blob exists.
+So a cached value is only ever a positive answer, filled with ``SET NX`` after a
+storage read, and every change (delete, untag, tag move) goes through
+:meth:`StorageCache.changing`, which writes a tombstone over the keys *before*
+storage changes (if Redis cannot be reached, nothing is changed) and again after.
+A tombstone is not a value, and while it lives a reader that read storage before the
+change cannot fill its stale answer back in. The storage layer's delete paths
+(:meth:`BlobStore.delete`, :meth:`Repository.unlink_layer`, :meth:`Repository.untag`,
+:meth:`Repository.delete_manifest`) do this, so whatever deletes through them
+(the API, garbage collection) keeps the cache right.
+
+Redis also holds the locks that keep two replicas from appending to one upload at
+once (:meth:`StorageCache.lock`), on storage whose driver cannot lock across machines
+(S3); a lock whose holder died frees itself after :data:`LOCK_SECONDS`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import redis.asyncio
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import LockError, RedisError
+
+from dockyard import config
+from dockyard.api import errors
+from dockyard.api.errors import RegistryError
+from dockyard.reference import Digest
+from dockyard.server import Address
+
+log = logging.getLogger("dockyard.cache")
+
+KEY_PREFIX = "dockyard:v1:"
+TOMBSTONE = b"-"
+# Longer than any storage read a reader could be in the middle of when a change lands.
+TOMBSTONE_SECONDS = 60
+# Bounds how long a change made behind Dockyard's back (a file removed by hand) can go unseen.
+ENTRY_SECONDS = 3600
+# A held lock is renewed every third of this; one whose holder was killed lapses after it.
+LOCK_SECONDS = 10.0
+
+
+def blob_key(digest: Digest) -> str:
+    """The size of the blob's data in the global blob store."""
+    return f"blob:{digest}"
+
+
+def layer_key(name: str, digest: Digest) -> str:
+    """``1``: ``name`` links the blob (pushed or mounted there)."""
+    return f"layer:{name}@{digest}"
+
+
+def tag_key(name: str, tag: str) -> str:
+    """The digest ``name:tag`` points to."""
+    return f"tag:{name}:{tag}"
+
+
+class StorageCache:
+    """No cache: every lookup misses, every change goes straight to storage."""
+
+    async def get(self, *keys: str) -> list[str | None]:
+        """The cached value of each key, ``None`` for a miss."""
+        return [None] * len(keys)
+
+    async def fill(self, key: str, value: str) -> None:
+        """Remember what storage just said, unless the key changed meanwhile."""
+
+    @contextlib.asynccontextmanager
+    async def changing(self, *keys: str) -> AsyncIterator[None]:
+        """Wrap a storage change that makes ``keys`` wrong."""
+        yield
+
+    @contextlib.asynccontextmanager
+    async def lock(self, name: str) -> AsyncIterator[None]:
+        """Hold ``name`` against every replica sharing this cache (without one: nothing to hold)."""
+        yield
+
+    async def close(self) -> None:
+        pass
+
+
+class RedisCache(StorageCache):
+    def __init__(self, client: redis.asyncio.Redis, address: str) -> None:
+        self.client = client
+        self.address = address
+
+    async def get(self, *keys: str) -> list[str | None]:
+        try:
+            values = await self.client.mget([KEY_PREFIX + key for key in keys])
+        except RedisError as error:
+            log.warning("redis at %s: %s; reading storage instead", self.address, error)
+            return [None] * len(keys)
+        return [None if value is None or value == TOMBSTONE else value.decode() for value in values]
+
+    async def fill(self, key: str, value: str) -> None:
+        try:
+            await self.client.set(KEY_PREFIX + key, value.encode(), nx=True, ex=ENTRY_SECONDS)
+        except RedisError as error:
+            log.warning("redis at %s: %s; not cached", self.address, error)
+
+    async def _tombstone(self, keys: tuple[str, ...]) -> None:
+        async with self.client.pipeline(transaction=False) as pipeline:
+            for key in keys:
+                pipeline.set(KEY_PREFIX + key, TOMBSTONE, ex=TOMBSTONE_SECONDS)
+            await pipeline.execute()
+
+    @contextlib.asynccontextmanager
+    async def changing(self, *keys: str) -> AsyncIterator[None]:
+        try:
+            await self._tombstone(keys)
+        except RedisError as error:
+            raise RegistryError(
+                errors.UNAVAILABLE, f"the cache (redis at {self.address}) cannot be reached, so nothing was changed: {error}"
+            ) from None
+        yield
+        try:  # the first tombstone still guards the keys; this one only restarts its clock
+            await self._tombstone(keys)
+        except RedisError as error:
+            log.warning("redis at %s: %s; the change is guarded for %ds only", self.address, error, TOMBSTONE_SECONDS)
+
+    @contextlib.asynccontextmanager
+    async def lock(self, name: str) -> AsyncIterator[None]:
+        lock = self.client.lock(f"{KEY_PREFIX}lock:{name}", timeout=LOCK_SECONDS, sleep=0.05, thread_local=False)
+        try:
+            await lock.acquire()
+        except RedisError as error:
+            raise RegistryError(errors.UNAVAILABLE, f"the lock service (redis at {self.address}) cannot be reached: {error}") from None
+        renewing = asyncio.ensure_future(self._renew(lock))
+        try:
+            yield
+        finally:
+            renewing.cancel()
+            try:
+                await lock.release()
+            except (LockError, RedisError) as error:
+                log.warning("redis at %s: releasing lock %s: %s", self.address, name, error)
+
+    async def _renew(self, lock: redis.asyncio.lock.Lock) -> None:
+        while True:
+            await asyncio.sleep(LOCK_SECONDS / 3)
+            try:
+                await lock.reacquire()
+            except (LockError, RedisError) as error:
+                log.warning("redis at %s: lock %s lost: %s", self.address, lock.name, error)
+                return
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+def cache_from_config(settings: config.Redis | None) -> StorageCache:
+    """The cache registry:2's ``redis`` section describes (none without it); a timeout of 0 keeps the client's 5s."""
+    if settings is None:
+        return StorageCache()
+    address = Address.parse(settings.addr)
+    timeouts = {
+        "socket_connect_timeout": settings.dialtimeout,
+        "socket_timeout": max(settings.readtimeout, settings.writetimeout),
+        "max_connections": settings.pool.maxactive,
+    }
+    client = redis.asyncio.Redis(
+        host=address.host or "127.0.0.1", port=address.port, db=settings.db, password=settings.password or None,
+        ssl=settings.tls.enabled, **{name: value for name, value in timeouts.items() if value},
+        # One immediate retry (a pooled connection the server closed), never seconds of backoff per request.
+        retry=Retry(NoBackoff(), 1),
+    )
+    return RedisCache(client, settings.addr)
