@@ -13,6 +13,11 @@
                                                                  Dockyard's: <hex> has <subject> as subject
             _uploads/<id>/data                                   an upload in progress
             _uploads/<id>/startedat                              when it began (RFC 3339)
+    /docker/registry/v2/dockyard/                                Dockyard's maintenance, which registry:2 never reads
+        gc/lock                                                  held by the one collector that runs
+        gc/condemned/blobs/<alg>/<hex>                           blob data a running collection set aside
+        gc/condemned/manifests/<name>/<alg>/<hex>/link           revision link a running collection set aside
+        quarantine/<alg>/<hex>                                   corrupt blob data that scrub --repair moved away
 
 A link file holds ``<alg>:<hex>`` with no newline. Every argument here has been
 validated by :mod:`dockyard.reference` before a path is built from it.
@@ -25,6 +30,11 @@ from dockyard.reference import Digest
 ROOT = "/docker/registry/v2"
 BLOBS = f"{ROOT}/blobs"
 REPOSITORIES = f"{ROOT}/repositories"
+MAINTENANCE = f"{ROOT}/dockyard"
+GC_LOCK = f"{MAINTENANCE}/gc/lock"
+CONDEMNED_BLOBS = f"{MAINTENANCE}/gc/condemned/blobs"
+CONDEMNED_MANIFESTS = f"{MAINTENANCE}/gc/condemned/manifests"
+QUARANTINE = f"{MAINTENANCE}/quarantine"
 
 
 def blob_dir(digest: Digest) -> str:
@@ -97,3 +107,15 @@ def upload_data(name: str, upload_id: str) -> str:
 
 def upload_started_at(name: str, upload_id: str) -> str:
     return f"{upload(name, upload_id)}/startedat"
+
+
+def condemned_blob(digest: Digest) -> str:
+    return f"{CONDEMNED_BLOBS}/{digest.algorithm}/{digest.hex}"
+
+
+def condemned_revision(name: str, digest: Digest) -> str:
+    return f"{CONDEMNED_MANIFESTS}/{name}/{digest.algorithm}/{digest.hex}/link"
+
+
+def quarantined_blob(digest: Digest) -> str:
+    return f"{QUARANTINE}/{digest.algorithm}/{digest.hex}"

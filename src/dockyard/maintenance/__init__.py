@@ -1,0 +1,1 @@
+"""Keeping a registry's storage tidy: garbage collection, upload purging, scrub, usage, retention."""

@@ -1,0 +1,310 @@
+"""Garbage collection that is safe while the registry serves pushes.
+
+What it removes is what registry:2's ``garbage-collect`` removes, with the same
+on-disk result: blob data under ``blobs/`` that no manifest references, and with
+``delete_untagged`` (or a retention policy) the revision links (and tag history
+entries) of manifests nothing keeps. ``_layers`` links stay, as in registry:2 2.8;
+the now empty directories stay too (registry:2 ignores them, and removing a directory
+cannot be made atomic against a push writing into it). What is kept: see
+:mod:`dockyard.maintenance.marks`; unlike registry:2, ``delete_untagged`` keeps the
+children of a kept index and the referrers of a kept manifest.
+
+Safety while clients push, with ``T0`` the start and ``G`` the grace period:
+
+1. *Fresh things are never candidates.* A blob whose data, or any ``_layers`` link to
+   it, was written after ``T0 - G`` is kept; so is a revision pushed after that time.
+   Uploads in progress protect nothing themselves: the blob they make is new. Every
+   upload, mount and manifest push (re)writes its link, so a link's time is when the
+   thing was last pushed (:meth:`Repository.link_layer`, :meth:`Repository.put_manifest`).
+2. *Set aside, then look again.* Candidates are not deleted: revision links and blob
+   data are moved to ``dockyard/gc/condemned/`` (each checked once more just before),
+   then the whole mark runs a second time over the live links. What it finds linked
+   now (a tag moved onto a set-aside manifest, a manifest pushed that names a set-aside
+   blob, a fresh ``_layers`` link) is put back; only the rest is deleted.
+3. *The pusher checks after it links* (:meth:`Repository.put_manifest`,
+   :meth:`Repository.link_layer`): it writes every link first, then checks that what
+   they name is still stored. The two sides write before they read, so at least one
+   sees the other: either the push's links were written before the second mark read
+   that repository (and the mark puts back what they name), or the set-aside happened
+   before the push's check, which then fails and the client is told (a blob unknown
+   error; it pushes again). A push the registry acknowledged is never broken.
+
+``G`` covers a client's time between uploading a blob and pushing the manifest that
+names it (docker uploads every layer, then the manifest); a longer gap, or a garbage
+blob reused through ``HEAD``, makes that push fail and be retried, never lose data.
+Storage times must agree with this machine's clock to well within ``G``. One
+collection runs at a time (the lock ``dockyard/gc/lock``); blobs or links set aside by
+a collection that was interrupted are put back by the next one before it starts.
+The one window left: an untagged push-by-digest of an old unreachable manifest landing
+between the collector's last look at its revision link and the set-aside (one storage
+round trip) may lose that untagged manifest; a push with a tag never can.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+
+from dockyard.concurrency import gather_bounded
+from dockyard.config import Retention
+from dockyard.maintenance import inventory, retention
+from dockyard.maintenance.inventory import BlobInfo, RepositoryLinks, mtime
+from dockyard.maintenance.marks import ManifestReader, RepositoryMarks, mark_repository
+from dockyard.maintenance.progress import Progress
+from dockyard.reference import Digest
+from dockyard.storage import paths
+from dockyard.storage.driver import PathNotFound, StorageDriver
+from dockyard.storage.registry import Registry
+from dockyard.ui.format import human_size
+
+log = logging.getLogger("dockyard.gc")
+
+
+@dataclass(frozen=True)
+class Options:
+    dry_run: bool = False
+    delete_untagged: bool = False
+    grace_period: float = 3600.0
+    retention: Sequence[Retention] = ()
+
+
+@dataclass
+class Report:
+    dry_run: bool
+    repositories: int = 0
+    blobs_marked: int = 0
+    tags_removed: list[tuple[str, str]] = field(default_factory=list)
+    manifests_removed: list[tuple[str, Digest]] = field(default_factory=list)
+    blobs_removed: list[Digest] = field(default_factory=list)
+    bytes_freed: int = 0
+    put_back: int = 0
+    """set aside, then kept because a push linked them meanwhile"""
+
+    def summary(self) -> str:
+        verb = "would remove" if self.dry_run else "removed"
+        freed = "would free" if self.dry_run else "freed"
+        parts = [
+            f"{self.repositories} repositories, {self.blobs_marked} blobs marked",
+            f"{verb} {len(self.tags_removed)} tags, {len(self.manifests_removed)} manifests and {len(self.blobs_removed)} blobs",
+            f"{freed} {human_size(self.bytes_freed)} ({self.bytes_freed} bytes)",
+        ]
+        if self.put_back:
+            parts.append(f"{self.put_back} kept because pushes linked them during the collection")
+        return "; ".join(parts)
+
+
+@dataclass
+class _Pass:
+    links: dict[str, RepositoryLinks]
+    marks: dict[str, RepositoryMarks]
+
+    def marked(self) -> set[Digest]:
+        return set().union(*(marks.blobs for marks in self.marks.values()))
+
+
+@contextlib.asynccontextmanager
+async def exclusive(driver: StorageDriver) -> AsyncIterator[None]:
+    """Hold the collectors' lock in storage (one collection at a time)."""
+    try:
+        await driver.stat(paths.GC_LOCK)
+    except PathNotFound:
+        await driver.put_content(paths.GC_LOCK, b"")
+    async with driver.lock(paths.GC_LOCK):
+        yield
+
+
+class Collector:
+    def __init__(self, registry: Registry, options: Options, progress: Progress | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.registry = registry
+        self.driver = registry.driver
+        self.options = options
+        self.progress = progress or Progress()
+        self.clock = clock
+
+    async def run(self) -> Report:
+        if self.options.dry_run:  # writes nothing, not even the lock
+            report = await self._collect()
+        else:
+            async with exclusive(self.driver):
+                report = await self._collect()
+        log.info("garbage collection: %s", report.summary())
+        return report
+
+    def _untagged_before(self, name: str, started: float) -> float | None:
+        """Unreachable revisions of ``name`` last pushed before this go; ``None``: none go."""
+        ages = [0.0] if self.options.delete_untagged else []
+        policy = retention.policy_for(name, self.options.retention)
+        if policy is not None and policy.untagged_older_than is not None:
+            ages.append(policy.untagged_older_than)
+        return started - max(self.options.grace_period, min(ages)) if ages else None
+
+    async def _collect(self) -> Report:
+        started = self.clock()
+        fresh_after = started - self.options.grace_period
+        report = Report(dry_run=self.options.dry_run)
+        if not self.options.dry_run:
+            await self._put_back_leftovers()
+        names = await inventory.repository_names(self.driver)
+        report.repositories = len(names)
+        reader = ManifestReader(self.driver)
+        first = await self._mark(names, reader, started, report, apply_retention=True)
+        marked = first.marked()
+        report.blobs_marked = len(marked)
+        blobs = await inventory.blob_infos(self.driver, await inventory.blob_digests(self.driver))
+        candidates = [blob for blob in blobs if blob.digest not in marked and blob.mtime < fresh_after]
+        candidates = await self._without_fresh_links(candidates, first.links, fresh_after)
+        manifests = {
+            (name, digest): subject for name, marks in first.marks.items() for digest, subject in marks.unreachable.items()
+        }
+        if self.options.dry_run:
+            report.manifests_removed = sorted(manifests, key=str)
+            report.blobs_removed = [blob.digest for blob in candidates]
+            report.bytes_freed = sum(blob.size for blob in candidates)
+            return report
+
+        set_aside_manifests = await self._set_aside_manifests(manifests, started)
+        set_aside_blobs = await self._set_aside_blobs(candidates, fresh_after)
+        if not set_aside_manifests and not set_aside_blobs:
+            return report
+        # The second look: what the live links name now comes back.
+        by_repository: dict[str, dict[Digest, Digest | None]] = {}
+        for (name, digest), subject in set_aside_manifests.items():
+            by_repository.setdefault(name, {})[digest] = subject
+        second = await self._mark(await inventory.repository_names(self.driver), reader, started, report, set_aside=by_repository)
+        for (name, digest), subject in set_aside_manifests.items():
+            if name in second.marks and digest in second.marks[name].kept:
+                await self.registry.repository(name).put_back_manifest(digest, subject)
+                report.put_back += 1
+            else:
+                await self.registry.repository(name).forget_manifest(digest)
+                report.manifests_removed.append((name, digest))
+        marked = second.marked()
+        wanted = {blob.digest for blob in set_aside_blobs if blob.digest in marked}
+        wanted |= await self._freshly_linked([blob.digest for blob in set_aside_blobs if blob.digest not in wanted], second.links, fresh_after)
+        stage = self.progress.stage("removing blobs", len(set_aside_blobs))
+        for blob in set_aside_blobs:
+            if blob.digest in wanted:
+                await self.registry.blobs.put_back(blob.digest, paths.condemned_blob(blob.digest))
+                report.put_back += 1
+            else:
+                # The cache forgot the blob when it was set aside (BlobStore.set_aside).
+                try:
+                    await self.driver.delete(paths.condemned_blob(blob.digest))
+                    report.blobs_removed.append(blob.digest)
+                    report.bytes_freed += blob.size
+                except PathNotFound:  # put back by a collector on a replica without a shared lock
+                    pass
+            stage.advance(1, blob.size)
+        stage.close()
+        return report
+
+    async def _mark(
+        self, names: list[str], reader: ManifestReader, started: float, report: Report,
+        apply_retention: bool = False, set_aside: dict[str, dict[Digest, Digest | None]] | None = None,
+    ) -> _Pass:
+        stage = self.progress.stage("marking repositories", len(names))
+
+        async def one(name: str) -> tuple[RepositoryLinks, RepositoryMarks]:
+            links = await inventory.read_repository(self.driver, name)
+            if apply_retention:
+                await self._apply_retention(links, started, report)
+            marks = await mark_repository(
+                self.driver, links, reader, self._untagged_before(name, started), (set_aside or {}).get(name),
+            )
+            stage.advance()
+            return links, marks
+
+        results = await gather_bounded(names, one)
+        stage.close()
+        return _Pass({name: links for name, (links, _) in zip(names, results)}, {name: marks for name, (_, marks) in zip(names, results)})
+
+    async def _apply_retention(self, links: RepositoryLinks, started: float, report: Report) -> None:
+        policy = retention.policy_for(links.name, self.options.retention)
+        if policy is None:
+            return
+        repository = self.registry.repository(links.name)
+        for expired in await retention.expired_tags(self.driver, links, policy, started - self.options.grace_period):
+            path = paths.tag_current_link(links.name, expired.tag)
+            # Moved or pushed again since it was read: the policy no longer applies to it.
+            if not self.options.dry_run:
+                if await mtime(self.driver, path) != expired.pushed or await inventory.read_link(self.driver, path) != expired.digest:
+                    continue
+                await repository.untag(expired.tag)
+            del links.tags[expired.tag]
+            report.tags_removed.append((links.name, expired.tag))
+
+    async def _without_fresh_links(self, candidates: list[BlobInfo], links: dict[str, RepositoryLinks], fresh_after: float) -> list[BlobInfo]:
+        fresh = await self._freshly_linked([blob.digest for blob in candidates], links, fresh_after)
+        return [blob for blob in candidates if blob.digest not in fresh]
+
+    async def _freshly_linked(self, digests: list[Digest], links: dict[str, RepositoryLinks], fresh_after: float) -> set[Digest]:
+        """Those of ``digests`` some repository's ``_layers`` link was written for after ``fresh_after``."""
+        wanted = set(digests)
+        pairs = [(name, digest) for name, found in links.items() for digest in found.layers & wanted]
+
+        async def fresh(pair: tuple[str, Digest]) -> bool:
+            when = await mtime(self.driver, paths.layer_link(*pair))
+            return when is not None and when >= fresh_after
+
+        return {digest for (_, digest), is_fresh in zip(pairs, await gather_bounded(pairs, fresh, inventory.CONCURRENCY * 4)) if is_fresh}
+
+    async def _set_aside_manifests(self, manifests: dict[tuple[str, Digest], Digest | None], started: float) -> dict[tuple[str, Digest], Digest | None]:
+        done: dict[tuple[str, Digest], Digest | None] = {}
+        for (name, digest), subject in manifests.items():
+            before = self._untagged_before(name, started)
+            when = await mtime(self.driver, paths.revision_link(name, digest))
+            if before is None or when is None or when >= before:  # pushed again since the mark
+                continue
+            try:
+                await self.registry.repository(name).set_aside_manifest(digest, subject)
+            except PathNotFound:
+                continue
+            done[(name, digest)] = subject
+        return done
+
+    async def _set_aside_blobs(self, candidates: list[BlobInfo], fresh_after: float) -> list[BlobInfo]:
+        async def one(blob: BlobInfo) -> BlobInfo | None:
+            when = await mtime(self.driver, paths.blob_data(blob.digest))
+            if when is None or when >= fresh_after:  # gone, or stored again since it was listed
+                return None
+            try:
+                await self.registry.blobs.set_aside(blob.digest, paths.condemned_blob(blob.digest))
+            except PathNotFound:
+                return None
+            return blob
+
+        return [blob for blob in await gather_bounded(candidates, one) if blob is not None]
+
+    async def _put_back_leftovers(self) -> None:
+        """Put back what an interrupted collection set aside; this one decides about it afresh."""
+        for digest in await inventory.digests_under(self.driver, paths.CONDEMNED_BLOBS):
+            await self.registry.blobs.put_back(digest, paths.condemned_blob(digest))
+        reader = ManifestReader(self.driver)
+        for name in await _condemned_repositories(self.driver):
+            for digest in await inventory.digests_under(self.driver, f"{paths.CONDEMNED_MANIFESTS}/{name}"):
+                found = await reader.references(digest)
+                await self.registry.repository(name).put_back_manifest(digest, found.subject if found else None)
+
+
+async def _condemned_repositories(driver: StorageDriver) -> list[str]:
+    """Repository names under the condemned manifests (``<name>/<alg>/<hex>/link``)."""
+    found: list[str] = []
+    pending = [""]
+    while pending:
+        prefix = pending.pop()
+        directory = f"{paths.CONDEMNED_MANIFESTS}{prefix}"
+        for child in (await driver.list_sorted([directory])).get(directory, []):
+            children = (await driver.list_sorted([f"{directory}/{child}"])).get(f"{directory}/{child}", [])
+            if any(inventory.digest_from(child, name) for name in children):
+                found.append(prefix.lstrip("/"))
+            else:
+                pending.append(f"{prefix}/{child}")
+    return sorted(set(found))
+
+
+async def collect(registry: Registry, options: Options, progress: Progress | None = None) -> Report:
+    return await Collector(registry, options, progress).run()
+

@@ -1,0 +1,120 @@
+"""The mark: what a repository's links keep alive.
+
+Roots are the tags (and, unless untagged manifests are being removed, every
+revision); from a kept manifest its config and layers are marked, its child
+manifests (an index's) are kept, and so are the manifests whose subject it is
+(referrers). A revision that nothing keeps is *unreachable*; it is removed only when
+untagged manifests are removed and it was last pushed before ``untagged_before``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from dockyard import manifest as manifests
+from dockyard.api.errors import RegistryError
+from dockyard.maintenance.inventory import RepositoryLinks, mtime
+from dockyard.reference import Digest
+from dockyard.storage import paths
+from dockyard.storage.driver import PathNotFound, StorageDriver
+
+
+@dataclass(frozen=True)
+class References:
+    blobs: tuple[Digest, ...] = ()
+    children: tuple[Digest, ...] = ()
+    subject: Digest | None = None
+
+
+class ManifestReader:
+    """Reads each manifest's references once, from the blob store or from where a
+    running collection set its blob aside."""
+
+    def __init__(self, driver: StorageDriver) -> None:
+        self.driver = driver
+        self._known: dict[Digest, References] = {}
+
+    async def references(self, digest: Digest) -> References | None:
+        """``None`` when the manifest's content is gone (not remembered: a push may store it again)."""
+        found = self._known.get(digest)
+        if found is None:
+            found = await self._read(digest)
+            if found is not None:
+                self._known[digest] = found
+        return found
+
+    async def _read(self, digest: Digest) -> References | None:
+        for path in (paths.blob_data(digest), paths.condemned_blob(digest)):
+            try:
+                content = await self.driver.get_content(path)
+                break
+            except PathNotFound:
+                continue
+        else:
+            return None
+        try:
+            parsed = manifests.parse(content, None)
+        except RegistryError:  # not a manifest we can read: it keeps nothing else alive
+            return References()
+        return References(
+            tuple(blob.digest for blob in parsed.blobs),
+            tuple(child.digest for child in parsed.children),
+            parsed.subject.digest if parsed.subject is not None else None,
+        )
+
+
+@dataclass
+class RepositoryMarks:
+    kept: set[Digest] = field(default_factory=set)
+    blobs: set[Digest] = field(default_factory=set)
+    """every blob the kept manifests need, the manifests' own content included"""
+    unreachable: dict[Digest, Digest | None] = field(default_factory=dict)
+    """revisions to remove → their subject"""
+
+
+async def mark_repository(
+    driver: StorageDriver,
+    links: RepositoryLinks,
+    reader: ManifestReader,
+    untagged_before: float | None,
+    set_aside: dict[Digest, Digest | None] | None = None,
+) -> RepositoryMarks:
+    """Mark what ``links`` keep. ``set_aside`` (digest → subject) are revisions this
+    collection removed since it first looked: they count as present, so that what
+    links to them now brings them back."""
+    set_aside = set_aside or {}
+    present = links.revisions | set(set_aside)
+    referrers: dict[Digest, set[Digest]] = {subject: found & present for subject, found in links.referrers.items()}
+    for digest, subject in set_aside.items():
+        if subject is not None:
+            referrers.setdefault(subject, set()).add(digest)
+    marks = RepositoryMarks()
+
+    async def keep(roots: set[Digest]) -> None:
+        queue = roots - marks.kept
+        while queue:
+            marks.kept |= queue
+            batch = list(queue)
+            queue = set()
+            for digest, found in zip(batch, await asyncio.gather(*map(reader.references, batch))):
+                marks.blobs.add(digest)
+                queue |= referrers.get(digest, set())
+                if found is not None:
+                    marks.blobs.update(found.blobs, found.children)
+                    queue.update(child for child in found.children if child in present)
+            queue -= marks.kept
+
+    roots = {digest for digest in links.tags.values() if digest in present}
+    if untagged_before is None:
+        roots |= links.revisions
+    await keep(roots)
+    if untagged_before is not None:
+        # Pushed again since the threshold (a push rewrites the revision link): kept.
+        untagged = sorted(links.revisions - marks.kept, key=str)
+        times = await asyncio.gather(*(mtime(driver, paths.revision_link(links.name, digest)) for digest in untagged))
+        await keep({digest for digest, when in zip(untagged, times) if when is None or when >= untagged_before})
+    for digest in sorted(present - marks.kept, key=str):
+        found = await reader.references(digest)
+        marks.unreachable[digest] = found.subject if found is not None else None
+    return marks

@@ -1,0 +1,150 @@
+"""Scrub: re-hash every blob and check every link; with ``repair``, fix what can be fixed
+without losing data.
+
+- A blob whose content does not hash to its digest is *corrupt*; repair moves its data
+  to ``dockyard/quarantine/<alg>/<hex>`` (outside ``blobs/``, which garbage collection
+  and registry:2 never look at), so nothing is deleted and clients get ``BLOB_UNKNOWN``
+  instead of wrong bytes; the next push of that blob stores it again.
+- A link naming something that is not there is *dangling*: a tag whose manifest
+  revision is gone, a revision whose manifest content is gone, a layer link whose blob
+  is gone (registry:2's collector leaves those), a referrer link whose manifest is
+  gone. Repair deletes the link; a layer link is written back if its blob turns up
+  meanwhile (a push). Scrub holds the collectors' lock, so it never meets a collection
+  half done.
+- A layer link whose blob is gone is *stale*, not a failure: registry:2's collector and
+  Dockyard's leave them (as registry:2 2.8 does), and they only make the registry
+  answer ``BLOB_UNKNOWN``, which sends a client to upload the blob again. They are
+  reported and repaired, but do not make scrub fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from dockyard.api.errors import RegistryError
+from dockyard.concurrency import gather_bounded
+from dockyard.maintenance import inventory
+from dockyard.maintenance.gc import exclusive
+from dockyard.maintenance.inventory import BlobInfo, RepositoryLinks
+from dockyard.maintenance.progress import Progress
+from dockyard.reference import Digest
+from dockyard.storage import paths
+from dockyard.storage.driver import PathNotFound
+from dockyard.storage.registry import Registry
+
+HASHING_CONCURRENCY = 4
+STALE_LAYER_LINK = "stale layer link"
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str  # corrupt blob, dangling tag, dangling revision, stale layer link, dangling referrer link
+    where: str
+    repaired: bool = False
+
+    @property
+    def harmless(self) -> bool:
+        return self.kind == STALE_LAYER_LINK
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.where}{' (repaired)' if self.repaired else ''}"
+
+
+@dataclass
+class ScrubReport:
+    blobs: int = 0
+    bytes: int = 0
+    links: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[Problem]:
+        return [problem for problem in self.problems if not problem.harmless]
+
+    def summary(self) -> str:
+        stale = len(self.problems) - len(self.failures)
+        return (
+            f"{self.blobs} blobs ({self.bytes} bytes) re-hashed, {self.links} links checked, "
+            f"{len(self.failures)} problems, {stale} stale layer links"
+        )
+
+
+class Scrubber:
+    def __init__(self, registry: Registry, repair: bool, progress: Progress | None = None) -> None:
+        self.registry = registry
+        self.driver = registry.driver
+        self.repair = repair
+        self.progress = progress or Progress()
+
+    async def run(self) -> ScrubReport:
+        async with exclusive(self.driver):
+            report = ScrubReport()
+            blobs = await inventory.blob_infos(self.driver, await inventory.blob_digests(self.driver))
+            quarantined = await self._hash_all(blobs, report)
+            stored = {blob.digest for blob in blobs} - quarantined
+            names = await inventory.repository_names(self.driver)
+            for links in await gather_bounded(names, lambda name: inventory.read_repository(self.driver, name)):
+                await self._check_links(links, stored, report)
+            return report
+
+    async def _hash_all(self, blobs: list[BlobInfo], report: ScrubReport) -> set[Digest]:
+        """Re-hash every blob; the corrupt ones that were quarantined."""
+        stage = self.progress.stage("re-hashing blobs", len(blobs))
+        quarantined: set[Digest] = set()
+
+        async def one(blob: BlobInfo) -> None:
+            hasher = hashlib.new(blob.digest.algorithm)
+            try:
+                async for chunk in self.driver.read(paths.blob_data(blob.digest)):
+                    await asyncio.to_thread(hasher.update, chunk)  # off the event loop: big blobs
+            except PathNotFound:  # collected or quarantined meanwhile
+                return
+            report.blobs += 1
+            report.bytes += blob.size
+            stage.advance(1, blob.size)
+            if hasher.hexdigest() != blob.digest.hex:
+                if self.repair:
+                    await self.registry.blobs.set_aside(blob.digest, paths.quarantined_blob(blob.digest))
+                    quarantined.add(blob.digest)
+                report.problems.append(Problem("corrupt blob", str(blob.digest), self.repair))
+
+        await gather_bounded(blobs, one, HASHING_CONCURRENCY)
+        stage.close()
+        return quarantined
+
+    async def _check_links(self, links: RepositoryLinks, stored: set[Digest], report: ScrubReport) -> None:
+        name = links.name
+        repository = self.registry.repository(name)
+        report.links += len(links.tags) + len(links.revisions) + len(links.layers) + sum(map(len, links.referrers.values()))
+
+        async def dangling(kind: str, where: str, fix: Callable[[], Awaitable[object]]) -> None:
+            if self.repair:
+                try:
+                    await fix()
+                except (PathNotFound, RegistryError):
+                    pass
+            report.problems.append(Problem(kind, where, self.repair))
+
+        for tag, digest in sorted(links.tags.items()):
+            if digest not in links.revisions:
+                await dangling("dangling tag", f"{name}:{tag} -> {digest}", lambda tag=tag: repository.untag(tag))
+        for digest in sorted(links.revisions, key=str):
+            if digest not in stored:
+                await dangling("dangling revision", f"{name}@{digest}", lambda digest=digest: self.driver.delete(paths.revision_link(name, digest).removesuffix("/link")))
+        for digest in sorted(links.layers, key=str):
+            if digest not in stored:
+                await dangling(STALE_LAYER_LINK, f"{name} -> {digest}", lambda digest=digest: self._unlink_layer(name, digest))
+        for subject, found in sorted(links.referrers.items(), key=lambda item: str(item[0])):
+            for digest in sorted(found - links.revisions, key=str):
+                path = paths.referrer_link(name, subject, digest).removesuffix("/link")
+                await dangling("dangling referrer link", f"{name}: {digest} refers to {subject}", lambda path=path: self.driver.delete(path))
+
+    async def _unlink_layer(self, name: str, digest: Digest) -> None:
+        repository = self.registry.repository(name)
+        await repository.unlink_layer(digest)
+        # A push that stored the blob meanwhile linked it first: it keeps its link.
+        if await self.registry.blobs.exists(digest):
+            await repository.link_layer(digest)

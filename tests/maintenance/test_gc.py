@@ -1,0 +1,168 @@
+"""What a collection keeps and removes, and registry:2 agreeing with the result."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from dockyard.reference import Digest
+from tests.maintenance.conftest import Store
+from tests.support.registry2 import Registry2Process, registry2_binary
+
+
+def _blob(data: bytes) -> Digest:
+    return Digest.of(data)
+
+
+def test_without_delete_untagged_only_unreferenced_blobs_go(store: Store) -> None:
+    kept = store.image("app", "v1", b"shared", b"one")
+    untagged = store.image("app", "v2", b"shared", b"two")
+    store.run(store.registry.repository("app").untag("v2"))
+    store.blob("app", b"pushed, never used")
+    report = store.collect()
+    assert store.has_manifest("app", kept) and store.has_manifest("app", untagged)  # registry:2 keeps untagged revisions
+    assert store.has_blob(_blob(b"two")) and store.has_blob(_blob(b"shared"))
+    assert not store.has_blob(_blob(b"pushed, never used"))
+    assert report.blobs_removed == [_blob(b"pushed, never used")] and report.manifests_removed == []
+
+
+def test_delete_untagged_keeps_indexes_children_and_referrers_of_kept_manifests(store: Store) -> None:
+    amd, arm = store.image("multi", None, b"amd"), store.image("multi", None, b"arm")
+    index = store.index("multi", "latest", amd, arm)
+    signature = store.image("multi", None, b"index signature", subject=index)
+    signature_of_signature = store.image("multi", None, b"countersignature", subject=signature)
+    old = store.image("multi", "old", b"old layer")
+    orphan = store.image("multi", None, b"orphan signature", subject=old)
+    store.run(store.registry.repository("multi").untag("old"))
+    dry = store.collect(delete_untagged=True, dry_run=True)
+    assert sorted(digest for _, digest in dry.manifests_removed) == sorted([old, orphan], key=str)
+    assert store.has_manifest("multi", old)  # a dry run removes nothing
+
+    report = store.collect(delete_untagged=True)
+    for digest in (index, amd, arm, signature, signature_of_signature):
+        assert store.has_manifest("multi", digest)
+    for data in (b"amd", b"arm", b"index signature", b"countersignature"):
+        assert store.has_blob(_blob(data))
+    assert not store.has_manifest("multi", old) and not store.has_manifest("multi", orphan)
+    assert not store.has_blob(_blob(b"old layer")) and not store.has_blob(_blob(b"orphan signature"))
+    assert not store.has_blob(old)  # the manifest's own content too
+    assert sorted(digest for _, digest in report.manifests_removed) == sorted([old, orphan], key=str)
+    assert store.run(store.registry.repository("multi").referrers(index))[0].digest == signature
+
+    # Untag the index: its children and referrers go with it.
+    store.run(store.registry.repository("multi").untag("latest"))
+    store.collect(delete_untagged=True)
+    for digest in (index, amd, arm, signature, signature_of_signature):
+        assert not store.has_manifest("multi", digest)
+    assert not store.has_blob(_blob(b"amd"))
+
+
+def test_grace_period_keeps_what_was_just_pushed(store: Store) -> None:
+    store.image("app", "v1", b"layer")
+    store.run(store.registry.repository("app").untag("v1"))
+    store.blob("app", b"uploaded, manifest not pushed yet")
+    report = store.collect(delete_untagged=True, grace_period=3600.0)
+    assert report.blobs_removed == [] and report.manifests_removed == []
+    assert store.has_blob(_blob(b"uploaded, manifest not pushed yet"))
+
+
+def test_a_manifest_pushed_onto_set_aside_content_keeps_it(store: Store) -> None:
+    """A push landing between the set-aside and the second mark brings its blobs back."""
+    from dockyard.maintenance import gc
+
+    store.image("app", "v1", b"base layer")
+    store.run(store.registry.repository("app").untag("v1"))
+    store.age_everything(10.0)
+    pushed: list[Digest] = []
+    original = gc.Collector._set_aside_blobs
+
+    async def set_aside_then_push(self, candidates, fresh_after):
+        done = await original(self, candidates, fresh_after)
+        # A client re-links the garbage layer and pushes a manifest naming it: the
+        # push's own check finds the layer set aside and refuses.
+        with pytest.raises(Exception):
+            await store.registry.repository("app").link_layer(_blob(b"base layer"))
+        await store.registry.driver.put_content(
+            f"/docker/registry/v2/repositories/app/_layers/sha256/{_blob(b'base layer').hex}/link",
+            str(_blob(b"base layer")).encode(),
+        )
+        pushed.append(_blob(b"base layer"))
+        return done
+
+    gc.Collector._set_aside_blobs = set_aside_then_push  # type: ignore[method-assign]
+    try:
+        report = store.collect(later=0.0, delete_untagged=True)
+    finally:
+        gc.Collector._set_aside_blobs = original  # type: ignore[method-assign]
+    assert pushed and store.has_blob(_blob(b"base layer"))
+    assert report.put_back >= 1
+
+
+def test_retention_keeps_the_newest_tags_and_matching_ones(store: Store) -> None:
+    import os
+    import time
+
+    from dockyard.config import Retention
+
+    for number in range(5):
+        store.image("team/app", f"build-{number}", f"layer {number}".encode())
+        link = store.registry.driver.local_file(f"/docker/registry/v2/repositories/team/app/_manifests/tags/build-{number}/current/link")
+        os.utime(link, (time.time() - 100 + number, time.time() - 100 + number))
+    store.image("team/app", "release", b"release layer")
+    os.utime(store.registry.driver.local_file("/docker/registry/v2/repositories/team/app/_manifests/tags/release/current/link"), (1, 1))
+    policy = Retention(repositories="team/*", keep_last=2, keep_tags=["rel*"], untagged_older_than=0.0)
+    dry = store.collect(retention=[policy], dry_run=True)
+    assert sorted(tag for _, tag in dry.tags_removed) == ["build-0", "build-1", "build-2"]
+    assert store.run(store.registry.repository("team/app").tags()) == ["build-0", "build-1", "build-2", "build-3", "build-4", "release"]
+    store.collect(retention=[policy])
+    assert store.run(store.registry.repository("team/app").tags()) == ["build-3", "build-4", "release"]
+    assert not store.has_blob(_blob(b"layer 0")) and store.has_blob(_blob(b"layer 4"))
+
+
+@pytest.mark.skipif(registry2_binary() is None, reason="docker-registry is not installed")
+def test_registry2_serves_the_result_and_finds_nothing_more(store: Store, tmp_path) -> None:
+    kept = store.image("app", "v1", b"shared", b"kept")
+    store.image("app", "v2", b"shared", b"dropped")
+    store.run(store.registry.repository("app").untag("v2"))
+    store.blob("app", b"stray upload")
+    root = tmp_path / "root"
+    cli = [sys.executable, "-m", "dockyard", "gc", "--root", str(root), "--grace-period", "0s"]
+    result = subprocess.run([*cli, "--delete-untagged"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "removed 0 tags, 1 manifests and 4 blobs" in result.stdout
+
+    registry2 = Registry2Process(root)
+    for flags in (("--dry-run",), ("--dry-run", "--delete-untagged")):
+        check = registry2.garbage_collect(*flags)
+        assert check.returncode == 0, check.stderr
+        assert "0 blobs and 0 manifests eligible for deletion" in check.stdout + check.stderr, check.stdout[-2000:]
+    with registry2:
+        import httpx
+
+        manifest = httpx.get(f"{registry2.url}/v2/app/manifests/v1", headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+        assert manifest.status_code == 200 and Digest.of(manifest.content) == kept
+        assert httpx.get(f"{registry2.url}/v2/app/blobs/{_blob(b'kept')}").content == b"kept"
+        assert httpx.get(f"{registry2.url}/v2/app/blobs/{_blob(b'dropped')}").status_code == 404
+
+
+def test_collects_on_s3_the_same_way(s3_settings) -> None:
+    """The collector only speaks the driver interface: on S3 it keeps and removes the same."""
+    from dockyard.storage.registry import Registry
+    from dockyard.storage.s3 import S3Driver
+
+    store = Store(Registry(S3Driver(s3_settings)))
+    try:
+        amd, arm = store.image("multi", None, b"amd"), store.image("multi", None, b"arm")
+        index = store.index("multi", "latest", amd, arm)
+        old = store.image("multi", "old", b"old layer")
+        store.run(store.registry.repository("multi").untag("old"))
+        report = store.collect(later=2.0, delete_untagged=True)  # S3 times are whole seconds
+        assert [digest for _, digest in report.manifests_removed] == [old]
+        assert all(store.has_manifest("multi", digest) for digest in (index, amd, arm))
+        assert not store.has_blob(_blob(b"old layer")) and store.has_blob(_blob(b"amd"))
+    finally:
+        store.run(store.registry.close())
+        store.loop.close()
+

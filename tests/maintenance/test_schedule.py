@@ -1,0 +1,53 @@
+"""The server's scheduled maintenance: garbage collection and upload purging, two workers."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+
+import httpx
+
+from tests.maintenance.pushing import push_image
+
+
+def _eventually(check, seconds: float = 30.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_server_collects_and_purges_on_its_intervals(start_server, tmp_path) -> None:
+    config = tmp_path / "config.yml"
+    config.write_text(
+        "version: 0.1\n"
+        "storage:\n"
+        "  filesystem: {rootdirectory: ./unused}\n"
+        "  delete: {enabled: true}\n"
+        "  maintenance:\n"
+        "    uploadpurging: {enabled: true, age: 1s, interval: 300ms}\n"
+        "dockyard:\n"
+        "  gc: {interval: 300ms, grace_period: 2s, delete_untagged: true}\n"
+    )
+    server = start_server("--config", str(config), "--workers", "2")
+
+    async def push() -> tuple[str, str]:
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            kept = await push_image(client, "app", "kept", b"kept layer", random.Random(1), [b"a", b"b"])
+            dropped = await push_image(client, "app", "dropped", b"dropped layer", random.Random(2), [b"a", b"b"])
+            assert kept is not None and dropped is not None
+            assert (await client.delete(f"/v2/app/manifests/{dropped.digest}")).status_code == 202
+            started = await client.post("/v2/app/blobs/uploads/")
+            return started.headers["Location"], dropped.digest
+
+    upload, dropped = asyncio.run(push())
+    from tests.maintenance.pushing import digest_of
+
+    assert _eventually(lambda: httpx.head(f"{server.url}/v2/app/blobs/{digest_of(b'dropped layer')}").status_code == 404)
+    assert _eventually(lambda: httpx.get(f"{server.url}{upload}").status_code == 404)
+    kept = httpx.get(f"{server.url}/v2/app/blobs/{digest_of(b'kept layer')}")
+    assert kept.status_code == 200 and kept.content == b"kept layer"
+    assert "garbage collection:" in server._tail()

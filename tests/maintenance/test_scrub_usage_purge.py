@@ -1,0 +1,95 @@
+"""scrub, du and upload purging, through the commands and the storage they leave."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from click.testing import CliRunner
+
+from dockyard.cli import main
+from dockyard.maintenance.uploads_purge import purge_uploads
+from dockyard.reference import Digest
+from dockyard.storage import paths
+from tests.maintenance.conftest import Store
+
+
+def _invoke(*arguments: str):
+    return CliRunner().invoke(main, list(arguments), catch_exceptions=False)
+
+
+def test_scrub_finds_a_flipped_byte_and_a_dangling_link_and_repairs_without_deleting(store: Store, tmp_path) -> None:
+    root = str(tmp_path / "root")
+    store.image("app", "v1", b"healthy layer", b"layer to corrupt")
+    clean = _invoke("scrub", "--root", root)
+    assert clean.exit_code == 0 and "0 problems" in clean.output
+
+    corrupt = Digest.of(b"layer to corrupt")
+    data = store.registry.driver.local_file(paths.blob_data(corrupt))
+    flipped = bytearray(data.read_bytes())
+    flipped[3] ^= 0x01
+    data.write_bytes(bytes(flipped))
+    store.run(store.registry.driver.put_content(paths.tag_current_link("app", "ghost"), str(Digest.of(b"no such manifest")).encode()))
+
+    found = _invoke("scrub", "--root", root)
+    assert found.exit_code == 1
+    assert f"corrupt blob: {corrupt}" in found.output
+    assert f"dangling tag: app:ghost -> {Digest.of(b'no such manifest')}" in found.output
+    assert data.exists()  # reporting changes nothing
+
+    repaired = _invoke("scrub", "--root", root, "--repair")
+    assert repaired.exit_code == 1 and "(repaired)" in repaired.output
+    quarantined = store.registry.driver.local_file(paths.quarantined_blob(corrupt))
+    assert quarantined.read_bytes() == bytes(flipped)  # moved aside, not deleted
+    assert not store.has_blob(corrupt) and store.has_blob(Digest.of(b"healthy layer"))
+    assert store.run(store.registry.repository("app").tags()) == ["v1"]
+    # The quarantined blob's layer link went stale and was removed in the same run.
+    assert f"stale layer link: app -> {corrupt} (repaired)" in repaired.output
+    clean = _invoke("scrub", "--root", root)
+    assert clean.exit_code == 0 and "0 problems, 0 stale layer links" in clean.output
+
+
+def test_scrub_reports_stale_layer_links_without_failing(store: Store, tmp_path) -> None:
+    store.image("app", "v1", b"kept layer")
+    gone = Digest.of(b"collected layer")
+    store.run(store.registry.driver.put_content(paths.layer_link("app", gone), str(gone).encode()))
+    root = str(tmp_path / "root")
+
+    found = _invoke("scrub", "--root", root)
+    assert found.exit_code == 0
+    assert f"stale layer link: app -> {gone}" in found.output and "0 problems, 1 stale layer links" in found.output
+    assert _invoke("scrub", "--root", root, "--repair").exit_code == 0
+    assert "0 stale layer links" in _invoke("scrub", "--root", root).output
+
+
+def test_du_counts_shared_and_exclusive_bytes(store: Store, tmp_path) -> None:
+    store.image("one", "v1", b"shared base", b"only in one")
+    store.image("two", "v1", b"shared base", b"only in two, longer")
+    result = _invoke("du", "--root", str(tmp_path / "root"), "--json", "one")
+    assert result.exit_code == 0
+    found = json.loads(result.output)
+    (one,) = found["repositories"]
+    assert one["repository"] == "one" and one["shared_bytes"] == len(b"shared base")
+    assert one["exclusive_bytes"] > len(b"only in one")  # with its config and manifest
+    table = _invoke("du", "--root", str(tmp_path / "root"))
+    assert table.exit_code == 0 and table.output.splitlines()[1].startswith("one ") and "total" in table.output
+
+
+def test_upload_purging_removes_only_old_uploads(store: Store) -> None:
+    uploads = store.registry.uploads
+    old, fresh = store.run(uploads.start("app")), store.run(uploads.start("app"))
+    store.run(store.registry.driver.put_content(paths.upload_started_at("app", old), b"2020-01-01T00:00:00Z"))
+    dry = store.run(purge_uploads(store.registry.driver, 3600.0, dry_run=True))
+    assert dry.purged == [("app", old)] and store.run(uploads.size("app", old)) == 0
+    report = store.run(purge_uploads(store.registry.driver, 3600.0, dry_run=False, now=time.time()))
+    assert report.purged == [("app", old)]
+    assert store.run(store.registry.driver.list(paths.uploads("app"))) == [fresh]
+
+
+def test_commands_need_a_storage_and_say_so_in_one_line(tmp_path) -> None:
+    result = CliRunner().invoke(main, ["gc"])
+    assert result.exit_code == 2 and "give --config FILE or --root DIR" in result.output
+    bad = tmp_path / "bad.yml"
+    bad.write_text("version: 0.1\nstorage: {filesystem: {rootdirectory: 5}}\ndockyard: {gc: {grace_period: soon}}\n")
+    result = CliRunner().invoke(main, ["gc", "--config", str(bad)])
+    assert result.exit_code == 1 and "dockyard.gc.grace_period" in result.output and "Traceback" not in result.output
