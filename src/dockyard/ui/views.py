@@ -1,0 +1,404 @@
+"""The web page's handlers: each finds who is asking, checks what the API would check, and renders."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import jinja2
+from aiohttp import web
+
+from dockyard.api import errors
+from dockyard.api import manifests as manifest_api
+from dockyard.api.context import ACCESS_KEY, REGISTRY_KEY, RequestContext
+from dockyard.api.errors import RegistryError
+from dockyard.api.forwarding import path_prefix, public_base_url
+from dockyard.auth.access import AccessController, Identity
+from dockyard.concurrency import gather_bounded
+from dockyard.logs import USER_KEY, audit
+from dockyard.reference import check_name, check_tag, is_digest, parse_digest
+from dockyard.storage import catalog
+from dockyard.ui import format as formats
+from dockyard.ui.browse import Browser, storage_use
+from dockyard.ui.pagination import parse_count, parse_sort
+from dockyard.ui.sessions import COOKIE_NAME, Session, SessionSigner
+
+REPOSITORIES_PER_PAGE = 50
+MAX_REPOSITORIES_PER_PAGE = 500
+TAGS_PER_PAGE = 100
+MAX_TAGS_PER_PAGE = 1000
+LARGEST_REPOSITORIES = 10
+# Repositories read at once for the lists (each reads its own tags and manifests concurrently too).
+OVERVIEW_CONCURRENCY = 4
+# What the page may load: only its own files; no inline script, no framing.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+                               "form-action 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+MEDIA_TYPE_LABELS = {
+    "application/vnd.oci.image.index.v1+json": "OCI index",
+    "application/vnd.docker.distribution.manifest.list.v2+json": "Docker manifest list",
+    "application/vnd.oci.image.manifest.v1+json": "OCI manifest",
+    "application/vnd.docker.distribution.manifest.v2+json": "Docker manifest",
+}
+
+
+@dataclass(frozen=True)
+class Ui:
+    signer: SessionSigner
+    browser: Browser
+    templates: jinja2.Environment
+
+
+UI_KEY = web.AppKey("dockyard_ui", Ui)
+
+
+@dataclass(frozen=True)
+class Visitor:
+    """Who is asking, from the session cookie, and what the access policy lets them do."""
+
+    session: Session
+    identity: Identity
+    fresh: bool  # the cookie is new and must be sent
+
+    @property
+    def user(self) -> str | None:
+        """The signed-in user (``None``: anonymous, or removed from the user file since)."""
+        return self.identity.user
+
+
+class Refused(Exception):
+    """Stop and show an error page (or send the visitor to the sign-in form)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _access(request: web.Request) -> AccessController:
+    return request.app[ACCESS_KEY]
+
+
+def _can_sign_in(request: web.Request) -> bool:
+    return _access(request).authenticator is not None
+
+
+def visitor(request: web.Request) -> Visitor:
+    ui = request.app[UI_KEY]
+    access = _access(request)
+    session = ui.signer.decode(request.cookies.get(COOKIE_NAME))
+    fresh = session is None
+    if session is None:
+        session = ui.signer.new(None)
+    user = session.user
+    if user is not None:
+        authenticator = access.authenticator
+        if authenticator is not None:
+            authenticator.htpasswd.reload_if_changed()  # one stat, as every API request's check does
+        if authenticator is None or user not in authenticator.htpasswd.users:
+            user = None  # removed from the user file since signing in
+        else:
+            request[USER_KEY] = user  # for the access log
+    return Visitor(session, Identity(user, access.policy), fresh)
+
+
+def _path(path: str, **query: str | int | None) -> str:
+    """A path on this site without the prefix, as ``Location`` takes it (the prefix middleware adds it)."""
+    kept = {key: value for key, value in query.items() if value not in (None, "")}
+    return path + (f"?{urlencode(kept)}" if kept else "")
+
+
+def _url(request: web.Request, path: str, **query: str | int | None) -> str:
+    """A link in a page: with the prefix."""
+    return path_prefix(request) + _path(path, **query)
+
+
+def _cookie(request: web.Request, response: web.StreamResponse, session: Session) -> None:
+    signer = request.app[UI_KEY].signer
+    response.set_cookie(
+        COOKIE_NAME, signer.encode(session), path=path_prefix(request) + "/", max_age=signer.lifetime,
+        httponly=True, secure=public_base_url(request).startswith("https://"), samesite="Lax",
+    )
+
+
+def _secured(response: web.StreamResponse) -> web.StreamResponse:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+def render(request: web.Request, who: Visitor, template: str, status: int = 200, **context: Any) -> web.Response:
+    ui = request.app[UI_KEY]
+    registry = request.app[REGISTRY_KEY]
+    html = ui.templates.get_template(template).render({
+        "section": "",  # which item of the navigation bar is this page's
+        "prefix": path_prefix(request),
+        "user": who.user,
+        "can_sign_in": _can_sign_in(request),
+        "csrf": ui.signer.csrf_token(who.session),
+        "read_only": registry.read_only,
+        **context,
+    })
+    response = web.Response(text=html, status=status, content_type="text/html")
+    if who.fresh:
+        _cookie(request, response, who.session)
+    return _secured(response)
+
+
+def _redirect(request: web.Request, path: str, session: Session | None = None) -> web.Response:
+    """See ``path`` (without the prefix: see :func:`_path`)."""
+    response = web.Response(status=303, headers={"Location": path})
+    if session is not None:
+        _cookie(request, response, session)
+    return _secured(response)
+
+
+def _to_sign_in(request: web.Request, who: Visitor) -> web.Response:
+    here = request.path_qs.removeprefix(path_prefix(request))
+    return _redirect(request, _path("/ui/login", next=here), who.session if who.fresh else None)
+
+
+Handler = Callable[[web.Request, Visitor], Awaitable[web.StreamResponse]]
+
+
+def page(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """A page handler, given its visitor; refusals and storage errors become HTML pages."""
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        who = visitor(request)
+        try:
+            return await handler(request, who)
+        except Refused as refused:
+            if refused.status in (401, 403) and who.user is None and _can_sign_in(request):
+                return _to_sign_in(request, who)
+            return render(request, who, "error.html", status=refused.status, title="Error", message=refused.message)
+        except RegistryError as error:
+            return render(request, who, "error.html", status=error.status, title="Error", message=error.message)
+
+    return serve
+
+
+def _check_post(request: web.Request, who: Visitor, form: Any) -> None:
+    if not request.app[UI_KEY].signer.check_csrf(who.session, form.get("csrf")):
+        raise Refused(403, "The form has expired or did not come from this page: reload the page and try again.")
+
+
+def _may_pull(who: Visitor, name: str) -> None:
+    if not who.identity.may("pull", name):
+        # As for a repository that does not exist: a name must not reveal whether it does.
+        raise Refused(403 if who.user is None else 404, f"No repository {name}, or you may not see it.")
+
+
+def _delete_refusal(request: web.Request, who: Visitor, name: str) -> Refused | None:
+    """Why the visitor may not delete in ``name`` (what the API would answer), or ``None``."""
+    registry = request.app[REGISTRY_KEY]
+    if registry.read_only:
+        return Refused(405, "The registry is in read-only mode.")
+    if not registry.delete_enabled:
+        return Refused(405, "Deletes are disabled on this registry.")
+    if not who.identity.may("delete", name):
+        return Refused(403, f"You may not delete in {name}.")
+    return None
+
+
+def _may_delete(request: web.Request, who: Visitor, name: str) -> bool:
+    return _delete_refusal(request, who, name) is None
+
+
+def _refuse_delete(request: web.Request, who: Visitor, name: str) -> None:
+    refusal = _delete_refusal(request, who, name)
+    if refusal is not None:
+        raise refusal
+
+
+def pull_commands(request: web.Request, name: str, reference: str) -> dict[str, str]:
+    base = public_base_url(request)
+    image = f"{base.split('://', 1)[1]}/{name}{'@' if is_digest(reference) else ':'}{reference}"
+    plain = base.startswith("http://")
+    return {"docker": f"docker pull {image}", "podman": f"podman pull {'--tls-verify=false ' if plain else ''}{image}"}
+
+
+# Pages
+
+
+@page
+async def repositories(request: web.Request, who: Visitor) -> web.StreamResponse:
+    if not who.identity.may_list_catalog():
+        raise Refused(403, "You may not list this registry's repositories.")
+    query = request.query.get("q", "").strip()
+    last = request.query.get("last", "")
+    count = parse_count(request.query.get("n"), REPOSITORIES_PER_PAGE, MAX_REPOSITORIES_PER_PAGE)
+    allowed = who.identity.catalog_filter()
+    needle = query.lower()
+
+    def visible(name: str) -> bool:
+        return needle in name and (allowed is None or allowed(name))
+
+    registry = request.app[REGISTRY_KEY]
+    names = await catalog.walk(registry.driver, last, count + 1, visible)
+    more = len(names) > count
+    names = names[:count]
+    browser = request.app[UI_KEY].browser
+    overviews = await gather_bounded(names, lambda name: browser.overview(registry.repository(name)), OVERVIEW_CONCURRENCY)
+    return render(
+        request, who, "repositories.html", title="Repositories", section="repositories", query=query, last=last,
+        overviews=overviews, next_url=_url(request, "/", q=query, last=names[-1]) if more else None,
+        first_url=_url(request, "/", q=query) if last else None,
+    )
+
+
+def _split(tail: str) -> tuple[str, str, str]:
+    """``team/app/-/manifest/v1`` → (``team/app``, ``manifest``, ``v1``); a bare name → (name, "", "")."""
+    name, _, rest = tail.partition("/-/")
+    action, _, reference = rest.partition("/")
+    check_name(name)
+    if rest and (action not in ("manifest", "delete") or not reference):
+        raise Refused(404, "No such page.")
+    if reference and not is_digest(reference):
+        check_tag(reference)
+    return name, action, reference
+
+
+@page
+async def repository_pages(request: web.Request, who: Visitor) -> web.StreamResponse:
+    name, action, reference = _split(request.match_info["tail"])
+    _may_pull(who, name)
+    if action == "manifest":
+        return await _manifest(request, who, name, reference)
+    if action == "delete":
+        return await _confirm_delete(request, who, name, reference)
+    return await _repository(request, who, name)
+
+
+async def _repository(request: web.Request, who: Visitor, name: str) -> web.StreamResponse:
+    registry = request.app[REGISTRY_KEY]
+    repository = registry.repository(name)
+    if not await repository.exists():
+        raise Refused(404, f"No repository {name}, or you may not see it.")
+    sort = parse_sort(request.query.get("sort"))
+    per_page = parse_count(request.query.get("n"), TAGS_PER_PAGE, MAX_TAGS_PER_PAGE)
+    started = time.perf_counter()
+    tag_page, rows = await request.app[UI_KEY].browser.tag_page(repository, sort, request.query.get("page"), per_page)
+    elapsed = time.perf_counter() - started
+    base = f"/ui/r/{name}"
+    return render(
+        request, who, "repository.html", title=name, section="repositories", name=name, rows=rows, page=tag_page, sort=sort,
+        sort_url=lambda key: _url(request, base, sort=sort.toggled(key).text),
+        page_url=lambda number: _url(request, base, sort=sort.text, page=number, n=per_page if per_page != TAGS_PER_PAGE else None),
+        pull=lambda reference: pull_commands(request, name, reference),
+        may_delete=_may_delete(request, who, name), deleted=request.query.get("deleted", ""),
+        server_time=elapsed,
+    )
+
+
+async def _manifest(request: web.Request, who: Visitor, name: str, reference: str) -> web.StreamResponse:
+    registry = request.app[REGISTRY_KEY]
+    repository = registry.repository(name)
+    browser = request.app[UI_KEY].browser
+    tag = None if is_digest(reference) else reference
+    digest = parse_digest(reference) if tag is None else await repository.resolve_tag(tag)
+    if not await repository.has_manifest(digest):
+        raise Refused(404, f"No manifest {reference} in {name}.")
+    summary = await browser.summaries.manifest(repository, digest)
+    children = []
+    for child in summary.children:
+        child_summary = await browser.summary(repository, parse_digest(child.digest))
+        children.append((child, child_summary, await browser.size(repository, child_summary)))
+    referrers = await repository.referrers(digest)
+    index = request.query.get("index", "")  # the index the visitor came from, for the way back
+    if index and not is_digest(index):
+        check_tag(index)
+    return render(
+        request, who, "manifest.html", title=f"{name}{':' + tag if tag else '@' + formats.short_digest(str(digest))}",
+        section="repositories", name=name, tag=tag, summary=summary, total=await browser.size(repository, summary),
+        config=await browser.summaries.config(repository, summary), children=children, referrers=referrers,
+        pull=pull_commands(request, name, tag or str(digest)), may_delete=_may_delete(request, who, name), index=index,
+    )
+
+
+async def _confirm_delete(request: web.Request, who: Visitor, name: str, reference: str) -> web.StreamResponse:
+    _refuse_delete(request, who, name)
+    return render(
+        request, who, "delete.html", title=f"Delete {reference}", section="repositories", name=name,
+        reference=reference, is_tag=not is_digest(reference),
+    )
+
+
+@page
+async def delete(request: web.Request, who: Visitor) -> web.StreamResponse:
+    form = await request.post()
+    _check_post(request, who, form)
+    name, action, reference = _split(request.match_info["tail"])
+    if action != "delete":
+        raise Refused(405, "Only deletes are posted here.")
+    _may_pull(who, name)
+    _refuse_delete(request, who, name)
+    registry = request.app[REGISTRY_KEY]
+    # The API's own handler: the same checks of the reference, the same audit record.
+    await manifest_api.delete(RequestContext(request, registry, who.identity, name, {"reference": reference}))
+    return _redirect(request, _path(f"/ui/r/{quote(name)}", deleted=reference))
+
+
+@page
+async def storage(request: web.Request, who: Visitor) -> web.StreamResponse:
+    if not who.identity.may_list_catalog():
+        raise Refused(403, "You may not list this registry's repositories.")
+    registry = request.app[REGISTRY_KEY]
+    browser = request.app[UI_KEY].browser
+    names = await catalog.walk(registry.driver, visible=who.identity.catalog_filter())
+    overviews = await gather_bounded(names, lambda name: browser.overview(registry.repository(name)), OVERVIEW_CONCURRENCY)
+    use = storage_use(overviews, LARGEST_REPOSITORIES)
+    return render(request, who, "storage.html", title="Storage", section="storage", use=use, count=len(names))
+
+
+# Signing in and out
+
+
+def next_path(value: object) -> str:
+    """Where to go after signing in (without the prefix): only a path on this site, no ``//host``."""
+    text = value if isinstance(value, str) else ""
+    if text.startswith("/") and not text.startswith("//") and "\\" not in text and not text.startswith("/ui/log"):
+        return text
+    return "/"
+
+
+@page
+async def login_form(request: web.Request, who: Visitor) -> web.StreamResponse:
+    return render(request, who, "login.html", section="sign-in", title="Sign in", next=next_path(request.query.get("next")), error=None)
+
+
+@page
+async def login(request: web.Request, who: Visitor) -> web.StreamResponse:
+    form = await request.post()
+    _check_post(request, who, form)
+    authenticator = _access(request).authenticator
+    next_url = next_path(form.get("next"))
+    user, password = str(form.get("user", "")), str(form.get("password", ""))
+    if authenticator is None:
+        raise Refused(404, "This registry has no users to sign in as.")
+    try:
+        accepted = bool(user) and await authenticator.check(request, user, password)
+    except RegistryError as error:
+        if error.error is not errors.TOO_MANY_REQUESTS:
+            raise
+        return render(request, who, "login.html", status=429, section="sign-in", title="Sign in", next=next_url, user_name=user,
+                      error="Too many failed sign-ins: wait a minute and try again.")
+    if not accepted:
+        return render(request, who, "login.html", status=401, section="sign-in", title="Sign in", next=next_url, user_name=user,
+                      error="Wrong user name or password.")
+    audit("login", request, user=user, via="web")
+    return _redirect(request, next_url, request.app[UI_KEY].signer.new(user))
+
+
+@page
+async def logout(request: web.Request, who: Visitor) -> web.StreamResponse:
+    _check_post(request, who, await request.post())
+    return _redirect(request, "/", request.app[UI_KEY].signer.new(None))

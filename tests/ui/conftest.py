@@ -1,0 +1,219 @@
+"""A Dockyard with users, a policy and content for the browser tests, and a headless Chromium.
+
+The registry holds what the issue asks the page to show: a multi-arch image pushed by
+skopeo, a single-platform image with a signature and an SBOM that name it as their
+subject, and one repository with 5,000 tags (its tag links written straight into the
+storage layout, which takes a fraction of a second).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from dockyard.auth.htpasswd import hash_password
+from dockyard.reference import parse_digest
+from dockyard.storage import paths
+from tests.clients.conftest import client_env, client_home, skopeo  # noqa: F401  (fixtures reused)
+from tests.support.images import Image, Layout, multi_arch_layout, sha256
+from tests.support.server import DockyardProcess
+from tests.support.tools import require_tool, unavailable
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+USERS = {"admin": "admin-secret-1", "reader": "reader-secret-1"}
+POLICY = """\
+admins: [admin]
+rules:
+  - who: [reader]
+    repositories: ["**"]
+    actions: [pull]
+"""
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+EMPTY_CONFIG = "application/vnd.oci.empty.v1+json"
+SIGNATURE_TYPE = "application/vnd.dev.cosign.artifact.sig.v1+json"
+SBOM_TYPE = "application/spdx+json"
+MANY_TAGS = 5000
+
+
+@dataclass
+class Filled:
+    """The running registry and what was put in it."""
+
+    server: DockyardProcess
+    image_digest: str  # apps/single:1.0, the subject of the signature and the SBOM
+    signature_digest: str
+    sbom_digest: str
+    seed_seconds: float  # writing the 5,000 tags
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def api(self, user: str = "admin") -> httpx.Client:
+        return httpx.Client(base_url=self.url, auth=(user, USERS[user]), timeout=60)
+
+
+def push_blob(api: httpx.Client, name: str, data: bytes, prefix: str = "") -> dict:
+    digest = sha256(data)
+    response = api.post(f"{prefix}/v2/{name}/blobs/uploads/", params={"digest": digest}, content=data,
+                        headers={"Content-Type": "application/octet-stream"})
+    assert response.status_code == 201, response.text
+    return {"digest": digest, "size": len(data)}
+
+
+def put_manifest(api: httpx.Client, name: str, reference: str, document: dict, prefix: str = "") -> str:
+    content = json.dumps(document).encode()
+    response = api.put(f"{prefix}/v2/{name}/manifests/{reference}", content=content,
+                       headers={"Content-Type": document["mediaType"]})
+    assert response.status_code == 201, response.text
+    return response.headers["Docker-Content-Digest"]
+
+
+def push_artifact(api: httpx.Client, name: str, artifact_type: str, files: dict[str, bytes], subject: dict | None) -> str:
+    """An OCI artifact (empty config, one blob per file), pushed by digest, with ``subject`` if given."""
+    config = push_blob(api, name, b"{}")
+    layers = [
+        {"mediaType": "application/octet-stream", **push_blob(api, name, data), "annotations": {"org.opencontainers.image.title": title}}
+        for title, data in files.items()
+    ]
+    document = {
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": artifact_type,
+        "config": {"mediaType": EMPTY_CONFIG, **config}, "layers": layers,
+        "annotations": {"org.opencontainers.image.created": "2026-11-01T12:00:00Z"},
+    }
+    if subject is not None:
+        document["subject"] = subject
+    return put_manifest(api, name, sha256(json.dumps(document).encode()), document)
+
+
+def rich_image_layout(path: pathlib.Path) -> None:
+    """A one-platform image whose config has all the page decodes: entrypoint, ports, labels, env, history."""
+    layout = Layout(path)
+    descriptor = layout.image(Image(
+        layers=[{"bin/app": b"#!/bin/sh\necho app\n" * 200}, {"etc/app.conf": b"port=8080\n"}],
+        cmd=["--serve"], labels={"org.opencontainers.image.source": "https://example.com/app", "team": "platform"},
+    ))
+    # Layout.image writes a plain config; give this one an entrypoint, ports and an empty history step.
+    manifest_path = path / "blobs" / "sha256" / descriptor["digest"].split(":")[1]
+    manifest = json.loads(manifest_path.read_text())
+    config_path = path / "blobs" / "sha256" / manifest["config"]["digest"].split(":")[1]
+    config = json.loads(config_path.read_text())
+    config["config"].update({"Entrypoint": ["/bin/app"], "ExposedPorts": {"8080/tcp": {}}, "WorkingDir": "/srv"})
+    config["history"] = [
+        {"created": "2026-01-01T00:00:00Z", "created_by": "COPY bin/app /bin/app"},
+        {"created": "2026-01-01T00:00:00Z", "created_by": "ENV MODE=prod", "empty_layer": True},
+        {"created": "2026-01-01T00:00:01Z", "created_by": "COPY app.conf /etc/app.conf"},
+    ]
+    manifest["config"] = layout.blob(json.dumps(config).encode(), manifest["config"]["mediaType"])
+    del descriptor["platform"]
+    layout.tag({**layout.blob(json.dumps(manifest).encode(), OCI_MANIFEST)}, "1.0")
+
+
+def seed_tags(root: pathlib.Path, name: str, digests: list[str], count: int) -> None:
+    """``count`` tag links in ``name``, in registry:2's layout, spread over ``digests`` and an hour of push times.
+
+    Written straight to disk without the storage layer's fsync per link (test data in a
+    temporary folder), and only each tag's ``current`` link: its ``index`` history is
+    read by nothing here.
+    """
+    now = time.time()
+    for number in range(count):
+        link = root / paths.tag_current_link(name, f"build-{number:05d}").lstrip("/")
+        link.parent.mkdir(parents=True)
+        link.write_text(str(parse_digest(digests[number % len(digests)])))
+        moment = now - 3600 + number * 0.5
+        os.utime(link, (moment, moment))
+
+
+def start_registry(root: pathlib.Path, *extra: str) -> DockyardProcess:
+    htpasswd = root.parent / "users.htpasswd"
+    htpasswd.write_text("".join(f"{user}:{hash_password(password)}\n" for user, password in USERS.items()))
+    policy = root.parent / "policy.yml"
+    policy.write_text(POLICY)
+    return DockyardProcess(root, "--htpasswd", str(htpasswd), "--access-policy", str(policy), *extra).start()
+
+
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory: pytest.TempPathFactory, skopeo) -> Iterator[Filled]:  # noqa: F811
+    base = tmp_path_factory.mktemp("ui-registry")
+    server = start_registry(base / "root")
+    try:
+        creds = f"--dest-creds=admin:{USERS['admin']}"
+        multi = base / "multi"
+        multi_arch_layout(multi, "v1")
+        skopeo("copy", "--all", "--preserve-digests", "--dest-tls-verify=false", creds, f"oci:{multi}:v1",
+               f"docker://{server.host}/apps/multi:v1")
+        single = base / "single"
+        rich_image_layout(single)
+        skopeo("copy", "--preserve-digests", "--dest-tls-verify=false", creds, f"oci:{single}:1.0",
+               f"docker://{server.host}/apps/single:1.0")
+        skopeo("copy", "--all", "--preserve-digests", "--dest-tls-verify=false", creds, f"oci:{multi}:v1",
+               f"docker://{server.host}/big/many:base")
+        skopeo("copy", "--preserve-digests", "--dest-tls-verify=false", creds, f"oci:{single}:1.0",
+               f"docker://{server.host}/big/many:small")
+        with httpx.Client(base_url=server.url, auth=("admin", USERS["admin"]), timeout=60) as api:
+            served = api.get("/v2/apps/single/manifests/1.0", headers={"Accept": OCI_MANIFEST})
+            subject = {"mediaType": OCI_MANIFEST, "digest": served.headers["Docker-Content-Digest"], "size": len(served.content)}
+            signature = push_artifact(api, "apps/single", SIGNATURE_TYPE, {"signature.sig": b"fake signature\n"}, subject)
+            sbom = push_artifact(api, "apps/single", SBOM_TYPE, {"sbom.spdx.json": json.dumps({"spdxVersion": "SPDX-2.3"}).encode()}, subject)
+            many = [api.get(f"/v2/big/many/manifests/{tag}", headers={"Accept": "*/*"}).headers["Docker-Content-Digest"]
+                    for tag in ("base", "small")]
+        started = time.perf_counter()
+        seed_tags(server.root, "big/many", many, MANY_TAGS)
+        seed_seconds = time.perf_counter() - started
+        yield Filled(server, subject["digest"], signature, sbom, seed_seconds)
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    """Where pages are photographed: ``DOCKYARD_SCREENSHOTS`` to keep them, a temporary folder otherwise."""
+    kept = os.environ.get("DOCKYARD_SCREENSHOTS")
+    if kept:
+        path = pathlib.Path(kept)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    return tmp_path_factory.mktemp("screenshots")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, headless, driven by Playwright's sync API (these tests are plain functions).
+
+    Module-scoped: the sync API keeps an event loop running in this thread while it is
+    open, which the async tests of other modules could not start beside.
+    """
+    require_tool("chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as error:
+        unavailable(f"playwright is not installed: {error}")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def context(browser, filled: Filled):
+    """A fresh browser profile (no cookies) that may use the clipboard."""
+    context = browser.new_context(base_url=filled.url, viewport={"width": 1280, "height": 860})
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=filled.url)
+    try:
+        yield context
+    finally:
+        context.close()

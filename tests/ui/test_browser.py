@@ -1,0 +1,232 @@
+"""The web page in headless Chromium: sign in, browse, copy, delete, and be refused what the policy refuses."""
+
+from __future__ import annotations
+
+import pathlib
+import re
+
+import pytest
+
+from tests.support.server import DockyardProcess
+from tests.ui.conftest import MANY_TAGS, SBOM_TYPE, SIGNATURE_TYPE, USERS, Filled, push_blob, put_manifest
+
+expect = pytest.importorskip("playwright.sync_api").expect
+
+
+def sign_in(page, user: str, password: str | None = None) -> None:
+    page.goto("/ui/login")
+    page.fill("input[name=user]", user)
+    page.fill("input[name=password]", password or USERS[user])
+    page.click("button[type=submit]")
+
+
+def shoot(page, screenshots: pathlib.Path, name: str) -> None:
+    page.screenshot(path=str(screenshots / f"{name}.png"), full_page=True)
+
+
+def test_anonymous_visitor_is_sent_to_sign_in(context, screenshots: pathlib.Path) -> None:
+    page = context.new_page()
+    page.goto("/ui/r/apps/multi")
+    expect(page).to_have_url(re.compile(r"/ui/login\?next=%2Fui%2Fr%2Fapps%2Fmulti$"))
+    expect(page.locator("h1")).to_have_text("Sign in")
+    shoot(page, screenshots, "01-sign-in")
+
+    page.fill("input[name=user]", "admin")
+    page.fill("input[name=password]", "wrong password")
+    page.click("button[type=submit]")
+    expect(page.locator(".error")).to_have_text("Wrong user name or password.")
+    shoot(page, screenshots, "02-sign-in-failed")
+
+    page.fill("input[name=password]", USERS["admin"])
+    page.click("button[type=submit]")
+    expect(page).to_have_url(re.compile(r"/ui/r/apps/multi$"))  # back where the visitor was going
+    expect(page.locator(".who")).to_have_text("admin")
+
+
+def test_browse_copy_and_delete(context, filled: Filled, screenshots: pathlib.Path) -> None:
+    page = context.new_page()
+    sign_in(page, "admin")
+    names = page.locator("#repositories a.name")
+    expect(names).to_have_text(["apps/multi", "apps/single", "big/many"])
+    many_row = page.locator("#repositories tr", has=page.locator("a", has_text="big/many"))
+    expect(many_row.locator("td").nth(1)).to_have_text(f"{MANY_TAGS + 2:,}")
+    shoot(page, screenshots, "03-repositories")
+
+    page.fill("input[name=q]", "sing")
+    page.press("input[name=q]", "Enter")
+    expect(names).to_have_text(["apps/single"])
+
+    # A multi-arch index: its platforms, each linking to its image.
+    page.goto("/")
+    page.click("text=apps/multi")
+    expect(page.locator("h1")).to_have_text("apps/multi")
+    row = page.locator("#tags tr[data-tag=v1]")
+    expect(row.locator(".platforms .chip")).to_have_text(["linux/amd64", "linux/arm64"])
+    expect(row.locator(".badge")).to_have_text("index")
+    shoot(page, screenshots, "04-repository")
+
+    row.locator("button", has_text="docker pull").click()
+    expect(row.locator("button[data-copied]")).to_have_count(1)
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert copied == f"docker pull {filled.server.host}/apps/multi:v1"
+
+    row.locator("a.name").click()
+    expect(page.locator("#platforms a.name")).to_have_text(["linux/amd64", "linux/arm64"])
+    page.locator(".command", has_text="podman").locator("button").click()
+    assert page.evaluate("navigator.clipboard.readText()") == f"podman pull --tls-verify=false {filled.server.host}/apps/multi:v1"
+    shoot(page, screenshots, "05-index")
+
+    page.click("#platforms >> text=linux/arm64")
+    expect(page.locator("#parent-index")).to_have_text("v1")  # the way back to the index
+    expect(page.locator("#layers tbody tr")).to_have_count(2)
+    expect(page.locator("#config")).to_contain_text("linux/arm64")
+    expect(page.locator("#history tbody tr")).to_have_count(2)
+    expect(page.locator("#history")).to_contain_text("layer 1")
+    shoot(page, screenshots, "06-child-image")
+
+    # An image with a signature and an SBOM: its decoded config, history sizes and referrers.
+    page.goto("/ui/r/apps/single/-/manifest/1.0")
+    expect(page.locator("#cmd")).to_have_text('["--serve"]')
+    config = page.locator("#config")
+    expect(config).to_contain_text('["/bin/app"]')
+    expect(config).to_contain_text("8080/tcp")
+    expect(page.locator("#labels")).to_contain_text("platform")
+    expect(page.locator("#env")).to_contain_text("PATH")
+    history = page.locator("#history tbody tr")
+    expect(history).to_have_count(3)
+    expect(history.nth(1).locator("td").last).to_have_text("0 B")  # ENV made no layer
+    sizes = page.locator("#layers tbody tr td.num:last-child")
+    expect(history.nth(0).locator("td").last).to_have_text(sizes.nth(0).inner_text())
+    expect(history.nth(2).locator("td").last).to_have_text(sizes.nth(1).inner_text())
+    expect(page.locator("#referrers a.name")).to_have_text(sorted([SIGNATURE_TYPE, SBOM_TYPE], key=lambda kind: {
+        SIGNATURE_TYPE: filled.signature_digest, SBOM_TYPE: filled.sbom_digest}[kind]))
+    shoot(page, screenshots, "07-image-with-referrers")
+
+    page.click(f"#referrers >> text={SIGNATURE_TYPE}")
+    expect(page.locator("#artifact-type")).to_have_text(SIGNATURE_TYPE)
+    expect(page.locator("#layers")).to_contain_text("signature.sig")
+    expect(page.locator("#subject")).to_have_attribute("href", re.compile(filled.image_digest + "$"))
+    shoot(page, screenshots, "08-artifact")
+
+    # 5,000 tags: a page of 100, sorted on the server.
+    page.goto("/ui/r/big/many")
+    expect(page.locator("#tags tbody tr")).to_have_count(100)
+    expect(page.locator(".pager").first).to_contain_text(f"Page 1 of {(MANY_TAGS + 2 + 99) // 100}")
+    print(f"\nwriting the 5,000 tag links took {filled.seed_seconds:.2f} s")
+    print(f"5,000-tag repository, server time for page 1 by name: {page.locator('#tags').get_attribute('data-server-seconds')} s")
+    shoot(page, screenshots, "09-many-tags")
+    page.click("#tags thead >> text=Pushed")
+    # Newest first: the two tags skopeo pushed, then the seeded ones from the last.
+    expect(page.locator("#tags tbody tr[data-tag^=build-]").first).to_have_attribute("data-tag", f"build-{MANY_TAGS - 1:05d}")
+    print(f"5,000-tag repository, server time sorted by push time: {page.locator('#tags').get_attribute('data-server-seconds')} s")
+    page.click("#tags thead >> text=Size")
+    expect(page).to_have_url(re.compile(r"sort=-size"))
+    print(f"5,000-tag repository, server time sorted by size: {page.locator('#tags').get_attribute('data-server-seconds')} s")
+    largest = page.locator("#tags tbody tr").first.locator(".badge").inner_text()
+    page.click("#tags thead >> text=Size")
+    expect(page).to_have_url(re.compile(r"sort=size"))
+    expect(page.locator("#tags tbody tr").first.locator(".badge")).not_to_have_text(largest)
+    page.locator("a", has_text="Next »").first.click()
+    expect(page.locator(".pager").first).to_contain_text("Page 2 of")
+
+    page.goto("/ui/storage")
+    expect(page.locator("#largest a.name")).to_have_count(3)
+    expect(page.locator("#shared-bytes")).not_to_have_text("0 B")  # big/many holds the same blobs as apps/*
+    shoot(page, screenshots, "10-storage")
+
+    # Delete a tag: a confirmation first, then it is gone from the registry.
+    page.goto("/ui/r/big/many")
+    page.locator("#tags tr[data-tag=build-00000] a", has_text="Delete").click()
+    expect(page.locator("h1")).to_contain_text("Delete the tag build-00000 from big/many?")
+    shoot(page, screenshots, "11-confirm-delete")
+    page.click("button:has-text('Delete')")
+    expect(page.locator(".flash")).to_have_text("Deleted build-00000.")
+    with filled.api() as api:
+        assert api.get("/v2/big/many/manifests/build-00000", headers={"Accept": "*/*"}).status_code == 404
+        assert api.get("/v2/big/many/manifests/build-00001", headers={"Accept": "*/*"}).status_code == 200
+
+    page.click("text=Sign out")
+    expect(page).to_have_url(re.compile(r"/ui/login\?next=%2F$"))  # nothing is public here
+    expect(page.locator(".who")).to_have_count(0)
+    assert page.goto("/ui/r/big/many").url.endswith("/ui/login?next=%2Fui%2Fr%2Fbig%2Fmany")
+
+
+def _csrf(page) -> str:
+    return page.locator("input[name=csrf]").first.get_attribute("value")
+
+
+def test_reader_may_look_but_not_delete(context, filled: Filled, screenshots: pathlib.Path) -> None:
+    page = context.new_page()
+    sign_in(page, "reader")
+    page.goto("/ui/r/big/many")
+    expect(page.locator("#tags tbody tr")).to_have_count(100)
+    expect(page.locator("#tags a", has_text="Delete")).to_have_count(0)
+    page.goto("/ui/r/apps/single/-/manifest/1.0")
+    expect(page.locator(".danger-zone")).to_have_count(0)
+    shoot(page, screenshots, "12-reader")
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone: tables scroll inside their box, the page does not
+    page.goto("/ui/r/apps/multi")
+    shoot(page, screenshots, "13-phone")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+    refused = page.goto("/ui/r/big/many/-/delete/build-00002")
+    assert refused.status == 403
+    # A forged form with the reader's own valid CSRF token: the server refuses it too.
+    forged = context.request.post("/ui/r/big/many/-/delete/build-00002", form={"csrf": _csrf(page)}, max_redirects=0)
+    assert forged.status == 403
+    assert "You may not delete" in forged.text()
+    with filled.api("reader") as api:
+        assert api.get("/v2/big/many/manifests/build-00002", headers={"Accept": "*/*"}).status_code == 200
+        assert api.delete("/v2/big/many/manifests/build-00002").status_code == 403  # and so does the API
+
+
+def test_state_changes_need_the_csrf_token(context, filled: Filled) -> None:
+    page = context.new_page()
+    sign_in(page, "admin")
+    page.goto("/ui/r/big/many")
+    token = _csrf(page)
+    for form in ({}, {"csrf": "forged"}, {"csrf": token + "x"}):
+        response = context.request.post("/ui/r/big/many/-/delete/build-00003", form=form, max_redirects=0)
+        assert response.status == 403, form
+    assert context.request.post("/ui/logout", form={}, max_redirects=0).status == 403
+    page.reload()
+    expect(page.locator(".who")).to_have_text("admin")  # the refused logout changed nothing
+    with filled.api() as api:
+        assert api.get("/v2/big/many/manifests/build-00003", headers={"Accept": "*/*"}).status_code == 200
+
+
+def test_under_a_path_prefix(browser, tmp_path: pathlib.Path, screenshots: pathlib.Path) -> None:
+    server = DockyardProcess(tmp_path / "root", "--prefix", "/registry").start()
+    try:
+        import httpx
+
+        with httpx.Client(base_url=server.url, timeout=30) as api:
+            config = push_blob(api, "team/tool", b'{"architecture":"amd64","os":"linux","config":{"Cmd":["/tool"]}}', "/registry")
+            layer = push_blob(api, "team/tool", b"layer bytes" * 100, "/registry")
+            put_manifest(api, "team/tool", "2.0", {
+                "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config},
+                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", **layer}],
+            }, "/registry")
+            assert api.get("/", follow_redirects=False).status_code == 404  # nothing outside the prefix
+            assert api.get("/registry", follow_redirects=False).headers["Location"] == "/registry/"
+        context = browser.new_context(base_url=server.url)
+        try:
+            page = context.new_page()
+            page.goto("/registry/")
+            page.click("text=team/tool")
+            expect(page).to_have_url(re.compile(r"/registry/ui/r/team/tool$"))
+            page.click("#tags a.name")
+            expect(page.locator("#cmd")).to_have_text('["/tool"]')
+            expect(page.locator("link[rel=stylesheet]")).to_have_attribute("href", "/registry/ui/static/style.css")
+            assert page.evaluate("getComputedStyle(document.querySelector('.topbar')).display") == "flex"  # CSS loaded
+            shoot(page, screenshots, "14-prefix")
+            # Open mode: anybody may delete, with the form's CSRF token, and lands back under the prefix.
+            page.goto("/registry/ui/r/team/tool/-/delete/2.0")
+            page.click("button:has-text('Delete')")
+            expect(page).to_have_url(re.compile(r"/registry/ui/r/team/tool\?deleted=2\.0$"))
+            expect(page.locator(".empty")).to_contain_text("No tags")
+        finally:
+            context.close()
+    finally:
+        server.stop()

@@ -1,0 +1,103 @@
+"""The web page in the application: turned on and off (``dockyard.ui``), its cookie, and sign-in limits."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pathlib
+import re
+
+from aiohttp import encode_basic_auth
+
+from dockyard.api.app import create_app
+from dockyard.api.forwarding import Forwarding
+from dockyard.auth.access import AccessController, Authenticator
+from dockyard.auth.htpasswd import Htpasswd, hash_password
+from dockyard.auth.limiter import FailureLimiter
+from dockyard.config import load, serve_arguments
+from dockyard.storage.inmemory import InMemoryDriver
+from dockyard.storage.registry import Registry
+from dockyard.ui import session_key
+from dockyard.ui.sessions import COOKIE_NAME, SessionSigner
+
+
+def _arguments(tmp_path: pathlib.Path, text: str, environ: dict[str, str] | None = None) -> dict[str, object]:
+    path = tmp_path / "config.yml"
+    path.write_text(text)
+    return serve_arguments(load(path, environ or {}).config)
+
+
+def test_config_turns_the_page_off(tmp_path: pathlib.Path) -> None:
+    base = "version: 0.1\nstorage: {inmemory: {}}\n"
+    assert _arguments(tmp_path, base)["no_ui"] is False
+    assert _arguments(tmp_path, base + "dockyard: {ui: false}\n")["no_ui"] is True
+    assert _arguments(tmp_path, base, {"REGISTRY_DOCKYARD_UI": "false"})["no_ui"] is True
+
+
+async def test_the_page_is_served_only_with_a_session_key(aiohttp_client) -> None:
+    without = await aiohttp_client(create_app(Registry(InMemoryDriver())))
+    response = await without.get("/")
+    assert response.status == 404 and response.content_type != "text/html"
+
+    served = await aiohttp_client(create_app(Registry(InMemoryDriver()), ui_session_key=session_key("")))
+    response = await served.get("/")
+    assert response.status == 200 and response.content_type == "text/html"
+    assert "HttpOnly" in response.headers["Set-Cookie"] and "SameSite=Lax" in response.headers["Set-Cookie"]
+    assert "Secure" not in response.headers["Set-Cookie"]  # plain HTTP here
+    assert response.headers["Content-Security-Policy"].startswith("default-src 'self'")
+    assert (await served.get("/ui/static/style.css")).status == 200
+    assert (await served.get("/v2/")).status == 200  # the API is where it was
+    assert (await served.get("/ui/r/UPPER/case")).status == 400  # names are checked as the API checks them
+
+
+async def test_sign_in_failures_go_through_the_api_limiter(aiohttp_client, tmp_path: pathlib.Path) -> None:
+    users = tmp_path / "users.htpasswd"
+    users.write_text(f"alice:{hash_password('right password')}\n")
+    access = AccessController(authenticator=Authenticator(Htpasswd(users), FailureLimiter(max_failures=2)))
+    client = await aiohttp_client(create_app(Registry(InMemoryDriver()), access=access, ui_session_key=session_key("")))
+    form = await client.get("/ui/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', await form.text()).group(1)
+
+    async def sign_in(password: str, token: str = csrf) -> int:
+        response = await client.post("/ui/login", data={"csrf": token, "user": "alice", "password": password, "next": "/"},
+                                     allow_redirects=False)
+        return response.status
+
+    assert await sign_in("right password", token="forged") == 303  # back to the form, not signed in
+    assert "alice" not in await (await client.get("/ui/login")).text()
+    assert [await sign_in("wrong"), await sign_in("wrong")] == [401, 401]
+    assert await sign_in("right password") == 429  # the API's limiter: locked out for a while
+    # The API sees the same failures: Basic credentials are refused too.
+    assert (await client.get("/v2/", headers={"Authorization": encode_basic_auth("alice", "right password")})).status == 429
+
+
+async def test_the_cookie_is_secure_when_the_client_used_https(aiohttp_client) -> None:
+    forwarding = Forwarding.build(["127.0.0.1", "::1"])
+    client = await aiohttp_client(create_app(Registry(InMemoryDriver()), forwarding=forwarding, ui_session_key=session_key("")))
+    response = await client.get("/", headers={"X-Forwarded-Proto": "https"})
+    assert "Secure" in response.headers["Set-Cookie"]
+
+
+async def test_no_delete_button_nor_delete_when_deletes_are_off(aiohttp_client) -> None:
+    key = session_key("")
+    client = await aiohttp_client(create_app(Registry(InMemoryDriver(), delete_enabled=False), ui_session_key=key))
+    config = b'{"architecture":"amd64","os":"linux"}'
+    digest = "sha256:" + hashlib.sha256(config).hexdigest()
+    assert (await client.post(f"/v2/app/blobs/uploads/?digest={digest}", data=config)).status == 201
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest, "size": len(config)}, "layers": [],
+    })
+    put = await client.put("/v2/app/manifests/v1", data=manifest, headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+    assert put.status == 201
+
+    page = await (await client.get("/ui/r/app")).text()
+    assert 'data-tag="v1"' in page and "/-/delete/" not in page
+    assert (await client.get("/ui/r/app/-/delete/v1")).status == 405
+    # No page offers a form here (open mode, deletes off): make the session's valid token from its cookie.
+    signer = SessionSigner(key)
+    cookie = client.session.cookie_jar.filter_cookies(client.make_url("/"))[COOKIE_NAME].value
+    csrf = signer.csrf_token(signer.decode(cookie))
+    refused = await client.post("/ui/r/app/-/delete/v1", data={"csrf": csrf}, allow_redirects=False)
+    assert refused.status == 405 and "Deletes are disabled" in await refused.text()
+    assert (await client.get("/v2/app/manifests/v1")).status == 200
