@@ -54,6 +54,8 @@ SERVE_DEFAULTS: dict[str, object] = {
     # Without a file, HTTPS with the generated CA; a registry:2 file decides by http.tls.
     "dockyard": {"insecure_http": False},
 }
+# ``serve`` arguments set only by the file or REGISTRY_* variables: a secret does not belong on a command line.
+CONFIG_ONLY_ARGUMENTS = ("http_secret", "redis", "gc", "retention", "upload_purging", "s3", "redirect")
 SERVE_LOG_LEVELS = {"error": "error", "warn": "warning", "info": "info", "debug": "debug"}
 REGISTRY2_UNSUPPORTED = {
     "loglevel": "deprecated in registry:2; write log.level",
@@ -406,6 +408,26 @@ class Login:
 
 
 @dataclass(frozen=True)
+class Gc:
+    """Garbage collection run by the server (one worker at a time); ``interval: 0`` runs none."""
+
+    interval: Duration = _within(0.0, 0)
+    grace_period: Duration = _within(3600.0, 0)
+    dry_run: bool = False
+    delete_untagged: bool = False
+
+
+@dataclass(frozen=True)
+class Retention:
+    """Applied by every collection to the repositories ``repositories`` (a glob) matches."""
+
+    repositories: str = _required()
+    keep_last: int | None = None  # the N most recently pushed tags stay, with those matching keep_tags
+    keep_tags: list[str] = field(default_factory=list)
+    untagged_older_than: Duration | None = None
+
+
+@dataclass(frozen=True)
 class Dockyard:
     tls_dir: str | None = None
     hostnames: list[str] = field(default_factory=list)
@@ -416,6 +438,9 @@ class Dockyard:
     workers: int = _within(1, 1, 64)
     login: Login = _section(Login)
     trusted_proxies: list[str] = field(default_factory=list)  # CIDRs whose X-Forwarded-* are honoured
+    gc: Gc = _section(Gc)
+    retention: list[Retention] = field(default_factory=list)
+    ui: bool = True  # the web page at / (under http.prefix)
 
 
 @dataclass(frozen=True)
@@ -534,7 +559,7 @@ _SCALARS: dict[object, Callable[[object, str, list[str]], object]] = {
 
 
 def _without_none(hint: object) -> object:
-    if isinstance(hint, types.UnionType):
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:  # Duration | None is a typing.Union
         return next(arg for arg in typing.get_args(hint) if arg is not type(None))
     return hint
 
@@ -809,13 +834,13 @@ def _optional_path(text: str | None) -> pathlib.Path | None:
 
 
 def _storage_arguments(storage: Storage) -> dict[str, object]:
-    if storage.s3 is not None:
-        raise ConfigError("storage.s3: read and checked, but dockyard serves only filesystem and inmemory storage so far")
     root = storage.filesystem.rootdirectory if storage.filesystem is not None else SERVE_ROOT
-    driver = "filesystem" if storage.filesystem is not None else "inmemory"
+    driver = _chosen(storage)[0]
     return {
         "root": pathlib.Path(root),
         "storage": driver,
+        "s3": storage.s3,
+        "redirect": not storage.redirect.disable,
         "no_delete": not storage.delete.enabled,
         "read_only": storage.maintenance.readonly.enabled,
     }
@@ -848,6 +873,7 @@ def _http_arguments(http: Http) -> dict[str, object]:
         "tls_client_ca": _optional_path(http.tls.clientcas[0] if http.tls.clientcas else None),
         "public_url": _public_url(http.host),
         "prefix": http.prefix,
+        "http_secret": http.secret,
     }
 
 
@@ -898,6 +924,7 @@ def _dockyard_arguments(own: Dockyard, tls_absent: bool) -> dict[str, object]:
         "login_max_failures": own.login.max_failures,
         "login_failure_window": own.login.failure_window,
         "trusted_proxies": _trusted_proxies(own.trusted_proxies),
+        "no_ui": not own.ui,
     }
 
 
@@ -910,6 +937,17 @@ def _health_arguments(health: Health) -> dict[str, object]:
     }
 
 
+def _redis_arguments(config: Config) -> Redis | None:
+    """The Redis that caches blob descriptors and tags, as registry:2 uses it: only with ``blobdescriptor: redis``."""
+    if config.storage.cache.blobdescriptor != "redis":
+        return None  # inmemory: each replica would cache on its own; dockyard reads storage instead
+    if config.redis is None:
+        raise ConfigError("redis.addr: missing: storage.cache.blobdescriptor is redis")
+    if _address_problem(config.redis.addr):
+        raise ConfigError(f"redis.addr: expected HOST:PORT, got {config.redis.addr}")
+    return config.redis
+
+
 def serve_arguments(config: Config) -> dict[str, object]:
     """``dockyard serve``'s arguments, by parameter name, as ``config`` sets them."""
     return {
@@ -918,6 +956,10 @@ def serve_arguments(config: Config) -> dict[str, object]:
         **_auth_arguments(config.auth),
         **_dockyard_arguments(config.dockyard, tls_absent=not config.http.tls.certificate),
         **_health_arguments(config.health),
+        "redis": _redis_arguments(config),
+        "gc": config.dockyard.gc,
+        "retention": tuple(config.dockyard.retention),
+        "upload_purging": config.storage.maintenance.uploadpurging,
         "log_level": SERVE_LOG_LEVELS[config.log.level],
         # registry:2's logstash formatter writes JSON objects too: json here.
         "log_format": "text" if config.log.formatter == "text" else "json",

@@ -13,8 +13,13 @@ import pytest
 
 from dockyard.commands.serve import serve
 from dockyard.config import (
+    CONFIG_ONLY_ARGUMENTS,
     MASK,
     Config,
+    Gc,
+    Redis,
+    Retention,
+    UploadPurging,
     ConfigError,
     Loaded,
     format_duration,
@@ -139,7 +144,12 @@ def test_example_names_every_supported_key() -> None:
 def test_no_file_gives_serves_own_defaults() -> None:
     defaults = serve.make_context("serve", []).params
     defaults.pop("config_file", None)  # serve's option naming the file itself, once it reads one
-    assert serve_arguments(load(None, {}).config) == defaults
+    arguments = serve_arguments(load(None, {}).config)
+    assert {name: arguments.pop(name) for name in CONFIG_ONLY_ARGUMENTS} == {
+        "http_secret": "", "redis": None, "gc": Gc(), "retention": (), "upload_purging": UploadPurging(),
+        "s3": None, "redirect": True,
+    }
+    assert arguments == defaults
 
 
 def test_serve_arguments_from_every_setting(tmp_path: pathlib.Path) -> None:
@@ -149,9 +159,12 @@ def test_serve_arguments_from_every_setting(tmp_path: pathlib.Path) -> None:
         storage:
           filesystem: {rootdirectory: /srv/registry}
           delete: {enabled: true}
+          cache: {blobdescriptor: redis}
+        redis: {addr: "redis.example.com:6379", db: 2}
         http:
           addr: 127.0.0.1:5443
           host: https://registry.example.com
+          secret: shared-by-every-replica
           tls: {certificate: /etc/tls/cert.pem, key: /etc/tls/key.pem, clientcas: [/etc/tls/clients.pem]}
         auth:
           token:
@@ -168,10 +181,13 @@ def test_serve_arguments_from_every_setting(tmp_path: pathlib.Path) -> None:
           workers: 4
           login: {max_failures: 3, failure_window: 2m}
           trusted_proxies: [10.0.0.0/8, "::1"]
+          ui: false
+          gc: {interval: 24h, grace_period: 2h, delete_untagged: true}
+          retention: [{repositories: "ci/*", keep_last: 10, keep_tags: ["v*"], untagged_older_than: 72h}]
         """)
     P = pathlib.Path
     assert serve_arguments(loaded.config) == {
-        "addr": "127.0.0.1:5443", "root": P("/srv/registry"), "storage": "filesystem", "no_delete": False,
+        "addr": "127.0.0.1:5443", "root": P("/srv/registry"), "storage": "filesystem", "s3": None, "redirect": True, "no_delete": False,
         "read_only": False, "workers": 4, "insecure_http": False, "tls_dir": P("/srv/tls"), "hostnames": ("a.example.com", "10.0.0.1"),
         "tls_cert": P("/etc/tls/cert.pem"), "tls_key": P("/etc/tls/key.pem"), "tls_key_passphrase_file": None,
         "tls_client_ca": P("/etc/tls/clients.pem"), "htpasswd": None, "auth_realm": "Dockyard",
@@ -179,10 +195,14 @@ def test_serve_arguments_from_every_setting(tmp_path: pathlib.Path) -> None:
         "token_issuer": "auth.example.com", "token_realm": "https://auth.example.com/token",
         "token_rootcertbundle": P("/etc/tls/issuer.pem"), "token_jwks": P("/etc/tls/issuer.jwks"),
         "login_max_failures": 3, "login_failure_window": 120.0, "log_level": "warning",
-        "public_url": "https://registry.example.com", "prefix": "", "trusted_proxies": ("10.0.0.0/8", "::1"),
+        "public_url": "https://registry.example.com", "prefix": "", "trusted_proxies": ("10.0.0.0/8", "::1"), "no_ui": True,
         "debug_addr": None, "metrics": False, "metrics_path": "/metrics", "drain_timeout": 0.0,
         "storage_health": False, "storage_health_interval": 10.0, "storage_health_threshold": 1,
         "log_format": "text", "log_fields": {}, "no_access_log": False,
+        "http_secret": "shared-by-every-replica", "redis": Redis(addr="redis.example.com:6379", db=2),
+        "gc": Gc(interval=86400.0, grace_period=7200.0, dry_run=False, delete_untagged=True),
+        "retention": (Retention(repositories="ci/*", keep_last=10, keep_tags=["v*"], untagged_older_than=259200.0),),
+        "upload_purging": UploadPurging(),
     }
 
 
@@ -398,7 +418,6 @@ def test_missing_file(tmp_path: pathlib.Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("version: 0.1\nstorage:\n  s3: {region: r, bucket: b}\n", "storage.s3: read and checked, but dockyard serves only filesystem and inmemory storage so far"),
         ("version: 0.1\nstorage:\n  inmemory:\nhttp:\n  prefix: /a b\n", "http.prefix: a path prefix is plain path segments, got '/a b'"),
         (MINIMAL + "http:\n  tls: {clientcas: [/a.pem, /b.pem]}\n", "http.tls.clientcas: dockyard takes one client CA file, got 2 (put them in one PEM file)"),
         (MINIMAL + "http:\n  net: unix\n  addr: /run/registry.sock:0\n", "http.net: dockyard listens on tcp only, got unix"),
@@ -409,6 +428,13 @@ def test_what_serve_cannot_do_names_the_key(tmp_path: pathlib.Path, text: str, m
     with pytest.raises(ConfigError) as caught:
         serve_arguments(config)
     assert str(caught.value) == message
+
+
+def test_s3_storage_is_served_with_redirects_as_registry2(tmp_path: pathlib.Path) -> None:
+    arguments = serve_arguments(read(tmp_path, "version: 0.1\nstorage:\n  s3: {region: r, bucket: b, chunksize: 6291456}\n").config)
+    assert (arguments["storage"], arguments["s3"].bucket, arguments["s3"].chunksize, arguments["redirect"]) == ("s3", "b", 6 << 20, True)
+    text = "version: 0.1\nstorage:\n  s3: {region: r, bucket: b}\n  redirect: {disable: true}\n"
+    assert serve_arguments(read(tmp_path, text).config)["redirect"] is False
 
 
 def test_sections_read_but_not_acted_on_are_warned(tmp_path: pathlib.Path) -> None:

@@ -8,6 +8,7 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from dockyard import ui
 from dockyard.api import compat, errors, routes
 from dockyard.api.context import ACCESS_KEY, REGISTRY_KEY, RequestContext
 from dockyard.api.errors import RegistryError
@@ -117,8 +118,10 @@ def create_app(
     token_service: TokenService | None = None,
     ca_certificate: bytes | None = None,
     forwarding: Forwarding | None = None,
+    ui_session_key: bytes | None = None,
 ) -> web.Application:
-    """The registry's application; ``ca_certificate`` (PEM) is published for ``trust --fetch``."""
+    """The registry's application; ``ca_certificate`` (PEM) is published for ``trust --fetch``;
+    with ``ui_session_key`` (see :func:`dockyard.ui.session_key`) the web page is served at ``/``."""
     forwarding = forwarding or Forwarding()  # trusted proxies, the public URL, the path prefix
     prefix = forwarding.prefix
     middlewares = [prefix_middleware, errors_middleware] if prefix else [errors_middleware]
@@ -136,6 +139,8 @@ def create_app(
 
         app.router.add_get(CA_URL_PATH, get_ca_certificate)  # at the root: trust --fetch knows no prefix
     compat.add_routes(app.router, prefix)
+    if ui_session_key is not None:
+        ui.setup(app, prefix, ui_session_key)
     app.router.add_route("*", prefix + "/v2", dispatch)
     app.router.add_route("*", prefix + "/v2/{tail:.*}", dispatch)
     app.on_response_prepare.append(_common_headers)

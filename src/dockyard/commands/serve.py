@@ -14,6 +14,11 @@ from click.core import ParameterSource
 
 from dockyard import __version__
 from dockyard.config import ConfigError, load, serve_arguments
+from dockyard.config import Redis as RedisConfig
+from dockyard.config import S3 as S3Config
+from dockyard.config import Gc as GcConfig
+from dockyard.config import Retention as RetentionConfig
+from dockyard.config import UploadPurging as UploadPurgingConfig
 from dockyard.auth.setup import AuthSettings, AuthSetupError
 from dockyard.logs import ACCESS_LOG_KEY
 from dockyard.server import SSL_CONTEXT_KEY, Address
@@ -93,6 +98,7 @@ def default_tls_dir(root: pathlib.Path) -> pathlib.Path:
 )
 @click.option("--public-url", metavar="URL", help="The URL clients use (e.g. https://registry.example.com); written in the token realm, over any X-Forwarded-* header (registry:2's http.host).")
 @click.option("--prefix", default="", metavar="PATH", help="Serve the registry under this path, e.g. /registry (registry:2's http.prefix).")
+@click.option("--no-ui", is_flag=True, help="Serve no web page at / (only the API).")
 @click.option("--debug-addr", help="Serve /debug/health (and --metrics) on this HOST:PORT, apart from the registry (registry:2's http.debug.addr).")
 @click.option("--metrics", is_flag=True, help="Serve Prometheus metrics on the debug server (needs --debug-addr).")
 @click.option("--metrics-path", default="/metrics", show_default=True, help="Where on the debug server the metrics are.")
@@ -171,13 +177,22 @@ def _serve(
     log_format: str = "text",
     log_fields: dict[str, object] | None = None,
     no_access_log: bool = False,
+    http_secret: str = "",
+    redis: RedisConfig | None = None,
+    s3: S3Config | None = None,
+    redirect: bool = True,
+    no_ui: bool = False,
+    gc: GcConfig | None = None,
+    retention: tuple[RetentionConfig, ...] = (),
+    upload_purging: UploadPurgingConfig | None = None,
 ) -> None:
     from dockyard.api.app import create_app
     from dockyard.api.forwarding import Forwarding, ForwardingError
+    from dockyard.maintenance.schedule import Schedule, scheduled_maintenance
     from dockyard.ops.debug import OpsSettings
     from dockyard.server import run
-    from dockyard.storage.filesystem import FilesystemDriver
-    from dockyard.storage.inmemory import InMemoryDriver
+    from dockyard.storage.cache import cache_from_config
+    from dockyard.storage.factory import StorageSettings, StorageUnavailable, build_driver, check_storage
     from dockyard.storage.registry import Registry
 
     _setup_logging(log_level, log_format, log_fields)
@@ -207,11 +222,11 @@ def _serve(
         message = str(error)
         option = "--public-url" if "public URL" in message else "--prefix" if "path prefix" in message else "--trusted-proxy"
         raise click.BadParameter(message, param_hint=option) from None
-    if storage == "filesystem":
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise click.ClickException(f"cannot use storage root {root}: {error.strerror}") from None
+    storage_settings = StorageSettings(storage, root, s3, redirect)
+    try:
+        check_storage(storage_settings)
+    except StorageUnavailable as error:
+        raise click.ClickException(str(error)) from None
 
     settings = TlsSettings(
         directory=tls_dir or default_tls_dir(root),
@@ -243,9 +258,11 @@ def _serve(
         token_rootcertbundle=token_rootcertbundle,
         token_jwks=token_jwks,
         signing_key=settings.directory / "token-signing.key",
+        http_secret=http_secret,
         max_failures=login_max_failures,
         failure_window=login_failure_window,
     )
+    _check_replica_settings(storage, root, http_secret, auth, redis)
     if read_only:
         log.info("read-only mode: every push, upload and delete is refused with 405 UNSUPPORTED")
     try:
@@ -254,14 +271,21 @@ def _serve(
     except AuthSetupError as error:
         raise click.ClickException(str(error)) from None
 
+    from dockyard.ui import session_key
+
+    # Made here, before workers fork, so that every worker signs web sessions with the same key.
+    ui_session_key = None if no_ui else session_key(http_secret)
+
     def make_app():
-        driver = FilesystemDriver(root) if storage == "filesystem" else InMemoryDriver()
+        driver = build_driver(storage_settings)
         access, tokens = auth.build()
         app = create_app(
-            Registry(driver, delete_enabled=not no_delete, read_only=read_only),
-            access=access, token_service=tokens, ca_certificate=ca_pem, forwarding=forwarding,
+            Registry(driver, delete_enabled=not no_delete, read_only=read_only, cache=cache_from_config(redis)),
+            access=access, token_service=tokens, ca_certificate=ca_pem, forwarding=forwarding, ui_session_key=ui_session_key,
         )
         ops.instrument(app)
+        # registry:2 purges uploads by default (uploadpurging: enabled, 168h, every 24h).
+        app.cleanup_ctx.append(scheduled_maintenance(Schedule(gc, retention, upload_purging or UploadPurgingConfig())))
         if no_access_log:
             app[ACCESS_LOG_KEY] = False
         if serving is not None:
@@ -272,7 +296,7 @@ def _serve(
         return app
 
     def announce(port: int, debug_port: int | None = None) -> None:
-        where = f"filesystem at {root.absolute()}" if storage == "filesystem" else "in memory"
+        where = storage_settings.describe()
         scheme = "http" if insecure_http else "https"
         click.echo(f"dockyard {__version__} serving {scheme}://{address.url_host(port)} (storage {where}, {workers} worker(s))", err=True)
         if insecure_http:
@@ -297,6 +321,22 @@ def _serve(
         raise click.ClickException(f"cannot listen on {addr if error.filename is None else error.filename}: {error.strerror}") from None
     finally:
         remove_metrics_dir()
+
+
+def _check_replica_settings(storage: str, root: pathlib.Path, http_secret: str, auth: AuthSettings, redis: RedisConfig | None) -> None:
+    """What several replicas on one storage need: one http.secret (refused or warned about)."""
+    from dockyard.secrets import SecretError, check_shared_secret, network_filesystem
+
+    shared = "s3" if storage == "s3" else None
+    if storage == "filesystem" and (kind := network_filesystem(root)) is not None:
+        shared = f"{kind} at {root}"
+    try:
+        for warning in check_shared_secret(http_secret, shared, auth.token_auth and not auth.external_tokens):
+            log.warning("%s", warning)
+    except SecretError as error:
+        raise click.ClickException(str(error)) from None
+    if redis is not None:
+        log.info("cache: blob sizes, layer links and tags in redis at %s (db %d)", redis.addr, redis.db)
 
 
 def _renewal(context: ssl.SSLContext, settings: TlsSettings):
