@@ -9,7 +9,6 @@ import logging
 import pathlib
 
 import httpx
-import pytest
 
 from dockyard.auth.htpasswd import hash_password, write_entries
 from dockyard.logs import JsonFormatter, TextFormatter, audit

@@ -3,7 +3,6 @@ from __future__ import annotations
 import re
 import time
 
-import pytest
 
 from tests.support.server import DockyardProcess
 

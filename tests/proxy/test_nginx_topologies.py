@@ -17,7 +17,6 @@ import json
 import pathlib
 import ssl
 import subprocess
-import sys
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass

@@ -30,7 +30,8 @@ BCRYPT_COST = 11
 CACHE_SECONDS = 300
 _DES_CRYPT = re.compile(r"[./0-9A-Za-z]{13}")
 # Checked for unknown users too, so that a wrong name costs as much as a wrong password.
-_DUMMY_HASH = bcrypt.hashpw(b"dockyard", bcrypt.gensalt(BCRYPT_COST))
+# A literal (of a random password nobody kept), so that importing this module costs no bcrypt.
+_DUMMY_HASH = b"$2b$11$uXF4bQbiLCCvGGj2L6b7SOBVPiuNnSxTZWhtwBl8LFhGCdfWOoYs6"
 
 
 def _check_bcrypt(password: str, hashed: str) -> bool:

@@ -15,7 +15,7 @@ from aiohttp import web
 from dockyard.api import errors
 from dockyard.api.errors import RegistryError
 from dockyard.auth import scopes
-from dockyard.auth.access import TOKEN_PATH, Authenticator, parse_basic
+from dockyard.auth.access import Authenticator, parse_basic
 from dockyard.auth.policy import ACTIONS, Policy
 from dockyard.auth.scopes import Scope
 from dockyard.auth.tokens import InvalidToken, TokenIssuer

@@ -9,7 +9,6 @@ worker answers a scrape sums them all. Import this module only after that.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 
 from aiohttp import web
