@@ -12,6 +12,7 @@ import http.client
 import json
 import pathlib
 import re
+import ssl
 from collections.abc import Iterator
 from urllib.parse import urljoin, urlsplit
 
@@ -45,11 +46,16 @@ def file_digest(path: pathlib.Path) -> str:
 
 
 class Client:
-    """One connection to a registry at ``host`` (``127.0.0.1:PORT``)."""
+    """One connection to a registry at ``host`` (``127.0.0.1:PORT``): TLS with ``context``, ``headers`` on every request."""
 
-    def __init__(self, host: str, timeout: float = 600) -> None:
+    def __init__(self, host: str, timeout: float = 600, context: ssl.SSLContext | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         self.host = host
-        self.connection = http.client.HTTPConnection(host, timeout=timeout, blocksize=BLOCK)
+        self.headers = headers or {}
+        self.connection = (
+            http.client.HTTPSConnection(host, timeout=timeout, blocksize=BLOCK, context=context) if context
+            else http.client.HTTPConnection(host, timeout=timeout, blocksize=BLOCK)
+        )
 
     def close(self) -> None:
         self.connection.close()
@@ -65,7 +71,7 @@ class Client:
         headers: dict[str, str] | None = None, expect: int = 200,
     ) -> http.client.HTTPResponse:
         """Send a request; the response, headers read, body not (read or ``drain`` it)."""
-        self.connection.request(method, target, body=body, headers=headers or {})
+        self.connection.request(method, target, body=body, headers={**self.headers, **(headers or {})})
         response = self.connection.getresponse()
         if response.status != expect:
             detail = response.read()[:500].decode(errors="replace")
@@ -129,9 +135,22 @@ class Client:
         self.call("PUT", f"/v2/{repository}/manifests/{tag}", manifest, {"Content-Type": OCI_MANIFEST}, expect=201)
         return "sha256:" + hashlib.sha256(manifest).hexdigest()
 
-    def pull(self, repository: str, digest: str, verify: bool = False) -> int:
-        """GET a blob and discard it (checking its digest when ``verify``); its size."""
-        return self.download(f"/v2/{repository}/blobs/{digest}", digest if verify else None)
+    def pull(self, repository: str, digest: str, verify: bool = False, redirected: bool = False) -> int:
+        """GET a blob and discard it (checking its digest when ``verify``); its size.
+
+        With ``redirected`` the registry must answer 307, and the blob is fetched from
+        the Location (a presigned storage URL) on a new connection, without this
+        client's credentials; otherwise it must answer 200 with the bytes.
+        """
+        target = f"/v2/{repository}/blobs/{digest}"
+        if not redirected:
+            return self.download(target, digest if verify else None)
+        response, _ = self.call("GET", target, expect=307)
+        location = response.headers["Location"]
+        parts = urlsplit(location)
+        context = ssl.create_default_context() if parts.scheme == "https" else None
+        with Client(parts.netloc, context=context) as storage:
+            return storage.download(self._target(location), digest if verify else None)
 
     def download(self, target: str, digest: str | None = None) -> int:
         """GET ``target`` into one reused buffer, hashing it when a ``digest`` is to be checked; its size."""

@@ -55,3 +55,33 @@ def seed(root: pathlib.Path, count: int) -> None:
     tags = repository(TAGS_REPOSITORY)
     for n in range(count):
         _tag(tags, f"t{n:05d}", manifest_hex)
+
+
+def seed_gc(root: pathlib.Path, repositories: int, tags: int, garbage: int = 2) -> None:
+    """For garbage collection: ``repositories`` repositories ``gc/rNNNNN`` with ``tags`` tagged
+    images each (a per-repository base layer and a layer of their own) and ``garbage``
+    untagged images whose layers nothing else uses."""
+    v2 = root / "docker" / "registry" / "v2"
+    for number in range(repositories):
+        name = f"gc/r{number:05d}"
+        repository = v2 / "repositories" / name
+        base = _blob(v2, f"base layer of {name}\n".encode())
+        for image in range(tags + garbage):
+            own = _blob(v2, f"layer {image} of {name}\n".encode())
+            config = _blob(v2, json.dumps({"architecture": "amd64", "os": "linux", "image": f"{name}/{image}"}).encode())
+            layers = [base, own]
+            for hex_digest in (config, *layers):
+                _write(repository / "_layers" / "sha256" / hex_digest / "link", f"sha256:{hex_digest}".encode())
+            manifest = json.dumps({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": f"sha256:{config}", "size": 1},
+                "layers": [
+                    {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": f"sha256:{hex_digest}", "size": 1}
+                    for hex_digest in layers
+                ],
+            }).encode()
+            hex_digest = _blob(v2, manifest)
+            _write(repository / "_manifests" / "revisions" / "sha256" / hex_digest / "link", f"sha256:{hex_digest}".encode())
+            if image < tags:
+                _tag(repository / "_manifests", f"v{image}", hex_digest)

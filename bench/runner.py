@@ -14,11 +14,11 @@ import tempfile
 import time
 from collections.abc import Sequence
 
-from bench import layout, machine
+from bench import layout, machine, s3, secrets
 from bench.load import available_client
 from bench.memory import PeakSampler
 from bench.report import Row, table, write_json
-from bench.servers import Dockyard, Registry2, Server
+from bench.servers import Dockyard, Registry2, Server, Variant
 from bench.workloads import MEMORY_WORKLOADS, WORKLOADS, Settings, Workload
 
 DEFAULT_JSON = pathlib.Path(__file__).resolve().parent / "results.json"
@@ -68,7 +68,8 @@ def _log(message: str) -> None:
 def _run_workload(workload: Workload, servers: list[Server], rounds: int) -> list[Row]:
     _log(f"{workload.key}:")
     started = time.perf_counter()
-    rows = [Row(metric.label, metric.unit, metric.higher_is_better) for metric in workload.metrics]
+    suffix = f", {workload.variant.label}" if workload.variant.label else ""
+    rows = [Row(metric.label + suffix, metric.unit, metric.higher_is_better) for metric in workload.metrics]
     for server in servers:
         workload.prepare(server)
     for number in range(rounds):
@@ -100,12 +101,59 @@ def _measure(workloads: list[Workload], servers: list[Server], rounds: int) -> l
     return rows
 
 
+def _by_variant(workloads: list[Workload]) -> dict[Variant, list[Workload]]:
+    """The workloads grouped by the servers they need, in their order (plain HTTP first)."""
+    groups: dict[Variant, list[Workload]] = {}
+    for workload in workloads:
+        groups.setdefault(workload.variant, []).append(workload)
+    return groups
+
+
+def _measure_variant(variant: Variant, workloads: list[Workload], scratch: pathlib.Path, args: argparse.Namespace,
+                     shared: secrets.Secrets | None) -> list[Row]:
+    """Start a Dockyard and a registry:2 with ``variant``'s settings (and for S3, one SeaweedFS with
+    a bucket for each), measure ``workloads`` on them, stop them."""
+    folder = scratch / (variant.label.replace(" + ", "-").replace(" ", "-").lower() if variant.label else "")
+    with contextlib.ExitStack() as stack:
+        buckets: dict[str, s3.Bucket | None] = {"dockyard": None, "registry2": None}
+        if variant.s3:
+            seaweedfs = stack.enter_context(s3.start(folder / "seaweedfs"))
+            _log(f"{variant.label}: SeaweedFS S3 at {seaweedfs.endpoint} (pid {seaweedfs.process and seaweedfs.process.pid})")
+            buckets = {name: s3.Bucket.create(seaweedfs, name) for name in buckets}
+        dockyard = stack.enter_context(Dockyard(folder / "dockyard-root", args.workers, variant, shared, buckets["dockyard"]))
+        registry2 = stack.enter_context(Registry2(folder / "registry2-root", variant, shared, buckets["registry2"]))
+        servers: list[Server] = [dockyard, registry2]
+        if any(workload.key == "catalog" for workload in workloads):
+            _log(f"seeding {args.repos} repositories and {args.repos} tags in both roots")
+            for server in servers:
+                layout.seed(server.root, args.repos)
+        dockyard.start()
+        registry2.start()
+        _log(f"{variant.label or 'plain HTTP'}: dockyard at {dockyard.url} (pid {dockyard.pid}), "
+             f"registry:2 at {registry2.url} (pid {registry2.pid})")
+        return _measure(workloads, servers, args.rounds)
+
+
+def _without_missing_tools(groups: dict[Variant, list[Workload]]) -> dict[Variant, list[Workload]]:
+    """``groups`` without the S3 workloads when SeaweedFS is not installed (said once, on stderr)."""
+    skipped = [workload.key for variant, workloads in groups.items() if variant.s3 for workload in workloads]
+    if not skipped or s3.available():
+        return groups
+    _log(f"skipping {', '.join(skipped)}: {s3.MISSING}")
+    return {variant: workloads for variant, workloads in groups.items() if not variant.s3}
+
+
 def _notes(args: argparse.Namespace, cores: int) -> list[str]:
     notes = [
-        "both servers: filesystem storage in a fresh temporary root, plain HTTP, deletes enabled, "
+        "both servers: filesystem storage in a fresh temporary root, deletes enabled, "
         "warning-level logs and no access log",
+        "rows marked S3: both servers on one SeaweedFS (weed mini on 127.0.0.1, started for those rows), a bucket each, "
+        "registry:2's default S3 settings (10 MiB parts); without redirect the server streams the blob from S3, "
+        "with redirect it answers 307 to a presigned SeaweedFS URL and the time includes following it",
+        "plain HTTP without auth unless a row says TLS (both servers: one certificate from a local CA) "
+        "or basic auth (both servers: one htpasswd file, bcrypt from htpasswd -B)",
         f"dockyard --workers {args.workers}; registry:2 uses every core (GOMAXPROCS default)",
-        "pushed blobs and their repository are deleted from the root after each push round",
+        "pushed blobs and their repository are deleted from the root or bucket after each push round",
         "peak RSS sums the process and its children (forked workers share pages, so the sum overstates)",
     ]
     if cores <= 2:
@@ -117,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     description = machine.describe()
     load_client = available_client(args.load_client)
-    with tempfile.TemporaryDirectory(prefix="dockyard-bench-") as temporary, contextlib.ExitStack() as stack:
+    with tempfile.TemporaryDirectory(prefix="dockyard-bench-") as temporary:
         scratch = pathlib.Path(temporary)
         _log(f"writing a {args.size_mib} MiB random blob in {scratch}")
         blob = scratch / "static" / "blob.bin"
@@ -129,32 +177,25 @@ def run(args: argparse.Namespace) -> int:
             f"nginx loopback download {args.size_mib} MiB, MiB/s": machine.nginx_download_mib_s(blob, scratch, args.rounds),
         }
 
-        dockyard = stack.enter_context(Dockyard(scratch / "dockyard-root", args.workers))
-        registry2 = stack.enter_context(Registry2(scratch / "registry2-root"))
-        servers: list[Server] = [dockyard, registry2]
-        if "catalog" in args.only:
-            _log(f"seeding {args.repos} repositories and {args.repos} tags in both roots")
-            for server in servers:
-                layout.seed(server.root, args.repos)
-        dockyard.start()
-        registry2.start()
-        _log(f"dockyard at {dockyard.url} (pid {dockyard.pid}), registry:2 at {registry2.url} (pid {registry2.pid})")
-
         settings = Settings(
             scratch=scratch, blob=blob, digest=digest, size_mib=args.size_mib, chunk_mib=args.chunk_mib,
             duration=args.duration, concurrency=args.concurrency, repos=args.repos, images=args.images,
             parallel=args.parallel, load_client=load_client,
         )
-        rows = _measure([kind(settings) for kind in WORKLOADS if kind.key in args.only], servers, args.rounds)
-        _log("stopping the servers, removing the temporary files (a minute for large --repos)")
+        groups = _without_missing_tools(_by_variant([kind(settings) for kind in WORKLOADS if kind.key in args.only]))
+        shared = secrets.make(scratch / "secrets") if any(variant.tls or variant.auth for variant in groups) else None
+        rows: list[Row] = []
+        for variant, workloads in groups.items():
+            rows += _measure_variant(variant, workloads, scratch, args, shared)
 
-    notes = _notes(args, description.cores)
-    print(table(rows, description, limits))
-    for note in notes:
-        print(f"note: {note}")
-    settings_json = {key: value for key, value in vars(args).items() if key != "json"} | {"load_client": load_client}
-    write_json(args.json, rows, description, limits, settings_json, started, notes)
-    print(f"results written to {args.json}")
+        notes = _notes(args, description.cores)
+        print(table(rows, description, limits), flush=True)
+        for note in notes:
+            print(f"note: {note}")
+        settings_json = {key: value for key, value in vars(args).items() if key != "json"} | {"load_client": load_client}
+        write_json(args.json, rows, description, limits, settings_json, started, notes)
+        print(f"results written to {args.json}", flush=True)
+        _log("removing the temporary files (minutes for large --repos on a busy disk)")
     return 0
 
 

@@ -1,8 +1,11 @@
 """The processes under test, each on 127.0.0.1 with an ephemeral port and a temporary root.
 
 Dockyard and Debian's registry:2 (``docker-registry``) get equivalent settings:
-filesystem storage, plain HTTP, deletes enabled, warnings-only logging and no
-access log (so that neither pays for writing a log line per request). nginx
+filesystem storage (or, for the S3 rows, a bucket each on one SeaweedFS, with blob
+GETs redirected to it or not), deletes enabled, warnings-only logging and no access log (so
+that neither pays for writing a log line per request), and per :class:`Variant`
+plain HTTP or TLS, no auth or htpasswd, with the same certificate and htpasswd
+file (:mod:`bench.secrets`) for both. nginx
 serves static files for the machine's loopback baseline. Every class is a
 context manager and stops its process on exit, error or Ctrl-C alike.
 """
@@ -15,7 +18,7 @@ import pathlib
 import re
 import shutil
 import signal
-import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -23,19 +26,37 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 
-_SERVING = re.compile(r"serving http://127\.0\.0\.1:(\d+)")
+from bench.client import Client
+from bench.s3 import Bucket
+from bench.secrets import Secrets
+from tests.support.processes import free_port
+
+_SERVING = re.compile(r"serving https?://127\.0\.0\.1:(\d+)")
 
 
-def free_port() -> int:
-    """A port nothing listens on now (bind port 0 and let it go)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+@dataclass(frozen=True)
+class Variant:
+    """How clients reach both servers: plain HTTP or TLS, no auth or HTTP Basic from an htpasswd file;
+    where they store: a filesystem root or an S3 bucket, whose blob GETs answer 307 to it with ``redirect``."""
+
+    tls: bool = False
+    auth: bool = False
+    s3: bool = False
+    redirect: bool = False
+
+    @property
+    def label(self) -> str:
+        """``""`` for plain HTTP without auth on filesystems, else what is on: ``TLS``, ``basic auth``, ``S3``, ``redirect``."""
+        on = (("TLS", self.tls), ("basic auth", self.auth), ("S3", self.s3), ("redirect", self.redirect))
+        return " + ".join(name for name, enabled in on if enabled)
 
 
-def _answers(url: str) -> bool:
+PLAIN = Variant()
+
+
+def _answers(url: str, context: ssl.SSLContext | None = None) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=1):
+        with urllib.request.urlopen(url, timeout=1, context=context):
             return True
     except urllib.error.HTTPError:
         return True  # any HTTP answer means it is listening
@@ -50,6 +71,9 @@ class Server:
     name: str
     root: pathlib.Path
     log: pathlib.Path
+    variant: Variant = PLAIN
+    secrets: Secrets | None = None
+    bucket: Bucket | None = None  # S3 storage instead of ``root`` (which then holds only the TLS folder)
     port: int = 0
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
@@ -59,7 +83,26 @@ class Server:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}"
+        return f"{'https' if self.variant.tls else 'http'}://{self.host}"
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """A client context trusting the benchmark's CA when this server speaks TLS."""
+        return self._secrets.client_context() if self.variant.tls else None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """What every request sends: the Basic credentials when this server wants them."""
+        return {"Authorization": self._secrets.basic_authorization} if self.variant.auth else {}
+
+    @property
+    def _secrets(self) -> Secrets:
+        assert self.secrets is not None, f"{self.name}: {self.variant.label} needs the benchmark's secrets"
+        return self.secrets
+
+    def client(self) -> Client:
+        """A new keep-alive client for this server, with its TLS and credentials."""
+        return Client(self.host, context=self.ssl_context, headers=self.headers)
 
     @property
     def pid(self) -> int:
@@ -77,7 +120,7 @@ class Server:
         while time.monotonic() < deadline:
             if self.process is None or self.process.poll() is not None:
                 return False
-            if self.port and _answers(self.url + ready_path):
+            if self.port and _answers(self.url + ready_path, self.ssl_context):
                 return True
             time.sleep(0.05)
         return False
@@ -112,8 +155,9 @@ class Server:
 class Dockyard(Server):
     """``dockyard serve`` over a root, with ``workers`` processes sharing the port."""
 
-    def __init__(self, root: pathlib.Path, workers: int = 1) -> None:
-        super().__init__("dockyard", root, root.parent / "dockyard.log")
+    def __init__(self, root: pathlib.Path, workers: int = 1, variant: Variant = PLAIN, secrets: Secrets | None = None,
+                 bucket: Bucket | None = None) -> None:
+        super().__init__("dockyard", root, root.parent / "dockyard.log", variant, secrets, bucket)
         self.workers = workers
 
     @staticmethod
@@ -124,11 +168,26 @@ class Dockyard(Server):
         ).stdout
         return ["--insecure-http"] if "--insecure-http" in help_text else []
 
+    def _security_flags(self) -> list[str]:
+        flags = ["--htpasswd", str(self._secrets.htpasswd)] if self.variant.auth else []
+        if self.variant.tls:
+            return [*flags, "--tls-cert", str(self._secrets.certificate), "--tls-key", str(self._secrets.key)]
+        return [*flags, *self.insecure_flag()]
+
+    def _storage_flags(self) -> list[str]:
+        """``--config`` with the bucket's ``storage.s3`` section, for S3 storage."""
+        if self.bucket is None:
+            return []
+        config = self.bucket.seaweedfs.write_dockyard_config(
+            self.root.parent / "dockyard.yml", self.bucket.name, redirect=self.variant.redirect,
+        )
+        return ["--config", str(config)]
+
     def start(self) -> "Dockyard":
         self.root.mkdir(parents=True, exist_ok=True)
         command = [
             sys.executable, "-m", "dockyard", "serve", "--addr", "127.0.0.1:0", "--root", str(self.root),
-            "--workers", str(self.workers), "--log-level", "warning", *self.insecure_flag(),
+            "--workers", str(self.workers), "--log-level", "warning", *self._security_flags(), *self._storage_flags(),
         ]
         self._spawn(command, {**os.environ, "PYTHONUNBUFFERED": "1"})
         deadline = time.monotonic() + 30
@@ -146,20 +205,37 @@ class Registry2(Server):
 
     BINARY = "docker-registry"
 
-    def __init__(self, root: pathlib.Path) -> None:
-        super().__init__("registry2", root, root.parent / "registry2.log")
+    def __init__(self, root: pathlib.Path, variant: Variant = PLAIN, secrets: Secrets | None = None,
+                 bucket: Bucket | None = None) -> None:
+        super().__init__("registry2", root, root.parent / "registry2.log", variant, secrets, bucket)
         self.config = root.parent / "registry2.yml"
 
+    def _security_config(self) -> str:
+        # A JSON string is a valid YAML scalar, which quotes a path safely.
+        tls = auth = ""
+        if self.variant.tls:
+            tls = (f"  tls:\n    certificate: {json.dumps(str(self._secrets.certificate))}\n"
+                   f"    key: {json.dumps(str(self._secrets.key))}\n")
+        if self.variant.auth:
+            auth = f"auth:\n  htpasswd:\n    realm: bench\n    path: {json.dumps(str(self._secrets.htpasswd))}\n"
+        return tls + auth
+
+    def _storage_config(self) -> str:
+        if self.bucket is None:
+            return f"  filesystem:\n    rootdirectory: {json.dumps(str(self.root.absolute()))}\n"
+        keys = "".join(f"    {key}: {json.dumps(value)}\n" for key, value in self.bucket.storage_config().items())
+        return f"  s3:\n{keys}  redirect:\n    disable: {json.dumps(not self.variant.redirect)}\n"
+
     def _write_config(self) -> None:
-        # A JSON string is a valid YAML scalar, which quotes the path safely.
         self.config.write_text(
             "version: 0.1\n"
             "log:\n  level: warn\n  accesslog:\n    disabled: true\n"
             "storage:\n"
-            f"  filesystem:\n    rootdirectory: {json.dumps(str(self.root.absolute()))}\n"
-            "  delete:\n    enabled: true\n"
+            + self._storage_config()
+            + "  delete:\n    enabled: true\n"
             "  maintenance:\n    uploadpurging:\n      enabled: false\n"
             f"http:\n  addr: {self.host}\n"
+            + self._security_config()
         )
 
     def start(self) -> "Registry2":

@@ -6,16 +6,19 @@ calls ``prepare`` on both servers, then ``measure`` alternately, round by round.
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import shutil
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 
 from bench import images, layout
-from bench.client import OCI_MANIFEST, Client
+from bench.client import OCI_MANIFEST
 from bench.load import run_load
-from bench.servers import Server
+from bench.servers import PLAIN, Registry2, Server, Variant
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class Settings:
 
 class Workload:
     key = ""
+    variant = PLAIN  # the servers it runs against: plain HTTP or TLS, auth or not
     metrics: tuple[Metric, ...] = ()
 
     def __init__(self, settings: Settings) -> None:
@@ -55,11 +59,17 @@ class Workload:
 
 
 def _forget_blob(server: Server, digest: str, repository: str) -> None:
-    """Delete a pushed blob and its repository from the root, so the next push starts from nothing."""
-    v2 = server.root / "docker" / "registry" / "v2"
+    """Delete a pushed blob and its repository from the root or bucket, so the next push starts
+    from nothing: both servers skip moving an upload into place when the blob is already there."""
     hex_digest = digest.split(":")[1]
-    shutil.rmtree(v2 / "blobs" / "sha256" / hex_digest[:2] / hex_digest, ignore_errors=True)
-    shutil.rmtree(v2 / "repositories" / repository, ignore_errors=True)
+    blob = f"docker/registry/v2/blobs/sha256/{hex_digest[:2]}/{hex_digest}"
+    repository_path = f"docker/registry/v2/repositories/{repository}"
+    if server.bucket is not None:
+        server.bucket.delete_prefix(f"{blob}/")
+        server.bucket.delete_prefix(f"{repository_path}/")
+        return
+    shutil.rmtree(server.root / blob, ignore_errors=True)
+    shutil.rmtree(server.root / repository_path, ignore_errors=True)
     os.sync()  # no write-back of this round left to slow the next
 
 
@@ -71,7 +81,7 @@ class PushMonolithic(Workload):
         self.metrics = (Metric(f"blob push, POST + one PUT, {settings.size_mib} MiB", "MiB/s", True),)
 
     def measure(self, server: Server, round_number: int) -> list[float]:
-        with Client(server.host) as client:
+        with server.client() as client:
             start = time.perf_counter()
             client.push_monolithic("bench/push", self.settings.blob, self.settings.digest)
             elapsed = time.perf_counter() - start
@@ -87,7 +97,7 @@ class PushChunked(Workload):
         self.metrics = (Metric(f"blob push, PATCH {settings.chunk_mib} MiB chunks, {settings.size_mib} MiB", "MiB/s", True),)
 
     def measure(self, server: Server, round_number: int) -> list[float]:
-        with Client(server.host) as client:
+        with server.client() as client:
             start = time.perf_counter()
             client.push_chunked("bench/chunked", self.settings.blob, self.settings.digest, self.settings.chunk_mib << 20)
             elapsed = time.perf_counter() - start
@@ -103,14 +113,15 @@ class Pull(Workload):
         self.metrics = (Metric(f"blob pull, {settings.size_mib} MiB", "MiB/s", True),)
 
     def prepare(self, server: Server) -> None:
-        with Client(server.host) as client:
+        with server.client() as client:
             client.push_monolithic("bench/pull", self.settings.blob, self.settings.digest)
-            client.pull("bench/pull", self.settings.digest, verify=True)  # once per server, untimed
+            # once per server, untimed
+            client.pull("bench/pull", self.settings.digest, verify=True, redirected=server.variant.redirect)
 
     def measure(self, server: Server, round_number: int) -> list[float]:
-        with Client(server.host) as client:
-            start = time.perf_counter()
-            size = client.pull("bench/pull", self.settings.digest)
+        with server.client() as client:
+            start = time.perf_counter()  # with a redirect: both GETs, and the second connection
+            size = client.pull("bench/pull", self.settings.digest, redirected=server.variant.redirect)
             elapsed = time.perf_counter() - start
         if size != self.settings.size_mib << 20:
             raise RuntimeError(f"{server.name} sent {size} bytes of a {self.settings.size_mib} MiB blob")
@@ -126,13 +137,13 @@ class ManifestGet(Workload):
         self.metrics = (Metric(what, "req/s", True), Metric(f"{what}, p99", "ms", False))
 
     def prepare(self, server: Server) -> None:
-        with Client(server.host) as client:
+        with server.client() as client:
             client.push_image("bench/manifest", "latest", os.urandom(1024))
 
     def measure(self, server: Server, round_number: int) -> list[float]:
         result = run_load(
             self.settings.load_client, f"{server.url}/v2/bench/manifest/manifests/latest",
-            {"Accept": OCI_MANIFEST}, self.settings.concurrency, self.settings.duration,
+            {"Accept": OCI_MANIFEST, **server.headers}, self.settings.concurrency, self.settings.duration,
         )
         return [result.requests_per_s, result.p99_ms]
 
@@ -175,7 +186,7 @@ class Catalog(Workload):
         )
 
     def measure(self, server: Server, round_number: int) -> list[float]:
-        with Client(server.host) as client:
+        with server.client() as client:
             start = time.perf_counter()
             repositories = client.walk("/v2/_catalog?n=1000", "repositories")
             catalog = time.perf_counter() - start
@@ -187,5 +198,70 @@ class Catalog(Workload):
         return [catalog, tag_list]
 
 
-WORKLOADS: tuple[type[Workload], ...] = (PushMonolithic, PushChunked, Pull, ManifestGet, SkopeoPush, Catalog)
-MEMORY_WORKLOADS = frozenset({"push", "chunked", "pull", "manifest", "skopeo"})
+class GarbageCollect(Workload):
+    """Each round seeds a fresh root (untimed, about a minute) with :func:`bench.layout.seed_gc`
+    and times the server's own collector over it, with untagged manifests removed:
+    ``dockyard gc`` and ``docker-registry garbage-collect``."""
+
+    key = "gc"
+    REPOSITORIES, TAGS = 1000, 10
+    metrics = (Metric(f"garbage collection, {REPOSITORIES} repos x {TAGS} tags (+2 untagged images each)", "s", False),)
+
+    def measure(self, server: Server, round_number: int) -> list[float]:
+        root = self.settings.scratch / "gc" / f"{server.name}-{round_number}"
+        layout.seed_gc(root, self.REPOSITORIES, self.TAGS)
+        if isinstance(server, Registry2):
+            config = root.with_suffix(".yml")
+            config.write_text(f"version: 0.1\nlog: {{level: error}}\nstorage: {{filesystem: {{rootdirectory: {json.dumps(str(root))}}}}}\n")
+            command = [shutil.which(Registry2.BINARY) or Registry2.BINARY, "garbage-collect", "--delete-untagged", str(config)]
+        else:
+            command = [sys.executable, "-m", "dockyard", "gc", "--root", str(root), "--delete-untagged", "--grace-period", "0s"]
+        start = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True, stdin=subprocess.DEVNULL)
+        elapsed = time.perf_counter() - start
+        shutil.rmtree(root)
+        return [elapsed]
+
+
+class PushMonolithicTls(PushMonolithic):
+    key = "push-tls"
+    variant = Variant(tls=True)
+
+
+class PullTls(Pull):
+    key = "pull-tls"
+    variant = Variant(tls=True)
+
+
+class ManifestGetAuth(ManifestGet):
+    key = "manifest-auth"
+    variant = Variant(auth=True)
+
+
+class PushMonolithicS3(PushMonolithic):
+    key = "s3-push"
+    variant = Variant(s3=True)
+
+
+class PullS3(Pull):
+    """The server reads the blob from S3 and streams it (``storage.redirect.disable: true``)."""
+
+    key = "s3-pull"
+    variant = Variant(s3=True)
+
+
+class PullS3Redirect(Pull):
+    """The server answers 307 to a presigned SeaweedFS URL, which the client follows."""
+
+    key = "s3-pull-redirect"
+    variant = Variant(s3=True, redirect=True)
+
+
+WORKLOADS: tuple[type[Workload], ...] = (
+    PushMonolithic, PushChunked, Pull, ManifestGet, SkopeoPush, Catalog, PushMonolithicTls, PullTls, ManifestGetAuth,
+    GarbageCollect, PushMonolithicS3, PullS3, PullS3Redirect,
+)
+MEMORY_WORKLOADS = frozenset({
+    "push", "chunked", "pull", "manifest", "skopeo", "push-tls", "pull-tls", "manifest-auth",
+    "s3-push", "s3-pull", "s3-pull-redirect",
+})

@@ -22,11 +22,14 @@ def _installed(name: str) -> bool:
 
 
 def test_bench_runs_on_tiny_sizes(tmp_path: pathlib.Path) -> None:
-    for tool in ("docker-registry", "nginx"):
+    for tool in ("docker-registry", "nginx", "htpasswd"):
         if not _installed(tool):
             message = f"{tool} is not installed (scripts/test installs it)"
             pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
-    only = ["push", "chunked", "pull", "manifest", "catalog"] + (["skopeo"] if _installed("skopeo") else [])
+    only = ["push", "chunked", "pull", "manifest", "catalog", "push-tls", "pull-tls", "manifest-auth"]
+    only += ["skopeo"] if _installed("skopeo") else []
+    # SeaweedFS comes with the test extras: CI has it, so the S3 rows are only left out locally.
+    only += ["s3-push", "s3-pull", "s3-pull-redirect"] if _installed("weed") or os.environ.get("CI") else []
     result = tmp_path / "results.json"
     run = subprocess.run(
         [
@@ -57,4 +60,39 @@ def test_bench_runs_on_tiny_sizes(tmp_path: pathlib.Path) -> None:
                 assert row[server] > 0, f"{row['workload']}: {server} {row[server]}"
                 assert len(row["samples"][server]) >= 1
             assert row["ratio"] > 0
-    assert len([name for name in rows if name.startswith("manifest GET by tag")]) == 2  # req/s and p99
+    assert len([name for name in rows if name.startswith("manifest GET by tag")]) == 4  # req/s and p99, without and with auth
+    variants = {
+        "blob push, POST + one PUT, 2 MiB, TLS", "blob pull, 2 MiB, TLS",
+        "manifest GET by tag, 4 conns, aiohttp, basic auth", "manifest GET by tag, 4 conns, aiohttp, p99, basic auth",
+        "peak RSS during push-tls, pull-tls", "peak RSS during manifest-auth",
+    }
+    if "s3-push" in only:
+        variants |= {
+            "blob push, POST + one PUT, 2 MiB, S3", "blob pull, 2 MiB, S3", "blob pull, 2 MiB, S3 + redirect",
+            "peak RSS during s3-push, s3-pull", "peak RSS during s3-pull-redirect",
+        }
+    assert variants <= set(rows), sorted(variants - set(rows))
+    for name in variants:
+        for server in ("dockyard", "registry2"):
+            assert rows[name][server] > 0, f"{name}: {server} {rows[name][server]}"
+
+
+def test_bench_skips_the_s3_rows_without_seaweedfs(tmp_path: pathlib.Path) -> None:
+    """Without ``weed`` on PATH the S3 rows are left out with one line saying why, not a traceback."""
+    for tool in ("docker-registry", "nginx"):
+        if not _installed(tool):
+            message = f"{tool} is not installed (scripts/test installs it)"
+            pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
+    path = os.pathsep.join(
+        folder for folder in os.environ.get("PATH", "").split(os.pathsep) if shutil.which("weed", path=folder) is None
+    )
+    result = tmp_path / "results.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "--size-mib", "1", "--rounds", "1", "--only", "pull,s3-push,s3-pull-redirect",
+         "--json", str(result)],
+        cwd=REPOSITORY, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+        env={**os.environ, "PATH": path},
+    )
+    assert run.returncode == 0, f"python -m bench failed:\n{run.stdout}\n{run.stderr[-5000:]}"
+    assert "skipping s3-push, s3-pull-redirect: weed is not installed" in run.stderr
+    assert [row["workload"] for row in json.loads(result.read_text())["rows"]] == ["blob pull, 1 MiB", "peak RSS during pull"]
