@@ -150,6 +150,20 @@ class DriverSuite:
             end = len(content) if length is None else offset + length
             assert await read_all(driver, "/big", offset, length) == content[offset:end], (offset, length)
 
+    async def test_a_read_abandoned_mid_stream_releases_the_file(self, driver: StorageDriver) -> None:
+        # A client that hangs up mid-download: the reader is closed after its first chunk,
+        # possibly with the next one being read ahead; the file stays usable.
+        content = pseudo_random(3 * MiB, seed=2)
+        await driver.put_content("/big", content)
+        for _ in range(20):
+            reader = driver.read("/big")
+            first = await anext(reader)
+            assert content.startswith(first) and first
+            await reader.aclose()
+        await driver.delete("/big")
+        with pytest.raises(PathNotFound):
+            await driver.stat("/big")
+
     async def test_streamed_large_content(self, driver: StorageDriver) -> None:
         chunk_size, chunks = 64 * 1024, 160  # 10 MiB
         expected = hashlib.sha256()

@@ -118,18 +118,34 @@ class FilesystemDriver(StorageDriver):
             file = await asyncio.to_thread(open, self._full(path), "rb")
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise PathNotFound(path) from None
+        remaining = length
+
+        def read_ahead() -> asyncio.Future[bytes] | None:
+            # The next chunk is read in a thread while the caller sends this one (over
+            # TLS the event loop encrypts it): disk and network overlap.
+            if remaining is not None and remaining <= 0:
+                return None
+            size = READ_CHUNK if remaining is None else min(READ_CHUNK, remaining)
+            return asyncio.ensure_future(asyncio.to_thread(file.read, size))
+
+        pending: asyncio.Future[bytes] | None = None
         try:
             await asyncio.to_thread(file.seek, offset)
-            remaining = length
-            while remaining is None or remaining > 0:
-                size = READ_CHUNK if remaining is None else min(READ_CHUNK, remaining)
-                chunk = await asyncio.to_thread(file.read, size)
+            pending = read_ahead()
+            while pending is not None:
+                chunk = await pending
+                pending = None
                 if not chunk:
                     break
                 if remaining is not None:
                     remaining -= len(chunk)
+                pending = read_ahead()
                 yield chunk
         finally:
+            if pending is not None:
+                await asyncio.wait([pending])  # its thread still reads the file: close it after
+                if not pending.cancelled():
+                    pending.exception()  # nobody wants this chunk now; don't report its error as unretrieved
             file.close()
 
     async def writer(self, path: str, append: bool = False) -> FileWriter:
