@@ -43,7 +43,7 @@ def dockyard_on_s3(tmp_path_factory, seaweedfs: SeaweedFS, bucket: str) -> Itera
 @pytest.fixture(scope="module")
 def registry2_on_s3(tmp_path_factory, registry2_available, seaweedfs: SeaweedFS, bucket: str) -> Iterator[Registry2Process]:
     server = Registry2Process(tmp_path_factory.mktemp("registry2-s3") / "root", s3=seaweedfs.storage_config(bucket))
-    with server.start():
+    with server:
         yield server
 
 
