@@ -10,6 +10,7 @@ import re
 import socket
 import ssl
 import stat
+import subprocess
 
 import httpx
 import pytest
@@ -369,6 +370,38 @@ def test_tls12_offers_only_forward_secret_aead_suites(start_server: StartServer)
         https_get(server.port, context)
     context.set_ciphers("ECDHE-ECDSA-AES128-GCM-SHA256")
     assert https_get(server.port, context)[0] == 200
+
+
+def _negotiated(port: int, context: ssl.SSLContext) -> str:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            return tls.cipher()[0]
+
+
+@pytest.mark.parametrize("preferred", ["ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384"])
+def test_the_client_picks_among_the_allowed_suites(start_server: StartServer, preferred: str) -> None:
+    # Go clients put AES-128-GCM first on CPUs with AES instructions: they get it.
+    server = start_server()
+    context = client_context(server.tls_dir / "ca.crt")
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    others = [suite for suite in ("ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384") if suite != preferred]
+    context.set_ciphers(":".join([preferred, *others]))
+    assert _negotiated(server.port, context) == preferred
+
+
+def test_tls13_client_preference_with_openssl(start_server: StartServer) -> None:
+    openssl = require_tool("openssl")["openssl"]
+    server = start_server()
+    for suites, expected in [
+        ("TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384", "TLS_AES_128_GCM_SHA256"),
+        ("TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384"),
+    ]:
+        result = subprocess.run(
+            [openssl, "s_client", "-connect", f"127.0.0.1:{server.port}", "-tls1_3", "-ciphersuites", suites,
+             "-CAfile", str(server.tls_dir / "ca.crt"), "-brief"],
+            input=b"", capture_output=True, timeout=30,
+        )
+        assert f"Ciphersuite: {expected}".encode() in result.stdout + result.stderr, result.stderr[-2000:]
 
 
 # --- mutual TLS ---------------------------------------------------------------
