@@ -6,7 +6,6 @@ import json
 import os
 import pathlib
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -25,6 +24,7 @@ from tests.clients.conftest import (
     unavailable,
 )
 from tests.support.images import multi_arch_layout, single_image_layout
+from tests.support.processes import terminate
 from tests.support.server import DockyardProcess
 
 pytestmark = pytest.mark.clients
@@ -88,13 +88,7 @@ class Dockerd:
 
     def stop(self) -> None:
         process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        terminate(process, timeout=60)
         shutil.rmtree(self.base, ignore_errors=True)
 
 

@@ -13,14 +13,9 @@ from collections.abc import Callable
 
 import httpx
 
+from tests.support.processes import terminate
+
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"  # root's PATH has sbin, others' may not
-
-
-def free_port() -> int:
-    """A port on 127.0.0.1 that was free a moment ago (nginx cannot report one it chose)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def write_nginx_conf(prefix: pathlib.Path, site_text: str) -> pathlib.Path:
@@ -106,13 +101,7 @@ class NginxProcess:
         return "\n".join(parts)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()  # SIGTERM: nginx's fast shutdown, workers included
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)  # SIGTERM: nginx's fast shutdown, workers included
         self.process = None
 
 

@@ -35,8 +35,9 @@ from tests.clients.conftest import (  # noqa: F401 (fixtures)
     require_tool,
     skopeo,
 )
-from tests.proxy import CHUNK, NGINX, NginxProcess, chunked_upload, free_port, nginx_test, write_nginx_conf
+from tests.proxy import CHUNK, NGINX, NginxProcess, chunked_upload, nginx_test, write_nginx_conf
 from tests.support.images import OCI_CONFIG, OCI_MANIFEST, Layout
+from tests.support.processes import free_port
 from tests.support.server import DockyardProcess
 
 pytestmark = pytest.mark.clients

@@ -36,7 +36,7 @@ from tests.clients.conftest import (  # noqa: F401 (fixtures)
     require_tool,
     skopeo,
 )
-from tests.proxy import CHUNK, NGINX, NginxProcess, chunked_upload, free_port, nginx_test, write_nginx_conf
+from tests.proxy import CHUNK, NGINX, NginxProcess, chunked_upload, nginx_test, write_nginx_conf
 from tests.proxy.test_nginx_topologies import (  # noqa: F401 (big_image is a fixture)
     LAYER_BYTES,
     PASSWORD,
@@ -50,6 +50,7 @@ from tests.proxy.test_nginx_topologies import (  # noqa: F401 (big_image is a fi
     sha256_file,
 )
 from tests.support.images import OCI_MANIFEST, single_image_layout
+from tests.support.processes import free_port
 from tests.support.server import DockyardProcess
 
 pytestmark = pytest.mark.clients

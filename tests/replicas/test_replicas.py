@@ -37,10 +37,11 @@ from click.testing import CliRunner
 
 from dockyard.cli import main
 from tests.clients.conftest import Skopeo, client_env, client_home, layout_blob, layout_entry, skopeo  # noqa: F401 (fixtures)
-from tests.proxy import NGINX, NginxProcess, chunked_upload, free_port, nginx_test, write_nginx_conf
+from tests.proxy import NGINX, NginxProcess, chunked_upload, nginx_test, write_nginx_conf
 from tests.support.images import OCI_MANIFEST, single_image_layout
 from tests.support.redis import RedisProcess, redis_server  # noqa: F401 (fixture)
 from tests.support.seaweedfs import SeaweedFS
+from tests.support.processes import free_port
 from tests.support.server import DockyardProcess
 from tests.support.tools import require_tool
 
