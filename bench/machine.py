@@ -10,7 +10,7 @@ import statistics
 import time
 from dataclasses import dataclass
 
-from bench.client import Client
+from bench.client import curl_download
 from bench.servers import Nginx
 
 
@@ -47,15 +47,13 @@ def sha256_mib_s(seconds: float = 1.0) -> float:
 
 
 def nginx_download_mib_s(blob: pathlib.Path, scratch: pathlib.Path, rounds: int) -> float:
-    """Median MiB/s of downloading ``blob`` from nginx over loopback with the benchmark's own client."""
+    """Median MiB/s of downloading ``blob`` from nginx over loopback with the benchmark's download client."""
     size_mib = blob.stat().st_size / (1 << 20)
     speeds = []
     with Nginx(blob.parent, scratch) as nginx:
         nginx.start()
-        with Client(nginx.host) as client:
-            client.download(f"/{blob.name}")  # warm the page cache and the connection
-            for _ in range(rounds):
-                start = time.perf_counter()
-                client.download(f"/{blob.name}")
-                speeds.append(size_mib / (time.perf_counter() - start))
+        url = f"{nginx.url}/{blob.name}"
+        curl_download(url)  # warm the page cache
+        for _ in range(rounds):
+            speeds.append(size_mib / curl_download(url)[2])
     return statistics.median(speeds)

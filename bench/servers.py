@@ -91,6 +91,11 @@ class Server:
         return self._secrets.client_context() if self.variant.tls else None
 
     @property
+    def ca_file(self) -> pathlib.Path | None:
+        """The benchmark's CA certificate when this server speaks TLS."""
+        return self._secrets.ca if self.variant.tls else None
+
+    @property
     def headers(self) -> dict[str, str]:
         """What every request sends: the Basic credentials when this server wants them."""
         return {"Authorization": self._secrets.basic_authorization} if self.variant.auth else {}

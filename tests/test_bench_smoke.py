@@ -22,7 +22,7 @@ def _installed(name: str) -> bool:
 
 
 def test_bench_runs_on_tiny_sizes(tmp_path: pathlib.Path) -> None:
-    for tool in ("docker-registry", "nginx", "htpasswd"):
+    for tool in ("docker-registry", "nginx", "htpasswd", "curl"):
         if not _installed(tool):
             message = f"{tool} is not installed (scripts/test installs it)"
             pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
