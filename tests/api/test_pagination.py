@@ -1,4 +1,4 @@
-"""``n``/``last`` pagination of tag and catalog lists (unit tests of ``pagination.page``)."""
+"""``n``/``last`` pagination of tag and catalog lists, and their JSON (unit tests of ``pagination``)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 from dockyard.api import errors
 from dockyard.api.errors import RegistryError
-from dockyard.api.pagination import page
+from dockyard.api.pagination import list_response, page
 
 ITEMS = ["a", "b", "c", "d", "e"]
 PATH = "/v2/library/ubuntu/tags/list"
@@ -108,3 +108,16 @@ def test_items_are_not_mutated() -> None:
     items = list(ITEMS)
     page(items, "2", "a", PATH, 100)
     assert items == ITEMS
+
+
+def test_list_response_is_json_with_its_headers() -> None:
+    response = list_response("tags", ["a", "b-1.0"], {"Link": "<x>"}, name="library/ubuntu")
+    assert response.body == b'{"name":"library/ubuntu","tags":["a","b-1.0"]}'
+    assert response.content_type == "application/json" and response.charset == "utf-8"
+    assert response.headers["Link"] == "<x>"
+
+
+def test_list_response_leaves_out_names_that_were_not_utf8() -> None:
+    # os.listdir gives a directory named with the byte 0xff as a lone surrogate.
+    response = list_response("repositories", ["a", b"b\xff".decode(errors="surrogateescape"), "c"], {})
+    assert response.body == b'{"repositories":["a","c"]}'

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from dockyard.api.context import RequestContext
-from dockyard.api.pagination import next_link, page_size
+from dockyard.api.pagination import list_response, next_link, page_size
 from dockyard.storage import catalog
 
 # registry:2's default for catalog.maxentries.
@@ -23,4 +23,4 @@ async def get(context: RequestContext) -> web.StreamResponse:
         names = names[:count]
         if names:
             headers = next_link("/v2/_catalog", count, names[-1])
-    return web.json_response({"repositories": names}, headers=headers)
+    return list_response("repositories", names, headers)

@@ -7,7 +7,7 @@ from aiohttp import web
 from dockyard.api import errors
 from dockyard.api.context import RequestContext
 from dockyard.api.errors import RegistryError
-from dockyard.api.pagination import page
+from dockyard.api.pagination import list_response, page
 
 MAX_TAGS_PER_PAGE = 10_000
 
@@ -23,4 +23,4 @@ async def get(context: RequestContext) -> web.StreamResponse:
         f"/v2/{context.name}/tags/list",
         MAX_TAGS_PER_PAGE,
     )
-    return web.json_response({"name": context.name, "tags": tags}, headers=headers)
+    return list_response("tags", tags, headers, name=context.name)
