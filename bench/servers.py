@@ -192,7 +192,7 @@ class Dockyard(Server):
         self.root.mkdir(parents=True, exist_ok=True)
         command = [
             sys.executable, "-m", "dockyard", "serve", "--addr", "127.0.0.1:0", "--root", str(self.root),
-            "--workers", str(self.workers), "--log-level", "warning", *self._security_flags(), *self._storage_flags(),
+            "--workers", str(self.workers), "--log-level", "warning", "--no-access-log", *self._security_flags(), *self._storage_flags(),
         ]
         self._spawn(command, {**os.environ, "PYTHONUNBUFFERED": "1"})
         deadline = time.monotonic() + 30
