@@ -16,6 +16,7 @@ from typing import BinaryIO
 
 from dockyard.atomic import write_file
 from dockyard.storage.driver import FileInfo, FileWriter, PathNotFound, StorageDriver
+from dockyard.storage.writeback import start_writeback
 
 READ_CHUNK = 1 << 20
 # Waiting for a lock another process holds: polled, so no worker thread sits blocked.
@@ -64,7 +65,14 @@ class FilesystemWriter(FileWriter):
         return self._size
 
     async def write(self, data: bytes | bytearray | memoryview) -> None:
-        await asyncio.to_thread(self._file.write, data)
+        offset = self._size
+
+        def write_and_start_writeback() -> None:
+            self._file.write(data)
+            self._file.flush()
+            start_writeback(self._file.fileno(), offset, len(data))
+
+        await asyncio.to_thread(write_and_start_writeback)
         self._size += len(data)
 
     async def commit(self) -> None:
