@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from bench.client import curl_download
 from bench.servers import Nginx
+from dockyard.storage.writeback import start_writeback
 
 
 @dataclass(frozen=True)
@@ -56,4 +57,25 @@ def nginx_download_mib_s(blob: pathlib.Path, scratch: pathlib.Path, rounds: int)
         curl_download(url)  # warm the page cache
         for _ in range(rounds):
             speeds.append(size_mib / curl_download(url)[2])
+    return statistics.median(speeds)
+
+
+def durable_write_mib_s(scratch: pathlib.Path, size_mib: int, rounds: int) -> float:
+    """Median MiB/s of writing ``size_mib`` to a new file beside the servers' roots, and fsyncing it.
+
+    Each 4 MiB block is queued for write-back as it is written, as Dockyard's
+    uploads do, so this is what the disk can take, not what a write-then-fsync costs.
+    """
+    block = os.urandom(4 << 20)
+    path = scratch / "durable-write.bin"
+    speeds = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        with open(path, "wb", buffering=0) as file:
+            for index in range(max(size_mib // 4, 1)):
+                file.write(block)
+                start_writeback(file.fileno(), index * len(block), len(block))
+            os.fsync(file.fileno())
+        speeds.append(max(size_mib, 4) / (time.perf_counter() - start))
+        path.unlink()
     return statistics.median(speeds)

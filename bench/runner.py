@@ -171,10 +171,11 @@ def run(args: argparse.Namespace) -> int:
         blob = scratch / "static" / "blob.bin"
         digest = _random_file(blob, args.size_mib)
 
-        _log("measuring the machine: sha256, nginx loopback download")
+        _log("measuring the machine: sha256, nginx loopback download, durable disk write")
         limits = {
             "python sha256 MiB/s": machine.sha256_mib_s(),
             f"nginx loopback download {args.size_mib} MiB, MiB/s": machine.nginx_download_mib_s(blob, scratch, args.rounds),
+            f"disk write + fsync {args.size_mib} MiB, MiB/s": machine.durable_write_mib_s(scratch, args.size_mib, args.rounds),
         }
 
         settings = Settings(

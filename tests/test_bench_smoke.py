@@ -45,7 +45,7 @@ def test_bench_runs_on_tiny_sizes(tmp_path: pathlib.Path) -> None:
     document = json.loads(result.read_text())
     assert document["date"] and document["cores"] >= 1 and document["memory_mib"] > 0
     assert all(value > 0 for value in document["machine_limits"].values())
-    assert len(document["machine_limits"]) == 2
+    assert len(document["machine_limits"]) == 3
 
     rows = {row["workload"]: row for row in document["rows"]}
     expected = [
