@@ -38,8 +38,10 @@ class RequestContext:
             return length > 0
         return "chunked" in self.request.headers.get("Transfer-Encoding", "").lower()
 
-    def body(self) -> AsyncIterator[bytes]:
-        return self.request.content.iter_any()
+    async def body(self) -> AsyncIterator[bytes]:
+        # Chunks as received: iter_any() would join whatever queued up, a copy on the loop.
+        async for chunk, _ in self.request.content.iter_chunks():
+            yield chunk
 
     def require_deletes(self) -> None:
         if not self.registry.delete_enabled:

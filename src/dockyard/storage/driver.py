@@ -49,6 +49,10 @@ class FileWriter(abc.ABC):
     @abc.abstractmethod
     async def write(self, data: bytes | bytearray | memoryview) -> None: ...
 
+    async def write_chunks(self, chunks: Sequence[bytes]) -> None:
+        """Write ``chunks`` in order: one ``write`` of their concatenation unless a driver does better."""
+        await self.write(b"".join(chunks))
+
     @abc.abstractmethod
     async def commit(self) -> None: ...
 

@@ -65,15 +65,19 @@ class FilesystemWriter(FileWriter):
         return self._size
 
     async def write(self, data: bytes | bytearray | memoryview) -> None:
-        offset = self._size
+        await self.write_chunks((data,))
+
+    async def write_chunks(self, chunks: Sequence[bytes | bytearray | memoryview]) -> None:
+        offset, length = self._size, sum(len(chunk) for chunk in chunks)
 
         def write_and_start_writeback() -> None:
-            self._file.write(data)
+            for chunk in chunks:
+                self._file.write(chunk)
             self._file.flush()
-            start_writeback(self._file.fileno(), offset, len(data))
+            start_writeback(self._file.fileno(), offset, length)
 
         await asyncio.to_thread(write_and_start_writeback)
-        self._size += len(data)
+        self._size += length
 
     async def commit(self) -> None:
         def flush_and_sync() -> None:

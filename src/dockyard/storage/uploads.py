@@ -174,23 +174,33 @@ def range_header(name: str, upload_id: str, size: int) -> dict[str, str]:
 
 
 async def _pump(body: AsyncIterator[bytes], writer: FileWriter, hasher: "hashlib._Hash") -> None:
-    """Stream ``body`` into ``writer`` and ``hasher``, overlapping receiving with both."""
+    """Stream ``body`` into ``writer`` and ``hasher``, overlapping receiving with both.
 
-    async def flush(data: bytearray) -> None:
-        await asyncio.gather(asyncio.to_thread(hasher.update, data), writer.write(data))
+    Received chunks are kept by reference, not copied into one buffer, so the event
+    loop only receives; hashing and writing run in worker threads (both release the GIL).
+    """
 
-    buffer = bytearray()
+    def hash_chunks(chunks: list[bytes]) -> None:
+        for chunk in chunks:
+            hasher.update(chunk)
+
+    async def flush(chunks: list[bytes]) -> None:
+        await asyncio.gather(asyncio.to_thread(hash_chunks, chunks), writer.write_chunks(chunks))
+
+    chunks: list[bytes] = []
+    gathered = 0
     pending: asyncio.Task[None] | None = None
     try:
         async for chunk in body:
-            buffer += chunk
-            if len(buffer) >= FLUSH_BYTES:
+            chunks.append(chunk)
+            gathered += len(chunk)
+            if gathered >= FLUSH_BYTES:
                 if pending is not None:
                     await pending
-                pending = asyncio.ensure_future(flush(buffer))
-                buffer = bytearray()
+                pending = asyncio.ensure_future(flush(chunks))
+                chunks, gathered = [], 0
     finally:
         if pending is not None:
             await pending
-        if buffer:
-            await flush(buffer)
+        if chunks:
+            await flush(chunks)
