@@ -40,6 +40,8 @@ class RequestContext:
 
     async def body(self) -> AsyncIterator[bytes]:
         # Chunks as received: iter_any() would join whatever queued up, a copy on the loop.
+        if not self.request.body_exists:
+            return  # aiohttp's shared empty reader ends iter_chunks() only once per process, then spins
         async for chunk, _ in self.request.content.iter_chunks():
             yield chunk
 
