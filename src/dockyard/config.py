@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 
 import yaml
 
-from dockyard.server import Address
+from dockyard.address import Address
 
 Duration = typing.NewType("Duration", float)
 """Seconds; written in the file as a Go duration."""
@@ -572,7 +572,7 @@ def _check(value: object, key: str, metadata: Mapping[str, Any]) -> None:
     choices = metadata.get("choices")
     if choices is not None and value not in choices:
         raise ConfigError(f"{key}: expected one of {', '.join(repr(c) if not c else c for c in choices)}, got {_shown(value)}")
-    shown = format_duration if isinstance(value, float) else str
+    shown: Callable[[Any], str] = format_duration if isinstance(value, float) else str
     minimum, maximum = metadata.get("minimum"), metadata.get("maximum")
     if minimum is not None and value < minimum:
         raise ConfigError(f"{key}: expected at least {shown(minimum)}, got {shown(value)}")
@@ -585,7 +585,7 @@ def _check(value: object, key: str, metadata: Mapping[str, Any]) -> None:
 
 def _convert(hint: object, value: object, key: str, metadata: Mapping[str, Any], warnings: list[str]) -> object:
     hint = _without_none(hint)
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _load_section(hint, value, key, warnings)
     origin, arguments = typing.get_origin(hint), typing.get_args(hint)
     if origin is list:
@@ -655,7 +655,7 @@ def _resolve(hint: object, segments: list[str]) -> list[str | int] | None:
     if not segments:
         return []
     hint = _without_none(hint)
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _resolve_field(hint, segments)
     origin, arguments = typing.get_origin(hint), typing.get_args(hint)
     if origin is list and segments[0].isdigit():
@@ -734,7 +734,7 @@ def _replaced_section_warning(raw: dict[str, object], path: list[str | int], val
         return None
     cls = typing.get_type_hints(Config).get(str(path[0]))
     before = raw.get(str(path[0]))
-    if not _kinds(cls) or not isinstance(before, dict):
+    if cls is None or not _kinds(cls) or not isinstance(before, dict):
         return None
     dropped = [f"{path[0]}.{key}" for key in before if key not in _kinds(cls)]
     if not dropped:
@@ -986,7 +986,7 @@ def _plain(value: object, hint: object, name: str) -> object:
     hint = _without_none(hint)
     arguments = typing.get_args(hint)
     if hint is Duration:
-        return format_duration(value)
+        return format_duration(typing.cast(Duration, value))
     if isinstance(value, list):
         return [_plain(element, arguments[0] if arguments else object, "") for element in value]
     if isinstance(value, dict):

@@ -138,7 +138,7 @@ class AccessLogger(AbstractAccessLogger):
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         user = request.get(USER_KEY) or "-"
-        event = {
+        event: dict[str, Any] = {
             "remote": request.remote or "-",
             "user": user,
             "method": request.method,

@@ -154,7 +154,7 @@ def parse(content: bytes, content_type: str | None) -> Manifest:
     artifact_type = document.get("artifactType")
     if artifact_type is not None and not isinstance(artifact_type, str):
         raise _invalid("artifactType must be a string")
-    common = {
+    common: dict[str, Any] = {
         "media_type": media_type,
         "subject": subject,
         "artifact_type": artifact_type,

@@ -192,7 +192,7 @@ def render_nginx(site: NginxSite) -> str:
         ]
     lines += ["server {"]
     where = f"{address}:{port}" if address else str(port)
-    if site.tls:
+    if site.tls_cert is not None and site.tls_key is not None:  # validate() pairs them
         lines += [
             f"    listen {where} ssl;",
             f"    server_name {' '.join(site.server_name.split())};",

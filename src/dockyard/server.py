@@ -15,33 +15,16 @@ import socket
 import ssl
 import sys
 import time
-from dataclasses import dataclass
 
 import uvloop
 from aiohttp import web
+
+from dockyard.address import Address
 
 log = logging.getLogger("dockyard.server")
 
 # Set by whoever builds the app when it serves HTTPS.
 SSL_CONTEXT_KEY = web.AppKey("ssl_context", ssl.SSLContext)
-
-
-@dataclass(frozen=True)
-class Address:
-    host: str
-    port: int
-
-    @classmethod
-    def parse(cls, text: str) -> "Address":
-        """``HOST:PORT``, ``:PORT`` (every interface) or ``[IPv6]:PORT``."""
-        host, sep, port = text.rpartition(":")
-        if not sep or not port.isdigit() or int(port) > 65535:
-            raise ValueError(f"invalid address {text!r}: expected HOST:PORT, :PORT or [IPv6]:PORT")
-        return cls(host.removeprefix("[").removesuffix("]"), int(port))
-
-    def url_host(self, port: int) -> str:
-        host = self.host or "0.0.0.0"
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def bind(address: Address) -> socket.socket:
@@ -197,14 +180,14 @@ def run(
             pid, status = os.wait()
         except ChildProcessError:
             break
-        slot = children.pop(pid, None)
+        exited_slot = children.pop(pid, None)
         if worker_exited is not None:
             try:
                 worker_exited(pid)
             except Exception:
                 log.exception("cleaning up after worker %d", pid)
-        if slot is not None and not stopping:
-            log.error("worker %d (pid %d) exited with status %d; starting another", slot, pid, status)
+        if exited_slot is not None and not stopping:
+            log.error("worker %d (pid %d) exited with status %d; starting another", exited_slot, pid, status)
             time.sleep(1)
-            spawn(slot)
+            spawn(exited_slot)
     sys.exit(0)

@@ -60,6 +60,7 @@ async def get(context: RequestContext) -> web.StreamResponse:
     repository = context.repository
     digest, tag = _reference(context)
     if digest is None:
+        assert tag is not None  # _reference gives a digest or a tag
         digest = await repository.resolve_tag(tag)
     content = await repository.get_manifest(digest)
     digest, content, media_type = await _negotiate(repository, digest, content, _accepted(context.request))
@@ -110,6 +111,7 @@ async def delete(context: RequestContext) -> web.StreamResponse:
     context.require_deletes()
     digest, tag = _reference(context)
     if digest is None:
+        assert tag is not None  # _reference gives a digest or a tag
         previous = await _tagged(context.repository, tag)
         await context.repository.untag(tag)
         audit("delete_tag", context.request, repository=context.name, tag=tag, digest=previous, user=context.identity.user)

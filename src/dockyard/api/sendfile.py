@@ -49,7 +49,12 @@ async def _writable(fd: int) -> None:
     """Wait on the event loop until ``fd`` can take more bytes (or has failed)."""
     loop = asyncio.get_running_loop()
     ready = loop.create_future()
-    loop.add_writer(fd, lambda: ready.done() or ready.set_result(None))
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_writer(fd, wake)
     try:
         await ready
     finally:

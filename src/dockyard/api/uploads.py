@@ -30,6 +30,7 @@ def _in_progress(name: str, upload_id: str, size: int, status: int = 202) -> web
 async def start(context: RequestContext) -> web.StreamResponse:
     registry, name = context.registry, context.name
     mount, source = context.query("mount"), context.query("from")
+    digest: Digest | None
     if mount is not None:
         digest = parse_digest(mount)
         if source is not None and source != name:

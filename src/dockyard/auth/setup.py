@@ -77,6 +77,7 @@ class AuthSettings:
             issuer = TokenIssuer(key, self.token_issuer, self.token_service)
             verifier = TokenVerifier([key.public_key()], self.token_issuer, self.token_service)
             controller = AccessController(policy, authenticator, verifier, self.realm, self.token_realm)
+            assert controller.policy is not None  # with a verifier it falls back to OPEN_TO_USERS
             return controller, TokenService(issuer, controller.policy, authenticator)
         return AccessController(policy, authenticator, None, self.realm), None
 

@@ -301,7 +301,7 @@ def _serve(
         click.echo(f"dockyard {__version__} serving {scheme}://{address.url_host(port)} (storage {where}, {workers} worker(s))", err=True)
         if insecure_http:
             click.echo("WARNING: plain HTTP, no TLS: only behind a TLS-terminating proxy or on a trusted network", err=True)
-        elif ca is not None:
+        elif serving is not None and ca is not None:
             host = address.host or (hostnames[0] if hostnames else "HOST")
             target = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
             click.echo(f"CA certificate: {serving.ca} (sha256 {fingerprint(ca)})", err=True)

@@ -61,15 +61,15 @@ def trust_command(
     if (ca_file is None) == (not fetch):
         raise click.UsageError("give the CA with --ca FILE, or --fetch it from the registry")
     try:
-        if fetch:
-            pem = trust.fetch_ca(host_port)
-            certificate = trust.parse_ca(pem, f"the CA served by {host_port}")
-            _confirm_fetched(certificate, expected)
-        else:
+        if ca_file is not None:
             pem = ca_file.read_bytes()
             certificate = trust.parse_ca(pem, str(ca_file))
             if expected is not None:
                 _check_fingerprint(certificate, expected)
+        else:
+            pem = trust.fetch_ca(host_port)
+            certificate = trust.parse_ca(pem, f"the CA served by {host_port}")
+            _confirm_fetched(certificate, expected)
         if dry_run:
             for target in chosen:
                 click.echo(f"would write {target.path}" + (f" and run {' '.join(target.refresh)}" if target.refresh else ""))

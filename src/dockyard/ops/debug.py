@@ -16,17 +16,21 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from dockyard.api.context import REGISTRY_KEY
 from dockyard.ops.health import DEFAULT_INTERVAL, StorageHealth
 
+if TYPE_CHECKING:
+    from dockyard.ops.metrics import Metrics
+
 HEALTH_PATH = "/debug/health"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 DEFAULT_DRAIN_TIMEOUT = 30.0
-# The worker's dockyard.ops.metrics.Metrics (typed loosely: that module imports prometheus_client).
-METRICS_KEY = web.AppKey("dockyard_metrics", object)
+# The worker's Metrics; the class is named for the type checker only, as its module imports prometheus_client.
+METRICS_KEY: web.AppKey[Metrics] = web.AppKey("dockyard_metrics")
 
 
 @dataclass(frozen=True)

@@ -48,8 +48,9 @@ def _bytes_sent(request: web.Request, response: web.StreamResponse | None) -> in
     if response.prepared:
         return response.body_length
     length = response.content_length
-    if length is None and isinstance(getattr(response, "body", None), (bytes, bytearray)):
-        length = len(response.body)
+    body = getattr(response, "body", None)  # only a web.Response has one
+    if length is None and isinstance(body, (bytes, bytearray)):
+        length = len(body)
     return length or 0
 
 

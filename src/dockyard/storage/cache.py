@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any, cast
 
 import redis.asyncio
 from redis.asyncio.retry import Retry
@@ -34,10 +35,10 @@ from redis.backoff import NoBackoff
 from redis.exceptions import LockError, RedisError
 
 from dockyard import config
+from dockyard.address import Address
 from dockyard.api import errors
 from dockyard.api.errors import RegistryError
 from dockyard.reference import Digest
-from dockyard.server import Address
 
 log = logging.getLogger("dockyard.cache")
 
@@ -97,7 +98,8 @@ class RedisCache(StorageCache):
 
     async def get(self, *keys: str) -> list[str | None]:
         try:
-            values = await self.client.mget([KEY_PREFIX + key for key in keys])
+            # Without decode_responses the client answers bytes, never str.
+            values = cast(list[bytes | None], await self.client.mget([KEY_PREFIX + key for key in keys]))
         except RedisError as error:
             log.warning("redis at %s: %s; reading storage instead", self.address, error)
             return [None] * len(keys)
@@ -164,7 +166,7 @@ def cache_from_config(settings: config.Redis | None) -> StorageCache:
     if settings is None:
         return StorageCache()
     address = Address.parse(settings.addr)
-    timeouts = {
+    timeouts: dict[str, Any] = {
         "socket_connect_timeout": settings.dialtimeout,
         "socket_timeout": max(settings.readtimeout, settings.writetimeout),
         "max_connections": settings.pool.maxactive,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import builtins
 import contextlib
 import pathlib
 from collections.abc import AsyncIterator, Sequence
@@ -96,17 +97,17 @@ class StorageDriver(abc.ABC):
     async def stat(self, path: str) -> FileInfo: ...
 
     @abc.abstractmethod
-    async def list(self, path: str) -> list[str]:
+    async def list(self, path: str) -> builtins.list[str]:
         """Names of the direct children of a directory (unsorted)."""
 
-    async def list_sorted(self, paths: Sequence[str]) -> dict[str, list[str]]:
+    async def list_sorted(self, paths: Sequence[str]) -> dict[str, builtins.list[str]]:
         """The sorted children of many directories at once (catalog walks, tag lists).
 
         Keyed by path; a path that is not a directory is left out. One call can serve
         a whole level of a walk, so a driver may list the directories together (one
         thread hop, concurrent requests) instead of one :meth:`list` each.
         """
-        found: dict[str, list[str]] = {}
+        found: dict[str, builtins.list[str]] = {}
         for path in paths:
             try:
                 found[path] = sorted(await self.list(path))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import time
 from collections.abc import AsyncIterator
 
@@ -83,7 +84,7 @@ class InMemoryDriver(StorageDriver):
             return FileInfo(path, 0, time.time(), True)
         raise PathNotFound(path)
 
-    async def list(self, path: str) -> list[str]:
+    async def list(self, path: str) -> builtins.list[str]:
         children = self._children(path)
         if not children:
             raise PathNotFound(path)

@@ -21,6 +21,7 @@ the sibling prefix, removed with the file.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import functools
 import itertools
@@ -224,7 +225,7 @@ class S3Driver(StorageDriver):
             async for page in paginator.paginate(**params):
                 yield page
 
-    async def _keys_under(self, prefix: str) -> list[str]:
+    async def _keys_under(self, prefix: str) -> builtins.list[str]:
         return [item["Key"] async for page in self._pages(prefix) for item in page.get("Contents", ())]
 
     async def _head(self, key: str) -> dict[str, Any] | None:
@@ -244,7 +245,7 @@ class S3Driver(StorageDriver):
 
     # -- appendable files ------------------------------------------------------------
 
-    async def _segments(self, key: str, path: str) -> tuple[list[Segment], bool] | None:
+    async def _segments(self, key: str, path: str) -> tuple[builtins.list[Segment], bool] | None:
         """The file at ``key`` as segments, and whether it is a marker; None if absent."""
         head = await self._head(key)
         if head is None:
@@ -428,7 +429,7 @@ class S3Driver(StorageDriver):
             return FileInfo(path, 0, time.time(), True)
         raise PathNotFound(path)
 
-    async def list(self, path: str) -> list[str]:
+    async def list(self, path: str) -> builtins.list[str]:
         prefix = self._directory(self._key(path))
         names: set[str] = set()
         async for page in self._pages(prefix, "/"):
@@ -439,7 +440,7 @@ class S3Driver(StorageDriver):
             raise PathNotFound(path)
         return list(names)
 
-    async def list_sorted(self, paths: Sequence[str]) -> dict[str, list[str]]:
+    async def list_sorted(self, paths: Sequence[str]) -> dict[str, builtins.list[str]]:
         limit = asyncio.Semaphore(LISTING_CONCURRENCY)
 
         async def listing(path: str) -> list[str] | None:
@@ -576,8 +577,8 @@ class S3Writer(FileWriter):
 
     async def _send_part(self, part: bytes) -> None:
         if self._upload_id is None:
-            upload = await self._driver._call("create_multipart_upload", Key=self._segment_key, **self._driver._object_params)
-            self._upload_id = upload["UploadId"]
+            created = await self._driver._call("create_multipart_upload", Key=self._segment_key, **self._driver._object_params)
+            self._upload_id = created["UploadId"]
         if self._pending is not None:
             await self._pending  # one part in flight while the next one fills
         number = len(self._parts) + 1

@@ -12,11 +12,15 @@ import ipaddress
 import pathlib
 import uuid
 from dataclasses import dataclass
+from typing import cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
+from cryptography.hazmat.primitives.asymmetric.types import (
+    CertificateIssuerPrivateKeyTypes,
+    CertificateIssuerPublicKeyTypes,
+)
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from dockyard.atomic import write_file
@@ -172,7 +176,9 @@ class CertificateAuthority:
             .add_extension(x509.SubjectAlternativeName(alternative), critical=False)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
             .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.certificate.public_key()), critical=False
+                # A CA certificate's key signs, so it is one of the issuer key types.
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(cast(CertificateIssuerPublicKeyTypes, self.certificate.public_key())),
+                critical=False,
             )
             .sign(self.key, hashes.SHA256())
         )

@@ -7,14 +7,14 @@ import ipaddress
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
-from cryptography.x509.oid import ExtensionOID, NameOID
+from cryptography.x509.oid import NameOID
 
 from dockyard.tls.certificates import fingerprint
 
 
 def subject_alternative_names(certificate: x509.Certificate) -> list[str]:
     try:
-        extension = certificate.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
+        extension = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         return []
     names: list[str] = list(extension.get_values_for_type(x509.DNSName))
@@ -24,7 +24,7 @@ def subject_alternative_names(certificate: x509.Certificate) -> list[str]:
 
 def is_ca(certificate: x509.Certificate) -> bool:
     try:
-        return certificate.extensions.get_extension_for_oid(ExtensionOID.BASIC_CONSTRAINTS).value.ca
+        return certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     except x509.ExtensionNotFound:
         return False
 
@@ -76,7 +76,7 @@ def problems(certificate: x509.Certificate, now: datetime.datetime | None = None
 
 def matches_host(certificate: x509.Certificate, host: str) -> bool:
     try:
-        extension = certificate.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
+        extension = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         return False
     try:
@@ -102,7 +102,7 @@ def describe(certificate: x509.Certificate) -> str:
         f"sha256:      {fingerprint(certificate)}",
     ]
     if common_names and not subject_alternative_names(certificate) and not is_ca(certificate):
-        lines.append(f"common name: {common_names[0].value}")
+        lines.append(f"common name: {common_names[0].value!s}")
     found = problems(certificate)
     lines += [f"warning:     {problem}" for problem in found] or ["clients:     accepted by current clients (when they trust its issuer)"]
     return "\n".join(lines)

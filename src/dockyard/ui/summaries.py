@@ -148,19 +148,24 @@ def _keys(value: object) -> list[str]:
     return sorted(map(str, value)) if isinstance(value, dict) else []
 
 
+def _mapping(value: object) -> dict[Any, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def decode_config(document: object, layers: Iterable[Blob] = ()) -> ImageConfig:
     """An image config (OCI or Docker) as the page shows it; unknown or malformed fields read as empty.
 
     History steps that made a layer (``empty_layer`` false) are matched in order with
     ``layers`` to give each step its size.
     """
-    top = document if isinstance(document, dict) else {}
-    inner = top.get("config") if isinstance(top.get("config"), dict) else {}
-    labels = inner.get("Labels") if isinstance(inner.get("Labels"), dict) else {}
+    top = _mapping(document)
+    inner = _mapping(top.get("config"))
+    labels = _mapping(inner.get("Labels"))
     env = [(name, value) for name, _, value in (item.partition("=") for item in _strings(inner.get("Env")))]
     sizes = iter([layer.size for layer in layers])
     history = []
-    for step in top.get("history") if isinstance(top.get("history"), list) else []:
+    steps = top.get("history")
+    for step in steps if isinstance(steps, list) else []:
         if not isinstance(step, dict):
             continue
         empty = bool(step.get("empty_layer"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
 import jinja2
@@ -58,6 +58,7 @@ class Ui:
 
 
 UI_KEY = web.AppKey("dockyard_ui", Ui)
+AnyResponse = TypeVar("AnyResponse", bound=web.StreamResponse)
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,7 @@ def _cookie(request: web.Request, response: web.StreamResponse, session: Session
     )
 
 
-def _secured(response: web.StreamResponse) -> web.StreamResponse:
+def _secured(response: AnyResponse) -> AnyResponse:
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     return response
