@@ -2,32 +2,40 @@
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
 from dockyard import __version__
-from dockyard.commands.certs import certs
-from dockyard.commands.config import config
-from dockyard.commands.du import du
-from dockyard.commands.gc import gc
-from dockyard.commands.proxy_config import proxy_config
-from dockyard.commands.scrub import scrub
-from dockyard.commands.serve import serve
-from dockyard.commands.trust import trust_command
-from dockyard.commands.user import user
+
+# name → module:attribute. A subcommand's module is imported when that command runs (or
+# help lists it): ``dockyard gc`` need not load the server, the web page or the TLS tools.
+_COMMANDS = {
+    "serve": "dockyard.commands.serve:serve",
+    "certs": "dockyard.commands.certs:certs",
+    "trust": "dockyard.commands.trust:trust_command",
+    "user": "dockyard.commands.user:user",
+    "config": "dockyard.commands.config:config",
+    "proxy-config": "dockyard.commands.proxy_config:proxy_config",
+    "gc": "dockyard.commands.gc:gc",
+    "scrub": "dockyard.commands.scrub:scrub",
+    "du": "dockyard.commands.du:du",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in _COMMANDS:
+            return None
+        module, _, attribute = _COMMANDS[cmd_name].partition(":")
+        command: click.Command = getattr(importlib.import_module(module), attribute)
+        return command
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dockyard")
 def main() -> None:
     """Dockyard: a private container registry."""
-
-
-main.add_command(serve)
-main.add_command(certs)
-main.add_command(trust_command)
-main.add_command(user)
-main.add_command(config)
-main.add_command(proxy_config)
-main.add_command(gc)
-main.add_command(scrub)
-main.add_command(du)

@@ -16,10 +16,15 @@ async def gather_bounded(
     items: Iterable[Item], function: Callable[[Item], Awaitable[Result]], limit: int = DEFAULT_LIMIT,
 ) -> list[Result]:
     """``function`` over ``items``, at most ``limit`` at a time, results in the items' order."""
-    gate = asyncio.Semaphore(limit)
+    # ``limit`` workers take the items in turn, rather than a task per item: where the work
+    # rarely waits (a stat or a small read from the page cache) a task costs more than it.
+    pending = list(items)
+    numbered = enumerate(pending)
+    results: dict[int, Result] = {}
 
-    async def one(item: Item) -> Result:
-        async with gate:
-            return await function(item)
+    async def worker() -> None:
+        for index, item in numbered:
+            results[index] = await function(item)
 
-    return list(await asyncio.gather(*map(one, items)))
+    await asyncio.gather(*(worker() for _ in range(min(limit, len(pending)))))
+    return [results[index] for index in range(len(pending))]

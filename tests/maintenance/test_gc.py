@@ -59,6 +59,31 @@ def test_delete_untagged_keeps_indexes_children_and_referrers_of_kept_manifests(
     assert not store.has_blob(_blob(b"amd"))
 
 
+def test_delete_untagged_drops_the_tag_history_entries_of_what_it_removes(store: Store) -> None:
+    old = store.image("app", "latest", b"old layer")
+    new = store.image("app", "latest", b"new layer")  # the tag moves on: its history names both
+    other = store.image("app", "other", b"other layer")
+    report = store.collect(delete_untagged=True)
+    assert [digest for _, digest in report.manifests_removed] == [old]
+    tags = store.registry.driver.local_file("/docker/registry/v2/repositories/app/_manifests/tags")
+    assert [entry.name for entry in (tags / "latest" / "index" / "sha256").iterdir()] == [new.hex]
+    assert [entry.name for entry in (tags / "other" / "index" / "sha256").iterdir()] == [other.hex]
+
+
+def test_repositories_marked_in_several_batches_keep_and_lose_the_same(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dockyard.maintenance import gc
+
+    monkeypatch.setattr(gc, "REPOSITORY_BATCH", 2)
+    names = [f"team/app{number}" for number in range(5)]
+    kept = {name: store.image(name, "v1", b"shared", name.encode()) for name in names}
+    dropped = {name: store.image(name, None, f"old {name}".encode()) for name in names}
+    report = store.collect(delete_untagged=True)
+    assert report.repositories == 5
+    assert sorted(report.manifests_removed, key=str) == sorted(dropped.items(), key=str)
+    assert all(store.has_manifest(name, digest) for name, digest in kept.items())
+    assert store.has_blob(_blob(b"shared")) and not any(store.has_blob(_blob(f"old {name}".encode())) for name in names)
+
+
 def test_grace_period_keeps_what_was_just_pushed(store: Store) -> None:
     store.image("app", "v1", b"layer")
     store.run(store.registry.repository("app").untag("v1"))

@@ -55,12 +55,16 @@ from dockyard.maintenance.inventory import BlobInfo, RepositoryLinks, mtime
 from dockyard.maintenance.marks import ManifestReader, RepositoryMarks, mark_repository
 from dockyard.maintenance.progress import Progress
 from dockyard.reference import Digest
+from dockyard.sizes import human_size
 from dockyard.storage import paths
 from dockyard.storage.driver import PathNotFound, StorageDriver
 from dockyard.storage.registry import Registry
-from dockyard.ui.format import human_size
 
 log = logging.getLogger("dockyard.gc")
+
+# Repositories read together (each level of their directories in one listing call).
+REPOSITORY_BATCH = 64
+BATCHES_AT_ONCE = 4
 
 
 @dataclass(frozen=True)
@@ -169,36 +173,18 @@ class Collector:
         set_aside_blobs = await self._set_aside_blobs(candidates, fresh_after)
         if not set_aside_manifests and not set_aside_blobs:
             return report
-        # The second look: what the live links name now comes back.
+        # The second look: what the live links name now comes back. Every link is read
+        # again, not only those whose time changed: a link rewritten within the clock tick
+        # of its previous write keeps that time.
         by_repository: dict[str, dict[Digest, Digest | None]] = {}
         for (name, digest), subject in set_aside_manifests.items():
             by_repository.setdefault(name, {})[digest] = subject
         second = await self._mark(await inventory.repository_names(self.driver), reader, started, report, set_aside=by_repository)
-        for (name, digest), subject in set_aside_manifests.items():
-            if name in second.marks and digest in second.marks[name].kept:
-                await self.registry.repository(name).put_back_manifest(digest, subject)
-                report.put_back += 1
-            else:
-                await self.registry.repository(name).forget_manifest(digest)
-                report.manifests_removed.append((name, digest))
+        await self._settle_manifests(set_aside_manifests, second, report)
         marked = second.marked()
         wanted = {blob.digest for blob in set_aside_blobs if blob.digest in marked}
         wanted |= await self._freshly_linked([blob.digest for blob in set_aside_blobs if blob.digest not in wanted], second.links, fresh_after)
-        stage = self.progress.stage("removing blobs", len(set_aside_blobs))
-        for blob in set_aside_blobs:
-            if blob.digest in wanted:
-                await self.registry.blobs.put_back(blob.digest, paths.condemned_blob(blob.digest))
-                report.put_back += 1
-            else:
-                # The cache forgot the blob when it was set aside (BlobStore.set_aside).
-                try:
-                    await self.driver.delete(paths.condemned_blob(blob.digest))
-                    report.blobs_removed.append(blob.digest)
-                    report.bytes_freed += blob.size
-                except PathNotFound:  # put back by a collector on a replica without a shared lock
-                    pass
-            stage.advance(1, blob.size)
-        stage.close()
+        await self._settle_blobs(set_aside_blobs, wanted, report)
         return report
 
     async def _mark(
@@ -207,19 +193,26 @@ class Collector:
     ) -> _Pass:
         stage = self.progress.stage("marking repositories", len(names))
 
-        async def one(name: str) -> tuple[RepositoryLinks, RepositoryMarks]:
-            links = await inventory.read_repository(self.driver, name)
-            if apply_retention:
-                await self._apply_retention(links, started, report)
-            marks = await mark_repository(
-                self.driver, links, reader, self._untagged_before(name, started), (set_aside or {}).get(name),
-            )
-            stage.advance()
-            return links, marks
+        async def batch(start: int) -> list[tuple[RepositoryLinks, RepositoryMarks]]:
+            read = await inventory.read_repositories(self.driver, names[start:start + REPOSITORY_BATCH])
+            # The mark reads every revision's manifest (kept, or unreachable for its subject): all at once.
+            await reader.references_of(digest for links in read for digest in links.revisions)
+            marked = []
+            for links in read:
+                if apply_retention:
+                    await self._apply_retention(links, started, report)
+                marks = await mark_repository(
+                    self.driver, links, reader, self._untagged_before(links.name, started), (set_aside or {}).get(links.name),
+                )
+                marked.append((links, marks))
+                stage.advance()
+            return marked
 
-        results = await gather_bounded(names, one)
+        # A few batches at once: one lists its directories (in a thread) while another is marked.
+        batches = await gather_bounded(range(0, len(names), REPOSITORY_BATCH), batch, BATCHES_AT_ONCE)
         stage.close()
-        return _Pass({name: links for name, (links, _) in zip(names, results)}, {name: marks for name, (_, marks) in zip(names, results)})
+        results = [pair for marked in batches for pair in marked]
+        return _Pass({links.name: links for links, _ in results}, {links.name: marks for links, marks in results})
 
     async def _apply_retention(self, links: RepositoryLinks, started: float, report: Report) -> None:
         policy = retention.policy_for(links.name, self.options.retention)
@@ -251,19 +244,65 @@ class Collector:
 
         return {digest for (_, digest), is_fresh in zip(pairs, await gather_bounded(pairs, fresh, inventory.CONCURRENCY * 4)) if is_fresh}
 
+    async def _settle_manifests(self, set_aside: dict[tuple[str, Digest], Digest | None], second: _Pass, report: Report) -> None:
+        """Put back the set-aside revisions the second mark keeps; forget the rest."""
+        forgotten: dict[str, list[Digest]] = {}
+        for (name, digest), subject in set_aside.items():
+            if name in second.marks and digest in second.marks[name].kept:
+                await self.registry.repository(name).put_back_manifest(digest, subject)
+                report.put_back += 1
+            else:
+                forgotten.setdefault(name, []).append(digest)
+                report.manifests_removed.append((name, digest))
+
+        async def forget(name: str) -> None:
+            await self.registry.repository(name).forget_manifests(forgotten[name])
+
+        await gather_bounded(forgotten, forget)
+
+    async def _settle_blobs(self, set_aside: list[BlobInfo], wanted: set[Digest], report: Report) -> None:
+        """Put back the set-aside blobs in ``wanted``; delete the rest."""
+        stage = self.progress.stage("removing blobs", len(set_aside))
+
+        async def settle(blob: BlobInfo) -> bool:
+            """Whether the blob was deleted."""
+            try:
+                if blob.digest in wanted:
+                    await self.registry.blobs.put_back(blob.digest, paths.condemned_blob(blob.digest))
+                    return False
+                # The cache forgot the blob when it was set aside (BlobStore.set_aside).
+                try:
+                    await self.driver.delete(paths.condemned_blob(blob.digest))
+                except PathNotFound:  # put back by a collector on a replica without a shared lock
+                    return False
+                return True
+            finally:
+                stage.advance(1, blob.size)
+
+        for blob, deleted in zip(set_aside, await gather_bounded(set_aside, settle)):
+            if deleted:
+                report.blobs_removed.append(blob.digest)
+                report.bytes_freed += blob.size
+            elif blob.digest in wanted:
+                report.put_back += 1
+        stage.close()
+
     async def _set_aside_manifests(self, manifests: dict[tuple[str, Digest], Digest | None], started: float) -> dict[tuple[str, Digest], Digest | None]:
-        done: dict[tuple[str, Digest], Digest | None] = {}
-        for (name, digest), subject in manifests.items():
+        async def one(key: tuple[str, Digest]) -> bool:
+            """Whether the revision was set aside."""
+            name, digest = key
             before = self._untagged_before(name, started)
             when = await mtime(self.driver, paths.revision_link(name, digest))
             if before is None or when is None or when >= before:  # pushed again since the mark
-                continue
+                return False
             try:
-                await self.registry.repository(name).set_aside_manifest(digest, subject)
+                await self.registry.repository(name).set_aside_manifest(digest, manifests[key])
             except PathNotFound:
-                continue
-            done[(name, digest)] = subject
-        return done
+                return False
+            return True
+
+        done = await gather_bounded(manifests, one)
+        return {key: subject for (key, subject), set_aside in zip(manifests.items(), done) if set_aside}
 
     async def _set_aside_blobs(self, candidates: list[BlobInfo], fresh_after: float) -> list[BlobInfo]:
         async def one(blob: BlobInfo) -> BlobInfo | None:

@@ -6,8 +6,7 @@ Everything goes through the :class:`StorageDriver` and the layout in
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from dockyard.api.errors import RegistryError
@@ -47,12 +46,18 @@ async def mtime(driver: StorageDriver, path: str) -> float | None:
 
 async def digests_under(driver: StorageDriver, directory: str) -> list[Digest]:
     """The digests of ``directory/<alg>/<hex>`` entries."""
-    algorithms = (await driver.list_sorted([directory])).get(directory, [])
-    listings = await driver.list_sorted([f"{directory}/{algorithm}" for algorithm in algorithms])
-    found = []
+    return (await digests_under_each(driver, [directory]))[directory]
+
+
+async def digests_under_each(driver: StorageDriver, directories: Sequence[str]) -> dict[str, list[Digest]]:
+    """:func:`digests_under` for many directories, each level listed in one call."""
+    top = await driver.list_sorted(directories)
+    subdirectories = [f"{directory}/{algorithm}" for directory in directories for algorithm in top.get(directory, [])]
+    listings = await driver.list_sorted(subdirectories)
+    found: dict[str, list[Digest]] = {directory: [] for directory in directories}
     for path, names in listings.items():
-        algorithm = path.rsplit("/", 1)[1]
-        found.extend(digest for name in names if (digest := digest_from(algorithm, name)) is not None)
+        directory, algorithm = path.rsplit("/", 1)
+        found[directory].extend(digest for name in names if (digest := digest_from(algorithm, name)) is not None)
     return found
 
 
@@ -69,21 +74,42 @@ class RepositoryLinks:
 
 
 async def read_repository(driver: StorageDriver, name: str) -> RepositoryLinks:
-    links = RepositoryLinks(name)
-    tags_dir = paths.tags(name)
-    tag_names = (await driver.list_sorted([tags_dir])).get(tags_dir, [])
-    for tag, digest in zip(tag_names, await asyncio.gather(*(read_link(driver, paths.tag_current_link(name, tag)) for tag in tag_names))):
-        if digest is not None:
-            links.tags[tag] = digest
+    return (await read_repositories(driver, [name]))[0]
 
-    listed = await digests_under(driver, f"{paths.manifests(name)}/revisions")
-    linked = await asyncio.gather(*(read_link(driver, paths.revision_link(name, digest)) for digest in listed))
-    # A revision directory without its link (left by a collection) is no revision.
-    links.revisions = {digest for digest, found in zip(listed, linked) if found == digest}
-    links.layers = set(await digests_under(driver, paths.layers(name)))
-    for subject in await digests_under(driver, f"{paths.manifests(name)}/referrers"):
-        links.referrers[subject] = set(await digests_under(driver, paths.referrers(name, subject)))
-    return links
+
+async def read_repositories(driver: StorageDriver, names: Sequence[str]) -> list[RepositoryLinks]:
+    """The links of many repositories, in ``names``' order.
+
+    Each level of their directories is listed in one call (one thread hop on a
+    filesystem, concurrent requests on S3), and every link file is read by a few
+    workers, rather than a call and a task per repository and file.
+    """
+    revisions = {name: f"{paths.manifests(name)}/revisions" for name in names}
+    subjects = {name: f"{paths.manifests(name)}/referrers" for name in names}
+    tags = await driver.list_sorted([paths.tags(name) for name in names])
+    listed = await digests_under_each(driver, [*revisions.values(), *subjects.values(), *map(paths.layers, names)])
+    referrers = await digests_under_each(
+        driver, [paths.referrers(name, subject) for name in names for subject in listed[subjects[name]]],
+    )
+    tag_links = [(name, tag) for name in names for tag in tags.get(paths.tags(name), [])]
+    revision_links = [(name, digest) for name in names for digest in listed[revisions[name]]]
+    link_paths = [paths.tag_current_link(*pair) for pair in tag_links] + [paths.revision_link(*pair) for pair in revision_links]
+    digests = await gather_bounded(link_paths, lambda path: read_link(driver, path), CONCURRENCY * 4)
+
+    found = {name: RepositoryLinks(name) for name in names}
+    for (name, tag), digest in zip(tag_links, digests):
+        if digest is not None:
+            found[name].tags[tag] = digest
+    for (name, digest), linked in zip(revision_links, digests[len(tag_links):]):
+        # A revision directory without its link (left by a collection) is no revision.
+        if linked == digest:
+            found[name].revisions.add(digest)
+    for name, links in found.items():
+        links.layers = set(listed[paths.layers(name)])
+        links.referrers = {
+            subject: set(referrers[paths.referrers(name, subject)]) for subject in listed[subjects[name]]
+        }
+    return [found[name] for name in names]
 
 
 async def repository_names(driver: StorageDriver) -> list[str]:
@@ -102,7 +128,7 @@ async def blob_digests(driver: StorageDriver) -> list[Digest]:
     algorithms = (await driver.list_sorted([paths.BLOBS])).get(paths.BLOBS, [])
     prefixes = await driver.list_sorted([f"{paths.BLOBS}/{algorithm}" for algorithm in algorithms])
     directories = [f"{path}/{prefix}" for path, names in prefixes.items() for prefix in names]
-    found = []
+    found: list[Digest] = []
     for path, names in (await driver.list_sorted(directories)).items():
         algorithm = path.split("/")[-2]
         found.extend(digest for name in names if (digest := digest_from(algorithm, name)) is not None)

@@ -9,12 +9,13 @@ untagged manifests are removed and it was last pushed before ``untagged_before``
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from dockyard import manifest as manifests
 from dockyard.api.errors import RegistryError
-from dockyard.maintenance.inventory import RepositoryLinks, mtime
+from dockyard.concurrency import gather_bounded
+from dockyard.maintenance.inventory import CONCURRENCY, RepositoryLinks, mtime
 from dockyard.reference import Digest
 from dockyard.storage import paths
 from dockyard.storage.driver import PathNotFound, StorageDriver
@@ -42,6 +43,14 @@ class ManifestReader:
             found = await self._read(digest)
             if found is not None:
                 self._known[digest] = found
+        return found
+
+    async def references_of(self, digests: Iterable[Digest]) -> dict[Digest, References | None]:
+        """:meth:`references` of many manifests; those not known yet are read together."""
+        found = {digest: self._known.get(digest) for digest in digests}
+        missing = [digest for digest, known in found.items() if known is None]
+        if missing:
+            found.update(zip(missing, await gather_bounded(missing, self.references, CONCURRENCY * 4)))
         return found
 
     async def _read(self, digest: Digest) -> References | None:
@@ -95,9 +104,9 @@ async def mark_repository(
         queue = roots - marks.kept
         while queue:
             marks.kept |= queue
-            batch = list(queue)
+            read = await reader.references_of(queue)
             queue = set()
-            for digest, found in zip(batch, await asyncio.gather(*map(reader.references, batch))):
+            for digest, found in read.items():
                 marks.blobs.add(digest)
                 queue |= referrers.get(digest, set())
                 if found is not None:
@@ -112,9 +121,8 @@ async def mark_repository(
     if untagged_before is not None:
         # Pushed again since the threshold (a push rewrites the revision link): kept.
         untagged = sorted(links.revisions - marks.kept, key=str)
-        times = await asyncio.gather(*(mtime(driver, paths.revision_link(links.name, digest)) for digest in untagged))
+        times = await gather_bounded(untagged, lambda digest: mtime(driver, paths.revision_link(links.name, digest)), CONCURRENCY * 4)
         await keep({digest for digest, when in zip(untagged, times) if when is None or when >= untagged_before})
-    for digest in sorted(present - marks.kept, key=str):
-        found = await reader.references(digest)
-        marks.unreachable[digest] = found.subject if found is not None else None
+    unreachable = await reader.references_of(sorted(present - marks.kept, key=str))
+    marks.unreachable = {digest: found.subject if found is not None else None for digest, found in unreachable.items()}
     return marks

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from dockyard.ui.format import human_size
+from dockyard.sizes import human_size
 
 
 class Stage:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import errno
 import fcntl
@@ -19,6 +20,7 @@ from dockyard.storage.driver import FileInfo, FileWriter, PathNotFound, StorageD
 from dockyard.storage.writeback import start_writeback
 
 READ_CHUNK = 1 << 20
+SMALL_READ_CHUNK = 1 << 16  # below malloc's mmap threshold: each read allocates this much
 # Waiting for a lock another process holds: polled, so no worker thread sits blocked.
 LOCK_POLL_SECONDS = (0.001, 0.05)
 
@@ -43,15 +45,42 @@ def _ignore_vanished(function: object, path: str, error: tuple[type[BaseExceptio
         raise error[1]
 
 
-def _delete_tree(target: pathlib.Path) -> bool:
+def _replace(source: str, destination: str) -> None:
     try:
-        if target.is_dir() and not target.is_symlink():
-            shutil.rmtree(target, onerror=_ignore_vanished)
-        else:
-            target.unlink()
+        os.replace(source, destination)
+    except OSError as error:
+        if error.errno != errno.EXDEV:
+            raise
+        shutil.move(source, destination)
+
+
+def _delete_tree(target: str) -> bool:
+    try:
+        # Unlinked first, not looked at: most deletes (garbage collection's) are of one file.
+        os.unlink(target)
     except (FileNotFoundError, NotADirectoryError):
         return False
+    except (IsADirectoryError, PermissionError):  # Linux's answer for a directory, and macOS's
+        if not os.path.isdir(target) or os.path.islink(target):
+            raise
+        try:
+            shutil.rmtree(target, onerror=_ignore_vanished)
+        except (FileNotFoundError, NotADirectoryError):
+            return False
     return True
+
+
+def _read_whole(full: str) -> bytes:
+    # os.read rather than open(): a buffered file object costs more system calls (fstat,
+    # ioctl, lseek) than reading a link does, and garbage collection reads every link.
+    descriptor = os.open(full, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(descriptor, SMALL_READ_CHUNK):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(descriptor)
 
 
 class FilesystemWriter(FileWriter):
@@ -117,8 +146,7 @@ class FilesystemDriver(StorageDriver):
     # loop: they come from the page cache in microseconds, less than a thread hop.
     async def get_content(self, path: str) -> bytes:
         try:
-            with open(self._full(path), "rb") as file:
-                return file.read()
+            return _read_whole(self._full(path))
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise PathNotFound(path) from None
 
@@ -179,7 +207,7 @@ class FilesystemDriver(StorageDriver):
         is_dir = (result.st_mode & 0o170000) == 0o040000
         return FileInfo(path, 0 if is_dir else result.st_size, result.st_mtime, is_dir)
 
-    async def list(self, path: str) -> list[str]:
+    async def list(self, path: str) -> builtins.list[str]:
         def names() -> list[str]:
             try:
                 return os.listdir(self._full(path))
@@ -188,7 +216,7 @@ class FilesystemDriver(StorageDriver):
 
         return await asyncio.to_thread(names)
 
-    def _cached_listing(self, full: str) -> list[str] | None:
+    def _cached_listing(self, full: str) -> builtins.list[str] | None:
         entry = self._listings.get(full)
         if entry is None:
             return None
@@ -198,7 +226,7 @@ class FilesystemDriver(StorageDriver):
             return None
         return list(entry[1]) if current == entry[0] else None
 
-    def _sorted_listing(self, full: str) -> list[str] | None:
+    def _sorted_listing(self, full: str) -> builtins.list[str] | None:
         """``full``'s sorted children, ``None`` if it is not a directory (in a worker thread)."""
         cached = self._cached_listing(full)
         if cached is not None:
@@ -224,7 +252,7 @@ class FilesystemDriver(StorageDriver):
             return list(names)
         return names
 
-    async def list_sorted(self, paths: Sequence[str]) -> dict[str, list[str]]:
+    async def list_sorted(self, paths: Sequence[str]) -> dict[str, builtins.list[str]]:
         fulls = [self._full(path) for path in paths]
         if len(fulls) == 1:
             # A cached listing costs one stat: on the loop, like stat(), not a thread hop.
@@ -244,23 +272,25 @@ class FilesystemDriver(StorageDriver):
         return await asyncio.to_thread(listings)
 
     async def move(self, source: str, destination: str) -> None:
-        src, dst = self._full(source), pathlib.Path(self._full(destination))
+        src, dst = self._full(source), self._full(destination)
 
         def rename() -> None:
-            dst.parent.mkdir(parents=True, exist_ok=True)
             try:
-                os.replace(src, dst)
-            except (FileNotFoundError, NotADirectoryError):
+                _replace(src, dst)
+            except FileNotFoundError:
+                # The destination's directory is made on the first move into it, not on every move.
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                try:
+                    _replace(src, dst)
+                except (FileNotFoundError, NotADirectoryError):
+                    raise PathNotFound(source) from None
+            except NotADirectoryError:
                 raise PathNotFound(source) from None
-            except OSError as error:
-                if error.errno != errno.EXDEV:
-                    raise
-                shutil.move(src, dst)
 
         await asyncio.to_thread(rename)
 
     async def delete(self, path: str) -> None:
-        if not await asyncio.to_thread(_delete_tree, pathlib.Path(self._full(path))):
+        if not await asyncio.to_thread(_delete_tree, self._full(path)):
             raise PathNotFound(path)
 
     @contextlib.asynccontextmanager

@@ -81,8 +81,12 @@ def tag_current_link(name: str, tag_name: str) -> str:
     return f"{tag(name, tag_name)}/current/link"
 
 
+def tag_index(name: str, tag_name: str, algorithm: str) -> str:
+    return f"{tag(name, tag_name)}/index/{algorithm}"
+
+
 def tag_index_link(name: str, tag_name: str, digest: Digest) -> str:
-    return f"{tag(name, tag_name)}/index/{digest.algorithm}/{digest.hex}/link"
+    return f"{tag_index(name, tag_name, digest.algorithm)}/{digest.hex}/link"
 
 
 def referrers(name: str, subject: Digest) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Collection
 
 from dockyard import manifest as manifests
 from dockyard.api import errors
@@ -194,13 +195,24 @@ class Repository:
         if subject is not None:
             await self.driver.put_content(paths.referrer_link(self.name, subject, digest), str(digest).encode())
 
-    async def forget_manifest(self, digest: Digest) -> None:
-        """Delete a set-aside revision link and the tag history entries naming it (as registry:2's collector does)."""
-        await self.driver.delete(paths.condemned_revision(self.name, digest).removesuffix("/link"))
-        for tag in await self.tags():
-            if await self._read_link(paths.tag_current_link(self.name, tag)) != digest:
-                with contextlib.suppress(PathNotFound):
-                    await self.driver.delete(paths.tag_index_link(self.name, tag, digest).removesuffix("/link"))
+    async def forget_manifests(self, digests: Collection[Digest]) -> None:
+        """Delete set-aside revision links and the tag history entries naming them (as registry:2's collector does)."""
+        for digest in digests:
+            await self.driver.delete(paths.condemned_revision(self.name, digest).removesuffix("/link"))
+        # Every tag's history listed in one call: most tags never named these digests, and a
+        # listing is cheaper than looking for (or deleting) each entry on its own.
+        tags = await self.tags()
+        algorithms = {digest.algorithm for digest in digests}
+        listed = await self.driver.list_sorted([paths.tag_index(self.name, tag, algorithm) for tag in tags for algorithm in algorithms])
+        history = {directory: set(entries) for directory, entries in listed.items()}
+        for tag in tags:
+            named = [digest for digest in digests if digest.hex in history.get(paths.tag_index(self.name, tag, digest.algorithm), ())]
+            # The entry of what the tag names now stays (moved onto it since the mark).
+            current = await self._read_link(paths.tag_current_link(self.name, tag)) if named else None
+            for digest in named:
+                if digest != current:
+                    with contextlib.suppress(PathNotFound):
+                        await self.driver.delete(paths.tag_index_link(self.name, tag, digest).removesuffix("/link"))
 
     async def tags(self) -> list[str]:
         directory = paths.tags(self.name)

@@ -4,21 +4,9 @@ from __future__ import annotations
 
 import datetime
 
-_UNITS = ("B", "KB", "MB", "GB", "TB", "PB")
+from dockyard.sizes import human_size
 
-
-def human_size(size: int | None) -> str:
-    """``1536`` → ``1.5 KB`` (decimal units, as docker and podman print sizes)."""
-    if size is None:
-        return "—"
-    value = float(size)
-    for unit in _UNITS:
-        if value < 1000 or unit == _UNITS[-1]:
-            if unit == "B":
-                return f"{int(value)} B"
-            return f"{value:.1f} {unit}" if value < 100 else f"{value:.0f} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")
+__all__ = ["absolute_time", "as_datetime", "human_size", "parse_time", "platform_name", "relative_time", "short_digest"]
 
 
 def relative_time(moment: datetime.datetime | None, now: datetime.datetime) -> str:
