@@ -20,6 +20,7 @@ without losing data.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -130,17 +131,17 @@ class Scrubber:
 
         for tag, digest in sorted(links.tags.items()):
             if digest not in links.revisions:
-                await dangling("dangling tag", f"{name}:{tag} -> {digest}", lambda tag=tag: repository.untag(tag))
+                await dangling("dangling tag", f"{name}:{tag} -> {digest}", functools.partial(repository.untag, tag))
         for digest in sorted(links.revisions, key=str):
             if digest not in stored:
-                await dangling("dangling revision", f"{name}@{digest}", lambda digest=digest: self.driver.delete(paths.revision_link(name, digest).removesuffix("/link")))
+                await dangling("dangling revision", f"{name}@{digest}", functools.partial(self.driver.delete, paths.revision_link(name, digest).removesuffix("/link")))
         for digest in sorted(links.layers, key=str):
             if digest not in stored:
-                await dangling(STALE_LAYER_LINK, f"{name} -> {digest}", lambda digest=digest: self._unlink_layer(name, digest))
+                await dangling(STALE_LAYER_LINK, f"{name} -> {digest}", functools.partial(self._unlink_layer, name, digest))
         for subject, found in sorted(links.referrers.items(), key=lambda item: str(item[0])):
             for digest in sorted(found - links.revisions, key=str):
                 path = paths.referrer_link(name, subject, digest).removesuffix("/link")
-                await dangling("dangling referrer link", f"{name}: {digest} refers to {subject}", lambda path=path: self.driver.delete(path))
+                await dangling("dangling referrer link", f"{name}: {digest} refers to {subject}", functools.partial(self.driver.delete, path))
 
     async def _unlink_layer(self, name: str, digest: Digest) -> None:
         repository = self.registry.repository(name)
