@@ -9,8 +9,9 @@ import json
 
 import pytest
 
+from dockyard.sizes import human_size
 from dockyard.ui.browse import RepositoryOverview, storage_use
-from dockyard.ui.format import human_size, parse_time, platform_name, relative_time, short_digest
+from dockyard.ui.format import parse_time, platform_name, relative_time, short_digest
 from dockyard.ui.pagination import Sort, page_of, parse_count, parse_sort
 from dockyard.ui.sessions import SessionSigner, session_key
 from dockyard.ui.summaries import Blob, LruCache, decode_config, summarize

@@ -10,8 +10,8 @@ import click
 
 from dockyard.commands.gc import config_option, root_option, storage_settings
 from dockyard.maintenance.usage import Usage, usage
+from dockyard.sizes import human_size
 from dockyard.storage.factory import build_driver
-from dockyard.ui.format import human_size
 
 
 @click.command()

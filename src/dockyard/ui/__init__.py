@@ -13,6 +13,7 @@ import pathlib
 import jinja2
 from aiohttp import web
 
+from dockyard.sizes import human_size
 from dockyard.ui import format as formats
 from dockyard.ui import views
 from dockyard.ui.browse import Browser
@@ -33,7 +34,7 @@ def _templates() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     environment.filters.update({
-        "size": formats.human_size,
+        "size": human_size,
         "count": "{:,}".format,
         "short": formats.short_digest,
         "kind": lambda media_type: views.MEDIA_TYPE_LABELS.get(media_type, media_type),

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import datetime
 
-from dockyard.sizes import human_size
-
-__all__ = ["absolute_time", "as_datetime", "human_size", "parse_time", "platform_name", "relative_time", "short_digest"]
-
 
 def relative_time(moment: datetime.datetime | None, now: datetime.datetime) -> str:
     """``3 minutes ago``, ``2 days ago``, ``in the future`` (clock skew), ``—`` for none."""
