@@ -242,7 +242,7 @@ class Collector:
             when = await mtime(self.driver, paths.layer_link(*pair))
             return when is not None and when >= fresh_after
 
-        return {digest for (_, digest), is_fresh in zip(pairs, await gather_bounded(pairs, fresh, inventory.CONCURRENCY * 4)) if is_fresh}
+        return {digest for (_, digest), is_fresh in zip(pairs, await gather_bounded(pairs, fresh, inventory.SMALL_READS_AT_ONCE)) if is_fresh}
 
     async def _settle_manifests(self, set_aside: dict[tuple[str, Digest], Digest | None], second: _Pass, report: Report) -> None:
         """Put back the set-aside revisions the second mark keeps; forget the rest."""

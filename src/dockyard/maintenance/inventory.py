@@ -15,9 +15,9 @@ from dockyard.reference import Digest, parse_digest
 from dockyard.storage import catalog, paths
 from dockyard.storage.driver import PathNotFound, StorageDriver
 
-# Repositories (or blobs) handled at once: enough to hide storage latency (S3), few
-# enough not to flood a filesystem's thread pool.
-CONCURRENCY = 16
+# Small reads (links, stats, manifests) at once: enough to hide storage latency (S3),
+# few enough not to flood a filesystem's thread pool.
+SMALL_READS_AT_ONCE = 64
 
 
 def digest_from(algorithm: str, hex_digest: str) -> Digest | None:
@@ -94,7 +94,7 @@ async def read_repositories(driver: StorageDriver, names: Sequence[str]) -> list
     tag_links = [(name, tag) for name in names for tag in tags.get(paths.tags(name), [])]
     revision_links = [(name, digest) for name in names for digest in listed[revisions[name]]]
     link_paths = [paths.tag_current_link(*pair) for pair in tag_links] + [paths.revision_link(*pair) for pair in revision_links]
-    digests = await gather_bounded(link_paths, lambda path: read_link(driver, path), CONCURRENCY * 4)
+    digests = await gather_bounded(link_paths, lambda path: read_link(driver, path), SMALL_READS_AT_ONCE)
 
     found = {name: RepositoryLinks(name) for name in names}
     for (name, tag), digest in zip(tag_links, digests):
@@ -145,4 +145,4 @@ async def blob_infos(driver: StorageDriver, digests: Iterable[Digest]) -> list[B
             return None
         return BlobInfo(digest, found.size, found.mtime)
 
-    return [found for found in await gather_bounded(digests, info, CONCURRENCY * 4) if found is not None]
+    return [found for found in await gather_bounded(digests, info, SMALL_READS_AT_ONCE) if found is not None]

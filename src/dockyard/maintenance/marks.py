@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from dockyard import manifest as manifests
 from dockyard.api.errors import RegistryError
 from dockyard.concurrency import gather_bounded
-from dockyard.maintenance.inventory import CONCURRENCY, RepositoryLinks, mtime
+from dockyard.maintenance.inventory import SMALL_READS_AT_ONCE, RepositoryLinks, mtime
 from dockyard.reference import Digest
 from dockyard.storage import paths
 from dockyard.storage.driver import PathNotFound, StorageDriver
@@ -50,7 +50,7 @@ class ManifestReader:
         found = {digest: self._known.get(digest) for digest in digests}
         missing = [digest for digest, known in found.items() if known is None]
         if missing:
-            found.update(zip(missing, await gather_bounded(missing, self.references, CONCURRENCY * 4)))
+            found.update(zip(missing, await gather_bounded(missing, self.references, SMALL_READS_AT_ONCE)))
         return found
 
     async def _read(self, digest: Digest) -> References | None:
@@ -121,7 +121,7 @@ async def mark_repository(
     if untagged_before is not None:
         # Pushed again since the threshold (a push rewrites the revision link): kept.
         untagged = sorted(links.revisions - marks.kept, key=str)
-        times = await gather_bounded(untagged, lambda digest: mtime(driver, paths.revision_link(links.name, digest)), CONCURRENCY * 4)
+        times = await gather_bounded(untagged, lambda digest: mtime(driver, paths.revision_link(links.name, digest)), SMALL_READS_AT_ONCE)
         await keep({digest for digest, when in zip(untagged, times) if when is None or when >= untagged_before})
     unreachable = await reader.references_of(sorted(present - marks.kept, key=str))
     marks.unreachable = {digest: found.subject if found is not None else None for digest, found in unreachable.items()}
