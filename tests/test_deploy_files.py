@@ -87,7 +87,7 @@ def test_compose_nginx_site_is_what_proxy_config_writes() -> None:
 
 def test_unit_file() -> None:
     settings = unit_settings()
-    assert settings["Service.ExecStart"] == ["/usr/local/bin/dockyard serve --config /etc/dockyard/config.yml"]
+    assert settings["Service.ExecStart"] == ["/opt/dockyard/bin/dockyard serve --config /etc/dockyard/config.yml"]
     assert settings["Service.User"] == ["dockyard"]
     assert settings["Service.NoNewPrivileges"] == ["yes"]
     assert settings["Service.ProtectSystem"] == ["strict"]
@@ -106,9 +106,9 @@ def test_unit_file_passes_systemd_analyze(tmp_path: pathlib.Path) -> None:
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         pytest.skip("systemd-analyze is not installed")
-    # /usr/local/bin/dockyard is not installed here: check the rest with a binary that exists.
+    # /opt/dockyard/bin/dockyard is not installed here: check the rest with a binary that exists.
     unit = tmp_path / "dockyard.service"
-    unit.write_text(UNIT.read_text().replace("/usr/local/bin/dockyard", "/bin/true"))
+    unit.write_text(UNIT.read_text().replace("/opt/dockyard/bin/dockyard", "/bin/true"))
     result = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
 
