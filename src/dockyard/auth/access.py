@@ -81,6 +81,11 @@ def parse_basic(header: str) -> tuple[str, str] | None:
     return (user, password) if sep else None
 
 
+# What skopeo, podman and buildah answer a Basic challenge with when they have no credentials
+# (``Basic Og==``), and docker and podman send the token service: an anonymous request, not a login.
+ANONYMOUS = ("", "")
+
+
 def client_address(request: web.Request) -> str:
     return request.remote or "unknown"
 
@@ -176,9 +181,9 @@ class AccessController:
         user = None
         if header and self.authenticator is not None:
             credentials = parse_basic(header)
-            if credentials is None or not await self.authenticator.check(request, *credentials):
+            if credentials is None or (credentials != ANONYMOUS and not await self.authenticator.check(request, *credentials)):
                 raise self._unauthorized(request, needed, message="wrong user name or password")
-            user = credentials[0]
+            user = credentials[0] or None
         if user is None and self.authenticator is not None and not needed:
             # /v2/ must ask for credentials: ``docker login`` takes a 200 here as success.
             raise self._unauthorized(request, needed)

@@ -15,7 +15,7 @@ from aiohttp import web
 from dockyard.api import errors
 from dockyard.api.errors import RegistryError
 from dockyard.auth import scopes
-from dockyard.auth.access import Authenticator, parse_basic
+from dockyard.auth.access import ANONYMOUS, Authenticator, parse_basic
 from dockyard.auth.policy import ACTIONS, Policy
 from dockyard.auth.scopes import Scope
 from dockyard.auth.tokens import InvalidToken, TokenIssuer
@@ -83,7 +83,8 @@ class TokenService:
             credentials = parse_basic(header)
             if credentials is None:
                 raise RegistryError(errors.UNAUTHORIZED, "only Basic credentials are accepted here")
-            user = await self._login(request, *credentials)
+            if credentials != ANONYMOUS:
+                user = await self._login(request, *credentials)
         offline = request.query.get("offline_token", "").lower() == "true"
         return self._respond(user, _scopes(request.query.getall("scope", [])), offline)
 
@@ -92,7 +93,8 @@ class TokenService:
         self._check_service(str(form.get("service", "")) or None)
         grant_type = form.get("grant_type")
         if grant_type == "password":
-            user = await self._login(request, str(form.get("username", "")), str(form.get("password", "")))
+            credentials = (str(form.get("username", "")), str(form.get("password", "")))
+            user = None if credentials == ANONYMOUS else await self._login(request, *credentials)
         elif grant_type == "refresh_token":
             try:
                 user = self.issuer.check_refresh_token(str(form.get("refresh_token", "")))
