@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.auth.conftest import USERS, write_htpasswd
+from tests.auth.conftest import USERS, write_htpasswd, write_policy
 from tests.clients.conftest import client_env, client_home, layout_blob, require_tool, run, skopeo  # noqa: F401  (fixtures)
 from tests.clients.test_docker import Dockerd, docker  # noqa: F401  (fixture)
 from tests.clients.test_podman import Podman, lowercase_dir, podman  # noqa: F401  (fixtures)
@@ -110,6 +110,36 @@ def test_skopeo_login_push_pull(own_skopeo: Skopeo, server: DockyardProcess, tmp
     own_skopeo("logout", server.host)
     after = own_skopeo("inspect", "--tls-verify=false", remote, check=False)
     assert after.returncode != 0
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_skopeo_pulls_anonymously_what_the_policy_opens(own_skopeo: Skopeo, tmp_path: pathlib.Path, mode: str) -> None:
+    """Without a login skopeo answers the Basic challenge with empty credentials: anonymous, never a failed login."""
+    users = write_htpasswd(tmp_path / "htpasswd")
+    policy = write_policy(tmp_path / "policy.yaml")  # anonymous may pull public/*; root is an admin
+    server = DockyardProcess(
+        tmp_path / "root", "--htpasswd", str(users), "--access-policy", str(policy), "--login-max-failures", "3", *MODES[mode]
+    )
+    server.start()
+    try:
+        layout = tmp_path / "layout"
+        descriptor = single_image_layout(layout, "v1", seed=f"anonymous-{mode}")
+        remote = f"docker://{server.host}/public/app:v1"
+        own_skopeo("copy", "--preserve-digests", "--dest-tls-verify=false", "--dest-creds", f"root:{USERS['root']}", f"oci:{layout}:v1", remote)
+
+        # More anonymous pulls than the three failed logins an address may have.
+        for _ in range(4):
+            assert json.loads(own_skopeo("inspect", "--tls-verify=false", remote).stdout)["Digest"] == descriptor["digest"]
+        back = tmp_path / "back"
+        own_skopeo("copy", "--src-tls-verify=false", remote, f"oci:{back}:v1")
+        assert layout_blob(back, descriptor["digest"]) == layout_blob(layout, descriptor["digest"])
+
+        closed = own_skopeo("inspect", "--tls-verify=false", f"docker://{server.host}/a/app:v1", check=False)
+        assert closed.returncode != 0
+        assert "unauthorized" in closed.stderr.lower() or "authentication required" in closed.stderr.lower(), closed.stderr
+        assert "Login Succeeded" in own_skopeo.login(server.host, "writer", USERS["writer"]).stdout
+    finally:
+        server.stop()
 
 
 def test_podman_login_push_pull(podman: Podman, server: DockyardProcess, lowercase_dir: pathlib.Path, tmp_path: pathlib.Path) -> None:  # noqa: F811

@@ -12,6 +12,7 @@ import pytest
 
 from dockyard.auth import htpasswd as htpasswd_module
 from dockyard.auth.htpasswd import Htpasswd, parse
+from tests.auth.conftest import fast_hash
 from tests.clients.conftest import require_tool
 
 # Written by Apache's htpasswd (apache2-utils); the crypt line is the seed of the registry:2 docs.
@@ -133,6 +134,26 @@ async def test_reread_when_the_file_changes(tmp_path: pathlib.Path) -> None:
     assert await users.verify("eric", "dpw") is False
     assert await users.verify("sam", "spw") is True
     assert users.users == ["sam"]
+
+
+async def test_a_success_checked_while_the_password_changes_is_not_cached_for_the_new_one(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "htpasswd"
+    users = load(path, KNOWN_LINES["bcrypt-2y"][0] + "\n")
+    real = htpasswd_module._check_bcrypt
+
+    def password_changed_meanwhile(password: str, hashed: str) -> bool:
+        # While bcrypt runs in its thread, bob gets a new password and another request re-reads the file.
+        htpasswd_module.write_entries(path, {"bob": fast_hash("new-pw")})
+        users.reload_if_changed()
+        return real(password, hashed)
+
+    monkeypatch.setattr(htpasswd_module, "_check_bcrypt", password_changed_meanwhile)
+    assert await users.verify("bob", "bpw") is True  # right for the entry of when it was asked
+    monkeypatch.setattr(htpasswd_module, "_check_bcrypt", real)
+    assert await users.verify("bob", "bpw") is False
+    assert await users.verify("bob", "new-pw") is True
 
 
 async def test_removed_file_keeps_the_users_read_before(tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -9,6 +9,7 @@ import pathlib
 import time
 
 import httpx
+import jwt
 import pytest
 
 from dockyard.auth import htpasswd as htpasswd_module
@@ -73,6 +74,40 @@ async def test_token_service_counts_failures_too(aiohttp_client, tmp_path: pathl
     clock.now += 10.5
     response = await client.post("/auth/token", data={"grant_type": "password", "username": "writer", "password": USERS["writer"]})
     assert response.status == 200
+
+
+# ":" in base64: what skopeo, podman and buildah answer a Basic challenge with when they have no credentials.
+EMPTY_CREDENTIALS = {"Authorization": "Basic Og=="}
+
+
+async def test_empty_credentials_are_anonymous_and_never_count_as_failures(aiohttp_client, tmp_path: pathlib.Path) -> None:
+    client = await aiohttp_client(make_app(tmp_path / "root", settings(tmp_path, "basic", max_failures=3)))
+    for _ in range(20):
+        public = await client.get("/v2/public/app/tags/list", headers=EMPTY_CREDENTIALS)
+        assert await status_and_code(public) == (404, "NAME_UNKNOWN")  # anonymous may pull public/*; nothing there
+        for path in ("/v2/", "/v2/a/app/tags/list"):  # as without a header: asked to sign in
+            response = await client.get(path, headers=EMPTY_CREDENTIALS)
+            assert (*(await status_and_code(response)), response.headers.get("WWW-Authenticate")) == (401, "UNAUTHORIZED", 'Basic realm="Dockyard"')
+    response = await client.get("/v2/a/app/tags/list", headers={"Authorization": basic("reader", USERS["reader"])})
+    assert await status_and_code(response) == (404, "NAME_UNKNOWN")
+
+
+async def test_token_service_takes_empty_credentials_as_anonymous(aiohttp_client, tmp_path: pathlib.Path) -> None:
+    client = await aiohttp_client(make_app(tmp_path / "root", settings(tmp_path, "token", max_failures=3)))
+    scope = "repository:public/app:pull repository:a/app:pull"
+    anonymous_grant = ("", [{"type": "repository", "name": "public/app", "actions": ["pull"]}])
+    for _ in range(10):
+        got = await client.get("/auth/token", params={"scope": scope, "offline_token": "true"}, headers=EMPTY_CREDENTIALS)
+        posted = await client.post("/auth/token", data={"grant_type": "password", "username": "", "password": "", "scope": scope, "access_type": "offline"})
+        for response in (got, posted):
+            assert response.status == 200, await response.text()
+            body = await response.json()
+            assert "refresh_token" not in body
+            claims = jwt.decode(body["token"], options={"verify_signature": False})
+            assert (claims["sub"], claims["access"]) == anonymous_grant
+    response = await client.get("/auth/token", params={"scope": scope}, headers={"Authorization": basic("reader", USERS["reader"])})
+    assert response.status == 200
+    assert jwt.decode((await response.json())["token"], options={"verify_signature": False})["sub"] == "reader"
 
 
 def test_real_server_small_window(tmp_path: pathlib.Path) -> None:

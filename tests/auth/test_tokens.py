@@ -15,10 +15,12 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from dockyard.auth import scopes
+from dockyard.auth.htpasswd import read_entries, write_entries
 from dockyard.auth.setup import AuthSettings, AuthSetupError
 from dockyard.auth.tokens import (
     ACCESS_TOKEN_SECONDS,
     LEEWAY_SECONDS,
+    Grant,
     InvalidToken,
     TokenIssuer,
     TokenVerifier,
@@ -27,6 +29,7 @@ from dockyard.auth.tokens import (
 )
 from dockyard.tls import certificates
 from dockyard.tls.certificates import CertificateAuthority, create_ca, generate_key
+from tests.auth.conftest import USERS, basic, fast_hash, make_app, settings
 
 ISSUER = "test-issuer"
 SERVICE = "test-registry"
@@ -99,6 +102,9 @@ def test_verify_round_trip(issuer: TokenIssuer, verifier: TokenVerifier) -> None
     grant = verifier.verify(token)
     assert grant.subject == "bob"
     assert grant.access == (PUSH_A, scopes.CATALOG)
+    stamped, _, _ = issuer.issue("bob", [PULL_A], "stamp-of-bob")
+    assert verifier.verify(stamped).credential == "stamp-of-bob"
+    assert verifier.verify(token).credential is None
     anonymous, _, _ = issuer.issue("", [])
     assert verifier.verify(anonymous).subject == ""
     assert verifier.verify(anonymous).access == ()
@@ -183,7 +189,9 @@ def test_refresh_tokens(issuer: TokenIssuer, verifier: TokenVerifier, key: Any) 
     assert body["aud"] == SERVICE + "#refresh"
     assert body["sub"] == "bob"
     assert body["exp"] - body["iat"] == 30 * 24 * 3600
-    assert issuer.check_refresh_token(refresh) == "bob"
+    assert issuer.check_refresh_token(refresh) == Grant("bob", ())
+    stamped = issuer.check_refresh_token(issuer.refresh_token("bob", "stamp-of-bob"))
+    assert (stamped.subject, stamped.credential) == ("bob", "stamp-of-bob")
     # A refresh token is no access token, and an access token no refresh token.
     with pytest.raises(InvalidToken, match="(?i)audience"):
         verifier.verify(refresh)
@@ -294,3 +302,95 @@ def test_external_issuer_settings(tmp_path: pathlib.Path) -> None:
     bad_jwks.write_text("{not json")
     with pytest.raises(AuthSetupError, match="cannot read the token issuer's keys"):
         AuthSettings(token_jwks=bad_jwks, token_realm="https://auth.example/token").build()
+
+
+# --- tokens bound to the htpasswd entry they were issued against -----------------------------------
+
+SCOPE = "repository:a/app:pull,push"
+
+
+def change_user(path: pathlib.Path, user: str, password: str | None) -> None:
+    """``user`` removed (``None``) or given ``password``; the file replaced, as ``dockyard user`` does."""
+    entries = read_entries(path)
+    if password is None:
+        del entries[user]
+    else:
+        entries[user] = fast_hash(password)
+    write_entries(path, entries)
+
+
+async def sign_in(client, user: str, password: str) -> dict[str, Any]:
+    response = await client.get("/auth/token", params={"scope": SCOPE, "offline_token": "true"}, headers={"Authorization": basic(user, password)})
+    assert response.status == 200, await response.text()
+    return await response.json()
+
+
+async def refresh(client, refresh_token: str):
+    return await client.post("/auth/token", data={"grant_type": "refresh_token", "refresh_token": refresh_token, "scope": SCOPE})
+
+
+async def registry_answer(client, token: str) -> tuple[int, str | None]:
+    """a/app's tags with ``token``: (404 NAME_UNKNOWN, None) when let in, a/app being empty."""
+    response = await client.get("/v2/a/app/tags/list", headers={"Authorization": f"Bearer {token}"})
+    document = await response.json()
+    return response.status, document["errors"][0]["code"] if response.status == 404 else response.headers.get("WWW-Authenticate")
+
+
+LET_IN = (404, "NAME_UNKNOWN")
+
+
+def refused(answer: tuple[int, str | None]) -> bool:
+    return answer[0] == 401 and 'error="invalid_token"' in str(answer[1])
+
+
+@pytest.mark.parametrize("new_password", [None, "new-write-pw", USERS["writer"]], ids=["removed", "new-password", "same-password-rehashed"])
+async def test_tokens_die_with_the_htpasswd_entry(aiohttp_client, tmp_path: pathlib.Path, new_password: str | None) -> None:
+    auth = settings(tmp_path, "token")
+    assert auth.htpasswd is not None
+    client = await aiohttp_client(make_app(tmp_path / "root", auth))
+    writer, reader = await sign_in(client, "writer", USERS["writer"]), await sign_in(client, "reader", USERS["reader"])
+    refreshed = await refresh(client, writer["refresh_token"])
+    assert refreshed.status == 200
+    writer_tokens = [writer["token"], (await refreshed.json())["token"]]
+    assert [await registry_answer(client, token) for token in writer_tokens] == [LET_IN, LET_IN]
+
+    change_user(auth.htpasswd, "writer", new_password)
+    response = await refresh(client, writer["refresh_token"])
+    assert response.status == 401
+    assert (await response.json())["errors"][0]["code"] == "UNAUTHORIZED"
+    for token in writer_tokens:  # the short-lived access tokens too, at once
+        assert refused(await registry_answer(client, token))
+    # Another user's tokens are untouched.
+    assert (await refresh(client, reader["refresh_token"])).status == 200
+    assert await registry_answer(client, reader["token"]) == LET_IN
+    if new_password is not None:  # signing in again gives tokens that work
+        again = await sign_in(client, "writer", new_password)
+        assert (await refresh(client, again["refresh_token"])).status == 200
+        assert await registry_answer(client, again["token"]) == LET_IN
+
+
+async def test_a_removed_user_is_refused_by_every_replica(aiohttp_client, tmp_path: pathlib.Path) -> None:
+    # Two replicas: the same htpasswd file and http.secret, nothing else shared.
+    auth = settings(tmp_path, "token", http_secret="a-long-random-value-shared-by-replicas")
+    assert auth.htpasswd is not None
+    one, two = [await aiohttp_client(make_app(tmp_path / "root", auth)) for _ in range(2)]
+    writer = await sign_in(one, "writer", USERS["writer"])
+    assert (await refresh(two, writer["refresh_token"])).status == 200
+    assert await registry_answer(two, writer["token"]) == LET_IN
+
+    change_user(auth.htpasswd, "writer", None)
+    for replica in (one, two):
+        assert (await refresh(replica, writer["refresh_token"])).status == 401
+        assert refused(await registry_answer(replica, writer["token"]))
+
+
+async def test_a_user_token_without_a_stamp_is_refused(aiohttp_client, tmp_path: pathlib.Path) -> None:
+    """As issued before tokens were bound: signed with the right key, but nothing ties them to the user's entry."""
+    client = await aiohttp_client(make_app(tmp_path / "root", settings(tmp_path, "token")))
+    issuer = TokenIssuer(certificates.load_key(tmp_path / "token-signing.key"), "dockyard", "dockyard")
+    access, _, _ = issuer.issue("writer", [PUSH_A])
+    assert refused(await registry_answer(client, access))
+    assert (await refresh(client, issuer.refresh_token("writer"))).status == 401
+    anonymous, _, _ = issuer.issue("", [scopes.repository("public/app", "pull")])
+    response = await client.get("/v2/public/app/tags/list", headers={"Authorization": f"Bearer {anonymous}"})
+    assert response.status == 404  # let in: anonymous tokens name no user to bind to

@@ -19,6 +19,7 @@ from dockyard.api import errors
 from dockyard.api.forwarding import path_prefix, public_base_url
 from dockyard.api.errors import RegistryError
 from dockyard.auth import scopes
+from dockyard.auth.binding import CredentialBinding
 from dockyard.auth.htpasswd import Htpasswd
 from dockyard.auth.limiter import FailureLimiter
 from dockyard.auth.policy import ACTIONS, OPEN_TO_USERS, Policy
@@ -81,6 +82,11 @@ def parse_basic(header: str) -> tuple[str, str] | None:
     return (user, password) if sep else None
 
 
+# What skopeo, podman and buildah answer a Basic challenge with when they have no credentials
+# (``Basic Og==``), and docker and podman send the token service: an anonymous request, not a login.
+ANONYMOUS = ("", "")
+
+
 def client_address(request: web.Request) -> str:
     return request.remote or "unknown"
 
@@ -125,12 +131,15 @@ class AccessController:
         verifier: TokenVerifier | None = None,
         realm: str = "Dockyard",
         token_realm: str | None = None,
+        binding: CredentialBinding | None = None,
     ) -> None:
+        """``binding``: the built-in token service's, whose users' tokens must still match the htpasswd file."""
         self.policy = policy if policy is not None else (OPEN_TO_USERS if authenticator or verifier else None)
         self.authenticator = authenticator
         self.verifier = verifier
         self.realm = realm
         self.token_realm = token_realm
+        self.binding = binding
 
     @property
     def mode(self) -> str:
@@ -168,6 +177,9 @@ class AccessController:
             except InvalidToken as error:
                 log.info("refused a token from %s: %s", client_address(request), error)
                 raise self._unauthorized(request, needed, "invalid_token", "invalid or expired token") from None
+            if grant.subject and self.binding is not None and not self.binding.holds(grant.subject, grant.credential):
+                log.info("refused a token of %r from %s: the user was removed or their password changed", grant.subject, client_address(request))
+                raise self._unauthorized(request, needed, "invalid_token", "the token's user was removed or their password changed")
             identity = Identity(grant.subject or None, self.policy, grant.access)
             if not self._permits(identity, needed):
                 raise self._unauthorized(request, needed, "insufficient_scope", "the token does not grant this access")
@@ -176,9 +188,9 @@ class AccessController:
         user = None
         if header and self.authenticator is not None:
             credentials = parse_basic(header)
-            if credentials is None or not await self.authenticator.check(request, *credentials):
+            if credentials is None or (credentials != ANONYMOUS and not await self.authenticator.check(request, *credentials)):
                 raise self._unauthorized(request, needed, message="wrong user name or password")
-            user = credentials[0]
+            user = credentials[0] or None
         if user is None and self.authenticator is not None and not needed:
             # /v2/ must ask for credentials: ``docker login`` takes a 200 here as success.
             raise self._unauthorized(request, needed)

@@ -38,6 +38,14 @@ def _check_bcrypt(password: str, hashed: str) -> bool:
     return bcrypt.checkpw(password.encode(), hashed.encode())
 
 
+def _matches(password: str, hashed: str | None) -> bool:
+    if hashed is None:
+        _check_bcrypt(password, _DUMMY_HASH.decode())
+        return False
+    check = verifier(hashed)
+    return bool(check and check(password, hashed))
+
+
 def verifier(hashed: str) -> Callable[[str, str], bool] | None:
     """The check for a stored hash, or ``None`` for plain text and unknown schemes."""
     if hashed.startswith(("$2y$", "$2a$", "$2b$")):
@@ -108,21 +116,20 @@ class Htpasswd:
     def users(self) -> list[str]:
         return sorted(self._entries)
 
-    def _check(self, user: str, password: str) -> bool:
-        hashed = self._entries.get(user)
-        if hashed is None:
-            _check_bcrypt(password, _DUMMY_HASH.decode())
-            return False
-        check = verifier(hashed)
-        return bool(check and check(password, hashed))
+    def entry(self, user: str) -> str | None:
+        """``user``'s stored hash as the file says now (``None``: no such user)."""
+        self.reload_if_changed()
+        return self._entries.get(user)
 
     async def verify(self, user: str, password: str) -> bool:
-        self.reload_if_changed()
-        mac = hmac.new(self._cache_key, f"{user}\0{password}".encode(), hashlib.sha256).digest()
+        hashed = self.entry(user)
+        # The hash is part of the key: a success cached while the file changed (the check runs in a
+        # thread) never lets the old password in against the new entry.
+        mac = hmac.new(self._cache_key, f"{user}\0{hashed}\0{password}".encode(), hashlib.sha256).digest()
         cached = self._cache.get(user)
         if cached is not None and cached[1] > time.monotonic() and hmac.compare_digest(cached[0], mac):
             return True
-        ok = await asyncio.to_thread(self._check, user, password)
+        ok = await asyncio.to_thread(_matches, password, hashed)
         if ok:
             self._cache[user] = (mac, time.monotonic() + CACHE_SECONDS)
         return ok

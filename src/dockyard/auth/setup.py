@@ -8,6 +8,7 @@ from typing import Any
 
 from dockyard.auth import policy as policies
 from dockyard.auth.access import AccessController, Authenticator
+from dockyard.auth.binding import CredentialBinding
 from dockyard.auth.htpasswd import Htpasswd
 from dockyard.auth.limiter import FailureLimiter
 from dockyard.auth.token_service import TokenService
@@ -76,9 +77,10 @@ class AuthSettings:
             key = self._signing_key()
             issuer = TokenIssuer(key, self.token_issuer, self.token_service)
             verifier = TokenVerifier([key.public_key()], self.token_issuer, self.token_service)
-            controller = AccessController(policy, authenticator, verifier, self.realm, self.token_realm)
+            binding = CredentialBinding.for_signing_key(authenticator.htpasswd, key) if authenticator else None
+            controller = AccessController(policy, authenticator, verifier, self.realm, self.token_realm, binding)
             assert controller.policy is not None  # with a verifier it falls back to OPEN_TO_USERS
-            return controller, TokenService(issuer, controller.policy, authenticator)
+            return controller, TokenService(issuer, controller.policy, authenticator, binding)
         return AccessController(policy, authenticator, None, self.realm), None
 
     def _signing_key(self) -> Any:

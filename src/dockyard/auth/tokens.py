@@ -26,6 +26,8 @@ ACCESS_TOKEN_SECONDS = 300
 REFRESH_TOKEN_SECONDS = 30 * 24 * 3600
 LEEWAY_SECONDS = 60
 REFRESH_AUDIENCE_SUFFIX = "#refresh"
+# The stamp binding a user's token to their htpasswd entry (see dockyard.auth.binding).
+CREDENTIAL_CLAIM = "cred"
 
 
 class InvalidToken(Exception):
@@ -53,6 +55,8 @@ def load_or_create_signing_key(path: pathlib.Path) -> Any:
 class Grant:
     subject: str
     access: tuple[Scope, ...]
+    credential: str | None = None
+    """The token's credential stamp, if it has one."""
 
 
 class TokenIssuer:
@@ -62,26 +66,29 @@ class TokenIssuer:
         self.service = service
         self.kid = key_id(key.public_key())
 
-    def _sign(self, claims: dict[str, Any]) -> str:
+    def _sign(self, claims: dict[str, Any], credential: str | None) -> str:
+        if credential is not None:
+            claims[CREDENTIAL_CLAIM] = credential
         return jwt.encode(claims, self.key, algorithm=_algorithm(self.key), headers={"kid": self.kid, "typ": "JWT"})
 
-    def issue(self, subject: str, access: list[Scope]) -> tuple[str, int, int]:
+    def issue(self, subject: str, access: list[Scope], credential: str | None = None) -> tuple[str, int, int]:
         now = int(time.time())
         claims = {
             "iss": self.issuer, "sub": subject, "aud": self.service,
             "exp": now + ACCESS_TOKEN_SECONDS, "nbf": now - 1, "iat": now, "jti": uuid.uuid4().hex,
             "access": [scope.claim() for scope in access],
         }
-        return self._sign(claims), ACCESS_TOKEN_SECONDS, now
+        return self._sign(claims, credential), ACCESS_TOKEN_SECONDS, now
 
-    def refresh_token(self, subject: str) -> str:
+    def refresh_token(self, subject: str, credential: str | None = None) -> str:
         now = int(time.time())
         return self._sign({
             "iss": self.issuer, "sub": subject, "aud": self.service + REFRESH_AUDIENCE_SUFFIX,
             "exp": now + REFRESH_TOKEN_SECONDS, "iat": now, "jti": uuid.uuid4().hex,
-        })
+        }, credential)
 
-    def check_refresh_token(self, token: str) -> str:
+    def check_refresh_token(self, token: str) -> Grant:
+        """The refresh token's subject and credential stamp (it grants no access itself)."""
         try:
             claims = jwt.decode(
                 token, self.key.public_key(), algorithms=[_algorithm(self.key)],
@@ -89,7 +96,7 @@ class TokenIssuer:
             )
         except jwt.PyJWTError as error:
             raise InvalidToken(str(error)) from None
-        return str(claims["sub"])
+        return Grant(str(claims["sub"]), (), _credential(claims))
 
 
 class TokenVerifier:
@@ -154,6 +161,11 @@ class TokenVerifier:
         for entry in claims.get("access") or []:
             if isinstance(entry, dict) and isinstance(entry.get("name"), str) and isinstance(entry.get("actions"), list):
                 access.append(Scope(str(entry.get("type", "")), entry["name"], frozenset(map(str, entry["actions"]))))
-        return Grant(str(claims.get("sub", "")), tuple(access))
+        return Grant(str(claims.get("sub", "")), tuple(access), _credential(claims))
+
+
+def _credential(claims: dict[str, Any]) -> str | None:
+    value = claims.get(CREDENTIAL_CLAIM)
+    return value if isinstance(value, str) else None
 
 
