@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
 from click.testing import CliRunner
 
 from dockyard.cli import main
@@ -12,6 +13,7 @@ from dockyard.maintenance.uploads_purge import purge_uploads
 from dockyard.reference import Digest
 from dockyard.storage import paths
 from tests.maintenance.conftest import Store
+from tests.support.server import DockyardProcess
 
 
 def _invoke(*arguments: str):
@@ -93,3 +95,25 @@ def test_commands_need_a_storage_and_say_so_in_one_line(tmp_path) -> None:
     bad.write_text("version: 0.1\nstorage: {filesystem: {rootdirectory: 5}}\ndockyard: {gc: {grace_period: soon}}\n")
     result = CliRunner().invoke(main, ["gc", "--config", str(bad)])
     assert result.exit_code == 1 and "dockyard.gc.grace_period" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("command", ["gc", "scrub", "du"])
+def test_a_root_that_holds_no_registry_is_refused_and_left_alone(command: str, tmp_path) -> None:
+    missing = tmp_path / "no-such-root"
+    not_a_registry = tmp_path / "home"
+    not_a_registry.mkdir()
+    (not_a_registry / "notes.txt").write_text("not a registry")
+    for root, reason in [(missing, "does not exist"), (not_a_registry, "holds no registry data")]:
+        before = sorted(tmp_path.rglob("*"))
+        result = _invoke(command, "--root", str(root))
+        assert result.exit_code == 2
+        assert result.output.splitlines() == [f"Error: storage root {root} {reason}" + (" (no docker/registry/v2)" if root.exists() else "")]
+        assert sorted(tmp_path.rglob("*")) == before  # nothing created
+
+
+def test_a_fresh_servers_root_is_maintained(tmp_path) -> None:
+    root = tmp_path / "root"
+    DockyardProcess(root).start().stop()
+    for command in ("gc", "scrub", "du"):
+        result = _invoke(command, "--root", str(root))
+        assert result.exit_code == 0, result.output
