@@ -45,10 +45,13 @@ def test_scrub_finds_a_flipped_byte_and_a_dangling_link_and_repairs_without_dele
     assert quarantined.read_bytes() == bytes(flipped)  # moved aside, not deleted
     assert not store.has_blob(corrupt) and store.has_blob(Digest.of(b"healthy layer"))
     assert store.run(store.registry.repository("app").tags()) == ["v1"]
-    # The quarantined blob's layer link went stale and was removed in the same run.
-    assert f"stale layer link: app -> {corrupt} (repaired)" in repaired.output
-    clean = _invoke("scrub", "--root", root)
-    assert clean.exit_code == 0 and "0 problems, 0 stale layer links" in clean.output
+    # v1 still needs the quarantined blob: it is missing, by name, and its link stays.
+    manifest = store.run(store.registry.repository("app").resolve_tag("v1"))
+    assert f"missing blob: app:v1@{manifest} needs {corrupt}\n" in repaired.output
+    assert "stale layer link" not in repaired.output.replace("0 stale layer links", "")
+    assert store.registry.driver.local_file(paths.layer_link("app", corrupt)).exists()
+    again = _invoke("scrub", "--root", root)
+    assert again.exit_code == 1 and "1 problems, 0 stale layer links" in again.output
 
 
 def test_scrub_reports_stale_layer_links_without_failing(store: Store, tmp_path) -> None:
@@ -62,6 +65,46 @@ def test_scrub_reports_stale_layer_links_without_failing(store: Store, tmp_path)
     assert f"stale layer link: app -> {gone}" in found.output and "0 problems, 1 stale layer links" in found.output
     assert _invoke("scrub", "--root", root, "--repair").exit_code == 0
     assert "0 stale layer links" in _invoke("scrub", "--root", root).output
+
+
+def test_scrub_names_missing_blobs_of_tagged_and_index_referenced_manifests_and_never_repairs_them(store: Store, tmp_path) -> None:
+    root = str(tmp_path / "root")
+    tagged = store.image("app", "v1", b"tagged layer")
+    child = store.image("app", None, b"child layer")
+    store.index("app", "multi", child)
+    store.image("app", None, b"untagged layer")
+    for layer in (b"tagged layer", b"child layer", b"untagged layer"):
+        store.registry.driver.local_file(paths.blob_data(Digest.of(layer))).unlink()
+
+    for arguments in (("scrub", "--root", root), ("scrub", "--root", root, "--repair")):
+        result = _invoke(*arguments)
+        assert result.exit_code == 1
+        assert f"missing blob: app:v1@{tagged} needs {Digest.of(b'tagged layer')}\n" in result.output
+        assert f"missing blob: app@{child} needs {Digest.of(b'child layer')}\n" in result.output
+        assert f"stale layer link: app -> {Digest.of(b'untagged layer')}" in result.output
+        assert "2 problems, 1 stale layer links" in result.output
+    # Never repaired away: the images' links stay, only the untagged manifest's stale link went.
+    for layer in (b"tagged layer", b"child layer"):
+        assert store.registry.driver.local_file(paths.layer_link("app", Digest.of(layer))).exists()
+    assert not store.registry.driver.local_file(paths.layer_link("app", Digest.of(b"untagged layer"))).exists()
+
+
+def test_scrub_reports_leftovers_of_interrupted_writes_without_failing(store: Store, tmp_path) -> None:
+    store.image("app", "v1", b"a layer")
+    killed = Digest.of(b"a manifest whose write was killed")
+    folder = store.registry.driver.local_file(paths.blob_dir(killed))
+    folder.mkdir(parents=True)
+    temporary = folder / f".data.{'0' * 32}.tmp"
+    temporary.write_bytes(b"a manifest whose wri")
+    empty = Digest.of(b"a blob whose folder was made, then the disk was full")
+    store.registry.driver.local_file(paths.blob_dir(empty)).mkdir(parents=True)
+
+    result = _invoke("scrub", "--root", str(tmp_path / "root"))
+    assert result.exit_code == 0
+    assert f"temporary file: {paths.blob_entry(killed, temporary.name)}\n" in result.output
+    assert f"empty blob folder: {paths.blob_dir(empty)}\n" in result.output
+    assert "0 problems, 0 stale layer links, 2 leftovers of interrupted writes" in result.output
+    assert temporary.exists()  # gc removes leftovers, after its grace period
 
 
 def test_du_counts_shared_and_exclusive_bytes(store: Store, tmp_path) -> None:
@@ -117,3 +160,20 @@ def test_a_fresh_servers_root_is_maintained(tmp_path) -> None:
     for command in ("gc", "scrub", "du"):
         result = _invoke(command, "--root", str(root))
         assert result.exit_code == 0, result.output
+
+
+def test_scrub_repair_writes_the_referrer_links_registry2_never_wrote(store: Store, tmp_path) -> None:
+    root = str(tmp_path / "root")
+    subject = store.image("app", "v1", b"signed layer")
+    signature = store.image("app", None, b"signature", subject=subject)
+    repository = store.registry.repository("app")
+    listed = store.run(repository.referrers(subject))
+    store.run(store.registry.driver.delete(paths.referrers("app", subject)))  # as registry:2 leaves it
+    assert store.run(repository.referrers(subject)) == []
+
+    found = _invoke("scrub", "--root", root)
+    assert found.exit_code == 1 and f"missing referrer link: app: {signature} refers to {subject}\n" in found.output
+    assert store.run(repository.referrers(subject)) == []  # reporting changes nothing
+    assert _invoke("scrub", "--root", root, "--repair").exit_code == 1
+    assert store.run(repository.referrers(subject)) == listed
+    assert _invoke("scrub", "--root", root).exit_code == 0
