@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 import uuid
+
+# ".<name>.<32 hex>.tmp": what a write killed before its rename leaves beside ``name``.
+TEMPORARY_NAME = re.compile(r"\..+\.[0-9a-f]{32}\.tmp")
 
 
 def write_file(path: pathlib.Path, content: bytes, mode: int = 0o644) -> None:
     """Write to a temporary name beside ``path`` (created with ``mode``), fsync, rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileNotFoundError:
+        # The directory went between the two calls (garbage collection removes empty blob folders).
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         with os.fdopen(fd, "wb") as file:
             file.write(content)

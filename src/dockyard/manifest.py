@@ -48,6 +48,11 @@ class Descriptor:
     platform: dict[str, Any] | None = None
     urls: tuple[str, ...] = ()
 
+    @property
+    def is_foreign(self) -> bool:
+        """A layer clients fetch from its ``urls``: the registry need not hold it."""
+        return bool(self.urls) and self.media_type in FOREIGN_LAYER_TYPES
+
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"mediaType": self.media_type, "digest": str(self.digest), "size": self.size}
         if self.artifact_type:

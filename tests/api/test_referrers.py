@@ -185,6 +185,10 @@ async def test_referrers_bad_digest(client):
     await error_of(response, 400, "DIGEST_INVALID")
 
 
-async def test_referrers_unknown_repository(client):
+async def test_referrers_of_a_repository_never_pushed_is_an_empty_index(client, storage):
+    before = storage.files()
     response = await client.get(f"/v2/nobody/referrers/{sha256(b'x')}")
-    await error_of(response, 404, "NAME_UNKNOWN")
+    assert response.status == 200
+    assert response.headers["Content-Type"] == OCI_INDEX
+    assert await response.json() == {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
+    assert storage.files() == before  # answered without creating the repository

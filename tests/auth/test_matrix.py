@@ -516,3 +516,16 @@ def test_challenge_scope_is_parseable() -> None:
     header = 'Bearer realm="http://127.0.0.1:1/auth/token",service="dockyard",scope="repository:a/app:pull,push"'
     assert parse_challenge(header) == {"realm": "http://127.0.0.1:1/auth/token", "service": "dockyard", "scope": "repository:a/app:pull,push"}
     assert urllib.parse.urlsplit(parse_challenge(header)["realm"]).path == "/auth/token"
+
+
+async def test_referrers_of_a_repository_never_pushed_keep_access_control(aiohttp_client, tmp_path: pathlib.Path) -> None:
+    # The empty index a never-pushed repository answers is still behind the policy.
+    client = await aiohttp_client(make_app(tmp_path / "root", settings(tmp_path, "basic")))
+    never_pushed = f"/v2/{{}}/never-pushed/referrers/{MISSING}"
+    refused = await client.get(never_pushed.format("b"), headers={"Authorization": basic("reader", USERS["reader"])})
+    status, code, _ = await answer(refused)
+    assert (status, code) == (403, "DENIED")
+    anonymous = await client.get(never_pushed.format("a"))
+    assert (anonymous.status, anonymous.headers["WWW-Authenticate"]) == (401, BASIC_CHALLENGE)
+    allowed_reader = await client.get(never_pushed.format("a"), headers={"Authorization": basic("reader", USERS["reader"])})
+    assert allowed_reader.status == 200 and (await allowed_reader.json())["manifests"] == []

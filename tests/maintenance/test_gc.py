@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from dockyard.reference import Digest
+from dockyard.storage import paths
 from tests.maintenance.conftest import Store
 from tests.support.registry2 import Registry2Process, registry2_binary
 
@@ -191,3 +192,29 @@ def test_collects_on_s3_the_same_way(s3_settings) -> None:
         store.run(store.registry.close())
         store.loop.close()
 
+
+
+def test_gc_removes_leftovers_of_interrupted_writes_after_the_grace_period_only(store: Store) -> None:
+    store.image("app", "v1", b"a layer")
+    driver = store.registry.driver
+    killed = driver.local_file(paths.blob_dir(Digest.of(b"a manifest whose write was killed")))
+    killed.mkdir(parents=True)
+    (killed / f".data.{'1' * 32}.tmp").write_bytes(b"a manifest wh")
+    empty = driver.local_file(paths.blob_dir(Digest.of(b"a blob whose disk was full")))
+    empty.mkdir(parents=True)
+    beside = driver.local_file(paths.blob_dir(Digest.of(b"a layer")))
+    (beside / f".data.{'2' * 32}.tmp").write_bytes(b"a second writer, killed")
+    store.age_everything(7200)
+    in_progress = driver.local_file(paths.blob_dir(Digest.of(b"a manifest being written now")))
+    in_progress.mkdir(parents=True)
+    (in_progress / f".data.{'3' * 32}.tmp").write_bytes(b"half")
+
+    within_grace = store.collect(grace_period=3 * 3600.0)
+    assert killed.exists() and empty.exists() and len(list(beside.iterdir())) == 2
+
+    report = store.collect(grace_period=3600.0)
+    assert not killed.exists() and not empty.exists()
+    assert sorted(path.name for path in beside.iterdir()) == ["data"]  # the blob itself stays
+    assert sorted(path.name for path in in_progress.iterdir()) == [f".data.{'3' * 32}.tmp"]  # a write in progress
+    assert store.has_blob(Digest.of(b"a layer"))
+    assert (within_grace.leftovers_removed, report.leftovers_removed) == (0, 4)  # two files, then two folders left empty

@@ -7,18 +7,15 @@ import json
 from aiohttp import web
 
 from dockyard import manifest as manifests
-from dockyard.api import errors
 from dockyard.api.context import RequestContext
-from dockyard.api.errors import RegistryError
 from dockyard.reference import parse_digest
 
 
 async def get(context: RequestContext) -> web.StreamResponse:
     subject = parse_digest(context.params["digest"])
-    repository = context.repository
-    if not await repository.exists():
-        raise RegistryError(errors.NAME_UNKNOWN, detail={"name": context.name})
-    found = await repository.referrers(subject)
+    # No 404 for a repository never pushed to: a registry that supports the API must
+    # answer it with an empty index (clients fall back to the tag schema on a 404).
+    found = await context.repository.referrers(subject)
     headers = {}
     artifact_type = context.query("artifactType")
     if artifact_type is not None:

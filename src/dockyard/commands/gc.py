@@ -13,8 +13,14 @@ from dockyard.maintenance.gc import Collector, Options
 from dockyard.maintenance.progress import for_terminal
 from dockyard.maintenance.uploads_purge import purge_uploads
 from dockyard.storage.cache import cache_from_config
-from dockyard.storage.factory import StorageSettings, StorageUnavailable, build_driver, check_storage
+from dockyard.storage.factory import NoRegistryData, StorageSettings, StorageUnavailable, build_driver, check_registry_data
 from dockyard.storage.registry import Registry
+
+
+class NotARegistry(click.ClickException):
+    """A root that holds no registry: a usage error (exit 2), in one line."""
+
+    exit_code = 2
 
 
 def storage_settings(config_file: pathlib.Path | None, root: pathlib.Path | None) -> tuple[StorageSettings, dict[str, object]]:
@@ -35,7 +41,9 @@ def storage_settings(config_file: pathlib.Path | None, root: pathlib.Path | None
     if settings.kind == "inmemory":
         raise click.ClickException("the inmemory storage of a config file has nothing to maintain")
     try:
-        check_storage(settings)
+        check_registry_data(settings)
+    except NoRegistryData as error:
+        raise NotARegistry(str(error)) from None
     except StorageUnavailable as error:
         raise click.ClickException(str(error)) from None
     return settings, arguments

@@ -5,7 +5,10 @@ on-disk result: blob data under ``blobs/`` that no manifest references, and with
 ``delete_untagged`` (or a retention policy) the revision links (and tag history
 entries) of manifests nothing keeps. ``_layers`` links stay, as in registry:2 2.8;
 the now empty directories stay too (registry:2 ignores them, and removing a directory
-cannot be made atomic against a push writing into it). What is kept: see
+cannot be made atomic against a push writing into it), except blob folders: what an
+interrupted write left in one (a temporary file, or the folder holding nothing) is
+removed once older than the grace period, the folder only while it is empty (a
+filesystem's ``rmdir``; a write that made it meanwhile makes it again). What is kept: see
 :mod:`dockyard.maintenance.marks`; unlike registry:2, ``delete_untagged`` keeps the
 children of a kept index and the referrers of a kept manifest.
 
@@ -42,8 +45,11 @@ round trip) may lose that untagged manifest; a push with a tag never can.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import os
+import pathlib
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -51,7 +57,7 @@ from dataclasses import dataclass, field
 from dockyard.concurrency import gather_bounded
 from dockyard.config import Retention
 from dockyard.maintenance import inventory, retention
-from dockyard.maintenance.inventory import BlobInfo, RepositoryLinks, mtime
+from dockyard.maintenance.inventory import BlobInfo, Leftover, RepositoryLinks, mtime
 from dockyard.maintenance.marks import ManifestReader, RepositoryMarks, mark_repository
 from dockyard.maintenance.progress import Progress
 from dockyard.reference import Digest
@@ -86,6 +92,8 @@ class Report:
     bytes_freed: int = 0
     put_back: int = 0
     """set aside, then kept because a push linked them meanwhile"""
+    leftovers_removed: int = 0
+    """temporary files and empty folders interrupted writes left in blob folders"""
 
     def summary(self) -> str:
         verb = "would remove" if self.dry_run else "removed"
@@ -95,6 +103,8 @@ class Report:
             f"{verb} {len(self.tags_removed)} tags, {len(self.manifests_removed)} manifests and {len(self.blobs_removed)} blobs",
             f"{freed} {human_size(self.bytes_freed)} ({self.bytes_freed} bytes)",
         ]
+        if self.leftovers_removed:
+            parts.append(f"{verb} {self.leftovers_removed} leftovers of interrupted writes")
         if self.put_back:
             parts.append(f"{self.put_back} kept because pushes linked them during the collection")
         return "; ".join(parts)
@@ -157,7 +167,10 @@ class Collector:
         first = await self._mark(names, reader, started, report, apply_retention=True)
         marked = first.marked()
         report.blobs_marked = len(marked)
-        blobs = await inventory.blob_infos(self.driver, await inventory.blob_digests(self.driver))
+        digests = await inventory.blob_digests(self.driver)
+        blobs = await inventory.blob_infos(self.driver, digests)
+        # A write in progress has a fresh temporary file (and folder): old ones were interrupted.
+        leftovers = [leftover for leftover in await inventory.blob_leftovers(self.driver, digests) if leftover.mtime < fresh_after]
         candidates = [blob for blob in blobs if blob.digest not in marked and blob.mtime < fresh_after]
         candidates = await self._without_fresh_links(candidates, first.links, fresh_after)
         manifests = {
@@ -167,7 +180,9 @@ class Collector:
             report.manifests_removed = sorted(manifests, key=str)
             report.blobs_removed = [blob.digest for blob in candidates]
             report.bytes_freed = sum(blob.size for blob in candidates)
+            report.leftovers_removed = len(leftovers)
             return report
+        report.leftovers_removed = await self._remove_leftovers(leftovers)
 
         set_aside_manifests = await self._set_aside_manifests(manifests, started)
         set_aside_blobs = await self._set_aside_blobs(candidates, fresh_after)
@@ -317,6 +332,25 @@ class Collector:
 
         return [blob for blob in await gather_bounded(candidates, one) if blob is not None]
 
+    async def _remove_leftovers(self, leftovers: list[Leftover]) -> int:
+        """Remove temporary files, then the folders that are empty; how many went."""
+        files = [leftover for leftover in leftovers if leftover.kind == "temporary file"]
+        folders = {paths.blob_dir(leftover.digest) for leftover in leftovers}
+
+        async def remove_file(leftover: Leftover) -> bool:
+            try:
+                await self.driver.delete(leftover.path)
+            except PathNotFound:
+                return False
+            return True
+
+        removed = sum(await gather_bounded(files, remove_file, inventory.SMALL_READS_AT_ONCE))
+        for folder in sorted(folders):
+            local = self.driver.local_file(folder)  # only a filesystem has folders that outlive their files
+            if local is not None and await asyncio.to_thread(_remove_if_empty, local):
+                removed += 1
+        return removed
+
     async def _put_back_leftovers(self) -> None:
         """Put back what an interrupted collection set aside; this one decides about it afresh."""
         for digest in await inventory.digests_under(self.driver, paths.CONDEMNED_BLOBS):
@@ -326,6 +360,15 @@ class Collector:
             for digest in await inventory.digests_under(self.driver, f"{paths.CONDEMNED_MANIFESTS}/{name}"):
                 found = await reader.references(digest)
                 await self.registry.repository(name).put_back_manifest(digest, found.subject if found else None)
+
+
+def _remove_if_empty(folder: pathlib.Path) -> bool:
+    # rmdir fails on a folder a push wrote into meanwhile: its data stays.
+    try:
+        os.rmdir(folder)
+    except OSError:
+        return False
+    return True
 
 
 async def _condemned_repositories(driver: StorageDriver) -> list[str]:

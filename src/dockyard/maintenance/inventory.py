@@ -135,6 +135,41 @@ async def blob_digests(driver: StorageDriver) -> list[Digest]:
     return found
 
 
+@dataclass(frozen=True)
+class Leftover:
+    """What an interrupted write left in a blob's folder: a temporary file, or the folder
+    itself when it holds nothing."""
+
+    digest: Digest
+    path: str
+    mtime: float
+
+    @property
+    def kind(self) -> str:
+        return "empty blob folder" if self.path == paths.blob_dir(self.digest) else "temporary file"
+
+
+# Blob folders listed per call: one thread hop each on a filesystem.
+FOLDERS_PER_LISTING = 1024
+
+
+async def blob_leftovers(driver: StorageDriver, digests: Sequence[Digest]) -> list[Leftover]:
+    """The temporary files in the blobs' folders, and the folders that hold nothing."""
+    found: list[tuple[Digest, str]] = []
+    for start in range(0, len(digests), FOLDERS_PER_LISTING):
+        batch = digests[start:start + FOLDERS_PER_LISTING]
+        listed = await driver.list_sorted([paths.blob_dir(digest) for digest in batch])
+        for digest in batch:
+            names = listed.get(paths.blob_dir(digest))
+            if names is None:  # gone meanwhile
+                continue
+            if not names:
+                found.append((digest, paths.blob_dir(digest)))
+            found.extend((digest, paths.blob_entry(digest, name)) for name in names if paths.is_temporary(name))
+    times = await gather_bounded(found, lambda pair: mtime(driver, pair[1]), SMALL_READS_AT_ONCE)
+    return [Leftover(digest, path, when) for (digest, path), when in zip(found, times) if when is not None]
+
+
 async def blob_infos(driver: StorageDriver, digests: Iterable[Digest]) -> list[BlobInfo]:
     """Size and time of each blob that holds data."""
 

@@ -26,6 +26,8 @@ class References:
     blobs: tuple[Digest, ...] = ()
     children: tuple[Digest, ...] = ()
     subject: Digest | None = None
+    foreign: tuple[Digest, ...] = ()
+    """those of ``blobs`` clients fetch from elsewhere: not stored"""
 
 
 class ManifestReader:
@@ -70,6 +72,7 @@ class ManifestReader:
             tuple(blob.digest for blob in parsed.blobs),
             tuple(child.digest for child in parsed.children),
             parsed.subject.digest if parsed.subject is not None else None,
+            tuple(blob.digest for blob in parsed.blobs if blob.is_foreign),
         )
 
 

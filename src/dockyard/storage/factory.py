@@ -7,11 +7,16 @@ import pathlib
 from dataclasses import dataclass
 
 from dockyard.config import S3
+from dockyard.storage import paths
 from dockyard.storage.driver import StorageDriver
 
 
 class StorageUnavailable(Exception):
     """The storage cannot be used; the message says why in one line."""
+
+
+class NoRegistryData(StorageUnavailable):
+    """A filesystem root without the registry layout, given to a command that maintains one."""
 
 
 @dataclass(frozen=True)
@@ -47,11 +52,22 @@ def build_driver(settings: StorageSettings) -> StorageDriver:
     return FilesystemDriver(settings.root)
 
 
+def _layout_root(root: pathlib.Path) -> pathlib.Path:
+    from dockyard.storage.filesystem import FilesystemDriver
+
+    found = FilesystemDriver(root).local_file(paths.ROOT)
+    assert found is not None  # a filesystem driver always has local files
+    return found
+
+
 def check_storage(settings: StorageSettings) -> None:
-    """Fail now, in one line, rather than on the first request: the root or bucket must answer."""
+    """Fail now, in one line, rather than on the first request: the root or bucket must answer.
+
+    A filesystem root gets its layout's top directory at once, so that even before the
+    first push it is recognisably a registry's (see :func:`check_registry_data`)."""
     if settings.kind == "filesystem":
         try:
-            settings.root.mkdir(parents=True, exist_ok=True)
+            _layout_root(settings.root).mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise StorageUnavailable(f"cannot use storage root {settings.root}: {error.strerror}") from None
     elif settings.kind == "s3":
@@ -69,3 +85,14 @@ def check_storage(settings: StorageSettings) -> None:
             asyncio.run(reach())
         except S3Error as error:
             raise StorageUnavailable(str(error)) from None
+
+
+def check_registry_data(settings: StorageSettings) -> None:
+    """:func:`check_storage` for a command that maintains existing data: a filesystem root
+    must already hold the layout (``docker/registry/v2``, made by the first push to
+    registry:2 and by ``dockyard serve`` at start), never be created (a mistyped path
+    would otherwise be "maintained" and reported clean); ``NoRegistryData`` if not."""
+    if settings.kind == "filesystem" and not _layout_root(settings.root).is_dir():
+        state = "does not exist" if not settings.root.exists() else f"holds no registry data (no {paths.ROOT.lstrip('/')})"
+        raise NoRegistryData(f"storage root {settings.root} {state}")
+    check_storage(settings)

@@ -4,6 +4,7 @@
 
     /docker/registry/v2/
         blobs/<alg>/<hex[:2]>/<hex>/data                         content, shared by every repository
+        blobs/<alg>/<hex[:2]>/<hex>/.data.<32 hex>.tmp           a write of data killed before its rename
         repositories/<name>/
             _layers/<alg>/<hex>/link                             blob pushed to (or mounted in) <name>
             _manifests/revisions/<alg>/<hex>/link                manifest in <name>
@@ -25,6 +26,7 @@ validated by :mod:`dockyard.reference` before a path is built from it.
 
 from __future__ import annotations
 
+from dockyard.atomic import TEMPORARY_NAME
 from dockyard.reference import Digest
 
 ROOT = "/docker/registry/v2"
@@ -43,6 +45,16 @@ def blob_dir(digest: Digest) -> str:
 
 def blob_data(digest: Digest) -> str:
     return f"{blob_dir(digest)}/data"
+
+
+def blob_entry(digest: Digest, name: str) -> str:
+    """A file listed in the blob's folder (its data, or a temporary one)."""
+    return f"{blob_dir(digest)}/{name}"
+
+
+def is_temporary(name: str) -> bool:
+    """Whether a file name is a write's temporary one (:func:`dockyard.atomic.write_file`)."""
+    return TEMPORARY_NAME.fullmatch(name) is not None
 
 
 def repository(name: str) -> str:

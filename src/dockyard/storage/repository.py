@@ -111,8 +111,7 @@ class Repository:
         """Every blob and child manifest a pushed manifest names must be here."""
 
         async def check_blob(descriptor: Descriptor) -> None:
-            foreign = descriptor.urls and descriptor.media_type in manifests.FOREIGN_LAYER_TYPES
-            if not foreign and not await self.has_layer(descriptor.digest):
+            if not descriptor.is_foreign and not await self.has_layer(descriptor.digest):
                 raise RegistryError(errors.MANIFEST_BLOB_UNKNOWN, detail={"digest": str(descriptor.digest)})
 
         async def check_child(descriptor: Descriptor) -> None:
@@ -193,7 +192,7 @@ class Repository:
             await self.driver.move(condemned, paths.revision_link(self.name, digest))
         await self.driver.delete(condemned.removesuffix("/link"))
         if subject is not None:
-            await self.driver.put_content(paths.referrer_link(self.name, subject, digest), str(digest).encode())
+            await self.link_referrer(subject, digest)
 
     async def forget_manifests(self, digests: Collection[Digest]) -> None:
         """Delete set-aside revision links and the tag history entries naming them (as registry:2's collector does)."""
@@ -217,6 +216,9 @@ class Repository:
     async def tags(self) -> list[str]:
         directory = paths.tags(self.name)
         return (await self.driver.list_sorted([directory])).get(directory, [])
+
+    async def link_referrer(self, subject: Digest, digest: Digest) -> None:
+        await self.driver.put_content(paths.referrer_link(self.name, subject, digest), str(digest).encode())
 
     async def referrers(self, subject: Digest) -> list[Descriptor]:
         directory = paths.referrers(self.name, subject)
