@@ -3,6 +3,13 @@
 With ``workers > 1`` the parent binds the socket once and forks; every worker accepts
 on the same socket. Workers share nothing but storage, which is safe because every
 write there is atomic and upload state lives in storage.
+
+Workers stop as on SIGTERM when the parent dies, however it dies (``kill -9`` too):
+each watches the read end of a pipe whose only write end the parent holds, and the
+kernel closes that end with the parent. ``PR_SET_PDEATHSIG`` would be Linux only,
+fire on the exit of the parent's forking *thread* rather than of the process, and
+miss a parent that died before the worker set it; the pipe has none of these gaps,
+and the worker sees it in its event loop, so it drains rather than dying mid-write.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ async def _serve(
     drain_timeout: float = 30.0,
     debug_app: web.Application | None = None,
     debug_sock: socket.socket | None = None,
+    parent_watch: int | None = None,
 ) -> None:
     # On SIGTERM: stop listening (new connections are refused), let running requests
     # finish for up to ``drain_timeout`` seconds, then let the runner cancel the rest.
@@ -64,6 +72,8 @@ async def _serve(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    if parent_watch is not None:
+        loop.add_reader(parent_watch, _parent_gone, loop, parent_watch, stop)
     try:
         await stop.wait()
         await site.stop()
@@ -76,6 +86,13 @@ async def _serve(
         finally:
             if debug_runner is not None:  # last: it answers 503 "draining" while requests finish
                 await debug_runner.cleanup()
+
+
+def _parent_gone(loop: asyncio.AbstractEventLoop, parent_watch: int, stop: asyncio.Event) -> None:
+    # Readable means end of file: nothing is ever written to the pipe.
+    loop.remove_reader(parent_watch)
+    log.warning("the parent process is gone: stopping this worker")
+    stop.set()
 
 
 class _InFlight:
@@ -102,10 +119,12 @@ class _InFlight:
             log.warning("%d request(s) still running after the drain timeout; cancelling them", self.count)
 
 
-def _run_worker(make_app, sock: socket.socket, drain_timeout: float, make_debug_app, debug_sock: socket.socket | None) -> None:
+def _run_worker(
+    make_app, sock: socket.socket, drain_timeout: float, make_debug_app, debug_sock: socket.socket | None, parent_watch: int | None = None,
+) -> None:
     app = make_app()
     debug_app = make_debug_app(app) if make_debug_app is not None and debug_sock is not None else None
-    uvloop.run(_serve(app, sock, drain_timeout, debug_app, debug_sock))
+    uvloop.run(_serve(app, sock, drain_timeout, debug_app, debug_sock, parent_watch))
 
 
 def run(
@@ -141,15 +160,17 @@ def run(
         return
     children: dict[int, int] = {}
     stopping = False
+    parent_watch, parent_alive = os.pipe()
 
     def spawn(slot: int) -> None:
         pid = os.fork()
         if pid == 0:
+            os.close(parent_alive)  # the parent's copy must be the last one
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             code = 0
             try:
-                _run_worker(make_app, sock, drain_timeout, make_debug_app, debug_sock)
+                _run_worker(make_app, sock, drain_timeout, make_debug_app, debug_sock, parent_watch)
             except BaseException:
                 log.exception("worker %d failed", slot)
                 code = 1

@@ -1,12 +1,16 @@
-"""What needs a real ``dockyard serve`` process: restarts, ``--no-delete``, ``--workers 2``."""
+"""What needs a real ``dockyard serve`` process: restarts, ``--no-delete``, ``--workers 2``, a killed parent."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
+import time
 
 import httpx
 
+from tests.support.processes import children, running
 from tests.support.server import DockyardProcess
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -180,3 +184,26 @@ def test_streaming_uploads_across_two_workers(start_server):
         assert response.status_code == 201, response.text
         response = client.get(f"/v2/workers/blobs/{sha256(data + b'!')}")
         assert response.content == data + b"!"
+
+
+def test_workers_exit_when_the_parent_is_killed(start_server):
+    server = start_server("--workers", "2")
+    assert server.process is not None
+    workers = children(server.process.pid)
+    assert len(workers) == 2
+    port = server.port
+    server.process.kill()
+    server.process.wait()
+    try:
+        deadline = time.monotonic() + 60  # only so that a failure does not hang the run
+        while any(running(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert [pid for pid in workers if running(pid)] == []
+    finally:
+        for pid in workers:
+            if running(pid):
+                os.kill(pid, signal.SIGKILL)
+    server.start()  # on the same port: nothing may still listen there
+    assert server.port == port
+    with fresh(server) as client:
+        assert client.get("/v2/").status_code == 200
