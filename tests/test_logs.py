@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import pathlib
+import socket
 
 import httpx
 
@@ -150,6 +151,23 @@ def test_text_format_has_access_lines_and_fields(start_server) -> None:
     puts = [line for line in lines if "dockyard.access" in line and '"PUT /v2/plain/app/manifests/v1 HTTP/1.1" 201' in line]
     assert len(puts) == 1 and puts[0].startswith(tuple("0123456789")) and puts[0].endswith("service=registry")
     assert any("dockyard.audit" in line and "push " in line and "repository=plain/app" in line for line in lines)
+
+
+def test_malformed_request_is_one_info_line(start_server) -> None:
+    server = start_server("--log-format", "json")
+    malformed = (b"GET /v2/ HTTX/1.1\r\n\r\n", b"GET /v2/ HTTP/1.1\r\nBad Header\r\n\r\n")
+    for request in malformed:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as connection:
+            connection.sendall(request)
+            assert connection.recv(100).startswith(b"HTTP/1.0 400 ")
+    entries = records(server)
+    parse_errors = [entry for entry in entries if entry["logger"] == "aiohttp.server"]
+    assert [entry["level"] for entry in parse_errors] == ["info", "info"]
+    assert "exception" not in parse_errors[0] and "exception" not in parse_errors[1]
+    assert "Bad status line" in parse_errors[0]["message"] and "HTTX/1.1" in parse_errors[0]["message"]
+    assert "Invalid header token" in parse_errors[1]["message"]
+    assert all("\n" not in entry["message"] and "127.0.0.1" in entry["message"] for entry in parse_errors)
+    assert "Traceback" not in server.log.read_text()
 
 
 def test_formatters_without_a_server() -> None:

@@ -441,6 +441,8 @@ class Dockyard:
     gc: Gc = _section(Gc)
     retention: list[Retention] = field(default_factory=list)
     ui: bool = True  # the web page at / (under http.prefix)
+    header_timeout: Duration = _within(30.0, 0.001)  # for a request line and headers, from their first byte
+    idle_timeout: Duration = _within(120.0, 0.001)  # for a connection waiting for a request
 
 
 @dataclass(frozen=True)
@@ -925,6 +927,8 @@ def _dockyard_arguments(own: Dockyard, tls_absent: bool) -> dict[str, object]:
         "login_failure_window": own.login.failure_window,
         "trusted_proxies": _trusted_proxies(own.trusted_proxies),
         "no_ui": not own.ui,
+        "header_timeout": own.header_timeout,
+        "idle_timeout": own.idle_timeout,
     }
 
 

@@ -31,6 +31,7 @@ from urllib.parse import parse_qsl, quote
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
 
 FORMATS = ("text", "json")
 ACCESS_LOGGER = "dockyard.access"
@@ -50,6 +51,7 @@ REDACTED = "***"
 
 _audit = logging.getLogger(AUDIT_LOGGER)
 _access = logging.getLogger(ACCESS_LOGGER)
+_aiohttp_server = logging.getLogger("aiohttp.server")
 
 
 def _timestamp(record: logging.LogRecord) -> str:
@@ -115,6 +117,37 @@ def setup_logging(level: str = "info", log_format: str = "text", fields: Mapping
     root.setLevel(getattr(logging, level.upper()))
     _audit.setLevel(logging.INFO)  # records go to the root's handler whatever the root's level
     _access.setLevel(logging.INFO)
+    _aiohttp_server.addFilter(_parse_errors)  # adding the same filter again is a no-op
+
+
+# ---- requests aiohttp could not parse ----
+
+
+class _ParseErrorFilter(logging.Filter):
+    """Turns aiohttp's ERROR and traceback for a request it could not parse (a malformed
+    request line or header, answered 400) into one INFO line: the client's fault, not a
+    fault of the server, and any scanner could otherwise fill the log with tracebacks."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if not isinstance(error, HttpProcessingError):
+            return True
+        # aiohttp logs some of these at DEBUG already (non-HTTP bytes as a first request).
+        level = min(record.levelno, logging.INFO)
+        if not _aiohttp_server.isEnabledFor(level):
+            return False
+        record.levelno, record.levelname = level, logging.getLevelName(level)
+        record.msg, record.args = "%s: %d %s", (record.getMessage(), error.code, _one_line(error.message))
+        record.exc_info = record.exc_text = None
+        return True
+
+
+def _one_line(message: str) -> str:
+    """aiohttp's parser message without its line breaks and the line of its ``^`` marker."""
+    return " ".join(line.strip() for line in message.splitlines() if line.strip(" ^"))
+
+
+_parse_errors = _ParseErrorFilter()
 
 
 # ---- the access log ----

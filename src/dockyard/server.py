@@ -3,6 +3,13 @@
 With ``workers > 1`` the parent binds the socket once and forks; every worker accepts
 on the same socket. Workers share nothing but storage, which is safe because every
 write there is atomic and upload state lives in storage.
+
+Workers stop as on SIGTERM when the parent dies, however it dies (``kill -9`` too):
+each watches the read end of a pipe whose only write end the parent holds, and the
+kernel closes that end with the parent. ``PR_SET_PDEATHSIG`` would be Linux only,
+fire on the exit of the parent's forking *thread* rather than of the process, and
+miss a parent that died before the worker set it; the pipe has none of these gaps,
+and the worker sees it in its event loop, so it drains rather than dying mid-write.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import socket
 import ssl
 import sys
 import time
+from dataclasses import dataclass
 
 import uvloop
 from aiohttp import web
@@ -23,6 +31,8 @@ from dockyard.address import Address
 
 log = logging.getLogger("dockyard.server")
 
+BACKLOG = 1024  # connections the kernel queues before a worker accepts them
+
 # Set by whoever builds the app when it serves HTTPS.
 SSL_CONTEXT_KEY = web.AppKey("ssl_context", ssl.SSLContext)
 
@@ -30,10 +40,21 @@ SSL_CONTEXT_KEY = web.AppKey("ssl_context", ssl.SSLContext)
 def bind(address: Address) -> socket.socket:
     if address.host:
         family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
-        return socket.create_server((address.host, address.port), family=family, backlog=1024)
+        return socket.create_server((address.host, address.port), family=family, backlog=BACKLOG)
     if socket.has_dualstack_ipv6():
-        return socket.create_server(("", address.port), family=socket.AF_INET6, dualstack_ipv6=True, backlog=1024)
-    return socket.create_server(("", address.port), backlog=1024)
+        return socket.create_server(("", address.port), family=socket.AF_INET6, dualstack_ipv6=True, backlog=BACKLOG)
+    return socket.create_server(("", address.port), backlog=BACKLOG)
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """How long a connection may wait for a request (``idle``: after it opens or after the
+    previous response) and for the rest of a request line and headers once they have begun
+    (``header``). Neither applies while a request runs: a slow upload that keeps sending is
+    never cut."""
+
+    header: float = 30.0
+    idle: float = 120.0  # longer than Go clients' 90s, so that they, not the server, close idle connections
 
 
 async def _serve(
@@ -42,40 +63,144 @@ async def _serve(
     drain_timeout: float = 30.0,
     debug_app: web.Application | None = None,
     debug_sock: socket.socket | None = None,
+    parent_watch: int | None = None,
+    timeouts: Timeouts = Timeouts(),
 ) -> None:
     # On SIGTERM: stop listening (new connections are refused), let running requests
     # finish for up to ``drain_timeout`` seconds, then let the runner cancel the rest.
     # aiohttp's own graceful shutdown is not enough: once it starts, a connection drops
     # the data it receives, so an upload still sending its body would hang until cancelled.
     in_flight = _InFlight()
+    header_deadlines = _HeaderDeadlines(timeouts.header)
     app.middlewares.insert(0, in_flight.middleware)
+    app.middlewares.insert(0, header_deadlines.middleware)
     from dockyard.logs import access_log_arguments
 
-    runner = web.AppRunner(app, **access_log_arguments(app), handle_signals=False, shutdown_timeout=max(min(drain_timeout, 1.0), 0.001))
+    runner = web.AppRunner(
+        app, **access_log_arguments(app), handle_signals=False, shutdown_timeout=max(min(drain_timeout, 1.0), 0.001),
+        # aiohttp's keep-alive timer starts when a connection opens and after each response, and
+        # bytes of a request that is not complete do not restart it: it is the idle timeout.
+        keepalive_timeout=timeouts.idle,
+    )
     await runner.setup()
-    site = web.SockSite(runner, sock, ssl_context=app.get(SSL_CONTEXT_KEY))
-    await site.start()
+    loop = asyncio.get_running_loop()
+    server = runner.server
+    assert server is not None
+    # Not a web.SockSite: that takes aiohttp's protocol as it is; each connection's goes in a _HeaderDeadline.
+    listener = await loop.create_server(
+        lambda: header_deadlines.watch(server()), sock=sock, ssl=app.get(SSL_CONTEXT_KEY), backlog=BACKLOG,
+    )
     debug_runner = None
     if debug_app is not None and debug_sock is not None:
         debug_runner = web.AppRunner(debug_app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
         await debug_runner.setup()
         await web.SockSite(debug_runner, debug_sock).start()
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    if parent_watch is not None:
+        loop.add_reader(parent_watch, _parent_gone, loop, parent_watch, stop)
     try:
         await stop.wait()
-        await site.stop()
+        listener.close()
         if drain_timeout > 0 and in_flight.count:
             log.info("stopping: letting %d running request(s) finish for up to %gs", in_flight.count, drain_timeout)
             await in_flight.wait(drain_timeout)
     finally:
+        listener.close()
         try:
             await runner.cleanup()
         finally:
             if debug_runner is not None:  # last: it answers 503 "draining" while requests finish
                 await debug_runner.cleanup()
+
+
+def _parent_gone(loop: asyncio.AbstractEventLoop, parent_watch: int, stop: asyncio.Event) -> None:
+    # Readable means end of file: nothing is ever written to the pipe.
+    loop.remove_reader(parent_watch)
+    log.warning("the parent process is gone: stopping this worker")
+    stop.set()
+
+
+class _HeaderDeadlines:
+    """Closes a connection whose request line and headers are not complete ``timeout``
+    seconds after their first byte: aiohttp has no such timeout of its own.
+
+    A request has begun when bytes arrive while none runs on the connection, and its
+    headers are complete when the app's middleware sees it. Bytes of a request pipelined
+    behind a running one start no deadline: the idle timeout still bounds them.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.connections: dict[asyncio.BaseTransport, _HeaderDeadline] = {}
+
+    def watch(self, handler: web.RequestHandler) -> "_HeaderDeadline":
+        return _HeaderDeadline(handler, self)
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler) -> web.StreamResponse:
+        connection = self.connections.get(request.transport) if request.transport is not None else None
+        if connection is not None:
+            connection.request_started()
+        try:
+            return await handler(request)
+        finally:
+            if connection is not None:
+                connection.request_ended()
+
+
+class _HeaderDeadline(asyncio.Protocol):
+    """aiohttp's protocol for one connection, and the deadline of its next request's headers."""
+
+    def __init__(self, handler: web.RequestHandler, deadlines: _HeaderDeadlines) -> None:
+        self.handler = handler
+        self.deadlines = deadlines
+        self.transport: asyncio.BaseTransport | None = None
+        self.running = False
+        self.expiry: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        self.deadlines.connections[transport] = self
+        self.handler.connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        if self.transport is not None:
+            self.deadlines.connections.pop(self.transport, None)
+        self.handler.connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if not self.running and self.expiry is None:
+            self.expiry = asyncio.get_running_loop().call_later(self.deadlines.timeout, self._expired)
+        self.handler.data_received(data)
+
+    def eof_received(self) -> None:
+        self.handler.eof_received()
+
+    def pause_writing(self) -> None:
+        self.handler.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.handler.resume_writing()
+
+    def request_started(self) -> None:
+        self.running = True
+        self._disarm()
+
+    def request_ended(self) -> None:
+        self.running = False
+
+    def _disarm(self) -> None:
+        if self.expiry is not None:
+            self.expiry.cancel()
+            self.expiry = None
+
+    def _expired(self) -> None:
+        self.expiry = None
+        log.debug("closing a connection whose request headers took over %gs", self.deadlines.timeout)
+        self.handler.force_close()
 
 
 class _InFlight:
@@ -102,10 +227,13 @@ class _InFlight:
             log.warning("%d request(s) still running after the drain timeout; cancelling them", self.count)
 
 
-def _run_worker(make_app, sock: socket.socket, drain_timeout: float, make_debug_app, debug_sock: socket.socket | None) -> None:
+def _run_worker(
+    make_app, sock: socket.socket, drain_timeout: float, make_debug_app, debug_sock: socket.socket | None,
+    timeouts: Timeouts, parent_watch: int | None = None,
+) -> None:
     app = make_app()
     debug_app = make_debug_app(app) if make_debug_app is not None and debug_sock is not None else None
-    uvloop.run(_serve(app, sock, drain_timeout, debug_app, debug_sock))
+    uvloop.run(_serve(app, sock, drain_timeout, debug_app, debug_sock, parent_watch, timeouts))
 
 
 def run(
@@ -118,6 +246,7 @@ def run(
     debug_address: Address | None = None,
     make_debug_app=None,
     worker_exited=None,
+    timeouts: Timeouts = Timeouts(),
 ) -> None:
     """Serve until SIGTERM or SIGINT; ``make_app`` builds the app in each process.
 
@@ -137,19 +266,21 @@ def run(
         debug_sock.set_inheritable(True)
     announce(sock.getsockname()[1], debug_sock.getsockname()[1] if debug_sock is not None else None)
     if workers <= 1:
-        _run_worker(make_app, sock, drain_timeout, make_debug_app, debug_sock)
+        _run_worker(make_app, sock, drain_timeout, make_debug_app, debug_sock, timeouts)
         return
     children: dict[int, int] = {}
     stopping = False
+    parent_watch, parent_alive = os.pipe()
 
     def spawn(slot: int) -> None:
         pid = os.fork()
         if pid == 0:
+            os.close(parent_alive)  # the parent's copy must be the last one
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             code = 0
             try:
-                _run_worker(make_app, sock, drain_timeout, make_debug_app, debug_sock)
+                _run_worker(make_app, sock, drain_timeout, make_debug_app, debug_sock, timeouts, parent_watch)
             except BaseException:
                 log.exception("worker %d failed", slot)
                 code = 1

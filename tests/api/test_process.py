@@ -1,12 +1,18 @@
-"""What needs a real ``dockyard serve`` process: restarts, ``--no-delete``, ``--workers 2``."""
+"""What needs a real ``dockyard serve`` process: restarts, ``--no-delete``, ``--workers 2``, a killed
+parent, connection timeouts."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
+import socket
+import time
 
 import httpx
 
+from tests.support.processes import children, running
 from tests.support.server import DockyardProcess
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -180,3 +186,89 @@ def test_streaming_uploads_across_two_workers(start_server):
         assert response.status_code == 201, response.text
         response = client.get(f"/v2/workers/blobs/{sha256(data + b'!')}")
         assert response.content == data + b"!"
+
+
+def test_workers_exit_when_the_parent_is_killed(start_server):
+    server = start_server("--workers", "2")
+    assert server.process is not None
+    workers = children(server.process.pid)
+    assert len(workers) == 2
+    port = server.port
+    server.process.kill()
+    server.process.wait()
+    try:
+        deadline = time.monotonic() + 60  # only so that a failure does not hang the run
+        while any(running(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert [pid for pid in workers if running(pid)] == []
+    finally:
+        for pid in workers:
+            if running(pid):
+                os.kill(pid, signal.SIGKILL)
+    server.start()  # on the same port: nothing may still listen there
+    assert server.port == port
+    with fresh(server) as client:
+        assert client.get("/v2/").status_code == 200
+
+
+def closed_by_server(connection: socket.socket, deadline: float) -> bytes | None:
+    """All the server sends until it closes ``connection``; None if it is still open at ``deadline``."""
+    received = b""
+    while time.monotonic() < deadline:
+        connection.settimeout(max(deadline - time.monotonic(), 0.01))
+        try:
+            data = connection.recv(65536)
+        except TimeoutError:
+            return None
+        except ConnectionResetError:
+            return received
+        if not data:
+            return received
+        received += data
+    return None
+
+
+def test_headers_dribbled_past_the_header_timeout_are_cut(start_server):
+    server = start_server("--header-timeout", "1", "--idle-timeout", "300")
+    with socket.create_connection(("127.0.0.1", server.port)) as connection:
+        connection.sendall(b"GET /v2/ HTTP/1.1\r\nHost: registry\r\nX-Slow: ")
+        deadline = time.monotonic() + 30  # only so that a failure does not hang the run
+        closed = False
+        while not closed and time.monotonic() < deadline:
+            try:
+                connection.sendall(b"a")  # a byte now and then: progress, but the headers never end
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+            closed = closed_by_server(connection, time.monotonic() + 0.2) is not None
+        assert closed
+
+
+def test_idle_keep_alive_connection_is_closed(start_server):
+    server = start_server("--idle-timeout", "1")
+    with socket.create_connection(("127.0.0.1", server.port)) as connection:
+        connection.sendall(b"GET /v2/ HTTP/1.1\r\nHost: registry\r\n\r\n")
+        received = closed_by_server(connection, time.monotonic() + 30)  # the deadline only avoids a hang
+        assert received is not None, "the idle connection was kept open"
+        assert received.startswith(b"HTTP/1.1 200 ")
+        assert b"Connection: close" not in received  # kept alive after the response, then closed as idle
+
+
+def test_slow_upload_outlives_the_timeouts(start_server):
+    server = start_server("--header-timeout", "0.3", "--idle-timeout", "0.3")
+    pieces = [bytes([n]) * 1000 for n in range(12)]
+    data = b"".join(pieces)
+
+    def slowly():
+        for piece in pieces:
+            time.sleep(0.1)  # twelve pieces: the body takes several times either timeout
+            yield piece
+
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        location = client.post("/v2/slow/blobs/uploads/").headers["Location"]
+        response = client.patch(location, content=slowly())
+        assert response.status_code == 202, response.text
+        assert response.headers["Range"] == f"0-{len(data) - 1}"
+        response = client.put(location, params={"digest": sha256(data)})
+        assert response.status_code == 201, response.text
+        assert client.get(f"/v2/slow/blobs/{sha256(data)}").content == data

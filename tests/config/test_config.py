@@ -182,6 +182,8 @@ def test_serve_arguments_from_every_setting(tmp_path: pathlib.Path) -> None:
           login: {max_failures: 3, failure_window: 2m}
           trusted_proxies: [10.0.0.0/8, "::1"]
           ui: false
+          header_timeout: 10s
+          idle_timeout: 1m30s
           gc: {interval: 24h, grace_period: 2h, delete_untagged: true}
           retention: [{repositories: "ci/*", keep_last: 10, keep_tags: ["v*"], untagged_older_than: 72h}]
         """)
@@ -196,6 +198,7 @@ def test_serve_arguments_from_every_setting(tmp_path: pathlib.Path) -> None:
         "token_rootcertbundle": P("/etc/tls/issuer.pem"), "token_jwks": P("/etc/tls/issuer.jwks"),
         "login_max_failures": 3, "login_failure_window": 120.0, "log_level": "warning",
         "public_url": "https://registry.example.com", "prefix": "", "trusted_proxies": ("10.0.0.0/8", "::1"), "no_ui": True,
+        "header_timeout": 10.0, "idle_timeout": 90.0,
         "debug_addr": None, "metrics": False, "metrics_path": "/metrics", "drain_timeout": 0.0,
         "storage_health": False, "storage_health_interval": 10.0, "storage_health_threshold": 1,
         "log_format": "text", "log_fields": {}, "no_access_log": False,
@@ -204,6 +207,16 @@ def test_serve_arguments_from_every_setting(tmp_path: pathlib.Path) -> None:
         "retention": (Retention(repositories="ci/*", keep_last=10, keep_tags=["v*"], untagged_older_than=259200.0),),
         "upload_purging": UploadPurging(),
     }
+
+
+def test_connection_timeouts_default_and_from_variables(tmp_path: pathlib.Path) -> None:
+    defaults = serve_arguments(load(None, {}).config)
+    assert (defaults["header_timeout"], defaults["idle_timeout"]) == (30.0, 120.0)
+    loaded = read(tmp_path, MINIMAL, {"REGISTRY_DOCKYARD_HEADER_TIMEOUT": "5s", "REGISTRY_DOCKYARD_IDLE_TIMEOUT": "2m"})
+    arguments = serve_arguments(loaded.config)
+    assert (arguments["header_timeout"], arguments["idle_timeout"]) == (5.0, 120.0)
+    with pytest.raises(ConfigError, match="dockyard.idle_timeout"):
+        read(tmp_path, MINIMAL + "dockyard: {idle_timeout: 0s}\n")
 
 
 # ---- durations ----

@@ -3,6 +3,7 @@ so that ``bench`` can use it (and :mod:`tests.support.seaweedfs`) without the te
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -25,3 +26,28 @@ def terminate(process: subprocess.Popen[bytes] | None, timeout: float = 15) -> N
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def _status(pid: int) -> tuple[str, int] | None:
+    """The state letter and parent pid of a process (Linux's /proc), or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as file:
+            fields = file.read().rpartition(")")[2].split()  # the name in parentheses may hold spaces
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return fields[0], int(fields[1])
+
+
+def children(pid: int) -> list[int]:
+    """The pids of the processes whose parent is ``pid``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (status := _status(int(entry))) is not None and status[1] == pid:
+            found.append(int(entry))
+    return found
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` is alive: neither gone nor a zombie waiting for a parent to reap it."""
+    status = _status(pid)
+    return status is not None and status[0] not in ("Z", "X")

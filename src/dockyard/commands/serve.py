@@ -21,7 +21,7 @@ from dockyard.config import Retention as RetentionConfig
 from dockyard.config import UploadPurging as UploadPurgingConfig
 from dockyard.auth.setup import AuthSettings, AuthSetupError
 from dockyard.logs import ACCESS_LOG_KEY
-from dockyard.server import SSL_CONTEXT_KEY, Address
+from dockyard.server import SSL_CONTEXT_KEY, Address, Timeouts
 from dockyard.tls.certificates import CertificateError, fingerprint
 from dockyard.tls.serving import TlsSettings, keep_renewed, prepare, server_context
 
@@ -106,6 +106,8 @@ def default_tls_dir(root: pathlib.Path) -> pathlib.Path:
 @click.option("--storage-health-interval", type=click.FloatRange(0), default=10.0, show_default=True, help="Seconds between storage checks.")
 @click.option("--storage-health-threshold", type=click.IntRange(1), default=1, show_default=True, help="Failed storage checks in a row before /debug/health answers 503.")
 @click.option("--drain-timeout", type=click.FloatRange(0), default=30.0, show_default=True, help="On SIGTERM, stop accepting and let running requests (uploads) finish for up to this many seconds; 0 stops at once.")
+@click.option("--header-timeout", type=click.FloatRange(0, min_open=True), default=Timeouts.header, show_default=True, help="Close a connection whose request line and headers are not all in this many seconds after their first byte.")
+@click.option("--idle-timeout", type=click.FloatRange(0, min_open=True), default=Timeouts.idle, show_default=True, help="Close a connection that sends no request for this many seconds (after it opens or after a response); never during a request.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
 @click.option(
     "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
@@ -174,6 +176,8 @@ def _serve(
     storage_health_interval: float = 10.0,
     storage_health_threshold: int = 1,
     drain_timeout: float = 30.0,
+    header_timeout: float = Timeouts.header,
+    idle_timeout: float = Timeouts.idle,
     log_format: str = "text",
     log_fields: dict[str, object] | None = None,
     no_access_log: bool = False,
@@ -316,6 +320,7 @@ def _serve(
             make_app, address, workers, announce,
             drain_timeout=drain_timeout, debug_address=debug_address,
             make_debug_app=ops.debug_app if debug_address is not None else None, worker_exited=ops.worker_exited,
+            timeouts=Timeouts(header=header_timeout, idle=idle_timeout),
         )
     except OSError as error:
         raise click.ClickException(f"cannot listen on {addr if error.filename is None else error.filename}: {error.strerror}") from None
