@@ -86,6 +86,7 @@ async def _read_limited(context: RequestContext) -> bytes:
 
 async def put(context: RequestContext) -> web.StreamResponse:
     digest, tag = _reference(context)
+    tags = [tag] if tag is not None else []
     content = await _read_limited(context)
     manifest = manifests.parse(content, context.request.headers.get("Content-Type"))
     actual = Digest.of(content, digest.algorithm if digest else "sha256")
@@ -95,12 +96,12 @@ async def put(context: RequestContext) -> web.StreamResponse:
             "the manifest does not match the digest it was pushed to",
             detail={"expected": str(digest), "actual": str(actual)},
         )
-    previous = await _tagged(context.repository, tag)
-    await context.repository.put_manifest(content, manifest, actual, tag)
+    previous = await context.repository.put_manifest(content, manifest, actual, tags)
     user = context.identity.user
     audit("push", context.request, repository=context.name, reference=tag or str(actual), digest=actual, user=user)
-    if tag is not None and previous != actual:
-        audit("tag", context.request, repository=context.name, tag=tag, old=previous, new=actual, user=user)
+    for moved, old in previous.items():
+        if old != actual:
+            audit("tag", context.request, repository=context.name, tag=moved, old=old, new=actual, user=user)
     headers = {"Location": f"/v2/{context.name}/manifests/{actual}", "Docker-Content-Digest": str(actual)}
     if manifest.subject is not None:
         headers["OCI-Subject"] = str(manifest.subject.digest)
