@@ -235,7 +235,7 @@ async def test_index_with_missing_child(client, storage):
     content = odd_json({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children})
     before = snapshot(storage)
     response = await put_manifest(client, NAME, "multi", content, OCI_INDEX)
-    entry = await error_of(response, 404, "MANIFEST_UNKNOWN")
+    entry = await error_of(response, 404, "MANIFEST_BLOB_UNKNOWN")  # as the spec requires
     assert entry["detail"] == {"digest": missing}
     assert snapshot(storage) == before
 

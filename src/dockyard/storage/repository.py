@@ -128,7 +128,7 @@ class Repository:
         async def check_child(descriptor: Descriptor) -> None:
             if not await self.has_manifest(descriptor.digest):
                 raise RegistryError(
-                    errors.MANIFEST_UNKNOWN,
+                    errors.MANIFEST_BLOB_UNKNOWN,
                     "the index names a manifest that is not in the repository",
                     detail={"digest": str(descriptor.digest)},
                 )
