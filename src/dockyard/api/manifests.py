@@ -58,7 +58,13 @@ async def _negotiate(repository: Repository, digest: Digest, content: bytes, acc
 
 async def get(context: RequestContext) -> web.StreamResponse:
     repository = context.repository
-    digest, tag = _reference(context)
+    try:
+        digest, tag = _reference(context)
+    except RegistryError as error:
+        if error.error is not errors.TAG_INVALID:
+            raise
+        # No manifest has that name: registry:2 answers so (only a push says the tag is invalid).
+        raise RegistryError(errors.MANIFEST_UNKNOWN, detail=error.detail) from None
     if digest is None:
         assert tag is not None  # _reference gives a digest or a tag
         digest = await repository.resolve_tag(tag)
