@@ -27,6 +27,7 @@ from .conftest import (
     push_image,
     put_manifest,
     sha256,
+    sha512,
     snapshot,
 )
 
@@ -306,6 +307,42 @@ async def test_put_by_sha512_digest(client):
     assert response.status == 201, await response.text()
     assert response.headers["Docker-Content-Digest"] == digest
     await assert_served(client, digest, digest, content, OCI_MANIFEST)
+
+
+async def test_put_by_sha512_digest_with_tag_parameters(client):
+    """The spec's main branch: ``?tag=`` (repeatable) on a push by digest tags it, one ``OCI-Tag`` each."""
+    _, content = await push_image(client, NAME)
+    content = content + b"\n"
+    digest = sha512(content)
+    response = await client.put(f"/v2/{NAME}/manifests/{digest}", params=[("tag", "1.2.3"), ("tag", "latest"), ("tag", "1.2.3")],
+                                data=content, headers={"Content-Type": OCI_MANIFEST})
+    assert response.status == 201, await response.text()
+    assert response.headers.getall("OCI-Tag") == ["1.2.3", "latest"]
+    for tag in ("1.2.3", "latest"):
+        await assert_served(client, tag, digest, content, OCI_MANIFEST)
+
+
+@pytest.mark.parametrize("params", [
+    [("tag", "good"), ("tag", "bad+tag")],  # all or nothing: one invalid tag refuses the push
+    [("tag", "")],
+], ids=["one-invalid", "empty"])
+async def test_put_by_digest_with_an_invalid_tag_parameter_changes_nothing(client, storage, params):
+    _, content = await push_image(client, NAME)
+    content = content + b"\n"
+    before = snapshot(storage)
+    response = await client.put(f"/v2/{NAME}/manifests/{sha256(content)}", params=params, data=content,
+                                headers={"Content-Type": OCI_MANIFEST})
+    await error_of(response, 400, "TAG_INVALID")
+    assert snapshot(storage) == before
+
+
+async def test_tag_parameters_need_a_push_by_digest(client, storage):
+    _, content = await push_image(client, NAME)
+    before = snapshot(storage)
+    response = await client.put(f"/v2/{NAME}/manifests/v1", params={"tag": "v2"}, data=content,
+                                headers={"Content-Type": OCI_MANIFEST})
+    await error_of(response, 400, "TAG_INVALID")
+    assert snapshot(storage) == before
 
 
 async def test_retag_moves_the_tag(client):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from dockyard import manifest as manifests
 from dockyard.api import errors
@@ -90,9 +91,20 @@ async def _read_limited(context: RequestContext) -> bytes:
     return bytes(content)
 
 
+def _pushed_tags(context: RequestContext, tag: str | None) -> list[str]:
+    """The tag a push names in its path, or the ``tag`` query parameters of a push by
+    digest (as the spec's main branch has them), every one valid or none used."""
+    requested = context.request.query.getall("tag", [])
+    if tag is None:
+        return list(dict.fromkeys(check_tag(requested_tag) for requested_tag in requested))
+    if requested:
+        raise RegistryError(errors.TAG_INVALID, "tag query parameters go with a push by digest", detail={"tag": tag})
+    return [tag]
+
+
 async def put(context: RequestContext) -> web.StreamResponse:
     digest, tag = _reference(context)
-    tags = [tag] if tag is not None else []
+    tags = _pushed_tags(context, tag)
     content = await _read_limited(context)
     manifest = manifests.parse(content, context.request.headers.get("Content-Type"))
     actual = Digest.of(content, digest.algorithm if digest else "sha256")
@@ -108,9 +120,11 @@ async def put(context: RequestContext) -> web.StreamResponse:
     for moved, old in previous.items():
         if old != actual:
             audit("tag", context.request, repository=context.name, tag=moved, old=old, new=actual, user=user)
-    headers = {"Location": f"/v2/{context.name}/manifests/{actual}", "Docker-Content-Digest": str(actual)}
+    headers = CIMultiDict({"Location": f"/v2/{context.name}/manifests/{actual}", "Docker-Content-Digest": str(actual)})
     if manifest.subject is not None:
         headers["OCI-Subject"] = str(manifest.subject.digest)
+    for pushed in tags:
+        headers.add("OCI-Tag", pushed)
     return web.Response(status=201, headers=headers)
 
 
