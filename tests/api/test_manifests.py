@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import random
 
 import pytest
+
+from dockyard.reference import parse_digest
+from dockyard.storage import paths
 
 from .conftest import (
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,
     EMPTY_DIGEST,
+    OCI_CONFIG,
     OCI_EMPTY,
     OCI_INDEX,
+    OCI_LAYER,
     OCI_MANIFEST,
     descriptor,
     error_of,
@@ -20,6 +27,7 @@ from .conftest import (
     push_image,
     put_manifest,
     sha256,
+    sha512,
     snapshot,
 )
 
@@ -228,9 +236,55 @@ async def test_index_with_missing_child(client, storage):
     content = odd_json({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children})
     before = snapshot(storage)
     response = await put_manifest(client, NAME, "multi", content, OCI_INDEX)
-    entry = await error_of(response, 404, "MANIFEST_UNKNOWN")
+    entry = await error_of(response, 404, "MANIFEST_BLOB_UNKNOWN")  # as the spec requires
     assert entry["detail"] == {"digest": missing}
     assert snapshot(storage) == before
+
+
+RACE_TRIES = 80
+
+
+async def test_put_racing_a_layer_delete_changes_nothing_when_refused(client, storage):
+    """Issue 14: a manifest PUT racing a DELETE of one of its layers is either acknowledged
+    (the tag names it) or refused, and then the tag names what it named before and the
+    refused manifest got no link (only its content stays in the blob store, for the
+    collector); tries many times, with the DELETE sent a little later or earlier each time."""
+    subject, subject_content = await push_image(client, NAME, seed="subject")
+    tagged, _ = await push_image(client, NAME, seed="first", tag="race")
+    layer = b"the layer deleted meanwhile"
+    layer_link = paths.layer_link(NAME, parse_digest(sha256(layer))).lstrip("/")
+    rng = random.Random(14)
+    refused = 0
+    for attempt in range(RACE_TRIES):
+        config = json.dumps({"attempt": attempt}).encode()
+        await push_blob(client, NAME, config)
+        await push_blob(client, NAME, layer)
+        content = odd_json({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": descriptor(OCI_CONFIG, config),
+            "layers": [descriptor(OCI_LAYER, layer)], "subject": descriptor(OCI_MANIFEST, subject_content),
+        })
+        before = snapshot(storage)
+
+        async def delete_layer():
+            await asyncio.sleep(rng.random() * 0.03)
+            return await client.delete(f"/v2/{NAME}/blobs/{sha256(layer)}")
+
+        put, deleted = await asyncio.gather(put_manifest(client, NAME, "race", content, OCI_MANIFEST), delete_layer())
+        assert deleted.status == 202, await deleted.text()
+        named = (await client.head(f"/v2/{NAME}/manifests/race")).headers["Docker-Content-Digest"]
+        if put.status == 201:
+            assert named == sha256(content)
+            tagged = named
+            continue
+        refused += 1
+        await error_of(put, 404, "MANIFEST_BLOB_UNKNOWN")
+        assert named == tagged, f"try {attempt}: the refused PUT moved the tag"
+        manifest_data = paths.blob_data(parse_digest(sha256(content))).lstrip("/")
+        assert snapshot(storage) ^ before <= {layer_link, manifest_data}, f"try {attempt}"
+        response = await client.get(f"/v2/{NAME}/manifests/{sha256(content)}")
+        await error_of(response, 404, "MANIFEST_UNKNOWN")
+    print(f"{refused} of {RACE_TRIES} PUTs refused")
+    assert 0 < refused < RACE_TRIES  # both outcomes were checked
 
 
 async def test_put_by_digest_that_does_not_match(client, storage):
@@ -253,6 +307,42 @@ async def test_put_by_sha512_digest(client):
     assert response.status == 201, await response.text()
     assert response.headers["Docker-Content-Digest"] == digest
     await assert_served(client, digest, digest, content, OCI_MANIFEST)
+
+
+async def test_put_by_sha512_digest_with_tag_parameters(client):
+    """The spec's main branch: ``?tag=`` (repeatable) on a push by digest tags it, one ``OCI-Tag`` each."""
+    _, content = await push_image(client, NAME)
+    content = content + b"\n"
+    digest = sha512(content)
+    response = await client.put(f"/v2/{NAME}/manifests/{digest}", params=[("tag", "1.2.3"), ("tag", "latest"), ("tag", "1.2.3")],
+                                data=content, headers={"Content-Type": OCI_MANIFEST})
+    assert response.status == 201, await response.text()
+    assert response.headers.getall("OCI-Tag") == ["1.2.3", "latest"]
+    for tag in ("1.2.3", "latest"):
+        await assert_served(client, tag, digest, content, OCI_MANIFEST)
+
+
+@pytest.mark.parametrize("params", [
+    [("tag", "good"), ("tag", "bad+tag")],  # all or nothing: one invalid tag refuses the push
+    [("tag", "")],
+], ids=["one-invalid", "empty"])
+async def test_put_by_digest_with_an_invalid_tag_parameter_changes_nothing(client, storage, params):
+    _, content = await push_image(client, NAME)
+    content = content + b"\n"
+    before = snapshot(storage)
+    response = await client.put(f"/v2/{NAME}/manifests/{sha256(content)}", params=params, data=content,
+                                headers={"Content-Type": OCI_MANIFEST})
+    await error_of(response, 400, "TAG_INVALID")
+    assert snapshot(storage) == before
+
+
+async def test_tag_parameters_need_a_push_by_digest(client, storage):
+    _, content = await push_image(client, NAME)
+    before = snapshot(storage)
+    response = await client.put(f"/v2/{NAME}/manifests/v1", params={"tag": "v2"}, data=content,
+                                headers={"Content-Type": OCI_MANIFEST})
+    await error_of(response, 400, "TAG_INVALID")
+    assert snapshot(storage) == before
 
 
 async def test_retag_moves_the_tag(client):

@@ -38,7 +38,7 @@ class Store:
     def manifest(self, repository: str, document: dict, tag: str | None = None) -> Digest:
         content = json.dumps(document).encode()
         digest = Digest.of(content)
-        self.run(self.registry.repository(repository).put_manifest(content, parse(content, None), digest, tag))
+        self.run(self.registry.repository(repository).put_manifest(content, parse(content, None), digest, [tag] if tag else []))
         return digest
 
     def image(self, repository: str, tag: str | None, *layers: bytes, subject: Digest | None = None) -> Digest:

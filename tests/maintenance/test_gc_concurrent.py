@@ -44,10 +44,9 @@ async def _client(url: str, number: int, rounds: int, tally: Tally) -> None:
             layers = SHARED_LAYERS + tally.garbage[-6:]
             pushed = await push_image(client, repository, tag, f"client {number} round {round_number}".encode(), rng, layers)
             if pushed is None:
-                # Refused: the client is told and pushes again; what the tag names meanwhile is
-                # not promised (it may name the refused manifest), so it is not checked.
+                # Refused: the client is told and pushes again; the tag names what it named before.
                 tally.refused += 1
-                tally.tags.pop((repository, tag), None)
+                await _assert_tag_names(client, repository, tag, tally.tags.get((repository, tag)))
                 continue
             tally.acknowledged += 1
             tally.tags[(repository, tag)] = pushed
@@ -59,6 +58,14 @@ async def _client(url: str, number: int, rounds: int, tally: Tally) -> None:
                 assert deleted.status_code == 202, deleted.text
                 tally.deleted += 1
             await asyncio.sleep(rng.random() * 0.05)
+
+
+async def _assert_tag_names(client: httpx.AsyncClient, repository: str, tag: str, pushed: Pushed | None) -> None:
+    response = await client.get(f"/v2/{repository}/manifests/{tag}", headers={"Accept": OCI_MANIFEST})
+    if pushed is None:  # never acknowledged, or its image deleted since
+        assert response.status_code == 404, (repository, tag, response.text)
+    else:
+        assert (response.status_code, response.content) == (200, pushed.manifest), (repository, tag, response.text)
 
 
 async def _collect_until(done: asyncio.Event, registry: Registry, reports: list) -> None:

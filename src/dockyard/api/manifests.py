@@ -4,6 +4,7 @@ from __future__ import annotations
 
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from dockyard import manifest as manifests
 from dockyard.api import errors
@@ -58,7 +59,13 @@ async def _negotiate(repository: Repository, digest: Digest, content: bytes, acc
 
 async def get(context: RequestContext) -> web.StreamResponse:
     repository = context.repository
-    digest, tag = _reference(context)
+    try:
+        digest, tag = _reference(context)
+    except RegistryError as error:
+        if error.error is not errors.TAG_INVALID:
+            raise
+        # No manifest has that name: registry:2 answers so (only a push says the tag is invalid).
+        raise RegistryError(errors.MANIFEST_UNKNOWN, detail=error.detail) from None
     if digest is None:
         assert tag is not None  # _reference gives a digest or a tag
         digest = await repository.resolve_tag(tag)
@@ -84,8 +91,20 @@ async def _read_limited(context: RequestContext) -> bytes:
     return bytes(content)
 
 
+def _pushed_tags(context: RequestContext, tag: str | None) -> list[str]:
+    """The tag a push names in its path, or the ``tag`` query parameters of a push by
+    digest (as the spec's main branch has them), every one valid or none used."""
+    requested = context.request.query.getall("tag", [])
+    if tag is None:
+        return list(dict.fromkeys(check_tag(requested_tag) for requested_tag in requested))
+    if requested:
+        raise RegistryError(errors.TAG_INVALID, "tag query parameters go with a push by digest", detail={"tag": tag})
+    return [tag]
+
+
 async def put(context: RequestContext) -> web.StreamResponse:
     digest, tag = _reference(context)
+    tags = _pushed_tags(context, tag)
     content = await _read_limited(context)
     manifest = manifests.parse(content, context.request.headers.get("Content-Type"))
     actual = Digest.of(content, digest.algorithm if digest else "sha256")
@@ -95,15 +114,17 @@ async def put(context: RequestContext) -> web.StreamResponse:
             "the manifest does not match the digest it was pushed to",
             detail={"expected": str(digest), "actual": str(actual)},
         )
-    previous = await _tagged(context.repository, tag)
-    await context.repository.put_manifest(content, manifest, actual, tag)
+    previous = await context.repository.put_manifest(content, manifest, actual, tags)
     user = context.identity.user
     audit("push", context.request, repository=context.name, reference=tag or str(actual), digest=actual, user=user)
-    if tag is not None and previous != actual:
-        audit("tag", context.request, repository=context.name, tag=tag, old=previous, new=actual, user=user)
-    headers = {"Location": f"/v2/{context.name}/manifests/{actual}", "Docker-Content-Digest": str(actual)}
+    for moved, old in previous.items():
+        if old != actual:
+            audit("tag", context.request, repository=context.name, tag=moved, old=old, new=actual, user=user)
+    headers = CIMultiDict({"Location": f"/v2/{context.name}/manifests/{actual}", "Docker-Content-Digest": str(actual)})
     if manifest.subject is not None:
         headers["OCI-Subject"] = str(manifest.subject.digest)
+    for pushed in tags:
+        headers.add("OCI-Tag", pushed)
     return web.Response(status=201, headers=headers)
 
 

@@ -30,7 +30,11 @@ Safety while clients push, with ``T0`` the start and ``G`` the grace period:
    sees the other: either the push's links were written before the second mark read
    that repository (and the mark puts back what they name), or the set-aside happened
    before the push's check, which then fails and the client is told (a blob unknown
-   error; it pushes again). A push the registry acknowledged is never broken.
+   error; it pushes again). A push the registry acknowledged is never broken. A
+   manifest's tags move only after that check, so a refused push leaves them; since
+   the revision is untagged until then, a collection may set it aside between the
+   check and the tags, so the pusher looks at it once more after they moved (and
+   links again and checks again, or puts the tags back).
 
 ``G`` covers a client's time between uploading a blob and pushing the manifest that
 names it (docker uploads every layer, then the manifest); a longer gap, or a garbage
@@ -38,9 +42,12 @@ blob reused through ``HEAD``, makes that push fail and be retried, never lose da
 Storage times must agree with this machine's clock to well within ``G``. One
 collection runs at a time (the lock ``dockyard/gc/lock``); blobs or links set aside by
 a collection that was interrupted are put back by the next one before it starts.
-The one window left: an untagged push-by-digest of an old unreachable manifest landing
+Two windows are left. An untagged push-by-digest of an old unreachable manifest landing
 between the collector's last look at its revision link and the set-aside (one storage
-round trip) may lose that untagged manifest; a push with a tag never can.
+round trip) may lose that untagged manifest; a push with a tag never can. And a tag
+push refused by its look after the tags moved puts them back to manifests that were
+untagged meanwhile, which a collection marking meanwhile may have taken (seen with a
+grace period of 0 and collections back to back; the grace period keeps it away).
 """
 
 from __future__ import annotations

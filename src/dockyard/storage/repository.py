@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 
 from dockyard import manifest as manifests
 from dockyard.api import errors
@@ -19,6 +20,15 @@ from dockyard.storage import paths
 from dockyard.storage.blobs import BlobStore
 from dockyard.storage.cache import layer_key, tag_key
 from dockyard.storage.driver import PathNotFound, StorageDriver
+
+
+@dataclass(frozen=True)
+class _TagState:
+    """A tag before a push moves it."""
+
+    named: Digest | None
+    listed: bool
+    """whether the tag's history already names the pushed manifest"""
 
 
 class Repository:
@@ -117,35 +127,91 @@ class Repository:
         async def check_child(descriptor: Descriptor) -> None:
             if not await self.has_manifest(descriptor.digest):
                 raise RegistryError(
-                    errors.MANIFEST_UNKNOWN,
+                    errors.MANIFEST_BLOB_UNKNOWN,
                     "the index names a manifest that is not in the repository",
                     detail={"digest": str(descriptor.digest)},
                 )
 
         await asyncio.gather(*map(check_blob, manifest.blobs), *map(check_child, manifest.children))
 
-    async def put_manifest(self, content: bytes, manifest: Manifest, digest: Digest, tag: str | None) -> None:
-        """Store and link a manifest; its references are checked again after every link is
-        written, so a garbage collection running meanwhile either sees the links and keeps
-        what they name, or set something aside before that check, which then fails
-        (see :mod:`dockyard.maintenance.gc`)."""
+    async def put_manifest(
+        self, content: bytes, manifest: Manifest, digest: Digest, tags: Sequence[str] = (),
+    ) -> dict[str, Digest | None]:
+        """Store and link a manifest, then point ``tags`` at it; answers what each tag named before.
+
+        This is the pusher's side of the collector's handshake (see
+        :mod:`dockyard.maintenance.gc`): the links are written, then what they name is
+        checked again, so a collection running meanwhile either sees the links and keeps
+        what they name, or set something aside before the check, which then fails. Tags
+        move only once that check passed, so a refused push leaves them as they were. A
+        collection may still set the revision aside between the check and the tags (it
+        was untagged then): the revision is looked at once more after the tags moved.
+        A push that fails removes the links it created and puts its tags back.
+        """
         await self.check_references(manifest)
-        await self.blobs.put(content, digest)
-        await self._link_manifest(manifest, digest)
-        if tag is not None:
-            await self.tag(tag, digest)
-        if not await self.has_manifest(digest):  # set aside by a collection since it was linked
+        absent = await self._absent_links(manifest, digest)
+        before = dict(zip(tags, await asyncio.gather(*(self._tag_state(tag, digest) for tag in tags))))
+        try:
+            await self.blobs.put(content, digest)
             await self._link_manifest(manifest, digest)
-        await self.blobs.put(content, digest)  # stored again if a collection set it aside
-        await self.check_references(manifest)
+            await self._check_linked(content, manifest, digest)
+            for tag in tags:
+                await self.tag(tag, digest)
+            if tags and not await self.has_manifest(digest):
+                await self._check_linked(content, manifest, digest)
+        except BaseException:  # refused, failed or cancelled: the push did not happen
+            for tag, state in before.items():
+                await self._restore_tag(tag, digest, state)
+            for link in absent:
+                with contextlib.suppress(PathNotFound):
+                    await self.driver.delete(link.removesuffix("/link"))
+            raise
+        return {tag: state.named for tag, state in before.items()}
+
+    def _manifest_links(self, manifest: Manifest, digest: Digest) -> list[str]:
+        """The revision link, and the referrer link of a manifest with a subject."""
+        links = [paths.revision_link(self.name, digest)]
+        if manifest.subject is not None:
+            links.append(paths.referrer_link(self.name, manifest.subject.digest, digest))
+        return links
+
+    async def _absent_links(self, manifest: Manifest, digest: Digest) -> list[str]:
+        links = self._manifest_links(manifest, digest)
+        present = await asyncio.gather(*(self._has_link(link, digest) for link in links))
+        return [link for link, there in zip(links, present) if not there]
 
     async def _link_manifest(self, manifest: Manifest, digest: Digest) -> None:
         # Written even when it is there: its time says when the manifest was last pushed.
-        await self.driver.put_content(paths.revision_link(self.name, digest), str(digest).encode())
-        if manifest.subject is not None:
-            await self.driver.put_content(
-                paths.referrer_link(self.name, manifest.subject.digest, digest), str(digest).encode()
-            )
+        for link in self._manifest_links(manifest, digest):
+            await self.driver.put_content(link, str(digest).encode())
+
+    async def _check_linked(self, content: bytes, manifest: Manifest, digest: Digest) -> None:
+        """After linking: link again and store again what a collection set aside since,
+        then check the references (``MANIFEST_BLOB_UNKNOWN`` if one was collected)."""
+        if not await self.has_manifest(digest):
+            await self._link_manifest(manifest, digest)
+        await self.blobs.put(content, digest)
+        await self.check_references(manifest)
+
+    async def _tag_state(self, tag: str, digest: Digest) -> _TagState:
+        named = await self._read_link(paths.tag_current_link(self.name, tag))
+        listed = named is not None and await self._has_link(paths.tag_index_link(self.name, tag, digest), digest)
+        return _TagState(named, listed)
+
+    async def _restore_tag(self, tag: str, digest: Digest, state: _TagState) -> None:
+        """Point ``tag`` back to what it named before a failed push moved it to ``digest``."""
+        current = paths.tag_current_link(self.name, tag)
+        # Named it before (never moved), or not moved yet, or moved again by another push.
+        if state.named == digest or await self._read_link(current) != digest:
+            return
+        async with self.cache.changing(tag_key(self.name, tag)):
+            if state.named is None:
+                await self.driver.delete(paths.tag(self.name, tag))
+                return
+            await self.driver.put_content(current, str(state.named).encode())
+            if not state.listed:
+                with contextlib.suppress(PathNotFound):
+                    await self.driver.delete(paths.tag_index_link(self.name, tag, digest).removesuffix("/link"))
 
     async def tag(self, tag: str, digest: Digest) -> None:
         await self.driver.put_content(paths.tag_index_link(self.name, tag, digest), str(digest).encode())
