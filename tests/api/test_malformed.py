@@ -381,8 +381,8 @@ BAD_BLOB_RANGES = {
     "oversize-both": "bytes=99999999999999999999-999999999999999999999",
     "zero-suffix": "bytes=-0",
     "malformed": "bytes=a-b",
-    "multiple": "bytes=0-1,3-4",
-    "wrong-unit": "lines=0-1",
+    "no-unit": "0-1",
+    "non-ascii-digits": "bytes=\u0660-\u0661",
 }
 
 

@@ -7,6 +7,7 @@ other scripts' digits (``١٠`` as 10), which no HTTP grammar allows.
 from __future__ import annotations
 
 import re
+import sys
 
 from dockyard.api import errors
 from dockyard.api.errors import RegistryError
@@ -18,14 +19,14 @@ _CONTENT_RANGE = re.compile(r"(?:bytes[ =])?([0-9]+)-([0-9]+)(?:/(?:[0-9]+|\*))?
 # containers/storage asks for up to 1024 in one zstd:chunked partial pull.
 MAX_RANGES = 1024
 
-# Positions of 19 digits or more (an exabyte and up) are past any blob's end; reading them as
-# this one number also spares int() strings longer than it accepts.
+# What a position too long for int() stands for: any blob ends long before it (sizes are int64).
 _BEYOND_ANY_SIZE = 1 << 63
 
 
 def _position(digits: str) -> int:
-    significant = digits.lstrip("0")
-    return int(significant or "0") if len(significant) < 19 else _BEYOND_ANY_SIZE
+    significant = digits.lstrip("0") or "0"
+    limit = sys.get_int_max_str_digits()  # int() refuses longer strings (0: no limit)
+    return _BEYOND_ANY_SIZE if limit and len(significant) > limit else int(significant)
 
 
 def requested_ranges(header: str, size: int) -> list[tuple[int, int]] | None:
