@@ -456,6 +456,7 @@ BAD_DESCRIPTOR_FIELDS = [
     ("data", 5, "data"),
     ("data", "not base64!", "data"),
     ("data", "YQ", "data"),  # unpadded
+    ("data", "\u00e9t\u00e9", "data"),
 ]
 
 

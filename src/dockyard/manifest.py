@@ -8,7 +8,6 @@ refused: it is deprecated and signed in a way no current client needs.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -122,10 +121,13 @@ def _platform(value: Any, where: str) -> dict[str, Any] | None:
 def _data(value: Any, where: str) -> None:
     if value is None:
         return
-    try:
-        base64.b64decode(value if isinstance(value, str) else b"!", validate=True)
-    except binascii.Error:
-        raise _invalid(f"{where} must be a base64 string") from None
+    if isinstance(value, str):
+        try:
+            base64.b64decode(value, validate=True)
+            return
+        except ValueError:  # binascii.Error, or characters outside ASCII
+            pass
+    raise _invalid(f"{where} must be a base64 string")
 
 
 def _descriptor(value: Any, where: str) -> Descriptor:
