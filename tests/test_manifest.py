@@ -247,7 +247,7 @@ def test_foreign_layers_keep_their_urls() -> None:
             "mediaType": DOCKER_FOREIGN,
             "digest": CHILD_DIGEST,
             "size": 1000,
-            "urls": ["https://example.com/layer.tar.gz", 42],
+            "urls": ["https://example.com/layer.tar.gz"],
         }
     )
     parsed = manifest.parse(encode(document), DOCKER_MANIFEST)
@@ -384,6 +384,151 @@ def test_bad_layer_descriptor_fields(change: dict[str, Any], fragment: str) -> N
     document = docker_manifest()
     document["layers"][1].update(change)
     assert_invalid(encode(document), DOCKER_MANIFEST, fragment)
+
+
+def oci_index() -> dict[str, Any]:
+    return {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [{"mediaType": OCI_MANIFEST, "digest": CHILD_DIGEST, "size": 6}],
+    }
+
+
+def docker_manifest_list() -> dict[str, Any]:
+    return {
+        "schemaVersion": 2,
+        "mediaType": DOCKER_MANIFEST_LIST,
+        "manifests": [
+            {
+                "mediaType": DOCKER_MANIFEST,
+                "digest": CHILD_DIGEST,
+                "size": 6,
+                "platform": {"architecture": "arm64", "os": "linux", "variant": "v8"},
+            }
+        ],
+    }
+
+
+SUBJECT = {"mediaType": OCI_MANIFEST, "digest": SUBJECT_DIGEST, "size": 6}
+
+# Each kind of manifest, and where in it a descriptor stands.
+DESCRIPTOR_PLACES = [
+    (oci_manifest, ("config",)),
+    (oci_manifest, ("layers", 0)),
+    (lambda: oci_manifest(subject=dict(SUBJECT)), ("subject",)),
+    (docker_manifest, ("config",)),
+    (docker_manifest, ("layers", 1)),
+    (oci_index, ("manifests", 0)),
+    (lambda: {**oci_index(), "subject": dict(SUBJECT)}, ("subject",)),
+    (docker_manifest_list, ("manifests", 0)),
+]
+
+# A descriptor field, a value of the wrong type or out of range, and the part of the field's name the error names.
+BAD_DESCRIPTOR_FIELDS = [
+    ("size", 2**70, "size"),
+    ("size", 2**63, "size"),
+    ("size", -1, "size"),
+    ("size", 6.0, "size"),
+    ("size", True, "size"),
+    ("size", "6", "size"),
+    ("mediaType", 5, "mediaType"),
+    ("digest", ["sha256:x"], "digest"),
+    ("urls", "https://example.com/layer", "urls"),
+    ("urls", ["https://example.com/layer", 42], "urls"),
+    ("urls", {"a": "b"}, "urls"),
+    ("annotations", {"a": 1}, "annotations"),
+    ("annotations", {"a": None}, "annotations"),
+    ("annotations", {"a": ["b"]}, "annotations"),
+    ("annotations", ["a"], "annotations"),
+    ("annotations", "a=b", "annotations"),
+    ("platform", "linux/amd64", "platform"),
+    ("platform", ["linux", "amd64"], "platform"),
+    ("platform", {"architecture": 1, "os": "linux"}, "platform.architecture"),
+    ("platform", {"architecture": "amd64", "os": ["linux"]}, "platform.os"),
+    ("platform", {"architecture": "amd64", "os": "windows", "os.version": 10}, "platform.os.version"),
+    ("platform", {"architecture": "amd64", "os": "windows", "os.features": "win32k"}, "platform.os.features"),
+    ("platform", {"architecture": "amd64", "os": "windows", "os.features": [1]}, "platform.os.features"),
+    ("platform", {"architecture": "arm", "os": "linux", "variant": 7}, "platform.variant"),
+    ("platform", {"architecture": "amd64", "os": "linux", "features": "sse4"}, "platform.features"),
+    ("platform", {"architecture": "amd64", "os": "linux", "features": [None]}, "platform.features"),
+    ("artifactType", 5, "artifactType"),
+    ("artifactType", {"a": "b"}, "artifactType"),
+    ("data", 5, "data"),
+    ("data", "not base64!", "data"),
+    ("data", "YQ", "data"),  # unpadded
+    ("data", "\u00e9t\u00e9", "data"),
+]
+
+
+def _at(document: dict[str, Any], place: tuple[str | int, ...]) -> dict[str, Any]:
+    found: Any = document
+    for step in place:
+        found = found[step]
+    return found
+
+
+def _where(place: tuple[str | int, ...]) -> str:
+    return "".join(f"[{step}]" if isinstance(step, int) else step for step in place)
+
+
+@pytest.mark.parametrize(("field", "value", "named"), BAD_DESCRIPTOR_FIELDS, ids=lambda item: repr(item)[:40])
+@pytest.mark.parametrize(("make", "place"), DESCRIPTOR_PLACES, ids=lambda item: getattr(item, "__name__", repr(item)))
+def test_every_descriptor_field_is_type_checked(make: Any, place: tuple[str | int, ...], field: str, value: Any, named: str) -> None:
+    document = make()
+    assert manifest.parse(encode(document), document["mediaType"])  # accepted as it is
+    _at(document, place)[field] = value
+    assert_invalid(encode(document), document["mediaType"], f"{_where(place)}.{named}")
+
+
+@pytest.mark.parametrize("make", [oci_manifest, docker_manifest, oci_index, docker_manifest_list])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("annotations", {"a": 1}),
+        ("annotations", {"a": {"b": "c"}}),
+        ("annotations", ["a"]),
+        ("annotations", "a"),
+        ("artifactType", 1),
+        ("artifactType", ["a"]),
+        ("mediaType", 5),
+        ("schemaVersion", 2.0),
+        ("schemaVersion", True),
+    ],
+)
+def test_every_top_level_field_is_type_checked(make: Any, field: str, value: Any) -> None:
+    document = make()
+    media_type = document["mediaType"]
+    document[field] = value
+    assert_invalid(encode(document), media_type, field)
+
+
+@pytest.mark.parametrize("make", [oci_manifest, docker_manifest, oci_index, docker_manifest_list])
+def test_well_typed_optional_fields_are_accepted(make: Any) -> None:
+    document = make()
+    document["annotations"] = {"org.opencontainers.image.created": "2024-01-01T00:00:00Z", "empty": ""}
+    descriptors = document.get("manifests") or document["layers"]
+    descriptors[0].update(
+        annotations={"a": "b"},
+        urls=["https://example.com/blob"],
+        artifactType="application/vnd.example",
+        data="YWJj",
+        platform={
+            "architecture": "amd64",
+            "os": "windows",
+            "os.version": "10.0.17763.1040",
+            "os.features": ["win32k"],
+            "variant": "v3",
+            "features": ["sse4"],
+        },
+    )
+    descriptors[0]["size"] = (1 << 63) - 1
+    parsed = manifest.parse(encode(document), document["mediaType"])
+    assert parsed.annotations == document["annotations"]
+    stored = (parsed.children or parsed.blobs[1:])[0]
+    assert stored.size == (1 << 63) - 1
+    assert stored.urls == ("https://example.com/blob",)
+    assert stored.annotations == {"a": "b"}
+    assert stored.platform is not None and stored.platform["os.features"] == ["win32k"]
 
 
 def test_bad_index_child_descriptor() -> None:

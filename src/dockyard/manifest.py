@@ -7,6 +7,7 @@ refused: it is deprecated and signed in a way no current client needs.
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,6 +85,56 @@ def _invalid(message: str) -> RegistryError:
     return RegistryError(errors.MANIFEST_INVALID, message)
 
 
+# Sizes are int64 in the OCI image spec and in registry:2, which cannot read a manifest with a larger one.
+MAX_SIZE = (1 << 63) - 1
+
+
+def _optional_string(value: Any, where: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise _invalid(f"{where} must be a string")
+    return value
+
+
+def _string_map(value: Any, where: str) -> dict[str, str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(isinstance(item, str) for item in value.values()):
+        raise _invalid(f"{where} must be an object of strings")
+    return value
+
+
+def _string_list(value: Any, where: str) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise _invalid(f"{where} must be a list of strings")
+    return value
+
+
+def _platform(value: Any, where: str) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise _invalid(f"{where} must be a platform object")
+    for key in ("architecture", "os", "os.version", "variant"):
+        _optional_string(value.get(key), f"{where}.{key}")
+    for key in ("os.features", "features"):
+        _string_list(value.get(key), f"{where}.{key}")
+    return value
+
+
+def _data(value: Any, where: str) -> None:
+    if value is None:
+        return
+    if isinstance(value, str):
+        try:
+            base64.b64decode(value, validate=True)
+            return
+        except ValueError:  # binascii.Error, or characters outside ASCII
+            pass
+    raise _invalid(f"{where} must be a base64 string")
+
+
 def _descriptor(value: Any, where: str) -> Descriptor:
     if not isinstance(value, dict):
         raise _invalid(f"{where} must be a descriptor object")
@@ -92,24 +143,21 @@ def _descriptor(value: Any, where: str) -> Descriptor:
         raise _invalid(f"{where}.mediaType must be a non-empty string")
     if not isinstance(digest, str):
         raise _invalid(f"{where}.digest must be a string")
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise _invalid(f"{where}.size must be a non-negative integer")
+    if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= MAX_SIZE:
+        raise _invalid(f"{where}.size must be an integer from 0 to {MAX_SIZE}")
     try:
         parsed = parse_digest(digest)
     except RegistryError:
         raise _invalid(f"{where}.digest is not a valid digest: {digest[:100]!r}") from None
-    urls = value.get("urls") or ()
-    annotations = value.get("annotations")
-    platform = value.get("platform")
-    artifact_type = value.get("artifactType")
+    _data(value.get("data"), f"{where}.data")
     return Descriptor(
         media_type=media_type,
         digest=parsed,
         size=size,
-        artifact_type=artifact_type if isinstance(artifact_type, str) else None,
-        annotations=annotations if isinstance(annotations, dict) else None,
-        platform=platform if isinstance(platform, dict) else None,
-        urls=tuple(url for url in urls if isinstance(url, str)) if isinstance(urls, list) else (),
+        artifact_type=_optional_string(value.get("artifactType"), f"{where}.artifactType"),
+        annotations=_string_map(value.get("annotations"), f"{where}.annotations"),
+        platform=_platform(value.get("platform"), f"{where}.platform"),
+        urls=tuple(_string_list(value.get("urls"), f"{where}.urls") or ()),
     )
 
 
@@ -155,15 +203,11 @@ def parse(content: bytes, content_type: str | None) -> Manifest:
         raise _invalid(f"Content-Type {declared!r} is not a manifest media type")
 
     subject = _descriptor(document["subject"], "subject") if document.get("subject") is not None else None
-    annotations = document.get("annotations")
-    artifact_type = document.get("artifactType")
-    if artifact_type is not None and not isinstance(artifact_type, str):
-        raise _invalid("artifactType must be a string")
     common: dict[str, Any] = {
         "media_type": media_type,
         "subject": subject,
-        "artifact_type": artifact_type,
-        "annotations": annotations if isinstance(annotations, dict) else {},
+        "artifact_type": _optional_string(document.get("artifactType"), "artifactType"),
+        "annotations": _string_map(document.get("annotations"), "annotations") or {},
     }
     if media_type in INDEX_TYPES:
         return Manifest(children=_descriptors(document, "manifests", required=True), **common)

@@ -103,6 +103,25 @@ async def error_of(response: ClientResponse, status: int, code: str) -> dict[str
     return entry
 
 
+def byteranges(content_type: str, body: bytes) -> list[tuple[str, bytes]]:
+    """The Content-Range and bytes of each part of a ``multipart/byteranges`` body, whose framing is checked."""
+    media_type, _, parameter = content_type.partition(";")
+    name, _, boundary = parameter.strip().partition("=")
+    assert media_type == "multipart/byteranges" and name == "boundary" and boundary, content_type
+    delimiter = b"\r\n--" + boundary.encode()
+    pieces = (b"\r\n" + body).split(delimiter)
+    assert pieces[0] == b"" and pieces[-1] == b"--\r\n", (pieces[0][:100], pieces[-1][:100])
+    parts = []
+    for piece in pieces[1:-1]:
+        assert piece.startswith(b"\r\n")
+        heading, _, data = piece[2:].partition(b"\r\n\r\n")
+        fields = dict(line.decode().split(": ", 1) for line in heading.split(b"\r\n"))
+        assert fields.keys() == {"Content-Type", "Content-Range"}, fields
+        assert fields["Content-Type"] == "application/octet-stream"
+        parts.append((fields["Content-Range"], data))
+    return parts
+
+
 def raw_url(client, raw_path: str) -> URL:
     """A URL on the test server whose path is sent exactly as written (no ``..`` folding)."""
     base = str(client.make_url("/")).rstrip("/")

@@ -21,7 +21,7 @@ from aiohttp import web
 from dockyard.api import sendfile
 from tests.support.server import DockyardProcess
 
-from .conftest import push_blob
+from .conftest import byteranges, push_blob
 
 DATA = os.urandom(8 << 20)
 DIGEST = "sha256:" + hashlib.sha256(DATA).hexdigest()
@@ -70,6 +70,15 @@ def test_range(server: DockyardProcess, header: str, start: int, end: int) -> No
     assert response.status_code == 206
     assert response.headers["Content-Range"] == f"bytes {start}-{end}/{len(DATA)}"
     assert response.content == DATA[start:end + 1]
+
+
+def test_multiple_ranges(server: DockyardProcess) -> None:
+    ranges = [(0, 0), (1000000, 5000000), (5000001, 5000001), (len(DATA) - 12345, len(DATA) - 1)]
+    response = _get(server, headers={"Range": "bytes=" + ",".join(f"{start}-{end}" for start, end in ranges)})
+    assert response.status_code == 206
+    assert response.headers["Content-Length"] == str(len(response.content))
+    parts = byteranges(response.headers["Content-Type"], response.content)
+    assert parts == [(f"bytes {start}-{end}/{len(DATA)}", DATA[start:end + 1]) for start, end in ranges]
 
 
 def test_head_sends_no_body(server: DockyardProcess) -> None:
@@ -124,6 +133,18 @@ async def test_body_sent_in_many_slices(client, small_slices: None, headers: dic
     else:
         assert response.status == 200
         assert body == DATA[:1_000_000]
+
+
+async def test_parts_sent_in_many_slices(client, small_slices: None) -> None:
+    digest = await push_blob(client, REPOSITORY, DATA[:1_000_000])
+    response = await client.get(f"/v2/{REPOSITORY}/blobs/{digest}", headers={"Range": "bytes=0-9,99999-300001,999990-"})
+    assert response.status == 206
+    parts = byteranges(response.headers["Content-Type"], await response.read())
+    assert parts == [
+        ("bytes 0-9/1000000", DATA[:10]),
+        ("bytes 99999-300001/1000000", DATA[99999:300002]),
+        ("bytes 999990-999999/1000000", DATA[999990:1_000_000]),
+    ]
 
 
 async def test_file_follows_what_the_transport_still_holds(aiohttp_client, tmp_path: pathlib.Path) -> None:

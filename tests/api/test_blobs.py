@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import error_of, push_blob, sha256, snapshot
+from dockyard.api.ranges import MAX_RANGES
+
+from .conftest import byteranges, error_of, push_blob, sha256, snapshot
 
 DATA = bytes(range(256)) * 40 + b"tail"  # 10244 bytes
 SIZE = len(DATA)
@@ -87,17 +89,94 @@ async def test_range_head(client, blob):
         "bytes=-0",
         "bytes=-",
         "bytes=abc-def",
-        "bytes=1-2,5-6",
-        "items=0-1",
         "0-1",
         "bytes=--1",
         "",
+        "bytes=\u0661\u0660-\u0661\u0669",  # Arabic-Indic 10-19: only ASCII digits count
+        "bytes=0-\uff19",  # a fullwidth 9
+        "bytes=\u0966-",  # a Devanagari 0
+        f"bytes={SIZE}-,{SIZE + 5}-{SIZE + 9},-0",  # several ranges, none satisfiable
+        "bytes=0-9,abc",  # one malformed range spoils the header
+        "bytes= , ,",
     ],
 )
 async def test_bad_range_is_416(client, blob, header):
     response = await client.get(f"/v2/library/app/blobs/{blob}", headers={"Range": header})
     await error_of(response, 416, "RANGE_INVALID")
     assert response.headers["Content-Range"] == f"bytes */{SIZE}"
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("bytes=0-9,100-109", [(0, 9), (100, 109)]),
+        ("bytes=0-0, 1-1 ,\t2-2", [(0, 0), (1, 1), (2, 2)]),  # adjacent ranges stay parts of their own
+        ("bytes=0-1,5000-5009,-4", [(0, 1), (5000, 5009), (SIZE - 4, SIZE - 1)]),
+        ("bytes=200-209,,5000-", [(200, 209), (5000, SIZE - 1)]),  # empty list elements are skipped
+        (f"bytes=0-9,{SIZE}-,20-29,{SIZE + 100}-{SIZE + 200}", [(0, 9), (20, 29)]),  # unsatisfiable ones left out
+        ("bytes=0-9,9000-" + "9" * 5000, [(0, 9), (9000, SIZE - 1)]),  # more digits than int() reads
+        ("BYTES=0-1,3-4", [(0, 1), (3, 4)]),  # the unit is case-insensitive
+    ],
+)
+async def test_multiple_ranges_are_multipart_byteranges(client, blob, header, expected):
+    response = await client.get(f"/v2/library/app/blobs/{blob}", headers={"Range": header})
+    body = await response.read()
+    assert response.status == 206, body[:300]
+    assert "Content-Range" not in response.headers
+    assert response.headers["Content-Length"] == str(len(body))
+    assert response.headers["Docker-Content-Digest"] == blob
+    parts = byteranges(response.headers["Content-Type"], body)
+    assert parts == [(f"bytes {start}-{end}/{SIZE}", DATA[start:end + 1]) for start, end in expected]
+    head = await client.head(f"/v2/library/app/blobs/{blob}", headers={"Range": header})
+    assert head.status == 206
+    assert head.headers["Content-Length"] == str(len(body))
+    assert head.headers["Content-Type"].startswith("multipart/byteranges; boundary=")
+
+
+async def test_multipart_boundary_differs_between_answers(client, blob):
+    types = set()
+    for _ in range(3):
+        response = await client.get(f"/v2/library/app/blobs/{blob}", headers={"Range": "bytes=0-1,5-6"})
+        await response.read()
+        types.add(response.headers["Content-Type"])
+    assert len(types) == 3
+
+
+async def test_one_satisfiable_range_of_several_is_a_single_part(client, blob):
+    response = await client.get(f"/v2/library/app/blobs/{blob}", headers={"Range": f"bytes={SIZE + 1}-,100-109"})
+    assert response.status == 206
+    assert response.headers["Content-Type"] == "application/octet-stream"
+    assert response.headers["Content-Range"] == f"bytes 100-109/{SIZE}"
+    assert await response.read() == DATA[100:110]
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "items=0-5",  # a unit the server does not know: RFC 9110 says ignore the header
+        "none=0-5",
+        "bytes=0-99,50-149",  # overlapping: answered part by part they would repeat bytes
+        "bytes=0-9,0-9",
+        "bytes=-100,0-",
+        "bytes=100-109,0-9",  # going backwards
+        "bytes=" + ",".join(f"{index}-{index}" for index in range(MAX_RANGES + 1)),  # too many
+    ],
+)
+async def test_ignored_range_sends_the_whole_blob(client, blob, header):
+    response = await client.get(f"/v2/library/app/blobs/{blob}", headers={"Range": header})
+    assert response.status == 200
+    assert "Content-Range" not in response.headers
+    assert response.headers["Content-Type"] == "application/octet-stream"
+    assert response.headers["Content-Length"] == str(SIZE)
+    assert await response.read() == DATA
+
+
+async def test_as_many_ranges_as_allowed_are_parts(client, blob):
+    header = "bytes=" + ",".join(f"{index}-{index}" for index in range(MAX_RANGES))
+    response = await client.get(f"/v2/library/app/blobs/{blob}", headers={"Range": header})
+    assert response.status == 206
+    parts = byteranges(response.headers["Content-Type"], await response.read())
+    assert parts == [(f"bytes {index}-{index}/{SIZE}", DATA[index:index + 1]) for index in range(MAX_RANGES)]
 
 
 async def test_if_none_match_etag(client, blob):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from .conftest import error_of, push_blob, sha256, sha512, snapshot
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -151,6 +153,68 @@ async def test_out_of_order_chunk_is_416_with_current_range(client, storage):
     assert response.status == 202
     response = await client.put(location, params={"digest": sha256(DATA)})
     assert response.status == 201
+
+
+async def test_closing_put_with_out_of_order_chunk_is_416_and_keeps_the_upload(client, storage):
+    location, upload_id = await start(client)
+    response = await client.patch(location, data=DATA[:100], headers={"Content-Range": "0-99"})
+    assert response.status == 202
+    before = snapshot(storage)
+    digest = sha256(DATA)
+    for wrong_start in (0, 50, 200):  # a repeat, an overlap, a gap
+        chunk = DATA[wrong_start:]
+        response = await client.put(
+            location,
+            params={"digest": digest},
+            data=chunk,
+            headers={"Content-Range": f"{wrong_start}-{wrong_start + len(chunk) - 1}"},
+        )
+        await error_of(response, 416, "RANGE_INVALID")
+        assert response.headers["Range"] == "0-99"
+        assert response.headers["Location"] == f"/v2/repo/blobs/uploads/{upload_id}"
+        assert response.headers["Docker-Upload-UUID"] == upload_id
+        assert snapshot(storage) == before
+        response = await client.get(location)
+        assert response.status == 204
+        assert response.headers["Range"] == "0-99"
+    response = await client.get(f"/v2/repo/blobs/{digest}")
+    await error_of(response, 404, "BLOB_UNKNOWN")
+    # The chunk at the right place finishes it.
+    response = await client.put(
+        location, params={"digest": digest}, data=DATA[100:], headers={"Content-Range": f"100-{len(DATA) - 1}"}
+    )
+    assert response.status == 201, await response.text()
+    response = await client.get(f"/v2/repo/blobs/{digest}")
+    assert await response.read() == DATA
+
+
+async def test_closing_put_with_content_range_not_matching_length_is_size_invalid(client, storage):
+    location, _ = await start(client)
+    before = snapshot(storage)
+    response = await client.put(location, params={"digest": sha256(DATA)}, data=DATA, headers={"Content-Range": "0-9"})
+    await error_of(response, 400, "SIZE_INVALID")
+    assert response.headers["Range"] == "0-0"
+    assert snapshot(storage) == before
+
+
+# Each reads as 0-9 (the chunk's real range) with Unicode digits: Arabic-Indic, fullwidth, Devanagari.
+@pytest.mark.parametrize("header", ["\u0660-\u0669", "0-\uff19", "bytes \u0966-9/*"])
+async def test_content_range_with_non_ascii_digits_is_416(client, storage, header):
+    location, _ = await start(client)
+    before = snapshot(storage)
+    response = await client.patch(location, data=DATA[:10], headers={"Content-Range": header})
+    await error_of(response, 416, "RANGE_INVALID")
+    assert snapshot(storage) == before
+    response = await client.get(location)
+    assert response.headers["Range"] == "0-0"
+
+
+async def test_content_range_with_a_huge_end_is_size_invalid(client):
+    location, _ = await start(client)
+    end_digits = "9" * 5000  # longer than Python's int() reads
+    response = await client.patch(location, data=b"x", headers={"Content-Range": f"0-{end_digits}"})
+    await error_of(response, 400, "SIZE_INVALID")
+    assert response.headers["Range"] == "0-0"
 
 
 async def test_content_range_not_matching_length_is_size_invalid(client):

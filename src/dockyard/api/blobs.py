@@ -2,40 +2,20 @@
 
 from __future__ import annotations
 
-import re
+import pathlib
+import secrets
+from dataclasses import dataclass
 
 from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
 
-from dockyard.api import errors
 from dockyard.api.context import RequestContext
-from dockyard.api.errors import RegistryError
+from dockyard.api.ranges import requested_ranges
 from dockyard.api.sendfile import send_file
 from dockyard.logs import audit
 from dockyard.reference import Digest, parse_digest
 from dockyard.storage import paths
-
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
-
-
-def parse_range(header: str, size: int) -> tuple[int, int]:
-    """The first and last byte of a single ``bytes=`` range, or ``RANGE_INVALID``."""
-    match = _RANGE.fullmatch(header.strip())
-    unsatisfiable = RegistryError(
-        errors.RANGE_INVALID, "requested range not satisfiable", headers={"Content-Range": f"bytes */{size}"}
-    )
-    if match is None or match.group(1) == match.group(2) == "":
-        raise unsatisfiable
-    first, last = match.groups()
-    if first == "":
-        suffix = int(last)
-        if suffix == 0 or size == 0:
-            raise unsatisfiable
-        return max(size - suffix, 0), size - 1
-    start = int(first)
-    end = size - 1 if last == "" else min(int(last), size - 1)
-    if start >= size or (last != "" and int(last) < start):
-        raise unsatisfiable
-    return start, end
+from dockyard.storage.driver import StorageDriver
 
 
 def _headers(digest: Digest) -> dict[str, str]:
@@ -61,26 +41,76 @@ async def get(context: RequestContext) -> web.StreamResponse:
     if redirect is not None:
         return web.Response(status=307, headers={"Location": redirect, "Docker-Content-Digest": str(digest)})
 
-    status, start, end = 200, 0, size - 1
-    if "Range" in request.headers:
-        status = 206
-        start, end = parse_range(request.headers["Range"], size)
-        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-    count = end - start + 1
+    status, pieces, closing = _body(request.headers.get("Range"), size, headers)
     response = web.StreamResponse(status=status, headers=headers)
-    response.content_length = count
-    if request.method == "HEAD" or count == 0:
+    response.content_length = sum(len(piece.heading) + piece.count for piece in pieces) + len(closing)
+    if request.method == "HEAD" or response.content_length == 0:
         await response.prepare(request)
         return response
 
     writer = await response.prepare(request)
     path = paths.blob_data(digest)
     local = driver.local_file(path)
+    for piece in pieces:
+        if piece.heading:
+            await response.write(piece.heading)
+        await _send_slice(request, response, writer, driver, path, local, piece.start, piece.count)
+    if closing:
+        await response.write(closing)
+    await response.write_eof()
+    return response
+
+
+def _body(range_header: str | None, size: int, headers: dict[str, str]) -> tuple[int, list[_Piece], bytes]:
+    """The status, the pieces and the closing bytes of the answer to ``range_header``; sets the headers that go with them."""
+    ranges = requested_ranges(range_header, size) if range_header is not None else None
+    if ranges is None:
+        return 200, [_Piece(b"", 0, size)], b""
+    if len(ranges) == 1:
+        [(start, end)] = ranges
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+        return 206, [_Piece(b"", start, end - start + 1)], b""
+    boundary = secrets.token_hex(16)
+    headers["Content-Type"] = f"multipart/byteranges; boundary={boundary}"
+    pieces = [
+        _Piece(_part_heading(boundary, index, start, end, size), start, end - start + 1)
+        for index, (start, end) in enumerate(ranges)
+    ]
+    return 206, pieces, f"\r\n--{boundary}--\r\n".encode()
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """What the body holds for one range: a multipart heading (or nothing), then ``count`` bytes of the blob from ``start``."""
+
+    heading: bytes
+    start: int
+    count: int
+
+
+def _part_heading(boundary: str, index: int, start: int, end: int, size: int) -> bytes:
+    # The CRLF before each boundary but the first ends the previous part's bytes.
+    lead = "\r\n" if index else ""
+    return (
+        f"{lead}--{boundary}\r\nContent-Type: application/octet-stream\r\n"
+        f"Content-Range: bytes {start}-{end}/{size}\r\n\r\n"
+    ).encode()
+
+
+async def _send_slice(
+    request: web.Request,
+    response: web.StreamResponse,
+    writer: AbstractStreamWriter | None,
+    driver: StorageDriver,
+    path: str,
+    local: pathlib.Path | None,
+    start: int,
+    count: int,
+) -> None:
+    """Stream ``count`` bytes of the blob from ``start``: by sendfile where it is a local file, else read from storage."""
     if local is None or writer is None or not await send_file(request, writer, local, start, count):
         async for chunk in driver.read(path, start, count):
             await response.write(chunk)
-    await response.write_eof()
-    return response
 
 
 async def delete(context: RequestContext) -> web.StreamResponse:

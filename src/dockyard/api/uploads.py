@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import re
-
 from aiohttp import web
 
 from dockyard.api import errors
 from dockyard.api.context import RequestContext
 from dockyard.api.errors import RegistryError
+from dockyard.api.ranges import content_range
 from dockyard.logs import audit
 from dockyard.reference import Digest, check_name, check_upload_id, parse_digest
 from dockyard.storage.uploads import range_header
-
-_CONTENT_RANGE = re.compile(r"(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?")
 
 
 def _created(name: str, digest: Digest) -> web.Response:
@@ -60,33 +57,35 @@ async def status(context: RequestContext) -> web.StreamResponse:
     return _in_progress(context.name, upload_id, size, status=204)
 
 
+async def _chunk_start(context: RequestContext, upload_id: str) -> int | None:
+    """Where the request's ``Content-Range`` says its chunk starts (``None`` without one), once it is checked against the body."""
+    header = context.request.headers.get("Content-Range")
+    if not header:
+        return None
+    start, end = content_range(header)
+    length = context.request.content_length
+    if end < start:
+        size = await context.registry.uploads.size(context.name, upload_id)
+        raise RegistryError(
+            errors.RANGE_INVALID,
+            "Content-Range ends before it starts",
+            headers=range_header(context.name, upload_id, size),
+        )
+    if length is not None and length != end - start + 1:
+        # registry:2 answers SIZE_INVALID here (the spec is silent).
+        size = await context.registry.uploads.size(context.name, upload_id)
+        raise RegistryError(
+            errors.SIZE_INVALID,
+            "Content-Range does not match Content-Length",
+            headers=range_header(context.name, upload_id, size),
+        )
+    return start
+
+
 async def patch(context: RequestContext) -> web.StreamResponse:
     upload_id = check_upload_id(context.params["uuid"])
-    uploads = context.registry.uploads
-    start = None
-    content_range = context.request.headers.get("Content-Range")
-    if content_range:
-        match = _CONTENT_RANGE.fullmatch(content_range.strip())
-        if match is None:
-            raise RegistryError(errors.RANGE_INVALID, f"malformed Content-Range {content_range[:100]!r}")
-        start, end = int(match.group(1)), int(match.group(2))
-        length = context.request.content_length
-        if end < start:
-            size = await uploads.size(context.name, upload_id)
-            raise RegistryError(
-                errors.RANGE_INVALID,
-                "Content-Range ends before it starts",
-                headers=range_header(context.name, upload_id, size),
-            )
-        if length is not None and length != end - start + 1:
-            # registry:2 answers SIZE_INVALID here (the spec is silent).
-            size = await uploads.size(context.name, upload_id)
-            raise RegistryError(
-                errors.SIZE_INVALID,
-                "Content-Range does not match Content-Length",
-                headers=range_header(context.name, upload_id, size),
-            )
-    size = await uploads.append(context.name, upload_id, context.body(), start)
+    start = await _chunk_start(context, upload_id)
+    size = await context.registry.uploads.append(context.name, upload_id, context.body(), start)
     return _in_progress(context.name, upload_id, size)
 
 
@@ -97,8 +96,9 @@ async def finish(context: RequestContext) -> web.StreamResponse:
         await context.registry.uploads.size(context.name, upload_id)
         raise RegistryError(errors.DIGEST_INVALID, "the digest query parameter is required to finish an upload")
     digest = parse_digest(digest_text)
+    start = await _chunk_start(context, upload_id)
     body = context.body() if context.has_body() else None
-    await context.registry.uploads.finish(context.name, upload_id, digest, body)
+    await context.registry.uploads.finish(context.name, upload_id, digest, body, start)
     await context.repository.link_layer(digest)
     return _created(context.name, digest)
 

@@ -76,13 +76,7 @@ class UploadStore:
     ) -> int:
         """Append a chunk; ``start`` (from ``Content-Range``) must be the current size."""
         async with self._exclusive(name, upload_id):
-            size = await self.size(name, upload_id)
-            if start is not None and start != size:
-                raise RegistryError(
-                    errors.RANGE_INVALID,
-                    f"chunk starts at {start} but the upload holds {size} bytes",
-                    headers=range_header(name, upload_id, size),
-                )
+            size = await self._size_at(name, upload_id, start)
             hasher = await self._hasher(name, upload_id, size)
             writer = await self.driver.writer(paths.upload_data(name, upload_id), append=True)
             try:
@@ -97,10 +91,17 @@ class UploadStore:
             self._remember(upload_id, writer.size, hasher)
             return writer.size
 
-    async def finish(self, name: str, upload_id: str, digest: Digest, body: AsyncIterator[bytes] | None) -> int:
-        """Take a last chunk, verify the digest, and move the blob into place."""
+    async def finish(
+        self,
+        name: str,
+        upload_id: str,
+        digest: Digest,
+        body: AsyncIterator[bytes] | None,
+        start: int | None = None,
+    ) -> int:
+        """Take a last chunk (``start`` as in :meth:`append`), verify the digest, and move the blob into place."""
         async with self._exclusive(name, upload_id):
-            size = await self.size(name, upload_id)
+            size = await self._size_at(name, upload_id, start)
             hasher = await self._hasher(name, upload_id, size)
             data_path = paths.upload_data(name, upload_id)
             writer = await self.driver.writer(data_path, append=True)
@@ -128,6 +129,17 @@ class UploadStore:
             await self.blobs.ingest(data_path, digest)
             await self._forget(name, upload_id)
             return size
+
+    async def _size_at(self, name: str, upload_id: str, start: int | None) -> int:
+        """The upload's size, which a chunk's ``start`` (if given) must equal; ``RANGE_INVALID`` otherwise."""
+        size = await self.size(name, upload_id)
+        if start is not None and start != size:
+            raise RegistryError(
+                errors.RANGE_INVALID,
+                f"chunk starts at {start} but the upload holds {size} bytes",
+                headers=range_header(name, upload_id, size),
+            )
+        return size
 
     async def cancel(self, name: str, upload_id: str) -> None:
         async with self._exclusive(name, upload_id):
