@@ -101,3 +101,35 @@ async def test_no_delete_button_nor_delete_when_deletes_are_off(aiohttp_client) 
     refused = await client.post("/ui/r/app/-/delete/v1", data={"csrf": csrf}, allow_redirects=False)
     assert refused.status == 405 and "Deletes are disabled" in await refused.text()
     assert (await client.get("/v2/app/manifests/v1")).status == 200
+
+
+async def test_a_new_password_or_a_removed_user_ends_the_session(aiohttp_client, tmp_path: pathlib.Path) -> None:
+    users = tmp_path / "users.htpasswd"
+    users.write_text(f"alice:{hash_password('first')}\nbob:{hash_password('bobs')}\n")
+    access = AccessController(authenticator=Authenticator(Htpasswd(users), FailureLimiter()))
+    client = await aiohttp_client(create_app(Registry(InMemoryDriver()), access=access, ui_session_key=session_key("")))
+
+    async def sign_in(user: str, password: str) -> None:
+        form = await client.get("/ui/login")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', await form.text()).group(1)
+        response = await client.post("/ui/login", data={"csrf": csrf, "user": user, "password": password, "next": "/"},
+                                     allow_redirects=False)
+        assert response.status == 303
+
+    async def signed_in_as(user: str) -> bool:
+        return f'<span class="who" title="Signed in">{user}</span>' in await (await client.get("/")).text()
+
+    def rewrite(text: str) -> None:
+        # As ``dockyard user`` and editors do: a new file renamed over the old one.
+        replacement = tmp_path / "users.new"
+        replacement.write_text(text)
+        replacement.replace(users)
+
+    await sign_in("alice", "first")
+    assert await signed_in_as("alice")
+    rewrite(f"alice:{hash_password('second')}\nbob:{hash_password('bobs')}\n")
+    assert not await signed_in_as("alice")
+    await sign_in("alice", "second")
+    assert await signed_in_as("alice")
+    rewrite(f"bob:{hash_password('bobs')}\n")
+    assert not await signed_in_as("alice")

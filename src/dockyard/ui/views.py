@@ -16,7 +16,8 @@ from dockyard.api import manifests as manifest_api
 from dockyard.api.context import ACCESS_KEY, REGISTRY_KEY, RequestContext
 from dockyard.api.errors import RegistryError
 from dockyard.api.forwarding import path_prefix, public_base_url
-from dockyard.auth.access import AccessController, Identity
+from dockyard.auth.access import AccessController, Authenticator, Identity
+from dockyard.auth.binding import CredentialBinding
 from dockyard.concurrency import gather_bounded
 from dockyard.logs import USER_KEY, audit
 from dockyard.reference import check_name, check_tag, is_digest, parse_digest
@@ -101,14 +102,16 @@ def visitor(request: web.Request) -> Visitor:
         session = ui.signer.new(None)
     user = session.user
     if user is not None:
-        authenticator = access.authenticator
-        if authenticator is not None:
-            authenticator.htpasswd.reload_if_changed()  # one stat, as every API request's check does
-        if authenticator is None or user not in authenticator.htpasswd.users:
-            user = None  # removed from the user file since signing in
+        # One stat of the user file, as every API request's check does.
+        if access.authenticator is None or not _binding(ui, access.authenticator).holds(user, session.credential):
+            user = None  # removed from the user file, or their password changed, since signing in
         else:
             request[USER_KEY] = user  # for the access log
     return Visitor(session, Identity(user, access.policy), fresh)
+
+
+def _binding(ui: Ui, authenticator: Authenticator) -> CredentialBinding:
+    return CredentialBinding(authenticator.htpasswd, ui.signer.binding_key)
 
 
 def _path(path: str, **query: str | int | None) -> str:
@@ -385,6 +388,9 @@ async def login(request: web.Request, who: Visitor) -> web.StreamResponse:
     user, password = str(form.get("user", "")), str(form.get("password", ""))
     if authenticator is None:
         raise Refused(404, "This registry has no users to sign in as.")
+    # Stamped before the check: should the file change meanwhile, the session is bound to the
+    # older entry (and ends), never to one the password was not checked against.
+    credential = _binding(request.app[UI_KEY], authenticator).stamp(user)
     try:
         accepted = bool(user) and await authenticator.check(request, user, password)
     except RegistryError as error:
@@ -396,7 +402,7 @@ async def login(request: web.Request, who: Visitor) -> web.StreamResponse:
         return render(request, who, "login.html", status=401, section="sign-in", title="Sign in", next=next_url, user_name=user,
                       error="Wrong user name or password.")
     audit("login", request, user=user, via="web")
-    return _redirect(request, next_url, request.app[UI_KEY].signer.new(user))
+    return _redirect(request, next_url, request.app[UI_KEY].signer.new(user, credential))
 
 
 @page
