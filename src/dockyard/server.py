@@ -32,6 +32,9 @@ from dockyard.address import Address
 log = logging.getLogger("dockyard.server")
 
 BACKLOG = 1024  # connections the kernel queues before a worker accepts them
+# The longest header line taken (aiohttp's default is 8190 bytes): a zstd:chunked partial pull
+# asks for up to 1024 ranges in one Range header, 16 to 30 KiB. Go's servers take 1 MiB of headers.
+MAX_HEADER_FIELD = 64 * 1024
 
 # Set by whoever builds the app when it serves HTTPS.
 SSL_CONTEXT_KEY = web.AppKey("ssl_context", ssl.SSLContext)
@@ -80,7 +83,7 @@ async def _serve(
         app, **access_log_arguments(app), handle_signals=False, shutdown_timeout=max(min(drain_timeout, 1.0), 0.001),
         # aiohttp's keep-alive timer starts when a connection opens and after each response, and
         # bytes of a request that is not complete do not restart it: it is the idle timeout.
-        keepalive_timeout=timeouts.idle,
+        keepalive_timeout=timeouts.idle, max_field_size=MAX_HEADER_FIELD,
     )
     await runner.setup()
     loop = asyncio.get_running_loop()
