@@ -21,7 +21,7 @@ from click.testing import CliRunner
 
 from dockyard.cli import main
 from dockyard.commands.serve import serve
-from dockyard.config import load, serve_arguments
+from dockyard.config import load
 
 DEPLOY = pathlib.Path(__file__).parents[1] / "deploy"
 COMPOSE = DEPLOY / "docker-compose.yml"
@@ -62,11 +62,11 @@ def test_compose_file() -> None:
     # Every variable is one Dockyard reads, with no warning, to the settings intended.
     loaded = load(None, environment)
     assert loaded.warnings == ()
-    arguments = serve_arguments(loaded.config)
-    assert arguments["root"] == pathlib.Path("/data")
-    assert arguments["insecure_http"] is True
+    settings = loaded.settings
+    assert settings.storage.root == pathlib.Path("/data")
+    assert settings.plain_http is True
     subnet = compose["networks"]["registry"]["ipam"]["config"][0]["subnet"]
-    assert arguments["trusted_proxies"] == (subnet,)
+    assert settings.dockyard.trusted_proxies == [subnet]
     nginx = services["nginx"]
     assert nginx["ports"] == ["5043:443"]  # as in the registry:2 guide
     assert nginx["volumes"] == ["./nginx/:/etc/nginx/conf.d:ro"]
@@ -144,7 +144,7 @@ def test_dockerfile() -> None:
     command = main.get_command(click.Context(main), entrypoint[1])
     assert command is serve
     context = serve.make_context("serve", list(cmd))
-    assert context.params["root"] == pathlib.Path("/data")
+    assert load(None, {}, {"root": context.params["root"]}).settings.storage.root == pathlib.Path("/data")
     # The copied sources are the project's.
     for source in re.findall(r"^COPY (.+) /src/?\S*$", DOCKERFILE.read_text(), re.M):
         for part in source.split():

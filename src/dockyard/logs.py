@@ -3,7 +3,7 @@
 Formats (registry:2's ``log.formatter``): ``text`` is one human-readable line per
 record; ``json`` is one JSON object per line with ``time``, ``level``, ``logger``,
 ``message`` and the configured fields. registry:2's ``logstash`` formatter also
-writes a JSON object per line, so ``logstash`` maps to ``json`` (see config.py).
+writes a JSON object per line, so ``logstash`` maps to ``json`` (see ``Log.output_format`` in config/schema.py).
 ``log.fields`` (``fields``) are added to every record: as keys of the JSON object,
 or as ``key=value`` after the text line.
 

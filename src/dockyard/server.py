@@ -28,6 +28,7 @@ import uvloop
 from aiohttp import web
 
 from dockyard.address import Address
+from dockyard.config import Settings
 
 log = logging.getLogger("dockyard.server")
 
@@ -239,25 +240,18 @@ def _run_worker(
     uvloop.run(_serve(app, sock, drain_timeout, debug_app, debug_sock, parent_watch, timeouts))
 
 
-def run(
-    make_app,
-    address: Address,
-    workers: int,
-    announce,
-    *,
-    drain_timeout: float = 30.0,
-    debug_address: Address | None = None,
-    make_debug_app=None,
-    worker_exited=None,
-    timeouts: Timeouts = Timeouts(),
-) -> None:
-    """Serve until SIGTERM or SIGINT; ``make_app`` builds the app in each process.
+def run(settings: Settings, make_app, announce, make_debug_app=None, worker_exited=None) -> None:
+    """Serve until SIGTERM or SIGINT, as ``settings`` say; ``make_app`` builds the app in each process.
 
-    With ``debug_address``, ``make_debug_app(app)`` builds the debug server's app beside
+    With ``http.debug.addr``, ``make_debug_app(app)`` builds the debug server's app beside
     it; its socket, like the registry's, is bound here once and shared by the workers.
     ``announce(port, debug_port)`` is told the bound ports; ``worker_exited(pid)`` runs
     in the parent when a worker ends.
     """
+    address = Address.parse(settings.http.addr)
+    debug_address = Address.parse(settings.http.debug.addr) if settings.http.debug.addr else None
+    workers, drain_timeout = settings.dockyard.workers, settings.http.draintimeout
+    timeouts = Timeouts(header=settings.dockyard.header_timeout, idle=settings.dockyard.idle_timeout)
     sock = bind(address)
     sock.set_inheritable(True)
     debug_sock = None

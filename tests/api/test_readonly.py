@@ -215,10 +215,11 @@ def test_configuration_key_off_leaves_writes_on(served_root, tmp_path: pathlib.P
 
 
 @pytest.mark.parametrize(("enabled", "expected"), [(True, True), (False, False)])
-def test_serve_arguments_carry_the_key(tmp_path: pathlib.Path, enabled: bool, expected: bool) -> None:
-    from dockyard.config import load, serve_arguments
+def test_settings_carry_the_key(tmp_path: pathlib.Path, enabled: bool, expected: bool) -> None:
+    from dockyard.config import load
 
     loaded = load(write_config(tmp_path, tmp_path / "root", enabled), {})
-    assert serve_arguments(loaded.config)["read_only"] is expected
+    assert loaded.settings.storage.maintenance.readonly.enabled is expected
     environment = {"REGISTRY_STORAGE_MAINTENANCE_READONLY_ENABLED": "true"}
-    assert serve_arguments(load(write_config(tmp_path, tmp_path / "root", False), environment).config)["read_only"] is True
+    assert load(write_config(tmp_path, tmp_path / "root", False), environment).settings.storage.maintenance.readonly.enabled is True
+    assert load(write_config(tmp_path, tmp_path / "root", False), {}, {"read_only": True}).settings.storage.maintenance.readonly.enabled is True

@@ -1,4 +1,4 @@
-"""Reading registry:2's configuration file and REGISTRY_* variables into serve's arguments."""
+"""Reading registry:2's configuration file, REGISTRY_* variables and serve's options into the settings tree."""
 
 from __future__ import annotations
 
@@ -12,20 +12,19 @@ import typing
 import pytest
 
 from dockyard.commands.serve import serve
+from dockyard.auth.setup import AuthSettings
+from dockyard.storage.factory import StorageSettings
 from dockyard.config import (
-    CONFIG_ONLY_ARGUMENTS,
     MASK,
-    Config,
     Gc,
     Redis,
     Retention,
-    UploadPurging,
+    Settings,
     ConfigError,
     Loaded,
     format_duration,
     load,
     parse_duration,
-    serve_arguments,
     to_yaml,
 )
 from tests.support.registry2 import DEFAULT_CONFIG
@@ -57,38 +56,37 @@ def error_of(tmp_path: pathlib.Path, text: str, environ: dict[str, str] | None =
 
 def test_registry2_default_config(tmp_path: pathlib.Path) -> None:
     loaded = read(tmp_path, DEFAULT_CONFIG)
-    config = loaded.config
+    config = loaded.settings
     assert loaded.warnings == ()
     assert config.log.fields == {"service": "registry"}
     assert config.storage.cache.blobdescriptor == "inmemory"
     assert config.http.headers == {"X-Content-Type-Options": ["nosniff"]}
     assert (config.health.storagedriver.enabled, config.health.storagedriver.interval, config.health.storagedriver.threshold) == (True, 10.0, 3)
-    arguments = serve_arguments(config)
-    assert arguments["root"] == pathlib.Path("/var/lib/registry")
-    assert arguments["storage"] == "filesystem"
-    assert arguments["addr"] == ":5000"
-    assert arguments["no_delete"] is True  # registry:2 refuses deletes unless storage.delete.enabled
-    assert arguments["htpasswd"] is None and arguments["token_realm"] is None
-    assert arguments["log_level"] == "info"
-    assert arguments["insecure_http"] is True  # registry:2 serves plain HTTP without http.tls
+    assert config.storage.root == pathlib.Path("/var/lib/registry")
+    assert config.storage.kind == "filesystem"
+    assert config.http.addr == ":5000"
+    assert config.storage.delete.enabled is False  # registry:2 refuses deletes unless storage.delete.enabled
+    assert config.auth.htpasswd is None and config.auth.token is None
+    assert config.log.python_level == "info"
+    assert config.plain_http is True  # registry:2 serves plain HTTP without http.tls
 
 
 def test_registry2_file_serves_tls_when_it_names_a_certificate(tmp_path: pathlib.Path) -> None:
     text = DEFAULT_CONFIG.replace("  addr: :5000\n", "  addr: :5000\n  tls:\n    certificate: /etc/certs/domain.crt\n    key: /etc/certs/domain.key\n")
-    arguments = serve_arguments(read(tmp_path, text).config)
-    assert arguments["insecure_http"] is False
-    assert arguments["tls_cert"] == pathlib.Path("/etc/certs/domain.crt")
+    settings = read(tmp_path, text).settings
+    assert settings.plain_http is False
+    assert settings.http.tls.certificate == "/etc/certs/domain.crt"
 
 
 def test_registry2_file_can_ask_for_the_generated_ca(tmp_path: pathlib.Path) -> None:
     text = DEFAULT_CONFIG + "dockyard:\n  insecure_http: false\n"
-    assert serve_arguments(read(tmp_path, text).config)["insecure_http"] is False
+    assert read(tmp_path, text).settings.plain_http is False
 
 
 def test_no_file_serves_https() -> None:
-    assert serve_arguments(load(None, {}).config)["insecure_http"] is False
+    assert load(None, {}).settings.plain_http is False
     seed = load(None, {"REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY": "/data"})
-    assert serve_arguments(seed.config)["insecure_http"] is False
+    assert seed.settings.plain_http is False
 
 
 def test_debian_shipped_config() -> None:
@@ -98,29 +96,28 @@ def test_debian_shipped_config() -> None:
         pytest.skip(f"{DEBIAN} is missing (Debian's docker-registry package is not installed)")
     loaded = load(DEBIAN, {})
     assert loaded.warnings == ()
-    arguments = serve_arguments(loaded.config)
-    assert arguments["storage"] == "filesystem"
-    assert arguments["root"] == pathlib.Path(loaded.config.storage.filesystem.rootdirectory)
-    assert arguments["addr"] == loaded.config.http.addr
-    if loaded.config.auth.htpasswd is not None:
-        assert arguments["htpasswd"] == pathlib.Path(loaded.config.auth.htpasswd.path)
-        assert arguments["auth_realm"] == loaded.config.auth.htpasswd.realm
+    settings = loaded.settings
+    assert settings.storage.kind == "filesystem"
+    assert settings.storage.root == pathlib.Path(settings.storage.filesystem.rootdirectory)
+    if settings.auth.htpasswd is not None:
+        auth = AuthSettings.of(settings, signing_key=pathlib.Path("token.key"))
+        assert (auth.htpasswd, auth.realm) == (pathlib.Path(settings.auth.htpasswd.path), settings.auth.htpasswd.realm)
 
 
 def test_seed_root_variable_overrides_the_file(tmp_path: pathlib.Path) -> None:
     loaded = read(tmp_path, DEFAULT_CONFIG, {"REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY": "/data"})
-    assert serve_arguments(loaded.config)["root"] == pathlib.Path("/data")
+    assert loaded.settings.storage.root == pathlib.Path("/data")
     assert loaded.warnings == ()
 
 
 def test_example_loads_without_warnings_and_serves() -> None:
     loaded = load(EXAMPLE, {})
     assert loaded.warnings == ()
-    arguments = serve_arguments(loaded.config)
-    assert arguments["workers"] == 2
-    assert arguments["hostnames"] == ("registry.example.com",)
-    assert arguments["htpasswd"] == pathlib.Path("/etc/docker/registry/htpasswd")
-    assert arguments["login_failure_window"] == 60.0
+    settings = loaded.settings
+    assert settings.dockyard.workers == 2
+    assert settings.dockyard.hostnames == ["registry.example.com"]
+    assert settings.auth.htpasswd is not None and settings.auth.htpasswd.path == "/etc/docker/registry/htpasswd"
+    assert settings.dockyard.login.failure_window == 60.0
 
 
 def schema_keys(cls: type, prefix: str = "") -> list[str]:
@@ -137,22 +134,58 @@ def schema_keys(cls: type, prefix: str = "") -> list[str]:
 
 def test_example_names_every_supported_key() -> None:
     text = EXAMPLE.read_text()
-    missing = [key for key in schema_keys(Config) if not re.search(rf"^[ #]*(- )?{re.escape(key.rsplit('.', 1)[-1])}:", text, re.M)]
+    missing = [key for key in schema_keys(Settings) if not re.search(rf"^[ #]*(- )?{re.escape(key.rsplit('.', 1)[-1])}:", text, re.M)]
     assert missing == []
 
 
-def test_no_file_gives_serves_own_defaults() -> None:
+def test_serve_options_default_to_serves_own_defaults() -> None:
+    """Each option's default in --help is what serve does without it (and without a file)."""
     defaults = serve.make_context("serve", []).params
-    defaults.pop("config_file", None)  # serve's option naming the file itself, once it reads one
-    arguments = serve_arguments(load(None, {}).config)
-    assert {name: arguments.pop(name) for name in CONFIG_ONLY_ARGUMENTS} == {
-        "http_secret": "", "redis": None, "gc": Gc(), "retention": (), "upload_purging": UploadPurging(),
-        "s3": None, "redirect": True,
-    }
-    assert arguments == defaults
+    defaults.pop("config_file")
+    given = {name: value for name, value in defaults.items() if value not in (None, (), False)}
+    assert load(None, {}, given).settings == load(None, {}).settings
 
 
-def test_serve_arguments_from_every_setting(tmp_path: pathlib.Path) -> None:
+def test_options_override_the_variables_which_override_the_file(tmp_path: pathlib.Path) -> None:
+    text = MINIMAL.replace("inmemory", "filesystem") + "    rootdirectory: /file\nhttp: {addr: ':1'}\ndockyard: {workers: 2}\n"
+    environ = {"REGISTRY_HTTP_ADDR": ":2", "REGISTRY_DOCKYARD_WORKERS": "3"}
+    path = tmp_path / "config.yml"
+    path.write_text(text)
+    settings = load(path, environ, {"workers": 4, "root": "/option"}).settings
+    assert (settings.http.addr, settings.dockyard.workers, settings.storage.root) == (":2", 4, pathlib.Path("/option"))
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"addr": "5000"}, "--addr: expected HOST:PORT, got 5000"),
+        ({"tls_cert": "/c.pem"}, "--tls-key: missing; --tls-cert and --tls-key go together"),
+        ({"insecure_http": True, "tls_cert": "/c", "tls_key": "/k"}, "--insecure-http: serves no TLS, but --tls-cert is set; drop one of them"),
+        ({"metrics": True}, "--metrics: metrics are served on the debug server; set --debug-addr too"),
+        ({"storage": "inmemory", "workers": 2}, "--workers: the inmemory driver cannot be shared by several workers"),
+        ({"trusted_proxy": ("10.0.0.0/8", "nonsense")}, "--trusted-proxy: "),
+        ({"header_timeout": 0.0}, "--header-timeout: expected at least 1ms, got 0s"),
+        ({"log_field": ("novalue",)}, "--log-field: expected KEY=VALUE, got 'novalue'"),
+        ({"metrics_path": "/debug/health"}, "--metrics-path: expected an absolute path other than /debug/health, got '/debug/health'"),
+    ],
+)
+def test_errors_from_options_name_the_option(given: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(None, {}, given)
+    assert str(caught.value).startswith(message)
+
+
+def test_option_for_another_kind_is_ignored(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "config.yml"
+    path.write_text("version: 0.1\nstorage:\n  s3: {region: r, bucket: b}\n")
+    assert load(path, {}, {"root": "/r"}).settings.storage.kind == "s3"
+    settings = load(path, {}, {"storage": "filesystem", "root": "/r"}).settings
+    assert (settings.storage.kind, settings.storage.root, settings.storage.s3) == ("filesystem", pathlib.Path("/r"), None)
+    auth = load(None, {}, {"htpasswd": "/h"}).settings.auth.htpasswd
+    assert auth is not None and (auth.path, auth.realm) == ("/h", "Dockyard")
+
+
+def test_settings_from_every_setting(tmp_path: pathlib.Path) -> None:
     loaded = read(tmp_path, """\
         version: 0.1
         log: {level: warn}
@@ -187,34 +220,26 @@ def test_serve_arguments_from_every_setting(tmp_path: pathlib.Path) -> None:
           gc: {interval: 24h, grace_period: 2h, delete_untagged: true}
           retention: [{repositories: "ci/*", keep_last: 10, keep_tags: ["v*"], untagged_older_than: 72h}]
         """)
+    settings = loaded.settings
     P = pathlib.Path
-    assert serve_arguments(loaded.config) == {
-        "addr": "127.0.0.1:5443", "root": P("/srv/registry"), "storage": "filesystem", "s3": None, "redirect": True, "no_delete": False,
-        "read_only": False, "workers": 4, "insecure_http": False, "tls_dir": P("/srv/tls"), "hostnames": ("a.example.com", "10.0.0.1"),
-        "tls_cert": P("/etc/tls/cert.pem"), "tls_key": P("/etc/tls/key.pem"), "tls_key_passphrase_file": None,
-        "tls_client_ca": P("/etc/tls/clients.pem"), "htpasswd": None, "auth_realm": "Dockyard",
-        "access_policy": P("/etc/policy.yml"), "token_auth": True, "token_service": "registry.example.com",
-        "token_issuer": "auth.example.com", "token_realm": "https://auth.example.com/token",
-        "token_rootcertbundle": P("/etc/tls/issuer.pem"), "token_jwks": P("/etc/tls/issuer.jwks"),
-        "login_max_failures": 3, "login_failure_window": 120.0, "log_level": "warning",
-        "public_url": "https://registry.example.com", "prefix": "", "trusted_proxies": ("10.0.0.0/8", "::1"), "no_ui": True,
-        "header_timeout": 10.0, "idle_timeout": 90.0,
-        "debug_addr": None, "metrics": False, "metrics_path": "/metrics", "drain_timeout": 0.0,
-        "storage_health": False, "storage_health_interval": 10.0, "storage_health_threshold": 1,
-        "log_format": "text", "log_fields": {}, "no_access_log": False,
-        "http_secret": "shared-by-every-replica", "redis": Redis(addr="redis.example.com:6379", db=2),
-        "gc": Gc(interval=86400.0, grace_period=7200.0, dry_run=False, delete_untagged=True),
-        "retention": (Retention(repositories="ci/*", keep_last=10, keep_tags=["v*"], untagged_older_than=259200.0),),
-        "upload_purging": UploadPurging(),
-    }
+    assert (settings.storage.kind, settings.storage.root, settings.plain_http, settings.log.python_level) == ("filesystem", P("/srv/registry"), False, "warning")
+    assert settings.redis_cache == Redis(addr="redis.example.com:6379", db=2)
+    assert (settings.dockyard.header_timeout, settings.dockyard.idle_timeout) == (10.0, 90.0)
+    assert settings.dockyard.gc == Gc(interval=86400.0, grace_period=7200.0, dry_run=False, delete_untagged=True)
+    assert settings.dockyard.retention == [Retention(repositories="ci/*", keep_last=10, keep_tags=["v*"], untagged_older_than=259200.0)]
+    assert AuthSettings.of(settings, signing_key=P("/srv/tls/token-signing.key")) == AuthSettings(
+        htpasswd=None, realm="Dockyard", policy_file=P("/etc/policy.yml"), token_auth=True, token_service="registry.example.com",
+        token_issuer="auth.example.com", token_realm="https://auth.example.com/token", token_rootcertbundle=P("/etc/tls/issuer.pem"),
+        token_jwks=P("/etc/tls/issuer.jwks"), signing_key=P("/srv/tls/token-signing.key"), http_secret="shared-by-every-replica",
+        max_failures=3, failure_window=120.0,
+    )
 
 
 def test_connection_timeouts_default_and_from_variables(tmp_path: pathlib.Path) -> None:
-    defaults = serve_arguments(load(None, {}).config)
-    assert (defaults["header_timeout"], defaults["idle_timeout"]) == (30.0, 120.0)
+    defaults = load(None, {}).settings.dockyard
+    assert (defaults.header_timeout, defaults.idle_timeout) == (30.0, 120.0)
     loaded = read(tmp_path, MINIMAL, {"REGISTRY_DOCKYARD_HEADER_TIMEOUT": "5s", "REGISTRY_DOCKYARD_IDLE_TIMEOUT": "2m"})
-    arguments = serve_arguments(loaded.config)
-    assert (arguments["header_timeout"], arguments["idle_timeout"]) == (5.0, 120.0)
+    assert (loaded.settings.dockyard.header_timeout, loaded.settings.dockyard.idle_timeout) == (5.0, 120.0)
     with pytest.raises(ConfigError, match="dockyard.idle_timeout"):
         read(tmp_path, MINIMAL + "dockyard: {idle_timeout: 0s}\n")
 
@@ -245,13 +270,13 @@ def test_not_durations(text: str) -> None:
 
 def test_integer_duration_is_nanoseconds_with_a_warning(tmp_path: pathlib.Path) -> None:
     loaded = read(tmp_path, MINIMAL + "health:\n  storagedriver:\n    interval: 10\n")
-    assert loaded.config.health.storagedriver.interval == pytest.approx(1e-8)
+    assert loaded.settings.health.storagedriver.interval == pytest.approx(1e-8)
     assert loaded.warnings == ("health.storagedriver.interval: 10 is read as nanoseconds, as registry:2 does; write 10s for seconds",)
 
 
 def test_zero_integer_duration_is_zero_without_a_warning(tmp_path: pathlib.Path) -> None:
     loaded = read(tmp_path, MINIMAL + "http:\n  draintimeout: 0\n")
-    assert loaded.config.http.draintimeout == 0
+    assert loaded.settings.http.draintimeout == 0
     assert loaded.warnings == ()
 
 
@@ -270,7 +295,7 @@ def test_variables_override_keys_as_yaml_scalars(tmp_path: pathlib.Path) -> None
         "REGISTRY_DOCKYARD_HOSTNAMES_0": "registry.example.com",
         "REGISTRY_LOG_FIELDS_SERVICE": "mine",
     })
-    config = loaded.config
+    config = loaded.settings
     assert loaded.warnings == ()
     assert config.http.addr == "127.0.0.1:6000"
     assert config.storage.delete.enabled is True
@@ -280,19 +305,19 @@ def test_variables_override_keys_as_yaml_scalars(tmp_path: pathlib.Path) -> None
     assert config.dockyard.login.max_failures == 3
     assert config.dockyard.hostnames == ["registry.example.com"]
     assert config.log.fields == {"service": "mine"}
-    assert serve_arguments(config)["log_level"] == "debug"
+    assert config.log.python_level == "debug"
 
 
 def test_warn_level_is_serves_warning(tmp_path: pathlib.Path) -> None:
-    assert serve_arguments(read(tmp_path, MINIMAL, {"REGISTRY_LOG_LEVEL": "warn"}).config)["log_level"] == "warning"
+    assert read(tmp_path, MINIMAL, {"REGISTRY_LOG_LEVEL": "warn"}).settings.log.python_level == "warning"
 
 
 def test_auth_variable_selects_the_kind_in_place_of_the_files(tmp_path: pathlib.Path) -> None:
     text = MINIMAL + "auth:\n  token: {realm: r, service: s, issuer: i, rootcertbundle: /b.pem}\n"
     loaded = read(tmp_path, text, {"REGISTRY_AUTH": "htpasswd", "REGISTRY_AUTH_HTPASSWD_PATH": "/auth/htpasswd", "REGISTRY_AUTH_HTPASSWD_REALM": "Registry Realm"})
-    arguments = serve_arguments(loaded.config)
-    assert loaded.config.auth.token is None
-    assert (arguments["htpasswd"], arguments["auth_realm"], arguments["token_realm"]) == (pathlib.Path("/auth/htpasswd"), "Registry Realm", None)
+    auth = loaded.settings.auth
+    assert auth.token is None and auth.htpasswd is not None
+    assert (auth.htpasswd.path, auth.htpasswd.realm) == ("/auth/htpasswd", "Registry Realm")
 
 
 def test_storage_variable_replaces_the_whole_section_with_a_warning(tmp_path: pathlib.Path) -> None:
@@ -300,21 +325,21 @@ def test_storage_variable_replaces_the_whole_section_with_a_warning(tmp_path: pa
     loaded = read(tmp_path, text.replace("storage:\n", "storage:\n  delete:\n    enabled: true\n"), {
         "REGISTRY_STORAGE": "s3", "REGISTRY_STORAGE_S3_BUCKET": "images", "REGISTRY_STORAGE_S3_REGION": "eu-west-1",
     })
-    storage = loaded.config.storage
+    storage = loaded.settings.storage
     assert (storage.filesystem, storage.s3.bucket, storage.s3.region) == (None, "images", "eu-west-1")
     assert storage.delete.enabled is False and storage.cache.blobdescriptor == ""
     assert loaded.warnings == ("REGISTRY_STORAGE=s3 replaces the whole storage section, as in registry:2: storage.delete, storage.cache no longer apply",)
 
 
 def test_list_items_by_index_replace_the_files_list_in_numeric_order(tmp_path: pathlib.Path) -> None:
-    environ = {f"REGISTRY_HTTP_TLS_CLIENTCAS_{index}": f"/ca{index}.pem" for index in range(11)}
-    loaded = read(tmp_path, MINIMAL + "http:\n  tls:\n    clientcas: [/old.pem, /older.pem]\n", environ)
-    assert loaded.config.http.tls.clientcas == [f"/ca{index}.pem" for index in range(11)]
+    environ = {f"REGISTRY_DOCKYARD_HOSTNAMES_{index}": f"h{index}.example.com" for index in range(11)}
+    loaded = read(tmp_path, MINIMAL + "dockyard:\n  hostnames: [old.example.com, older.example.com]\n", environ)
+    assert loaded.settings.dockyard.hostnames == [f"h{index}.example.com" for index in range(11)]
 
 
 def test_one_list_item_variable(tmp_path: pathlib.Path) -> None:
     loaded = read(tmp_path, MINIMAL + "http:\n  tls:\n    clientcas: [/old.pem, /older.pem]\n", {"REGISTRY_HTTP_TLS_CLIENTCAS_0": "/clients.pem"})
-    assert serve_arguments(loaded.config)["tls_client_ca"] == pathlib.Path("/clients.pem")
+    assert loaded.settings.http.tls.clientcas == ["/clients.pem"]
 
 
 def test_list_items_in_list_of_sections(tmp_path: pathlib.Path) -> None:
@@ -322,7 +347,7 @@ def test_list_items_in_list_of_sections(tmp_path: pathlib.Path) -> None:
         "REGISTRY_NOTIFICATIONS_ENDPOINTS_0_NAME": "listener", "REGISTRY_NOTIFICATIONS_ENDPOINTS_0_URL": "https://l.example.com",
         "REGISTRY_NOTIFICATIONS_ENDPOINTS_0_TIMEOUT": "2s",
     })
-    (endpoint,) = loaded.config.notifications.endpoints
+    (endpoint,) = loaded.settings.notifications.endpoints
     assert (endpoint.name, endpoint.url, endpoint.timeout) == ("listener", "https://l.example.com", 2.0)
 
 
@@ -338,7 +363,7 @@ def test_unknown_variables_are_named_and_ignored(tmp_path: pathlib.Path) -> None
         "REGISTRY_HTTP_ADDR_PORT: matches no configuration key, ignored",
         "REGISTRY_HTTP_ADRESS: matches no configuration key, ignored",
     )
-    assert loaded.config.http.addr == ":5000"
+    assert loaded.settings.http.addr == ":5000"
 
 
 def test_variable_value_that_is_not_yaml(tmp_path: pathlib.Path) -> None:
@@ -437,17 +462,15 @@ def test_missing_file(tmp_path: pathlib.Path) -> None:
     ],
 )
 def test_what_serve_cannot_do_names_the_key(tmp_path: pathlib.Path, text: str, message: str) -> None:
-    config = read(tmp_path, text).config
-    with pytest.raises(ConfigError) as caught:
-        serve_arguments(config)
-    assert str(caught.value) == message
+    assert error_of(tmp_path, text) == message
 
 
 def test_s3_storage_is_served_with_redirects_as_registry2(tmp_path: pathlib.Path) -> None:
-    arguments = serve_arguments(read(tmp_path, "version: 0.1\nstorage:\n  s3: {region: r, bucket: b, chunksize: 6291456}\n").config)
-    assert (arguments["storage"], arguments["s3"].bucket, arguments["s3"].chunksize, arguments["redirect"]) == ("s3", "b", 6 << 20, True)
+    storage = StorageSettings.of(read(tmp_path, "version: 0.1\nstorage:\n  s3: {region: r, bucket: b, chunksize: 6291456}\n").settings.storage)
+    assert storage.s3 is not None
+    assert (storage.kind, storage.s3.bucket, storage.s3.chunksize, storage.redirect) == ("s3", "b", 6 << 20, True)
     text = "version: 0.1\nstorage:\n  s3: {region: r, bucket: b}\n  redirect: {disable: true}\n"
-    assert serve_arguments(read(tmp_path, text).config)["redirect"] is False
+    assert StorageSettings.of(read(tmp_path, text).settings.storage).redirect is False
 
 
 def test_sections_read_but_not_acted_on_are_warned(tmp_path: pathlib.Path) -> None:
@@ -487,15 +510,15 @@ SECRETS = MINIMAL + textwrap.dedent("""\
 
 
 def test_show_masks_secrets(tmp_path: pathlib.Path) -> None:
-    shown = to_yaml(read(tmp_path, SECRETS).config)
+    shown = to_yaml(read(tmp_path, SECRETS).settings)
     assert "-value" not in shown
     assert shown.count(MASK) == 6
     text = "version: 0.1\nstorage:\n  s3: {region: r, bucket: b, accesskey: AKIA, secretkey: s3-secret-value}\n"
-    shown = to_yaml(read(tmp_path, text).config)
+    shown = to_yaml(read(tmp_path, text).settings)
     assert "s3-secret-value" not in shown and f"secretkey: '{MASK}'" in shown and "accesskey: AKIA" in shown
 
 
 def test_show_reads_back_as_the_same_configuration(tmp_path: pathlib.Path) -> None:
-    original = load(EXAMPLE, {}).config
+    original = load(EXAMPLE, {}).settings
     again = read(tmp_path, to_yaml(original))
-    assert again.config == dataclasses.replace(original, http=dataclasses.replace(original.http, secret=MASK))
+    assert again.settings == dataclasses.replace(original, http=dataclasses.replace(original.http, secret=MASK))

@@ -16,7 +16,7 @@ import pytest
 import redis.asyncio
 
 from dockyard.api.errors import RegistryError
-from dockyard.config import ConfigError, Redis, load, serve_arguments
+from dockyard.config import ConfigError, Redis, load
 from dockyard.reference import Digest
 from dockyard.storage import cache, paths
 from dockyard.storage.cache import blob_key, cache_from_config, layer_key, tag_key
@@ -142,12 +142,12 @@ def test_cache_keys_from_the_configuration(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "config.yml"
     path.write_text("version: 0.1\nstorage: {inmemory: {}, cache: {blobdescriptor: redis}}\n")
     with pytest.raises(ConfigError, match=r"^redis\.addr: missing: storage\.cache\.blobdescriptor is redis$"):
-        serve_arguments(load(path, {}).config)
+        load(path, {})
     path.write_text("version: 0.1\nstorage: {inmemory: {}, cache: {blobdescriptor: inmemory}}\nredis: {addr: 'localhost:6379'}\n")
-    assert serve_arguments(load(path, {}).config)["redis"] is None  # registry:2 uses redis only for blobdescriptor: redis
+    assert load(path, {}).settings.redis_cache is None  # registry:2 uses redis only for blobdescriptor: redis
     environment = {"REGISTRY_STORAGE_CACHE_BLOBDESCRIPTOR": "redis", "REGISTRY_REDIS_ADDR": "nohost"}
     with pytest.raises(ConfigError, match=r"^redis\.addr: expected HOST:PORT, got nohost$"):
-        serve_arguments(load(path, environment).config)
+        load(path, environment)
     assert tag_key("a/b", "v1") != tag_key("a", "b:v1")
 
 

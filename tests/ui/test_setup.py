@@ -14,24 +14,24 @@ from dockyard.api.forwarding import Forwarding
 from dockyard.auth.access import AccessController, Authenticator
 from dockyard.auth.htpasswd import Htpasswd, hash_password
 from dockyard.auth.limiter import FailureLimiter
-from dockyard.config import load, serve_arguments
+from dockyard.config import Settings, load
 from dockyard.storage.inmemory import InMemoryDriver
 from dockyard.storage.registry import Registry
 from dockyard.ui import session_key
 from dockyard.ui.sessions import COOKIE_NAME, SessionSigner
 
 
-def _arguments(tmp_path: pathlib.Path, text: str, environ: dict[str, str] | None = None) -> dict[str, object]:
+def _settings(tmp_path: pathlib.Path, text: str, environ: dict[str, str] | None = None) -> Settings:
     path = tmp_path / "config.yml"
     path.write_text(text)
-    return serve_arguments(load(path, environ or {}).config)
+    return load(path, environ or {}).settings
 
 
 def test_config_turns_the_page_off(tmp_path: pathlib.Path) -> None:
     base = "version: 0.1\nstorage: {inmemory: {}}\n"
-    assert _arguments(tmp_path, base)["no_ui"] is False
-    assert _arguments(tmp_path, base + "dockyard: {ui: false}\n")["no_ui"] is True
-    assert _arguments(tmp_path, base, {"REGISTRY_DOCKYARD_UI": "false"})["no_ui"] is True
+    assert _settings(tmp_path, base).dockyard.ui is True
+    assert _settings(tmp_path, base + "dockyard: {ui: false}\n").dockyard.ui is False
+    assert _settings(tmp_path, base, {"REGISTRY_DOCKYARD_UI": "false"}).dockyard.ui is False
 
 
 async def test_the_page_is_served_only_with_a_session_key(aiohttp_client) -> None:

@@ -13,6 +13,7 @@ from dockyard.auth.htpasswd import Htpasswd
 from dockyard.auth.limiter import FailureLimiter
 from dockyard.auth.token_service import TokenService
 from dockyard.auth.tokens import TokenIssuer, TokenVerifier, load_or_create_signing_key
+from dockyard.config import Settings
 from dockyard.secrets import token_signing_key
 from dockyard.tls.certificates import CertificateError
 
@@ -37,6 +38,26 @@ class AuthSettings:
     http_secret: str = ""
     max_failures: int = 10
     failure_window: float = 60.0
+
+    @classmethod
+    def of(cls, settings: Settings, signing_key: pathlib.Path) -> AuthSettings:
+        """As ``settings`` say; ``signing_key`` is the built-in token service's key file (without http.secret)."""
+        htpasswd, token, own = settings.auth.htpasswd, settings.auth.token, settings.dockyard
+        return cls(
+            htpasswd=pathlib.Path(htpasswd.path) if htpasswd else None,
+            realm=htpasswd.realm if htpasswd else cls.realm,
+            policy_file=pathlib.Path(own.access_policy) if own.access_policy else None,
+            token_auth=own.token_auth,
+            token_service=token.service if token else cls.token_service,
+            token_issuer=token.issuer if token else cls.token_issuer,
+            token_realm=token.realm if token else None,
+            token_rootcertbundle=pathlib.Path(token.rootcertbundle) if token and token.rootcertbundle else None,
+            token_jwks=pathlib.Path(token.jwks) if token and token.jwks else None,
+            signing_key=signing_key,
+            http_secret=settings.http.secret,
+            max_failures=own.login.max_failures,
+            failure_window=own.login.failure_window,
+        )
 
     @property
     def external_tokens(self) -> bool:

@@ -7,7 +7,7 @@ import pathlib
 
 import click
 
-from dockyard.config import ConfigError, Loaded, load, serve_arguments, to_yaml
+from dockyard.config import ConfigError, Loaded, load, to_yaml
 
 _FILE_TYPE = click.Path(dir_okay=False, path_type=pathlib.Path)
 
@@ -32,17 +32,13 @@ def config() -> None:
 @click.argument("file", type=_FILE_TYPE)
 def check(file: pathlib.Path) -> None:
     """Check FILE, with the REGISTRY_* variables set here, as serve would read them."""
-    loaded = _loaded(file)
-    try:
-        arguments = serve_arguments(loaded.config)
-    except ConfigError as error:
-        raise click.ClickException(str(error)) from None
-    auth = "htpasswd" if arguments["htpasswd"] else "token" if arguments["token_realm"] else "none"
-    click.echo(f"OK: {file} (storage {arguments['storage']}, addr {arguments['addr']}, auth {auth})")
+    settings = _loaded(file).settings
+    auth = "htpasswd" if settings.auth.htpasswd else "token" if settings.auth.token else "none"
+    click.echo(f"OK: {file} (storage {settings.storage.kind}, addr {settings.http.addr}, auth {auth})")
 
 
 @config.command()
 @click.option("--config", "file", type=_FILE_TYPE, help="registry:2's configuration file.  [default: serve's own defaults]")
 def show(file: pathlib.Path | None) -> None:
     """Print the effective configuration as YAML, secrets masked."""
-    click.echo(to_yaml(_loaded(file).config), nl=False)
+    click.echo(to_yaml(_loaded(file).settings), nl=False)

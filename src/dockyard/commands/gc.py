@@ -8,7 +8,7 @@ import pathlib
 import click
 import uvloop
 
-from dockyard.config import ConfigError, load, parse_duration, serve_arguments
+from dockyard.config import ConfigError, Settings, load, parse_duration
 from dockyard.maintenance.gc import Collector, Options
 from dockyard.maintenance.progress import for_terminal
 from dockyard.maintenance.uploads_purge import purge_uploads
@@ -23,35 +23,35 @@ class NotARegistry(click.ClickException):
     exit_code = 2
 
 
-def storage_settings(config_file: pathlib.Path | None, root: pathlib.Path | None) -> tuple[StorageSettings, dict[str, object]]:
-    """The storage ``--config`` (registry:2's config.yml) or ``--root`` names, and the config's ``serve`` arguments."""
+def storage_settings(config_file: pathlib.Path | None, root: pathlib.Path | None) -> tuple[StorageSettings, Settings | None]:
+    """The storage ``--config`` (registry:2's config.yml) or ``--root`` names, and the config's settings."""
     if config_file is None and root is None:
         raise click.UsageError("give --config FILE or --root DIR")
-    arguments: dict[str, object] = {}
+    settings = None
     if config_file is not None:
         try:
-            arguments = serve_arguments(load(config_file, os.environ).config)
+            settings = load(config_file, os.environ).settings
         except ConfigError as error:
             raise click.ClickException(str(error)) from None
-    settings = StorageSettings(
-        "filesystem" if root is not None else str(arguments["storage"]),
-        root if root is not None else pathlib.Path(str(arguments["root"])),
-        None if root is not None else arguments["s3"],  # type: ignore[arg-type]
-    )
-    if settings.kind == "inmemory":
+    if root is not None:
+        storage = StorageSettings("filesystem", root)
+    else:
+        assert settings is not None
+        storage = StorageSettings.of(settings.storage)
+    if storage.kind == "inmemory":
         raise click.ClickException("the inmemory storage of a config file has nothing to maintain")
     try:
-        check_registry_data(settings)
+        check_registry_data(storage)
     except NoRegistryData as error:
         raise NotARegistry(str(error)) from None
     except StorageUnavailable as error:
         raise click.ClickException(str(error)) from None
-    return settings, arguments
+    return storage, settings
 
 
-def open_registry(settings: StorageSettings, arguments: dict[str, object]) -> Registry:
+def open_registry(storage: StorageSettings, settings: Settings | None) -> Registry:
     """The registry over the storage, with the config's Redis cache: what is deleted must leave it too."""
-    return Registry(build_driver(settings), cache=cache_from_config(arguments.get("redis")))  # type: ignore[arg-type]
+    return Registry(build_driver(storage), cache=cache_from_config(settings.redis_cache if settings else None))
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
@@ -79,21 +79,19 @@ root_option = click.option("--root", type=click.Path(file_okay=False, path_type=
 def gc(config_file: pathlib.Path | None, root: pathlib.Path | None, dry_run: bool, delete_untagged: bool, grace_period: float | None) -> None:
     """Remove blobs (and with --delete-untagged, manifests) nothing references, as registry:2's
     garbage-collect does, safely while the registry serves pushes."""
-    settings, arguments = storage_settings(config_file, root)
-    configured = arguments.get("gc")
+    storage, settings = storage_settings(config_file, root)
     options = Options(
         dry_run=dry_run,
         delete_untagged=delete_untagged,
-        grace_period=grace_period if grace_period is not None else getattr(configured, "grace_period", Options.grace_period),
-        retention=tuple(arguments.get("retention", ())),  # type: ignore[arg-type]
+        grace_period=grace_period if grace_period is not None else settings.dockyard.gc.grace_period if settings else Options.grace_period,
+        retention=tuple(settings.dockyard.retention) if settings else (),
     )
 
     async def run() -> None:
-        registry = open_registry(settings, arguments)
+        registry = open_registry(storage, settings)
         try:
             report = await Collector(registry, options, for_terminal()).run()
-            purging = arguments.get("upload_purging")
-            purged = await purge_uploads(registry.driver, purging.age if purging else None, dry_run)  # type: ignore[attr-defined]
+            purged = await purge_uploads(registry.driver, settings.storage.maintenance.uploadpurging.age if settings else None, dry_run)
         finally:
             await registry.close()
         for name, tag in report.tags_removed:

@@ -19,10 +19,10 @@ from dockyard.maintenance.scrub import Scrubber, ScrubReport
 def scrub(config_file: pathlib.Path | None, root: pathlib.Path | None, repair: bool) -> None:
     """Re-hash every blob and check every link; exit 1 when something is corrupt, dangling or
     missing (stale layer links and leftovers of interrupted writes do not count)."""
-    settings, arguments = storage_settings(config_file, root)
+    storage, settings = storage_settings(config_file, root)
 
     async def run() -> ScrubReport:
-        registry = open_registry(settings, arguments)
+        registry = open_registry(storage, settings)
         try:
             return await Scrubber(registry, repair, for_terminal()).run()
         finally:

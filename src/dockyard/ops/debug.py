@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from dockyard.api.context import REGISTRY_KEY
-from dockyard.ops.health import DEFAULT_INTERVAL, StorageHealth
+from dockyard.config import Settings
+from dockyard.ops.health import DEFAULT_INTERVAL, HEALTH_PATH, StorageHealth
 
 if TYPE_CHECKING:
     from dockyard.ops.metrics import Metrics
 
-HEALTH_PATH = "/debug/health"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 DEFAULT_DRAIN_TIMEOUT = 30.0
 # The worker's Metrics; the class is named for the type checker only, as its module imports prometheus_client.
@@ -43,15 +43,13 @@ class OpsSettings:
     storage_health_threshold: int = 1
     drain_timeout: float = DEFAULT_DRAIN_TIMEOUT
 
-    def problem(self) -> tuple[str, str] | None:
-        """(option, message) of the first setting that cannot work."""
-        if self.metrics and not self.debug_addr:
-            return "--metrics", "metrics are served on the debug server: give --debug-addr too"
-        if not self.metrics_path.startswith("/") or self.metrics_path == HEALTH_PATH:
-            return "--metrics-path", f"expected an absolute path other than {HEALTH_PATH}, got {self.metrics_path!r}"
-        if self.drain_timeout < 0:
-            return "--drain-timeout", "must not be negative"
-        return None
+    @classmethod
+    def of(cls, settings: Settings) -> OpsSettings:
+        debug, health = settings.http.debug, settings.health.storagedriver
+        return cls(
+            debug.addr or None, debug.prometheus.enabled, debug.prometheus.path,
+            health.enabled, health.every, health.threshold, settings.http.draintimeout,
+        )
 
     def prepare_workers(self, workers: int) -> Callable[[], None]:
         """In the parent, before forking: a shared metrics directory for several workers.

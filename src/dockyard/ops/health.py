@@ -18,6 +18,7 @@ from dockyard.storage.driver import PathNotFound, StorageDriver
 log = logging.getLogger("dockyard.health")
 
 DEFAULT_INTERVAL = 10.0
+HEALTH_PATH = "/debug/health"  # where the debug server answers
 
 
 class StorageHealth:

@@ -6,7 +6,7 @@ import asyncio
 import pathlib
 from dataclasses import dataclass
 
-from dockyard.config import S3
+from dockyard.config import S3, Storage
 from dockyard.storage import paths
 from dockyard.storage.driver import StorageDriver
 
@@ -27,6 +27,10 @@ class StorageSettings:
     redirect: bool = True
     """Blob GETs answer 307 to the storage's own URL where the driver has one (registry:2's
     ``storage.redirect``, on unless ``disable: true``)."""
+
+    @classmethod
+    def of(cls, storage: Storage) -> StorageSettings:
+        return cls(storage.kind, storage.root, storage.s3, not storage.redirect.disable)
 
     def describe(self) -> str:
         if self.kind == "s3" and self.s3 is not None:

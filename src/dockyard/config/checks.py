@@ -1,0 +1,90 @@
+"""What one key cannot say alone: checks across keys, and what ``serve`` cannot do.
+
+Each check names the keys at fault through ``named``, so that a message about a key an
+option set names the option instead (see :func:`dockyard.config.flags.namer`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from dockyard.config.schema import Settings, Storage, address_problem
+from dockyard.config.values import ConfigError, kinds
+
+Named = Callable[..., tuple[str, ...]]
+
+
+def _chosen(section: object) -> list[str]:
+    return [kind for kind in kinds(type(section)) if getattr(section, kind) is not None]
+
+
+def _check_kinds(settings: Settings) -> None:
+    drivers = _chosen(settings.storage)
+    if not drivers:
+        raise ConfigError(f"storage: no driver; name one of {', '.join(Storage.KINDS)}")
+    if len(drivers) > 1:
+        raise ConfigError(f"storage: more than one driver ({', '.join(drivers)}); keep one (REGISTRY_STORAGE={drivers[-1]} replaces the file's)")
+    auth = _chosen(settings.auth)
+    if len(auth) > 1:
+        raise ConfigError(f"auth: more than one kind ({', '.join(auth)}); keep one")
+    if settings.auth.silly is not None:
+        raise ConfigError("auth.silly: refused: it lets in anyone who sends any Authorization header; use auth.htpasswd or auth.token")
+    token = settings.auth.token
+    if token is not None and not (token.rootcertbundle or token.jwks):
+        raise ConfigError("auth.token.rootcertbundle: missing (or auth.token.jwks): the keys that sign the issuer's tokens")
+
+
+def _check_tls(settings: Settings, named: Named) -> None:
+    tls = settings.http.tls
+    if bool(tls.certificate) != bool(tls.key):
+        certificate, key = named("http.tls.certificate", "http.tls.key")
+        raise ConfigError(f"{key if tls.certificate else certificate}: missing; {certificate} and {key} go together")
+    if settings.dockyard.insecure_http and (tls.certificate or tls.clientcas):
+        insecure, given = named("dockyard.insecure_http", "http.tls.certificate" if tls.certificate else "http.tls.clientcas")
+        raise ConfigError(f"{insecure}: serves no TLS, but {given if given.startswith('-') else 'http.tls'} is set; drop one of them")
+    if len(tls.clientcas) > 1:
+        raise ConfigError(f"http.tls.clientcas: dockyard takes one client CA file, got {len(tls.clientcas)} (put them in one PEM file)")
+
+
+def _check_serving(settings: Settings, named: Named) -> None:
+    http = settings.http
+    if http.net != "tcp":
+        raise ConfigError(f"http.net: dockyard listens on tcp only, got {http.net}")
+    if http.debug.prometheus.enabled and not http.debug.addr:
+        metrics, debug_addr = named("http.debug.prometheus.enabled", "http.debug.addr")
+        raise ConfigError(f"{metrics}: metrics are served on the debug server; set {debug_addr} too")
+    if settings.storage.inmemory is not None and settings.dockyard.workers > 1:
+        (workers,) = named("dockyard.workers")
+        raise ConfigError(f"{workers}: the inmemory driver cannot be shared by several workers")
+    from dockyard.api.forwarding import ForwardingError, parse_trusted
+
+    for index, value in enumerate(settings.dockyard.trusted_proxies):
+        try:
+            parse_trusted([value])
+        except ForwardingError as error:
+            (key,) = named(f"dockyard.trusted_proxies.{index}")
+            raise ConfigError(f"{key}: {error}") from None
+    cache = settings.storage.cache.blobdescriptor
+    if cache == "redis" and settings.redis is None:
+        raise ConfigError("redis.addr: missing: storage.cache.blobdescriptor is redis")
+    if cache == "redis" and settings.redis is not None:
+        if (problem := address_problem(settings.redis.addr)) is not None:
+            raise ConfigError(f"redis.addr: {problem}")
+
+
+def check(settings: Settings, named: Named) -> None:
+    """Raise :class:`ConfigError` for the first thing ``settings`` cannot serve."""
+    _check_kinds(settings)
+    _check_tls(settings, named)
+    _check_serving(settings, named)
+
+
+def notices(settings: Settings) -> list[str]:
+    """Sections read but not acted on."""
+    said = []
+    if settings.notifications.endpoints:
+        said.append("notifications: not implemented yet, no events are sent")
+    if settings.proxy is not None:
+        said.append("proxy: not supported, dockyard is not a pull-through cache; ignored")
+    if settings.reporting.bugsnag is not None or settings.reporting.newrelic is not None:
+        said.append("reporting: not supported, ignored")
+    return said

@@ -1,0 +1,548 @@
+"""The settings tree: registry:2's configuration (``version: 0.1``) and dockyard's own
+``dockyard:`` section, as frozen dataclasses. Field metadata carries what the readers
+check (``choices``, ``minimum``, ``maximum``, ``required``, ``check``)."""
+
+from __future__ import annotations
+
+import pathlib
+import typing
+from dataclasses import dataclass, field
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from dockyard.address import Address
+
+Duration = typing.NewType("Duration", float)
+"""Seconds; written in the file as a Go duration."""
+
+SERVE_ROOT = "./data"
+# What ``dockyard serve`` uses when no file is given: its own defaults.
+SERVE_DEFAULTS: dict[str, object] = {
+    "version": "0.1",
+    "storage": {"filesystem": {"rootdirectory": SERVE_ROOT}, "delete": {"enabled": True}},
+    # registry:2 stops at once on SIGTERM and checks no storage unless told; dockyard
+    # drains for 30s and checks its root (both apply only with a debug address).
+    "http": {"draintimeout": "30s"},
+    "health": {"storagedriver": {"enabled": True}},
+    # Without a file, HTTPS with the generated CA; a registry:2 file decides by http.tls.
+    "dockyard": {"insecure_http": False},
+}
+LOG_LEVELS = {"error": "error", "warn": "warning", "info": "info", "debug": "debug"}  # registry:2's, Python's
+
+
+@dataclass(frozen=True)
+class Flag:
+    """The ``dockyard serve`` option that sets a key: one more layer over the file and the variables."""
+
+    name: str  # --addr, or a switch pair: --storage-health/--no-storage-health
+    help: str = ""
+    choices: tuple[str, ...] = ()  # what the option takes, where not the key's own choices
+    existing_file: bool = False
+    multiple: bool = False  # repeatable: each use adds an item
+    inverted: bool = False  # a switch that sets the key to false (--no-delete)
+    value: Callable[[Any], object] | None = None  # the key's raw value for the option's, where not the same
+    metavar: str | None = None
+
+
+def _flagged(flag: Flag | None) -> dict[str, Flag]:
+    return {"flag": flag} if flag is not None else {}
+
+
+def _plain(default: object, flag: Flag) -> Any:
+    return field(default=default, metadata=_flagged(flag))
+
+
+def _listed(flag: Flag | None = None) -> Any:
+    return field(default_factory=list, metadata=_flagged(flag))
+
+
+def _one_of(default: str, allowed: tuple[str, ...], flag: Flag | None = None) -> Any:
+    return field(default=default, metadata={"choices": allowed, **_flagged(flag)})
+
+
+def _within(default: float, minimum: float, maximum: float | None = None, flag: Flag | None = None) -> Any:
+    return field(default=default, metadata={"minimum": minimum, "maximum": maximum, **_flagged(flag)})
+
+
+def _required(flag: Flag | None = None) -> Any:
+    return field(default="", metadata={"required": True, **_flagged(flag)})
+
+
+def _section(cls: type) -> Any:
+    return field(default_factory=cls)
+
+
+def address_problem(value: str) -> str | None:
+    try:
+        Address.parse(value)
+    except ValueError:
+        return f"expected HOST:PORT, got {value}"
+    return None
+
+
+def _optionaladdress_problem(value: str) -> str | None:
+    return address_problem(value) if value else None
+
+
+def _prefix_problem(value: str) -> str | None:
+    from dockyard.api.forwarding import ForwardingError, parse_prefix
+
+    try:
+        parse_prefix(value)
+    except ForwardingError as error:
+        return str(error)
+    return None
+
+
+def _public_url_problem(value: str) -> str | None:
+    from dockyard.api.forwarding import ForwardingError, parse_public_url
+
+    try:
+        parse_public_url(value) if value else None
+    except ForwardingError as error:
+        return str(error)
+    return None
+
+
+def _metrics_path_problem(value: str) -> str | None:
+    from dockyard.ops.health import HEALTH_PATH
+
+    return None if value.startswith("/") and value != HEALTH_PATH else f"expected an absolute path other than {HEALTH_PATH}, got {value!r}"
+
+
+def _log_field(text: str) -> tuple[str, str]:
+    name, separator, value = text.partition("=")
+    if not separator or not name:
+        raise ValueError(f"expected KEY=VALUE, got {text!r}")
+    return name, value
+
+
+# ---- the schema ----
+
+
+@dataclass(frozen=True)
+class AccessLog:
+    disabled: bool = _plain(False, Flag("--no-access-log", "Log no line per request (registry:2's log.accesslog.disabled); the audit log stays."))
+
+
+@dataclass(frozen=True)
+class Log:
+    level: str = _one_of("info", tuple(LOG_LEVELS), Flag("--log-level", choices=("debug", "info", "warning", "error"), value=lambda level: "warn" if level == "warning" else level))
+    formatter: str = _one_of("text", ("text", "json", "logstash"), Flag(
+        "--log-format", "text, or one JSON object per line (registry:2's log.formatter; its logstash is json here).", choices=("text", "json"),
+    ))
+    fields: dict[str, object] = field(default_factory=dict, metadata=_flagged(Flag(
+        "--log-field", "Add this field to every log record (repeatable; registry:2's log.fields).",
+        multiple=True, metavar="KEY=VALUE", value=lambda items: dict(_log_field(item) for item in items),
+    )))
+    accesslog: AccessLog = _section(AccessLog)
+
+    @property
+    def python_level(self) -> str:
+        return LOG_LEVELS[self.level]
+
+    @property
+    def output_format(self) -> str:
+        return "text" if self.formatter == "text" else "json"  # registry:2's logstash writes JSON objects too
+
+
+@dataclass(frozen=True)
+class Filesystem:
+    FLAG_DEFAULTS: ClassVar[dict[str, object]] = {"rootdirectory": SERVE_ROOT}  # when options alone make the section
+    rootdirectory: str = _plain("/var/lib/registry", Flag("--root", "Storage root for the filesystem driver (registry:2's rootdirectory layout); ignored for another driver."))
+    maxthreads: int = _within(100, 25)
+
+
+@dataclass(frozen=True)
+class InMemory:
+    pass
+
+
+@dataclass(frozen=True)
+class S3:
+    region: str = _required()
+    bucket: str = _required()
+    regionendpoint: str = ""
+    forcepathstyle: bool = False
+    accesskey: str = ""
+    secretkey: str = ""
+    rootdirectory: str = ""
+    secure: bool = True
+    skipverify: bool = False
+    v4auth: bool = True
+    chunksize: int = _within(10 << 20, 5 << 20)
+    multipartcopychunksize: int = _within(32 << 20, 5 << 20)
+    multipartcopymaxconcurrency: int = _within(100, 1)
+    multipartcopythresholdsize: int = _within(32 << 20, 0)
+    storageclass: str = _one_of("STANDARD", ("STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "INTELLIGENT_TIERING", "NONE"))
+    encrypt: bool = False
+    keyid: str = ""
+    loglevel: str = _one_of("off", ("off", "debug", "debugwithsigning", "debugwithhttpbody", "debugwithrequestretries", "debugwithrequesterrors", "debugwitheventstreambody"))
+
+
+@dataclass(frozen=True)
+class Delete:
+    enabled: bool = _plain(False, Flag("--no-delete", "Refuse every DELETE with 405 UNSUPPORTED.", inverted=True))
+
+
+@dataclass(frozen=True)
+class Redirect:
+    disable: bool = False
+
+
+@dataclass(frozen=True)
+class UploadPurging:
+    enabled: bool = True
+    age: Duration = _within(168 * 3600.0, 0)
+    interval: Duration = _within(24 * 3600.0, 0)
+    dryrun: bool = False
+
+
+@dataclass(frozen=True)
+class ReadOnly:
+    enabled: bool = _plain(False, Flag("--read-only", "Refuse every write (push, upload, delete) with 405 UNSUPPORTED; pulls still work."))
+
+
+@dataclass(frozen=True)
+class Maintenance:
+    uploadpurging: UploadPurging = _section(UploadPurging)
+    readonly: ReadOnly = _section(ReadOnly)
+
+
+@dataclass(frozen=True)
+class Cache:
+    blobdescriptor: str = _one_of("", ("", "inmemory", "redis"))
+
+
+@dataclass(frozen=True)
+class Storage:
+    KINDS: ClassVar[tuple[str, ...]] = ("filesystem", "inmemory", "s3")
+    filesystem: Filesystem | None = None
+    inmemory: InMemory | None = None
+    s3: S3 | None = None
+    delete: Delete = _section(Delete)
+    redirect: Redirect = _section(Redirect)
+    maintenance: Maintenance = _section(Maintenance)
+    cache: Cache = _section(Cache)
+
+    @property
+    def kind(self) -> str:
+        return next(kind for kind in self.KINDS if getattr(self, kind) is not None)
+
+    @property
+    def root(self) -> pathlib.Path:
+        return pathlib.Path(self.filesystem.rootdirectory if self.filesystem is not None else SERVE_ROOT)
+
+
+@dataclass(frozen=True)
+class Tls:
+    certificate: str = _plain("", Flag("--tls-cert", "Serve this PEM certificate (chain after it) instead of a generated one.", existing_file=True))
+    key: str = _plain("", Flag("--tls-key", "The PEM key of --tls-cert.", existing_file=True))
+    clientcas: list[str] = _listed(Flag(
+        "--tls-client-ca", "Require client certificates issued by this CA (mutual TLS).", existing_file=True, value=lambda path: [path],
+    ))
+
+
+@dataclass(frozen=True)
+class Prometheus:
+    enabled: bool = _plain(False, Flag("--metrics", "Serve Prometheus metrics on the debug server (needs --debug-addr)."))
+    path: str = field(default="/metrics", metadata={"check": _metrics_path_problem, **_flagged(Flag("--metrics-path", "Where on the debug server the metrics are."))})
+
+
+@dataclass(frozen=True)
+class Debug:
+    addr: str = field(default="", metadata={"check": _optionaladdress_problem, **_flagged(Flag(
+        "--debug-addr", "Serve /debug/health (and --metrics) on this HOST:PORT, apart from the registry (registry:2's http.debug.addr).",
+    ))})
+    prometheus: Prometheus = _section(Prometheus)
+
+
+@dataclass(frozen=True)
+class Http:
+    addr: str = field(default=":5000", metadata={"check": address_problem, **_flagged(Flag(
+        "--addr", "Address to listen on: HOST:PORT, :PORT (every interface) or [IPv6]:PORT.",
+    ))})
+    net: str = _one_of("tcp", ("tcp", "unix"))
+    host: str = field(default="", metadata={"check": _public_url_problem, **_flagged(Flag(
+        "--public-url", "The URL clients use (e.g. https://registry.example.com); written in the token realm, over any X-Forwarded-* header (registry:2's http.host).",
+        metavar="URL",
+    ))})
+    prefix: str = field(default="", metadata={"check": _prefix_problem, **_flagged(Flag(
+        "--prefix", "Serve the registry under this path, e.g. /registry (registry:2's http.prefix).", metavar="PATH",
+    ))})
+    secret: str = ""  # not an option: a secret does not belong on a command line
+    relativeurls: bool = False
+    draintimeout: Duration = _within(0.0, 0, flag=Flag(
+        "--drain-timeout", "On SIGTERM, stop accepting and let running requests (uploads) finish for up to this many seconds; 0 stops at once.",
+    ))
+    headers: dict[str, list[str]] = field(default_factory=dict)
+    tls: Tls = _section(Tls)
+    debug: Debug = _section(Debug)
+
+
+@dataclass(frozen=True)
+class Htpasswd:
+    FLAG_DEFAULTS: ClassVar[dict[str, object]] = {"realm": "Dockyard"}
+    realm: str = _required(Flag("--auth-realm", "The realm of Basic authentication."))
+    path: str = _required(Flag("--htpasswd", "Require a user and password from this htpasswd file (bcrypt, apr1, SHA-1 or crypt).", existing_file=True))
+
+
+@dataclass(frozen=True)
+class Token:
+    FLAG_DEFAULTS: ClassVar[dict[str, object]] = {"service": "dockyard", "issuer": "dockyard"}
+    realm: str = _required(Flag("--token-realm", "An external token service's URL (with --token-rootcertbundle or --token-jwks)."))
+    service: str = _required(Flag("--token-service", "The service name tokens are issued for (their audience)."))
+    issuer: str = _required(Flag("--token-issuer", "The issuer of tokens."))
+    rootcertbundle: str = _plain("", Flag("--token-rootcertbundle", "Certificates whose keys sign an external issuer's tokens.", existing_file=True))
+    jwks: str = _plain("", Flag("--token-jwks", "A JWKS file of an external issuer's keys.", existing_file=True))
+    autoredirect: bool = False
+
+
+@dataclass(frozen=True)
+class Silly:
+    realm: str = ""
+    service: str = ""
+
+
+@dataclass(frozen=True)
+class Auth:
+    KINDS: ClassVar[tuple[str, ...]] = ("htpasswd", "token", "silly")
+    htpasswd: Htpasswd | None = None
+    token: Token | None = None
+    silly: Silly | None = None
+
+
+@dataclass(frozen=True)
+class StorageDriverHealth:
+    enabled: bool = _plain(False, Flag(
+        "--storage-health/--no-storage-health", "Check the storage root for /debug/health (registry:2's health.storagedriver.enabled).",
+    ))
+    interval: Duration = _within(10.0, 0, flag=Flag("--storage-health-interval", "Seconds between storage checks."))
+    threshold: int = _within(1, 1, flag=Flag("--storage-health-threshold", "Failed storage checks in a row before /debug/health answers 503."))
+
+    @property
+    def every(self) -> float:
+        return self.interval or 10.0  # registry:2: 0 is its default, 10s
+
+
+@dataclass(frozen=True)
+class Health:
+    storagedriver: StorageDriverHealth = _section(StorageDriverHealth)
+
+
+@dataclass(frozen=True)
+class Urls:
+    allow: list[str] = field(default_factory=list)
+    deny: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Platform:
+    architecture: str = _required()
+    os: str = _required()
+
+
+@dataclass(frozen=True)
+class Indexes:
+    platforms: str = _one_of("all", ("all", "none", "list"))
+    platformlist: list[Platform] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Manifests:
+    urls: Urls = _section(Urls)
+    indexes: Indexes = _section(Indexes)
+
+
+@dataclass(frozen=True)
+class Validation:
+    disabled: bool = False
+    manifests: Manifests = _section(Manifests)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    maxentries: int = _within(1000, 1)
+
+
+@dataclass(frozen=True)
+class Ignore:
+    mediatypes: list[str] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str = _required()
+    url: str = _required()
+    disabled: bool = False
+    headers: dict[str, list[str]] = field(default_factory=dict)
+    timeout: Duration = _within(1.0, 0)
+    threshold: int = _within(10, 1)
+    backoff: Duration = _within(1.0, 0)
+    ignoredmediatypes: list[str] = field(default_factory=list)
+    ignore: Ignore = _section(Ignore)
+
+
+@dataclass(frozen=True)
+class Events:
+    includereferences: bool = False
+
+
+@dataclass(frozen=True)
+class Notifications:
+    events: Events = _section(Events)
+    endpoints: list[Endpoint] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RedisPool:
+    maxidle: int = _within(16, 0)
+    maxactive: int = _within(64, 0)
+    idletimeout: Duration = _within(300.0, 0)
+
+
+@dataclass(frozen=True)
+class RedisTls:
+    enabled: bool = False
+
+
+@dataclass(frozen=True)
+class Redis:
+    addr: str = _required()
+    password: str = ""
+    db: int = _within(0, 0)
+    dialtimeout: Duration = _within(0.0, 0)
+    readtimeout: Duration = _within(0.0, 0)
+    writetimeout: Duration = _within(0.0, 0)
+    pool: RedisPool = _section(RedisPool)
+    tls: RedisTls = _section(RedisTls)
+
+
+@dataclass(frozen=True)
+class Proxy:
+    remoteurl: str = _required()
+    username: str = ""
+    password: str = ""
+    ttl: Duration = _within(168 * 3600.0, 0)
+
+
+@dataclass(frozen=True)
+class Bugsnag:
+    apikey: str = _required()
+    releasestage: str = ""
+    endpoint: str = ""
+
+
+@dataclass(frozen=True)
+class NewRelic:
+    licensekey: str = _required()
+    name: str = ""
+    verbose: bool = False
+
+
+@dataclass(frozen=True)
+class Reporting:
+    bugsnag: Bugsnag | None = None
+    newrelic: NewRelic | None = None
+
+
+@dataclass(frozen=True)
+class Schema1:
+    signingkeyfile: str = ""
+    enabled: bool = False
+
+
+@dataclass(frozen=True)
+class Compatibility:
+    schema1: Schema1 = _section(Schema1)
+
+
+@dataclass(frozen=True)
+class Login:
+    max_failures: int = _within(10, 1, flag=Flag("--login-max-failures", "Failed logins per address or user before 429."))
+    failure_window: Duration = _within(60.0, 0.1, flag=Flag("--login-failure-window", "Seconds a failed login counts."))
+
+
+@dataclass(frozen=True)
+class Gc:
+    """Garbage collection run by the server (one worker at a time); ``interval: 0`` runs none."""
+
+    interval: Duration = _within(0.0, 0)
+    grace_period: Duration = _within(3600.0, 0)
+    dry_run: bool = False
+    delete_untagged: bool = False
+
+
+@dataclass(frozen=True)
+class Retention:
+    """Applied by every collection to the repositories ``repositories`` (a glob) matches."""
+
+    repositories: str = _required()
+    keep_last: int | None = None  # the N most recently pushed tags stay, with those matching keep_tags
+    keep_tags: list[str] = field(default_factory=list)
+    untagged_older_than: Duration | None = None
+
+
+@dataclass(frozen=True)
+class Dockyard:
+    tls_dir: str | None = _plain(None, Flag("--tls-dir", "Where the generated CA and server certificate live.  [default: beside the root, ROOT-tls]"))
+    tls_key_passphrase_file: str | None = _plain(None, Flag(
+        "--tls-key-passphrase-file", "File holding the passphrase of --tls-key (or set DOCKYARD_TLS_KEY_PASSPHRASE).", existing_file=True,
+    ))
+    hostnames: list[str] = _listed(Flag(
+        "--hostname", "A name or IP address clients use to reach the registry (repeatable); the generated certificate covers it.", multiple=True,
+    ))
+    # None: as registry:2 does, plain HTTP unless http.tls names a certificate.
+    insecure_http: bool | None = _plain(None, Flag("--insecure-http", "Serve plain HTTP (for a TLS-terminating proxy in front)."))
+    access_policy: str | None = _plain(None, Flag(
+        "--access-policy", "YAML access policy: who may pull, push and delete where.  [default: every signed-in user may do everything]", existing_file=True,
+    ))
+    token_auth: bool = _plain(False, Flag("--token-auth", "Use Bearer tokens from the built-in token service (at /auth/token) instead of Basic."))
+    workers: int = _within(1, 1, 64, flag=Flag("--workers", "Worker processes sharing the port."))
+    login: Login = _section(Login)
+    trusted_proxies: list[str] = _listed(Flag(  # CIDRs whose X-Forwarded-* are honoured
+        "--trusted-proxy", "Honour X-Forwarded-Proto/-Host/-Port from this address or network (repeatable). None is trusted by default, not even loopback.",
+        multiple=True, metavar="CIDR",
+    ))
+    gc: Gc = _section(Gc)
+    retention: list[Retention] = field(default_factory=list)
+    ui: bool = _plain(True, Flag("--no-ui", "Serve no web page at / (only the API).", inverted=True))  # the web page at / (under http.prefix)
+    header_timeout: Duration = _within(30.0, 0.001, flag=Flag(  # for a request line and headers, from their first byte
+        "--header-timeout", "Close a connection whose request line and headers are not all in this many seconds after their first byte.",
+    ))
+    idle_timeout: Duration = _within(120.0, 0.001, flag=Flag(  # for a connection waiting for a request
+        "--idle-timeout", "Close a connection that sends no request for this many seconds (after it opens or after a response); never during a request.",
+    ))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole tree, as `load` builds it from the file, the variables and the options."""
+
+    version: str = field(default="", metadata={"required": True, "choices": ("0.1",)})
+    log: Log = _section(Log)
+    storage: Storage = field(default_factory=Storage, metadata=_flagged(Flag("--storage", "Storage driver.", choices=("filesystem", "inmemory"))))
+    http: Http = _section(Http)
+    auth: Auth = _section(Auth)
+    health: Health = _section(Health)
+    validation: Validation = _section(Validation)
+    catalog: Catalog = _section(Catalog)
+    notifications: Notifications = _section(Notifications)
+    redis: Redis | None = None
+    proxy: Proxy | None = None
+    reporting: Reporting = _section(Reporting)
+    compatibility: Compatibility = _section(Compatibility)
+    dockyard: Dockyard = _section(Dockyard)
+
+    @property
+    def plain_http(self) -> bool:
+        """``dockyard.insecure_http``, or as registry:2 decides: plain HTTP unless http.tls names a certificate."""
+        return self.dockyard.insecure_http if self.dockyard.insecure_http is not None else not self.http.tls.certificate
+
+    @property
+    def redis_cache(self) -> Redis | None:
+        """The Redis that caches blob descriptors and tags, as registry:2 uses it: only with ``blobdescriptor: redis``
+        (inmemory: each replica would cache on its own; dockyard reads storage instead)."""
+        return self.redis if self.storage.cache.blobdescriptor == "redis" else None
+

@@ -1,0 +1,217 @@
+"""Reading a raw YAML tree into the settings tree: Go durations, typed scalars, the
+checks that field metadata names, and unknown keys (warned about, by dotted path)."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import types
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from dockyard.config.schema import Duration
+
+
+class ConfigError(Exception):
+    """A one-line message naming the dotted key, the variable, the option or the file at fault."""
+
+
+REGISTRY2_UNSUPPORTED = {
+    "loglevel": "deprecated in registry:2; write log.level",
+    "log.hooks": "mail hooks",
+    "middleware": "storage, registry and repository middleware",
+    "storage.tag": "tag lookup concurrency",
+    "http.tls.letsencrypt": "certificates from Let's Encrypt",
+    "http.tls.minimumtls": "dockyard always requires TLS 1.2 or later",
+    "http.tls.ciphersuites": "dockyard picks forward-secret AEAD suites itself",
+    "http.http2": "turning HTTP/2 off",
+    "health.file": "file health checks",
+    "health.http": "HTTP health checks",
+    "health.tcp": "TCP health checks",
+}
+_DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_NANOSECONDS_PER = (("h", 3600 * 10**9), ("m", 60 * 10**9), ("s", 10**9))
+
+
+
+# ---- durations ----
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a Go duration: ``300s``, ``1h30m``, ``1.5s``, ``500ms``, ``0``."""
+    if text in ("0", "+0"):
+        return 0.0
+    body = text.removeprefix("+")
+    if not body or body.startswith("-") or _DURATION_PART.sub("", body):
+        raise ValueError(text)
+    return sum(float(number) * _DURATION_UNITS[unit] for number, unit in _DURATION_PART.findall(body))
+
+
+def format_duration(seconds: float) -> str:
+    """The shortest Go duration for ``seconds``: ``168h``, ``1h30m``, ``10s``, ``500ms``."""
+    nanoseconds = round(seconds * 10**9)
+    if nanoseconds == 0:
+        return "0s"
+    if nanoseconds % 10**9:
+        for unit, size in (("ms", 10**6), ("us", 10**3), ("ns", 1)):
+            if nanoseconds % size == 0:
+                return f"{nanoseconds // size}{unit}"
+    parts = []
+    for unit, size in _NANOSECONDS_PER:
+        count, nanoseconds = divmod(nanoseconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
+
+
+# ---- reading values ----
+
+
+def shown(value: object) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "nothing" if value is None else str(value)
+
+
+def _string(value: object, key: str, warnings: list[str]) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise ConfigError(f"{key}: expected a string, got {shown(value)}")
+
+
+def _boolean(value: object, key: str, warnings: list[str]) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise ConfigError(f"{key}: expected true or false, got {shown(value)}")
+
+
+def _integer(value: object, key: str, warnings: list[str]) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise ConfigError(f"{key}: expected an integer, got {shown(value)}")
+
+
+def _duration(value: object, key: str, warnings: list[str]) -> float:
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value:
+            warnings.append(f"{key}: {value} is read as nanoseconds, as registry:2 does; write {value}s for seconds")
+        return value / 10**9
+    if isinstance(value, str):
+        try:
+            return parse_duration(value)
+        except ValueError:
+            pass
+    raise ConfigError(f"{key}: expected a duration like 300s, 10m or 1h30m, got {shown(value)}")
+
+
+def _anything(value: object, key: str, warnings: list[str]) -> object:
+    return value
+
+
+_SCALARS: dict[object, Callable[[object, str, list[str]], object]] = {
+    str: _string,
+    bool: _boolean,
+    int: _integer,
+    Duration: _duration,
+    object: _anything,
+}
+
+
+def without_none(hint: object) -> object:
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:  # Duration | None is a typing.Union
+        return next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    return hint
+
+
+def _join(key: str, name: str) -> str:
+    return f"{key}.{name}" if key else name
+
+
+def _check(value: object, key: str, metadata: Mapping[str, Any]) -> None:
+    choices = metadata.get("choices")
+    if choices is not None and value not in choices:
+        raise ConfigError(f"{key}: expected one of {', '.join(repr(c) if not c else c for c in choices)}, got {shown(value)}")
+    written: Callable[[Any], str] = format_duration if isinstance(value, float) else str
+    minimum, maximum = metadata.get("minimum"), metadata.get("maximum")
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{key}: expected at least {written(minimum)}, got {written(value)}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{key}: expected at most {written(maximum)}, got {written(value)}")
+    problem = metadata["check"](value) if "check" in metadata else None
+    if problem:
+        raise ConfigError(f"{key}: {problem}")
+
+
+def _convert(hint: object, value: object, key: str, metadata: Mapping[str, Any], warnings: list[str]) -> object:
+    hint = without_none(hint)
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return read_section(hint, value, key, warnings)
+    origin, arguments = typing.get_origin(hint), typing.get_args(hint)
+    if origin is list:
+        return _list(arguments[0], value, key, warnings)
+    if origin is dict:
+        return _mapping(arguments[1], value, key, warnings)
+    converted = _SCALARS[hint](value, key, warnings)
+    _check(converted, key, metadata)
+    return converted
+
+
+def _list(item: object, value: object, key: str, warnings: list[str]) -> list[object]:
+    if not isinstance(value, list):
+        raise ConfigError(f"{key}: expected a list, got {shown(value)}")
+    return [_convert(item, element, f"{key}.{index}", {}, warnings) for index, element in enumerate(value)]
+
+
+def _mapping(item: object, value: object, key: str, warnings: list[str]) -> dict[str, object]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key}: expected a mapping, got {shown(value)}")
+    return {str(name): _convert(item, element, _join(key, str(name)), {}, warnings) for name, element in value.items()}
+
+
+def kinds(cls: type) -> tuple[str, ...]:
+    return getattr(cls, "KINDS", ())
+
+
+def _unknown_key(cls: type, key: str, warnings: list[str]) -> None:
+    if key in REGISTRY2_UNSUPPORTED:
+        warnings.append(f"{key}: a registry:2 setting dockyard does not support ({REGISTRY2_UNSUPPORTED[key]}), ignored")
+    elif kinds(cls):
+        section = key.rpartition(".")[0]
+        raise ConfigError(f"{key}: unknown {section} kind; dockyard knows {', '.join(kinds(cls))}")
+    else:
+        warnings.append(f"{key}: unknown key, ignored")
+
+
+def read_section(cls: type, raw: object, key: str, warnings: list[str]) -> Any:
+    if isinstance(raw, str) and kinds(cls):
+        raw = {raw: None}  # ``storage: s3``, as REGISTRY_STORAGE=s3 writes it
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{key}: expected a mapping, got {shown(raw)}")
+    known = {spec.name: spec for spec in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    values: dict[str, object] = {}
+    for name, value in raw.items():
+        dotted = _join(key, str(name))
+        if name not in known:
+            _unknown_key(cls, dotted, warnings)
+        elif value is not None or dataclasses.is_dataclass(without_none(hints[name])):
+            values[name] = _convert(hints[name], value, dotted, known[name].metadata, warnings)
+    for name, spec in known.items():
+        if spec.metadata.get("required") and values.get(name) in (None, ""):
+            raise ConfigError(f"{_join(key, name)}: missing")
+    return cls(**values)
+
