@@ -167,12 +167,22 @@ def test_options_override_the_variables_which_override_the_file(tmp_path: pathli
         ({"header_timeout": 0.0}, "--header-timeout: expected at least 1ms, got 0s"),
         ({"log_field": ("novalue",)}, "--log-field: expected KEY=VALUE, got 'novalue'"),
         ({"metrics_path": "/debug/health"}, "--metrics-path: expected an absolute path other than /debug/health, got '/debug/health'"),
+        ({"token_realm": "https://auth.example.com/token", "token_jwks": __file__, "token_service": "registry"},
+         "--token-service: names the built-in token service's; an external issuer's are auth.token.service"),
     ],
 )
 def test_errors_from_options_name_the_option(given: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         load(None, {}, given)
     assert str(caught.value).startswith(message)
+
+
+def test_built_in_token_service_names(tmp_path: pathlib.Path) -> None:
+    given = {"htpasswd": "/h", "token_auth": True, "token_service": "registry.example.com", "token_issuer": "team"}
+    auth = AuthSettings.of(load(None, {}, given).settings, tmp_path / "key.pem")
+    assert (auth.token_auth, auth.token_service, auth.token_issuer, auth.token_realm) == (True, "registry.example.com", "team", None)
+    auth = AuthSettings.of(load(None, {"REGISTRY_DOCKYARD_TOKEN_SERVICE": "from-variable"}, {"token_auth": True}).settings, tmp_path / "key.pem")
+    assert (auth.token_service, auth.token_issuer) == ("from-variable", "dockyard")
 
 
 def test_option_for_another_kind_is_ignored(tmp_path: pathlib.Path) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from dockyard.config.schema import Settings, Storage, address_problem
+from dockyard.config.schema import Dockyard, Settings, Storage, address_problem
 from dockyard.config.values import ConfigError, kinds
 
 Named = Callable[..., tuple[str, ...]]
@@ -17,7 +17,7 @@ def _chosen(section: object) -> list[str]:
     return [kind for kind in kinds(type(section)) if getattr(section, kind) is not None]
 
 
-def _check_kinds(settings: Settings) -> None:
+def _check_kinds(settings: Settings, named: Named) -> None:
     drivers = _chosen(settings.storage)
     if not drivers:
         raise ConfigError(f"storage: no driver; name one of {', '.join(Storage.KINDS)}")
@@ -31,6 +31,13 @@ def _check_kinds(settings: Settings) -> None:
     token = settings.auth.token
     if token is not None and not (token.rootcertbundle or token.jwks):
         raise ConfigError("auth.token.rootcertbundle: missing (or auth.token.jwks): the keys that sign the issuer's tokens")
+    own = settings.dockyard
+    if token is not None and (own.token_service, own.token_issuer) != (Dockyard.token_service, Dockyard.token_issuer):
+        service, issuer = named("dockyard.token_service", "dockyard.token_issuer")
+        raise ConfigError(
+            f"{service if own.token_service != Dockyard.token_service else issuer}: names the built-in token service's; "
+            "an external issuer's are auth.token.service and auth.token.issuer (REGISTRY_AUTH_TOKEN_SERVICE, REGISTRY_AUTH_TOKEN_ISSUER)"
+        )
 
 
 def _check_tls(settings: Settings, named: Named) -> None:
@@ -73,7 +80,7 @@ def _check_serving(settings: Settings, named: Named) -> None:
 
 def check(settings: Settings, named: Named) -> None:
     """Raise :class:`ConfigError` for the first thing ``settings`` cannot serve."""
-    _check_kinds(settings)
+    _check_kinds(settings, named)
     _check_tls(settings, named)
     _check_serving(settings, named)
 

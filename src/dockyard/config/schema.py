@@ -291,8 +291,8 @@ class Htpasswd:
 class Token:
     FLAG_DEFAULTS: ClassVar[dict[str, object]] = {"service": "dockyard", "issuer": "dockyard"}
     realm: str = _required(Flag("--token-realm", "An external token service's URL (with --token-rootcertbundle or --token-jwks)."))
-    service: str = _required(Flag("--token-service", "The service name tokens are issued for (their audience)."))
-    issuer: str = _required(Flag("--token-issuer", "The issuer of tokens."))
+    service: str = _required()  # the built-in service's are dockyard.token_service and token_issuer
+    issuer: str = _required()
     rootcertbundle: str = _plain("", Flag("--token-rootcertbundle", "Certificates whose keys sign an external issuer's tokens.", existing_file=True))
     jwks: str = _plain("", Flag("--token-jwks", "A JWKS file of an external issuer's keys.", existing_file=True))
     autoredirect: bool = False
@@ -499,6 +499,8 @@ class Dockyard:
         "--access-policy", "YAML access policy: who may pull, push and delete where.  [default: every signed-in user may do everything]", existing_file=True,
     ))
     token_auth: bool = _plain(False, Flag("--token-auth", "Use Bearer tokens from the built-in token service (at /auth/token) instead of Basic."))
+    token_service: str = _plain("dockyard", Flag("--token-service", "The service name the built-in token service issues tokens for (their audience)."))
+    token_issuer: str = _plain("dockyard", Flag("--token-issuer", "The issuer the built-in token service names in its tokens."))
     workers: int = _within(1, 1, 64, flag=Flag("--workers", "Worker processes sharing the port."))
     login: Login = _section(Login)
     trusted_proxies: list[str] = _listed(Flag(  # CIDRs whose X-Forwarded-* are honoured
