@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import random
@@ -30,8 +31,11 @@ class Pushed:
 
 async def push_image(
     client: httpx.AsyncClient, repository: str, tag: str, unique: bytes, rng: random.Random, shared: Sequence[bytes],
+    gap: float = 0.0,
 ) -> Pushed | None:
-    """Two of ``shared`` and ``unique`` as layers; ``None`` when the registry refused a step."""
+    """Two of ``shared`` and ``unique`` as layers; ``None`` when the registry refused a step.
+    Up to ``gap`` seconds (at random) pass between the uploads and the manifest, as with
+    docker pushing several layers."""
     layers = [*rng.sample(list(shared), 2), unique]
     config = json.dumps({"architecture": "amd64", "os": "linux", "unique": unique.decode()}).encode()
     blobs = {digest_of(data): data for data in (config, *layers)}
@@ -47,5 +51,7 @@ async def push_image(
         "config": {"mediaType": OCI_CONFIG, "digest": digest_of(config), "size": len(config)},
         "layers": [{"mediaType": OCI_LAYER, "digest": digest_of(data), "size": len(data)} for data in layers],
     }).encode()
+    if gap:
+        await asyncio.sleep(rng.random() * gap)
     put = await client.put(f"/v2/{repository}/manifests/{tag}", content=manifest, headers={"Content-Type": OCI_MANIFEST})
     return Pushed(repository, manifest, blobs) if put.status_code == 201 else None

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import pytest
 
+from dockyard.maintenance import inventory
+from dockyard.maintenance.gc import Collector, Options, Report
 from dockyard.reference import Digest
 from dockyard.storage import paths
 from tests.maintenance.conftest import Store
@@ -171,6 +174,46 @@ def test_registry2_serves_the_result_and_finds_nothing_more(store: Store, tmp_pa
         assert manifest.status_code == 200 and Digest.of(manifest.content) == kept
         assert httpx.get(f"{registry2.url}/v2/app/blobs/{_blob(b'kept')}").content == b"kept"
         assert httpx.get(f"{registry2.url}/v2/app/blobs/{_blob(b'dropped')}").status_code == 404
+
+
+def test_a_push_intent_keeps_its_manifest_until_it_is_left_long_enough(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 14: a collection keeps what a push intent names, with its blobs, like a tagged
+    manifest (linked yet or not); an intent a push could not remove (or a crashed one left)
+    goes once older than an hour and the grace period, and then its manifest goes too."""
+    repository = store.registry.repository("app")
+    driver = store.registry.driver
+    linked = store.image("app", None, b"linked layer")
+    stored = store.image("app", None, b"stored layer")
+    store.run(repository.delete_manifest(stored))  # its content and layer stay: a push before its links
+    garbage = store.image("app", None, b"garbage layer")
+    assert store.run(inventory.push_intents(driver)) == []  # pushes that ended removed theirs
+    original_delete = driver.delete
+
+    async def delete_all_but_intents(path: str) -> None:
+        if not path.startswith(paths.PUSH_INTENTS):
+            await original_delete(path)
+
+    async def collect_while_pushing() -> Report:
+        async with repository.pushing(linked), repository.pushing(stored):
+            report = await Collector(store.registry, Options(delete_untagged=True, grace_period=0.0), clock=lambda: time.time() + 1).run()
+            monkeypatch.setattr(driver, "delete", delete_all_but_intents)
+        return report
+
+    report = store.run(collect_while_pushing())
+    monkeypatch.undo()
+    assert report.manifests_removed == [("app", garbage)] and not store.has_blob(_blob(b"garbage layer"))
+    assert store.has_manifest("app", linked) and store.has_blob(_blob(b"linked layer"))
+    assert store.has_blob(stored) and store.has_blob(_blob(b"stored layer"))
+    young = store.collect(later=1800.0, delete_untagged=True)
+    within_grace = store.collect(later=7200.0, delete_untagged=True, grace_period=3 * 3600.0)
+    assert young.manifests_removed == within_grace.manifests_removed == []
+    assert len(store.run(inventory.push_intents(driver))) == 2
+
+    store.collect(later=7200.0, delete_untagged=True)
+    assert store.run(inventory.push_intents(driver)) == []
+    after = store.collect(later=7200.0, delete_untagged=True)
+    assert after.manifests_removed == [("app", linked)]
+    assert not store.has_blob(_blob(b"linked layer")) and not store.has_blob(stored) and not store.has_blob(_blob(b"stored layer"))
 
 
 def test_collects_on_s3_the_same_way(s3_settings) -> None:

@@ -30,11 +30,18 @@ Safety while clients push, with ``T0`` the start and ``G`` the grace period:
    sees the other: either the push's links were written before the second mark read
    that repository (and the mark puts back what they name), or the set-aside happened
    before the push's check, which then fails and the client is told (a blob unknown
-   error; it pushes again). A push the registry acknowledged is never broken. A
-   manifest's tags move only after that check, so a refused push leaves them; since
-   the revision is untagged until then, a collection may set it aside between the
-   check and the tags, so the pusher looks at it once more after they moved (and
-   links again and checks again, or puts the tags back).
+   error; it pushes again). A push the registry acknowledged is never broken.
+4. *A push names its manifest until its tags do.* Before its first check a manifest
+   push writes a push intent, ``dockyard/pushing/<id>`` (the repository and the
+   digest), and removes it only after its tags moved; both marks keep what an intent
+   names, like a tagged manifest. A manifest's tags move only once every check passed,
+   so a refused push leaves them as they were and never has to put them back (to a
+   manifest that was untagged meanwhile, which a collection could have taken). The
+   second mark reads the intents before it reads any tag: an intent is removed only
+   after the tags moved, so a mark that finds it gone then finds the tags naming the
+   manifest (or a later push's, which its own intent or tags keep). An intent older
+   than :data:`PUSH_INTENT_LIFETIME` (and the grace period) was left by a push that
+   crashed, and is removed; until then it only keeps garbage a little longer.
 
 ``G`` covers a client's time between uploading a blob and pushing the manifest that
 names it (docker uploads every layer, then the manifest); a longer gap, or a garbage
@@ -42,12 +49,10 @@ blob reused through ``HEAD``, makes that push fail and be retried, never lose da
 Storage times must agree with this machine's clock to well within ``G``. One
 collection runs at a time (the lock ``dockyard/gc/lock``); blobs or links set aside by
 a collection that was interrupted are put back by the next one before it starts.
-Two windows are left. An untagged push-by-digest of an old unreachable manifest landing
-between the collector's last look at its revision link and the set-aside (one storage
-round trip) may lose that untagged manifest; a push with a tag never can. And a tag
-push refused by its look after the tags moved puts them back to manifests that were
-untagged meanwhile, which a collection marking meanwhile may have taken (seen with a
-grace period of 0 and collections back to back; the grace period keeps it away).
+One window is left: an untagged push-by-digest of an old unreachable manifest that
+lands, and ends, between the collector's last look at its revision link and the
+set-aside (one storage round trip) may lose that untagged manifest; a push with a tag
+never can.
 """
 
 from __future__ import annotations
@@ -64,7 +69,7 @@ from dataclasses import dataclass, field
 from dockyard.concurrency import gather_bounded
 from dockyard.config import Retention
 from dockyard.maintenance import inventory, retention
-from dockyard.maintenance.inventory import BlobInfo, Leftover, RepositoryLinks, mtime
+from dockyard.maintenance.inventory import BlobInfo, Leftover, PushIntent, RepositoryLinks, mtime
 from dockyard.maintenance.marks import ManifestReader, RepositoryMarks, mark_repository
 from dockyard.maintenance.progress import Progress
 from dockyard.reference import Digest
@@ -78,6 +83,9 @@ log = logging.getLogger("dockyard.gc")
 # Repositories read together (each level of their directories in one listing call).
 REPOSITORY_BATCH = 64
 BATCHES_AT_ONCE = 4
+# A push intent older than this (or than the grace period) was left by a push that crashed:
+# a manifest PUT takes far less.
+PUSH_INTENT_LIFETIME = 3600.0
 
 
 @dataclass(frozen=True)
@@ -100,7 +108,8 @@ class Report:
     put_back: int = 0
     """set aside, then kept because a push linked them meanwhile"""
     leftovers_removed: int = 0
-    """temporary files and empty folders interrupted writes left in blob folders"""
+    """temporary files and empty folders interrupted writes left in blob folders, and
+    the push intents of pushes that crashed"""
 
     def summary(self) -> str:
         verb = "would remove" if self.dry_run else "removed"
@@ -121,6 +130,7 @@ class Report:
 class _Pass:
     links: dict[str, RepositoryLinks]
     marks: dict[str, RepositoryMarks]
+    intents: list[PushIntent]
 
     def marked(self) -> set[Digest]:
         return set().union(*(marks.blobs for marks in self.marks.values()))
@@ -178,6 +188,8 @@ class Collector:
         blobs = await inventory.blob_infos(self.driver, digests)
         # A write in progress has a fresh temporary file (and folder): old ones were interrupted.
         leftovers = [leftover for leftover in await inventory.blob_leftovers(self.driver, digests) if leftover.mtime < fresh_after]
+        abandoned_after = started - max(PUSH_INTENT_LIFETIME, self.options.grace_period)
+        abandoned = [intent for intent in first.intents if intent.mtime < abandoned_after]
         candidates = [blob for blob in blobs if blob.digest not in marked and blob.mtime < fresh_after]
         candidates = await self._without_fresh_links(candidates, first.links, fresh_after)
         manifests = {
@@ -187,9 +199,9 @@ class Collector:
             report.manifests_removed = sorted(manifests, key=str)
             report.blobs_removed = [blob.digest for blob in candidates]
             report.bytes_freed = sum(blob.size for blob in candidates)
-            report.leftovers_removed = len(leftovers)
+            report.leftovers_removed = len(leftovers) + len(abandoned)
             return report
-        report.leftovers_removed = await self._remove_leftovers(leftovers)
+        report.leftovers_removed = await self._remove_leftovers(leftovers) + await self._delete_files([intent.path for intent in abandoned])
 
         set_aside_manifests = await self._set_aside_manifests(manifests, started)
         set_aside_blobs = await self._set_aside_blobs(candidates, fresh_after)
@@ -213,6 +225,12 @@ class Collector:
         self, names: list[str], reader: ManifestReader, started: float, report: Report,
         apply_retention: bool = False, set_aside: dict[str, dict[Digest, Digest | None]] | None = None,
     ) -> _Pass:
+        # Before any tag is read (see the module's docstring, 4.).
+        intents = await inventory.push_intents(self.driver)
+        pushing: dict[str, set[Digest]] = {}
+        for intent in intents:
+            if intent.manifest is not None:
+                pushing.setdefault(intent.manifest[0], set()).add(intent.manifest[1])
         stage = self.progress.stage("marking repositories", len(names))
 
         async def batch(start: int) -> list[tuple[RepositoryLinks, RepositoryMarks]]:
@@ -225,6 +243,7 @@ class Collector:
                     await self._apply_retention(links, started, report)
                 marks = await mark_repository(
                     self.driver, links, reader, self._untagged_before(links.name, started), (set_aside or {}).get(links.name),
+                    pushing.get(links.name, ()),
                 )
                 marked.append((links, marks))
                 stage.advance()
@@ -234,7 +253,7 @@ class Collector:
         batches = await gather_bounded(range(0, len(names), REPOSITORY_BATCH), batch, BATCHES_AT_ONCE)
         stage.close()
         results = [pair for marked in batches for pair in marked]
-        return _Pass({links.name: links for links, _ in results}, {links.name: marks for links, marks in results})
+        return _Pass({links.name: links for links, _ in results}, {links.name: marks for links, marks in results}, intents)
 
     async def _apply_retention(self, links: RepositoryLinks, started: float, report: Report) -> None:
         policy = retention.policy_for(links.name, self.options.retention)
@@ -341,22 +360,25 @@ class Collector:
 
     async def _remove_leftovers(self, leftovers: list[Leftover]) -> int:
         """Remove temporary files, then the folders that are empty; how many went."""
-        files = [leftover for leftover in leftovers if leftover.kind == "temporary file"]
         folders = {paths.blob_dir(leftover.digest) for leftover in leftovers}
-
-        async def remove_file(leftover: Leftover) -> bool:
-            try:
-                await self.driver.delete(leftover.path)
-            except PathNotFound:
-                return False
-            return True
-
-        removed = sum(await gather_bounded(files, remove_file, inventory.SMALL_READS_AT_ONCE))
+        removed = await self._delete_files([leftover.path for leftover in leftovers if leftover.kind == "temporary file"])
         for folder in sorted(folders):
             local = self.driver.local_file(folder)  # only a filesystem has folders that outlive their files
             if local is not None and await asyncio.to_thread(_remove_if_empty, local):
                 removed += 1
         return removed
+
+    async def _delete_files(self, files: list[str]) -> int:
+        """Delete each of ``files``; how many went (not those gone meanwhile)."""
+
+        async def delete(path: str) -> bool:
+            try:
+                await self.driver.delete(path)
+            except PathNotFound:
+                return False
+            return True
+
+        return sum(await gather_bounded(files, delete, inventory.SMALL_READS_AT_ONCE))
 
     async def _put_back_leftovers(self) -> None:
         """Put back what an interrupted collection set aside; this one decides about it afresh."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from dockyard.api.errors import RegistryError
 from dockyard.concurrency import gather_bounded
-from dockyard.reference import Digest, parse_digest
+from dockyard.reference import Digest, check_name, parse_digest
 from dockyard.storage import catalog, paths
 from dockyard.storage.driver import PathNotFound, StorageDriver
 
@@ -114,6 +114,39 @@ async def read_repositories(driver: StorageDriver, names: Sequence[str]) -> list
 
 async def repository_names(driver: StorageDriver) -> list[str]:
     return await catalog.repositories(driver)
+
+
+@dataclass(frozen=True)
+class PushIntent:
+    """A manifest push in progress (:meth:`Repository.put_manifest`), or one that crashed."""
+
+    path: str
+    mtime: float
+    manifest: tuple[str, Digest] | None
+    """the repository and digest it names; ``None`` if unreadable (its write was interrupted)"""
+
+
+async def push_intents(driver: StorageDriver) -> list[PushIntent]:
+    """Every push intent in storage; one removed while they are read (its push ended) is left out."""
+    try:
+        names = await driver.list(paths.PUSH_INTENTS)
+    except PathNotFound:
+        return []
+
+    async def read(name: str) -> PushIntent | None:
+        path = paths.push_intent(name)
+        try:
+            when = (await driver.stat(path)).mtime
+            content = b"" if paths.is_temporary(name) else await driver.get_content(path)
+        except PathNotFound:
+            return None
+        repository, _, digest = content.decode("utf-8", "replace").partition("\n")
+        try:
+            return PushIntent(path, when, (check_name(repository), parse_digest(digest)))
+        except RegistryError:
+            return PushIntent(path, when, None)
+
+    return [intent for intent in await gather_bounded(names, read, SMALL_READS_AT_ONCE) if intent is not None]
 
 
 @dataclass(frozen=True)

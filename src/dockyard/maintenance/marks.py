@@ -1,7 +1,8 @@
 """The mark: what a repository's links keep alive.
 
-Roots are the tags (and, unless untagged manifests are being removed, every
-revision); from a kept manifest its config and layers are marked, its child
+Roots are the tags, the manifests push intents name (pushes in progress, see
+:meth:`Repository.put_manifest`), and, unless untagged manifests are being removed,
+every revision; from a kept manifest its config and layers are marked, its child
 manifests (an index's) are kept, and so are the manifests whose subject it is
 (referrers). A revision that nothing keeps is *unreachable*; it is removed only when
 untagged manifests are removed and it was last pushed before ``untagged_before``.
@@ -9,7 +10,7 @@ untagged manifests are removed and it was last pushed before ``untagged_before``
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from dockyard import manifest as manifests
@@ -91,10 +92,12 @@ async def mark_repository(
     reader: ManifestReader,
     untagged_before: float | None,
     set_aside: dict[Digest, Digest | None] | None = None,
+    pushing: Collection[Digest] = (),
 ) -> RepositoryMarks:
     """Mark what ``links`` keep. ``set_aside`` (digest → subject) are revisions this
     collection removed since it first looked: they count as present, so that what
-    links to them now brings them back."""
+    links to them now brings them back. ``pushing`` are the manifests push intents
+    name: kept like tagged ones, linked yet or not (a push may have stored its content)."""
     set_aside = set_aside or {}
     present = links.revisions | set(set_aside)
     referrers: dict[Digest, set[Digest]] = {subject: found & present for subject, found in links.referrers.items()}
@@ -117,7 +120,7 @@ async def mark_repository(
                     queue.update(child for child in found.children if child in present)
             queue -= marks.kept
 
-    roots = {digest for digest in links.tags.values() if digest in present}
+    roots = {digest for digest in links.tags.values() if digest in present} | set(pushing)
     if untagged_before is None:
         roots |= links.revisions
     await keep(roots)

@@ -18,6 +18,7 @@
         gc/lock                                                  held by the one collector that runs
         gc/condemned/blobs/<alg>/<hex>                           blob data a running collection set aside
         gc/condemned/manifests/<name>/<alg>/<hex>/link           revision link a running collection set aside
+        pushing/<32 hex>                                         a manifest push in progress: "<name>\n<alg>:<hex>"
         quarantine/<alg>/<hex>                                   corrupt blob data that scrub --repair moved away
 
 A link file holds ``<alg>:<hex>`` with no newline. Every argument here has been
@@ -37,6 +38,7 @@ GC_LOCK = f"{MAINTENANCE}/gc/lock"
 CONDEMNED_BLOBS = f"{MAINTENANCE}/gc/condemned/blobs"
 CONDEMNED_MANIFESTS = f"{MAINTENANCE}/gc/condemned/manifests"
 QUARANTINE = f"{MAINTENANCE}/quarantine"
+PUSH_INTENTS = f"{MAINTENANCE}/pushing"
 
 
 def blob_dir(digest: Digest) -> str:
@@ -131,6 +133,10 @@ def condemned_blob(digest: Digest) -> str:
 
 def condemned_revision(name: str, digest: Digest) -> str:
     return f"{CONDEMNED_MANIFESTS}/{name}/{digest.algorithm}/{digest.hex}/link"
+
+
+def push_intent(intent_id: str) -> str:
+    return f"{PUSH_INTENTS}/{intent_id}"
 
 
 def quarantined_blob(digest: Digest) -> str:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Collection, Sequence
+import logging
+import uuid
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass
 
 from dockyard import manifest as manifests
@@ -20,6 +22,8 @@ from dockyard.storage import paths
 from dockyard.storage.blobs import BlobStore
 from dockyard.storage.cache import layer_key, tag_key
 from dockyard.storage.driver import PathNotFound, StorageDriver
+
+log = logging.getLogger("dockyard.storage")
 
 
 @dataclass(frozen=True)
@@ -140,33 +144,46 @@ class Repository:
         """Store and link a manifest, then point ``tags`` at it; answers what each tag named before.
 
         This is the pusher's side of the collector's handshake (see
-        :mod:`dockyard.maintenance.gc`): the links are written, then what they name is
-        checked again, so a collection running meanwhile either sees the links and keeps
-        what they name, or set something aside before the check, which then fails. Tags
-        move only once that check passed, so a refused push leaves them as they were. A
-        collection may still set the revision aside between the check and the tags (it
-        was untagged then): the revision is looked at once more after the tags moved.
-        A push that fails removes the links it created and puts its tags back.
+        :mod:`dockyard.maintenance.gc`). A push intent names the manifest from before the
+        first check until the tags name it, so a collection keeps it meanwhile. The links
+        are written, then what they name is checked again, so a collection running
+        meanwhile either sees the links and keeps what they name, or set something aside
+        before the check, which then fails. Tags move only once nothing else can fail, so
+        a refused push leaves them as they were. A push that fails removes the links it
+        created (and puts back the tags it moved, if a tag write failed).
         """
-        await self.check_references(manifest)
-        absent = await self._absent_links(manifest, digest)
-        before = dict(zip(tags, await asyncio.gather(*(self._tag_state(tag, digest) for tag in tags))))
-        try:
-            await self.blobs.put(content, digest)
-            await self._link_manifest(manifest, digest)
-            await self._check_linked(content, manifest, digest)
-            for tag in tags:
-                await self.tag(tag, digest)
-            if tags and not await self.has_manifest(digest):
+        async with self.pushing(digest):
+            await self.check_references(manifest)
+            absent = await self._absent_links(manifest, digest)
+            before = dict(zip(tags, await asyncio.gather(*(self._tag_state(tag, digest) for tag in tags))))
+            try:
+                await self.blobs.put(content, digest)
+                await self._link_manifest(manifest, digest)
                 await self._check_linked(content, manifest, digest)
-        except BaseException:  # refused, failed or cancelled: the push did not happen
-            for tag, state in before.items():
-                await self._restore_tag(tag, digest, state)
-            for link in absent:
-                with contextlib.suppress(PathNotFound):
-                    await self.driver.delete(link.removesuffix("/link"))
-            raise
+                for tag in tags:
+                    await self.tag(tag, digest)
+            except BaseException:  # refused, failed or cancelled: the push did not happen
+                for tag, state in before.items():
+                    await self._restore_tag(tag, digest, state)
+                for link in absent:
+                    with contextlib.suppress(PathNotFound):
+                        await self.driver.delete(link.removesuffix("/link"))
+                raise
         return {tag: state.named for tag, state in before.items()}
+
+    @contextlib.asynccontextmanager
+    async def pushing(self, digest: Digest) -> AsyncIterator[None]:
+        """Name ``digest`` in a push intent of its own (two pushes of one manifest never
+        remove each other's) while the block runs; the collector keeps what it names."""
+        path = paths.push_intent(uuid.uuid4().hex)
+        await self.driver.put_content(path, f"{self.name}\n{digest}".encode())
+        try:
+            yield
+        finally:
+            try:
+                await self.driver.delete(path)
+            except Exception:  # the push's outcome stands: a leftover intent only delays a collection
+                log.warning("could not remove the push intent %s", path, exc_info=True)
 
     def _manifest_links(self, manifest: Manifest, digest: Digest) -> list[str]:
         """The revision link, and the referrer link of a manifest with a subject."""
