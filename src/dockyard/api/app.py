@@ -15,6 +15,7 @@ from dockyard.api.errors import RegistryError
 from dockyard.api.forwarding import FORWARDING_KEY, Forwarding, path_prefix
 from dockyard.auth.access import TOKEN_PATH, AccessController, needed_scopes
 from dockyard.auth.token_service import TokenService
+from dockyard.errors import DockyardError
 from dockyard.logs import USER_KEY
 from dockyard.reference import check_name
 from dockyard.storage.registry import Registry
@@ -76,6 +77,11 @@ async def errors_middleware(request: web.Request, handler) -> web.StreamResponse
         return await handler(request)
     except RegistryError as error:
         return error_response(error)
+    except DockyardError as failure:
+        answer = errors.from_domain(failure)
+        if answer.error is errors.UNKNOWN:
+            log.exception("unexpected error during %s %s", request.method, request.path)
+        return error_response(answer)
     except web.HTTPException:
         raise
     except (ConnectionResetError, OSError) as error:

@@ -10,6 +10,7 @@ from dockyard import manifest as manifests
 from dockyard.api import errors
 from dockyard.api.context import RequestContext
 from dockyard.api.errors import RegistryError
+from dockyard.errors import ManifestUnknown, TagInvalid
 from dockyard.logs import audit
 from dockyard.reference import Digest, check_tag, is_digest, parse_digest
 from dockyard.storage.repository import Repository
@@ -61,11 +62,9 @@ async def get(context: RequestContext) -> web.StreamResponse:
     repository = context.repository
     try:
         digest, tag = _reference(context)
-    except RegistryError as error:
-        if error.error is not errors.TAG_INVALID:
-            raise
+    except TagInvalid as error:
         # No manifest has that name: registry:2 answers so (only a push says the tag is invalid).
-        raise RegistryError(errors.MANIFEST_UNKNOWN, detail=error.detail) from None
+        raise ManifestUnknown(detail=error.detail) from None
     if digest is None:
         assert tag is not None  # _reference gives a digest or a tag
         digest = await repository.resolve_tag(tag)
@@ -148,7 +147,7 @@ async def _tagged(repository: Repository, tag: str | None) -> Digest | None:
         return None
     try:
         return await repository.resolve_tag(tag)
-    except RegistryError:
+    except ManifestUnknown:
         return None
 
 

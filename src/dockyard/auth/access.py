@@ -25,6 +25,7 @@ from dockyard.auth.limiter import FailureLimiter
 from dockyard.auth.policy import ACTIONS, OPEN_TO_USERS, Policy
 from dockyard.auth.scopes import Scope
 from dockyard.auth.tokens import InvalidToken, TokenVerifier
+from dockyard.errors import TooManyFailedLogins
 from dockyard.logs import audit
 
 log = logging.getLogger("dockyard.auth")
@@ -102,7 +103,7 @@ class Authenticator:
         keys = (f"address:{client_address(request)}", f"user:{user}")
         wait = self.limiter.retry_after(*keys)
         if wait is not None:
-            raise RegistryError(errors.TOO_MANY_REQUESTS, "too many failed logins: try again later", headers={"Retry-After": str(wait)})
+            raise TooManyFailedLogins(wait, "too many failed logins: try again later")
         if await self.htpasswd.verify(user, password):
             return True
         self.limiter.failed(*keys)

@@ -19,6 +19,7 @@ from dockyard.api.forwarding import path_prefix, public_base_url
 from dockyard.auth.access import AccessController, Authenticator, Identity
 from dockyard.auth.binding import CredentialBinding
 from dockyard.concurrency import gather_bounded
+from dockyard.errors import DockyardError, TooManyFailedLogins
 from dockyard.logs import USER_KEY, audit
 from dockyard.reference import check_name, check_tag, is_digest, parse_digest
 from dockyard.storage import catalog
@@ -186,6 +187,9 @@ def page(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamRespon
             return render(request, who, "error.html", status=refused.status, title="Error", message=refused.message)
         except RegistryError as error:
             return render(request, who, "error.html", status=error.status, title="Error", message=error.message)
+        except DockyardError as failure:
+            shown = errors.from_domain(failure)
+            return render(request, who, "error.html", status=shown.status, title="Error", message=shown.message)
 
     return serve
 
@@ -393,9 +397,7 @@ async def login(request: web.Request, who: Visitor) -> web.StreamResponse:
     credential = _binding(request.app[UI_KEY], authenticator).stamp(user)
     try:
         accepted = bool(user) and await authenticator.check(request, user, password)
-    except RegistryError as error:
-        if error.error is not errors.TOO_MANY_REQUESTS:
-            raise
+    except TooManyFailedLogins:
         return render(request, who, "login.html", status=429, section="sign-in", title="Sign in", next=next_url, user_name=user,
                       error="Too many failed sign-ins: wait a minute and try again.")
     if not accepted:
