@@ -13,7 +13,6 @@ from dockyard.auth.access import AccessController, Identity
 from dockyard.storage.registry import Registry
 from dockyard.storage.repository import Repository
 
-REGISTRY_KEY = web.AppKey("registry", Registry)
 ACCESS_KEY = web.AppKey("access", AccessController)
 
 

@@ -13,10 +13,11 @@ from aiohttp import web
 
 from dockyard.api import errors
 from dockyard.api import manifests as manifest_api
-from dockyard.api.context import ACCESS_KEY, REGISTRY_KEY, RequestContext
+from dockyard.api.context import ACCESS_KEY, RequestContext
 from dockyard.api.errors import RegistryError
 from dockyard.api.forwarding import path_prefix, public_base_url
 from dockyard.auth.access import AccessController, Authenticator, Identity
+from dockyard.app_keys import REGISTRY_KEY
 from dockyard.auth.binding import CredentialBinding
 from dockyard.concurrency import gather_bounded
 from dockyard.errors import DockyardError, TooManyFailedLogins
