@@ -14,8 +14,8 @@ from dockyard.api.context import ACCESS_KEY, RequestContext
 from dockyard.api.errors import RegistryError
 from dockyard.api.forwarding import FORWARDING_KEY, path_prefix
 from dockyard.app_keys import REGISTRY_KEY, ROUTE_KEY
-from dockyard.auth.access import TOKEN_PATH, AccessController, needed_scopes
-from dockyard.auth.token_service import TokenService
+from dockyard.api.access import TOKEN_PATH, AccessController, needed_scopes
+from dockyard.api.token import TokenService
 from dockyard.errors import DockyardError
 from dockyard.forwarding import Forwarding
 from dockyard.logs import USER_KEY

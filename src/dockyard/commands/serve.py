@@ -17,7 +17,7 @@ from aiohttp import web
 from click.core import ParameterSource
 
 from dockyard import __version__
-from dockyard.auth.setup import AuthSettings, AuthSetupError
+from dockyard.api.auth_setup import AuthSettings, AuthSetupError
 from dockyard.config import ConfigError, Settings, load
 from dockyard.config.flags import click_options
 from dockyard.logs import ACCESS_LOG_KEY
