@@ -10,7 +10,8 @@ import pytest
 
 from dockyard import manifest
 from dockyard.api import errors
-from dockyard.api.errors import RegistryError
+from dockyard.api.errors import RegistryError, from_domain
+from dockyard.errors import ManifestInvalid, ManifestTooLarge
 from dockyard.manifest import (
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,
@@ -72,9 +73,9 @@ def oci_manifest(**extra: Any) -> dict[str, Any]:
 
 
 def assert_invalid(content: bytes, content_type: str | None, *fragments: str) -> RegistryError:
-    with pytest.raises(RegistryError) as caught:
+    with pytest.raises(ManifestInvalid) as caught:
         manifest.parse(content, content_type)
-    error = caught.value
+    error = from_domain(caught.value)
     assert error.error is errors.MANIFEST_INVALID
     assert error.status == 400
     for fragment in fragments:
@@ -279,11 +280,12 @@ def test_manifest_of_exactly_the_limit_is_accepted() -> None:
 def test_manifest_over_4_mib_is_413() -> None:
     content = encode(oci_manifest())
     content += b" " * (MAX_MANIFEST_BYTES + 1 - len(content))
-    with pytest.raises(RegistryError) as caught:
+    with pytest.raises(ManifestTooLarge) as caught:
         manifest.parse(content, OCI_MANIFEST)
-    assert caught.value.status == 413
-    assert caught.value.error is errors.MANIFEST_TOO_LARGE
-    assert caught.value.error.code == "MANIFEST_INVALID"
+    answer = from_domain(caught.value)
+    assert answer.status == 413
+    assert answer.error is errors.MANIFEST_TOO_LARGE
+    assert answer.error.code == "MANIFEST_INVALID"
     assert MAX_MANIFEST_BYTES == 4 * 1024 * 1024
 
 

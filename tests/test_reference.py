@@ -8,7 +8,8 @@ import uuid
 import pytest
 
 from dockyard.api import errors
-from dockyard.api.errors import RegistryError
+from dockyard.api.errors import from_domain
+from dockyard.errors import DigestInvalid, NameInvalid, TagInvalid, UploadUnknown
 from dockyard.reference import (
     Digest,
     NAME_MAX_LENGTH,
@@ -89,22 +90,23 @@ def test_valid_names(name: str) -> None:
     ],
 )
 def test_invalid_names(name: str) -> None:
-    with pytest.raises(RegistryError) as caught:
+    with pytest.raises(NameInvalid) as caught:
         check_name(name)
-    assert caught.value.error is errors.NAME_INVALID
-    assert caught.value.status == 400
-    assert caught.value.error.code == "NAME_INVALID"
+    answer = from_domain(caught.value)
+    assert answer.error is errors.NAME_INVALID
+    assert answer.status == 400
+    assert answer.error.code == "NAME_INVALID"
 
 
 def test_name_length_limit_is_255() -> None:
     assert NAME_MAX_LENGTH == 255
     assert check_name("a" * 255) == "a" * 255
-    with pytest.raises(RegistryError):
+    with pytest.raises(NameInvalid):
         check_name("a" * 256)
 
 
 def test_invalid_name_detail_is_truncated() -> None:
-    with pytest.raises(RegistryError) as caught:
+    with pytest.raises(NameInvalid) as caught:
         check_name("A" * 1000)
     assert caught.value.detail == {"name": "A" * 300}
 
@@ -125,10 +127,11 @@ def test_valid_tags(tag: str) -> None:
     ["", ".hidden", "-dash", ".", "-", "a" * 129, "a/b", "a:b", "a b", "a\0", "latest\n", "%2e", "tag@sha", "é"],
 )
 def test_invalid_tags(tag: str) -> None:
-    with pytest.raises(RegistryError) as caught:
+    with pytest.raises(TagInvalid) as caught:
         check_tag(tag)
-    assert caught.value.error is errors.TAG_INVALID
-    assert caught.value.status == 400
+    answer = from_domain(caught.value)
+    assert answer.error is errors.TAG_INVALID
+    assert answer.status == 400
 
 
 # -- digests -------------------------------------------------------------------------
@@ -176,11 +179,12 @@ def test_parse_sha512_digest() -> None:
     ],
 )
 def test_invalid_digests(text: str) -> None:
-    with pytest.raises(RegistryError) as caught:
+    with pytest.raises(DigestInvalid) as caught:
         parse_digest(text)
-    assert caught.value.error is errors.DIGEST_INVALID
-    assert caught.value.error.code == "DIGEST_INVALID"
-    assert caught.value.status == 400
+    answer = from_domain(caught.value)
+    assert answer.error is errors.DIGEST_INVALID
+    assert answer.error.code == "DIGEST_INVALID"
+    assert answer.status == 400
 
 
 def test_digest_of_and_hasher() -> None:
@@ -226,7 +230,8 @@ def test_valid_upload_id() -> None:
     ],
 )
 def test_invalid_upload_ids(upload_id: str) -> None:
-    with pytest.raises(RegistryError) as caught:
+    with pytest.raises(UploadUnknown) as caught:
         check_upload_id(upload_id)
-    assert caught.value.error is errors.BLOB_UPLOAD_UNKNOWN
-    assert caught.value.status == 404
+    answer = from_domain(caught.value)
+    assert answer.error is errors.BLOB_UPLOAD_UNKNOWN
+    assert answer.status == 404

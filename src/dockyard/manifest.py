@@ -12,8 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from dockyard.api import errors
-from dockyard.api.errors import RegistryError
+from dockyard.errors import DigestInvalid, ManifestInvalid, ManifestTooLarge
 from dockyard.reference import Digest, parse_digest
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -81,8 +80,8 @@ class Manifest:
         return self.media_type in INDEX_TYPES
 
 
-def _invalid(message: str) -> RegistryError:
-    return RegistryError(errors.MANIFEST_INVALID, message)
+def _invalid(message: str) -> ManifestInvalid:
+    return ManifestInvalid(message)
 
 
 # Sizes are int64 in the OCI image spec and in registry:2, which cannot read a manifest with a larger one.
@@ -147,7 +146,7 @@ def _descriptor(value: Any, where: str) -> Descriptor:
         raise _invalid(f"{where}.size must be an integer from 0 to {MAX_SIZE}")
     try:
         parsed = parse_digest(digest)
-    except RegistryError:
+    except DigestInvalid:
         raise _invalid(f"{where}.digest is not a valid digest: {digest[:100]!r}") from None
     _data(value.get("data"), f"{where}.data")
     return Descriptor(
@@ -173,7 +172,7 @@ def _descriptors(document: dict[str, Any], key: str, required: bool) -> tuple[De
 def parse(content: bytes, content_type: str | None) -> Manifest:
     """Parse and check a pushed manifest; ``content_type`` is the request's header."""
     if len(content) > MAX_MANIFEST_BYTES:
-        raise RegistryError(errors.MANIFEST_TOO_LARGE, f"manifest is larger than {MAX_MANIFEST_BYTES} bytes")
+        raise ManifestTooLarge(f"manifest is larger than {MAX_MANIFEST_BYTES} bytes")
     declared = (content_type or "").split(";")[0].strip().lower() or None
     if declared in SCHEMA1_TYPES:
         raise _invalid("Docker image manifest schema 1 is not supported: push with a current client (schema 2 or OCI)")
@@ -260,5 +259,5 @@ def referrer_subject(content: bytes) -> Digest | None:
         return None
     try:
         return parse_digest(subject["digest"])
-    except RegistryError:
+    except DigestInvalid:
         raise ValueError("malformed subject digest") from None

@@ -10,8 +10,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from dockyard.api import errors
-from dockyard.api.errors import RegistryError
+from dockyard.errors import DigestInvalid, NameInvalid, TagInvalid, UploadUnknown
 
 NAME_MAX_LENGTH = 255
 _COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
@@ -40,13 +39,13 @@ class Digest:
 
 
 def parse_digest(text: str) -> Digest:
-    """Parse ``algorithm:hex`` strictly; anything else is ``DIGEST_INVALID``."""
+    """Parse ``algorithm:hex`` strictly; anything else is :class:`DigestInvalid`."""
     algorithm, sep, encoded = text.partition(":")
     length = DIGEST_ALGORITHMS.get(algorithm)
     if not sep or length is None:
-        raise RegistryError(errors.DIGEST_INVALID, "unsupported or malformed digest", detail={"digest": text[:200]})
+        raise DigestInvalid("unsupported or malformed digest", detail={"digest": text[:200]})
     if len(encoded) != length or not _HEX.fullmatch(encoded):
-        raise RegistryError(errors.DIGEST_INVALID, "malformed digest", detail={"digest": text[:200]})
+        raise DigestInvalid("malformed digest", detail={"digest": text[:200]})
     return Digest(algorithm, encoded)
 
 
@@ -57,13 +56,13 @@ def is_digest(text: str) -> bool:
 
 def check_name(name: str) -> str:
     if len(name) > NAME_MAX_LENGTH or not NAME_PATTERN.fullmatch(name):
-        raise RegistryError(errors.NAME_INVALID, detail={"name": name[:300]})
+        raise NameInvalid(detail={"name": name[:300]})
     return name
 
 
 def check_tag(tag: str) -> str:
     if not TAG_PATTERN.fullmatch(tag):
-        raise RegistryError(errors.TAG_INVALID, "invalid tag", detail={"tag": tag[:200]})
+        raise TagInvalid("invalid tag", detail={"tag": tag[:200]})
     return tag
 
 
@@ -72,5 +71,5 @@ _UPLOAD_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-
 
 def check_upload_id(upload_id: str) -> str:
     if not _UPLOAD_ID.fullmatch(upload_id):
-        raise RegistryError(errors.BLOB_UPLOAD_UNKNOWN, detail={"upload": upload_id[:100]})
+        raise UploadUnknown(detail={"upload": upload_id[:100]})
     return upload_id

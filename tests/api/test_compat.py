@@ -8,7 +8,7 @@ import pathlib
 import pytest
 
 from dockyard.api.app import create_app
-from dockyard.auth.setup import AuthSettings
+from dockyard.api.auth_setup import AuthSettings
 from dockyard.storage.filesystem import FilesystemDriver
 from dockyard.storage.registry import Registry
 from tests.auth.conftest import USERS, basic, write_htpasswd, write_policy

@@ -1,7 +1,7 @@
 """Shared helpers for the authentication and authorization tests.
 
 Users and their (fast, cost-4) bcrypt hashes, the matrix policy, and builders for
-apps with :class:`dockyard.auth.setup.AuthSettings` in basic or token mode.
+apps with :class:`dockyard.api.auth_setup.AuthSettings` in basic or token mode.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import bcrypt
 import pytest
 
 from dockyard.api.app import create_app
-from dockyard.auth.setup import AuthSettings
+from dockyard.api.auth_setup import AuthSettings
 from dockyard.storage.filesystem import FilesystemDriver
 from dockyard.storage.registry import Registry
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dockyard.auth import scopes
-from dockyard.auth.access import needed_scopes
+from dockyard.api.access import needed_scopes
 from dockyard.auth.scopes import Scope
 
 

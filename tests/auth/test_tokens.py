@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 
 from dockyard.auth import scopes
 from dockyard.auth.htpasswd import read_entries, write_entries
-from dockyard.auth.setup import AuthSettings, AuthSetupError
+from dockyard.api.auth_setup import AuthSettings, AuthSetupError
 from dockyard.auth.tokens import (
     ACCESS_TOKEN_SECONDS,
     LEEWAY_SECONDS,

@@ -12,7 +12,7 @@ import typing
 import pytest
 
 from dockyard.commands.serve import serve
-from dockyard.auth.setup import AuthSettings
+from dockyard.api.auth_setup import AuthSettings
 from dockyard.storage.factory import StorageSettings
 from dockyard.config import (
     MASK,

@@ -15,7 +15,8 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio
 
-from dockyard.api.errors import RegistryError
+from dockyard.api.errors import from_domain
+from dockyard.errors import BlobUnknown, ManifestUnknown, Unavailable
 from dockyard.config import ConfigError, Redis, load
 from dockyard.reference import Digest
 from dockyard.storage import cache, paths
@@ -89,10 +90,10 @@ async def test_garbage_collected_blob_is_unknown_everywhere_distribution_4569(re
     assert await b.repository(NAME).layer_size(digest) == len(b"collected by gc")
     # gc removes the data through the blob store (the link is left, as a broken repository would have it).
     await a.blobs.delete(digest)
-    with pytest.raises(RegistryError) as raised:
+    with pytest.raises(BlobUnknown) as raised:
         await b.repository(NAME).layer_size(digest)
-    assert raised.value.error.code == "BLOB_UNKNOWN"
-    with pytest.raises(RegistryError):
+    assert from_domain(raised.value).error.code == "BLOB_UNKNOWN"
+    with pytest.raises(BlobUnknown):
         await a.blobs.delete(digest)  # already gone
 
 
@@ -103,7 +104,7 @@ async def test_a_reader_cannot_fill_in_what_it_read_before_a_delete(replicas: tu
     await a.blobs.delete(digest)  # ...A deletes...
     await b.blobs.cache.fill(blob_key(digest), str(size))  # ...B fills late: refused by the tombstone
     assert await cached(flushed, blob_key(digest)) == b"-"
-    with pytest.raises(RegistryError):
+    with pytest.raises(BlobUnknown):
         await b.blobs.size(digest)
     # A push of the same content later is seen as usual.
     await push_blob(a, b"raced")
@@ -118,9 +119,9 @@ async def test_tag_moves_and_deletes_are_seen_by_the_other_replica(replicas: tup
     await a.repository(NAME).tag("latest", second)
     assert await b.repository(NAME).resolve_tag("latest") == second
     await a.repository(NAME).untag("latest")
-    with pytest.raises(RegistryError) as raised:
+    with pytest.raises(ManifestUnknown) as raised:
         await b.repository(NAME).resolve_tag("latest")
-    assert raised.value.error.code == "MANIFEST_UNKNOWN"
+    assert from_domain(raised.value).error.code == "MANIFEST_UNKNOWN"
 
 
 async def test_without_redis_reads_go_to_storage_and_deletes_are_refused(tmp_path: pathlib.Path) -> None:
@@ -130,9 +131,9 @@ async def test_without_redis_reads_go_to_storage_and_deletes_are_refused(tmp_pat
         await registry.driver.put_content(paths.blob_data(digest), b"kept")
         await registry.driver.put_content(paths.layer_link(NAME, digest), str(digest).encode())
         assert await registry.repository(NAME).layer_size(digest) == 4  # redis down: storage answers
-        with pytest.raises(RegistryError) as raised:
+        with pytest.raises(Unavailable) as raised:
             await registry.repository(NAME).unlink_layer(digest)
-        assert raised.value.error.code == "UNAVAILABLE"
+        assert from_domain(raised.value).error.code == "UNAVAILABLE"
         assert await registry.repository(NAME).has_layer(digest)  # nothing was changed
     finally:
         await registry.close()

@@ -15,7 +15,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from dockyard.api.errors import RegistryError
+from dockyard.api.errors import from_domain
+from dockyard.errors import UploadOffsetInvalid, UploadUnknown
 from dockyard.reference import Digest
 from dockyard.storage.filesystem import FilesystemDriver
 from dockyard.storage.registry import Registry
@@ -43,17 +44,18 @@ async def test_patches_of_one_upload_at_two_replicas_take_turns(tmp_path: pathli
     assert not second.done()  # waiting for the lock, not writing
     release.set()
     assert await first == len(chunk)
-    with pytest.raises(RegistryError) as raised:
+    with pytest.raises(UploadOffsetInvalid) as raised:
         await second
-    assert raised.value.error.code == "RANGE_INVALID"
-    assert raised.value.headers["Range"] == f"0-{len(chunk) - 1}"
+    answer = from_domain(raised.value)
+    assert answer.error.code == "RANGE_INVALID"
+    assert answer.headers["Range"] == f"0-{len(chunk) - 1}"
     # The other replica finishes it, from storage: the content is the first chunk alone.
     digest = Digest("sha256", hashlib.sha256(chunk).hexdigest())
     assert await b.uploads.finish(NAME, upload, digest, None) == len(chunk)
     assert await b.blobs.get(digest) == chunk
-    with pytest.raises(RegistryError) as gone:
+    with pytest.raises(UploadUnknown) as gone:
         await a.uploads.append(NAME, upload, body(b"late"), start=len(chunk))
-    assert gone.value.error.code == "BLOB_UPLOAD_UNKNOWN"
+    assert from_domain(gone.value).error.code == "BLOB_UPLOAD_UNKNOWN"
 
 
 async def test_a_cancel_waits_for_a_running_append(tmp_path: pathlib.Path) -> None:

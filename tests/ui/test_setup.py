@@ -10,8 +10,9 @@ import re
 from aiohttp import encode_basic_auth
 
 from dockyard.api.app import create_app
-from dockyard.api.forwarding import Forwarding
-from dockyard.auth.access import AccessController, Authenticator
+from dockyard.forwarding import Forwarding
+from dockyard.api.access import AccessController
+from dockyard.auth.access import Authenticator
 from dockyard.auth.htpasswd import Htpasswd, hash_password
 from dockyard.auth.limiter import FailureLimiter
 from dockyard.config import Settings, load

@@ -10,11 +10,14 @@ from aiohttp import web
 
 from dockyard import ui
 from dockyard.api import compat, errors, routes
-from dockyard.api.context import ACCESS_KEY, REGISTRY_KEY, RequestContext
+from dockyard.api.context import ACCESS_KEY, RequestContext
 from dockyard.api.errors import RegistryError
-from dockyard.api.forwarding import FORWARDING_KEY, Forwarding, path_prefix
-from dockyard.auth.access import TOKEN_PATH, AccessController, needed_scopes
-from dockyard.auth.token_service import TokenService
+from dockyard.api.forwarding import FORWARDING_KEY, path_prefix
+from dockyard.app_keys import REGISTRY_KEY, ROUTE_KEY
+from dockyard.api.access import TOKEN_PATH, AccessController, needed_scopes
+from dockyard.api.token import TokenService
+from dockyard.errors import DockyardError
+from dockyard.forwarding import Forwarding
 from dockyard.logs import USER_KEY
 from dockyard.reference import check_name
 from dockyard.storage.registry import Registry
@@ -29,9 +32,6 @@ API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
 # What changes the registry; a read-only registry refuses these on every route.
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 READ_ONLY_MESSAGE = "the registry is in read-only mode"
-
-# The name of the registry route a request matched (``manifest``, ``blob``...), for metrics.
-ROUTE_KEY = web.RequestKey("dockyard_route", str)
 
 
 def error_response(error: RegistryError) -> web.Response:
@@ -76,6 +76,11 @@ async def errors_middleware(request: web.Request, handler) -> web.StreamResponse
         return await handler(request)
     except RegistryError as error:
         return error_response(error)
+    except DockyardError as failure:
+        answer = errors.from_domain(failure)
+        if answer.error is errors.UNKNOWN:
+            log.exception("unexpected error during %s %s", request.method, request.path)
+        return error_response(answer)
     except web.HTTPException:
         raise
     except (ConnectionResetError, OSError) as error:

@@ -114,7 +114,7 @@ async def _send_slice(
 
 
 async def delete(context: RequestContext) -> web.StreamResponse:
-    context.require_deletes()
+    context.registry.require_deletes()
     digest = parse_digest(context.params["digest"])
     await context.repository.unlink_layer(digest)
     audit("delete_blob", context.request, repository=context.name, digest=digest, user=context.identity.user)

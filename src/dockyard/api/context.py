@@ -7,13 +7,11 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from dockyard.api import errors
-from dockyard.api.errors import RegistryError
-from dockyard.auth.access import AccessController, Identity
+from dockyard.api.access import AccessController
+from dockyard.auth.access import Identity
 from dockyard.storage.registry import Registry
 from dockyard.storage.repository import Repository
 
-REGISTRY_KEY = web.AppKey("registry", Registry)
 ACCESS_KEY = web.AppKey("access", AccessController)
 
 
@@ -44,8 +42,4 @@ class RequestContext:
             return  # aiohttp's shared empty reader ends iter_chunks() only once per process, then spins
         async for chunk, _ in self.request.content.iter_chunks():
             yield chunk
-
-    def require_deletes(self) -> None:
-        if not self.registry.delete_enabled:
-            raise RegistryError(errors.UNSUPPORTED, "deletes are disabled on this registry")
 

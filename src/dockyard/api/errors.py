@@ -1,4 +1,5 @@
-"""The API's error codes, written down as data, and the exception that carries one.
+"""The API's error codes, written down as data; the exception that carries one; and the
+one table that says which code each of the registry's own failures (:mod:`dockyard.errors`) is.
 
 Codes and statuses follow the OCI Distribution Specification v1.1 and, where the
 specification is silent, what registry:2 answers, so that clients see the same thing.
@@ -9,6 +10,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
+
+from dockyard import errors as domain
+from dockyard.storage.uploads import range_header
 
 
 @dataclass(frozen=True)
@@ -68,3 +72,43 @@ class RegistryError(Exception):
         if self.detail is not None:
             entry["detail"] = self.detail
         return json.dumps({"errors": [entry]}).encode()
+
+
+# Each failure's code; a subclass not listed takes its nearest listed base's.
+DOMAIN_CODES: dict[type[domain.DockyardError], ErrorCode] = {
+    domain.NameInvalid: NAME_INVALID,
+    domain.TagInvalid: TAG_INVALID,
+    domain.DigestInvalid: DIGEST_INVALID,
+    domain.DigestMismatch: DIGEST_INVALID,
+    domain.BlobUnknown: BLOB_UNKNOWN,
+    domain.UploadUnknown: BLOB_UPLOAD_UNKNOWN,
+    domain.UploadOffsetInvalid: RANGE_INVALID,
+    domain.ManifestUnknown: MANIFEST_UNKNOWN,
+    domain.ManifestBlobUnknown: MANIFEST_BLOB_UNKNOWN,
+    domain.ManifestInvalid: MANIFEST_INVALID,
+    domain.ManifestTooLarge: MANIFEST_TOO_LARGE,
+    domain.Unsupported: UNSUPPORTED,
+    domain.Unavailable: UNAVAILABLE,
+    domain.TooManyFailedLogins: TOO_MANY_REQUESTS,
+}
+
+
+def code_of(failure: domain.DockyardError) -> ErrorCode:
+    for kind in type(failure).__mro__:
+        if kind in DOMAIN_CODES:
+            return DOMAIN_CODES[kind]
+    return UNKNOWN
+
+
+def from_domain(failure: domain.DockyardError) -> RegistryError:
+    """What the client is told of ``failure``: its code, message and detail (of a failure
+    outside the table, a bug, only ``UNKNOWN``)."""
+    code = code_of(failure)
+    if code is UNKNOWN:
+        return RegistryError(UNKNOWN)
+    headers = None
+    if isinstance(failure, domain.TooManyFailedLogins):
+        headers = {"Retry-After": str(failure.retry_after)}
+    elif isinstance(failure, domain.UploadOffsetInvalid):
+        headers = range_header(failure.name, failure.upload_id, failure.size)
+    return RegistryError(code, failure.message, failure.detail, headers)

@@ -10,6 +10,8 @@ from dockyard import manifest as manifests
 from dockyard.api import errors
 from dockyard.api.context import RequestContext
 from dockyard.api.errors import RegistryError
+from dockyard.deletes import delete_reference
+from dockyard.errors import ManifestUnknown, TagInvalid
 from dockyard.logs import audit
 from dockyard.reference import Digest, check_tag, is_digest, parse_digest
 from dockyard.storage.repository import Repository
@@ -61,11 +63,9 @@ async def get(context: RequestContext) -> web.StreamResponse:
     repository = context.repository
     try:
         digest, tag = _reference(context)
-    except RegistryError as error:
-        if error.error is not errors.TAG_INVALID:
-            raise
+    except TagInvalid as error:
         # No manifest has that name: registry:2 answers so (only a push says the tag is invalid).
-        raise RegistryError(errors.MANIFEST_UNKNOWN, detail=error.detail) from None
+        raise ManifestUnknown(detail=error.detail) from None
     if digest is None:
         assert tag is not None  # _reference gives a digest or a tag
         digest = await repository.resolve_tag(tag)
@@ -129,26 +129,5 @@ async def put(context: RequestContext) -> web.StreamResponse:
 
 
 async def delete(context: RequestContext) -> web.StreamResponse:
-    context.require_deletes()
-    digest, tag = _reference(context)
-    if digest is None:
-        assert tag is not None  # _reference gives a digest or a tag
-        previous = await _tagged(context.repository, tag)
-        await context.repository.untag(tag)
-        audit("delete_tag", context.request, repository=context.name, tag=tag, digest=previous, user=context.identity.user)
-    else:
-        await context.repository.delete_manifest(digest)
-        audit("delete_manifest", context.request, repository=context.name, digest=digest, user=context.identity.user)
+    await delete_reference(context.registry, context.name, context.params["reference"], context.identity.user, context.request)
     return web.Response(status=202)
-
-
-async def _tagged(repository: Repository, tag: str | None) -> Digest | None:
-    """What ``tag`` points to now, for the audit log (``None``: nothing)."""
-    if tag is None:
-        return None
-    try:
-        return await repository.resolve_tag(tag)
-    except RegistryError:
-        return None
-
-

@@ -17,11 +17,11 @@ from aiohttp import web
 from click.core import ParameterSource
 
 from dockyard import __version__
-from dockyard.auth.setup import AuthSettings, AuthSetupError
+from dockyard.api.auth_setup import AuthSettings, AuthSetupError
 from dockyard.config import ConfigError, Settings, load
 from dockyard.config.flags import click_options
 from dockyard.logs import ACCESS_LOG_KEY
-from dockyard.api.forwarding import Forwarding
+from dockyard.forwarding import Forwarding
 from dockyard.ops.debug import OpsSettings
 from dockyard.server import SSL_CONTEXT_KEY, Address
 from dockyard.storage.factory import StorageSettings, StorageUnavailable, check_storage

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from dockyard.config.schema import Dockyard, Settings, Storage, address_problem
 from dockyard.config.values import ConfigError, kinds
+from dockyard.forwarding import ForwardingError, parse_trusted
 
 Named = Callable[..., tuple[str, ...]]
 
@@ -62,8 +63,6 @@ def _check_serving(settings: Settings, named: Named) -> None:
     if settings.storage.inmemory is not None and settings.dockyard.workers > 1:
         (workers,) = named("dockyard.workers")
         raise ConfigError(f"{workers}: the inmemory driver cannot be shared by several workers")
-    from dockyard.api.forwarding import ForwardingError, parse_trusted
-
     for index, value in enumerate(settings.dockyard.trusted_proxies):
         try:
             parse_trusted([value])

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from dockyard.address import Address
+from dockyard.forwarding import ForwardingError, parse_prefix, parse_public_url
 
 Duration = typing.NewType("Duration", float)
 """Seconds; written in the file as a Go duration."""
@@ -85,8 +86,6 @@ def _optionaladdress_problem(value: str) -> str | None:
 
 
 def _prefix_problem(value: str) -> str | None:
-    from dockyard.api.forwarding import ForwardingError, parse_prefix
-
     try:
         parse_prefix(value)
     except ForwardingError as error:
@@ -95,8 +94,6 @@ def _prefix_problem(value: str) -> str | None:
 
 
 def _public_url_problem(value: str) -> str | None:
-    from dockyard.api.forwarding import ForwardingError, parse_public_url
-
     try:
         parse_public_url(value) if value else None
     except ForwardingError as error:

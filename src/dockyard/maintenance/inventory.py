@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from dockyard.api.errors import RegistryError
 from dockyard.concurrency import gather_bounded
+from dockyard.errors import DigestInvalid, NameInvalid
 from dockyard.reference import Digest, check_name, parse_digest
 from dockyard.storage import catalog, paths
 from dockyard.storage.driver import PathNotFound, StorageDriver
@@ -24,7 +24,7 @@ def digest_from(algorithm: str, hex_digest: str) -> Digest | None:
     """The digest a layout directory names, ``None`` for a stray name."""
     try:
         return parse_digest(f"{algorithm}:{hex_digest}")
-    except RegistryError:
+    except DigestInvalid:
         return None
 
 
@@ -33,7 +33,7 @@ async def read_link(driver: StorageDriver, path: str) -> Digest | None:
     try:
         content = await driver.get_content(path)
         return parse_digest(content.decode("ascii").strip())
-    except (PathNotFound, UnicodeDecodeError, RegistryError):
+    except (PathNotFound, UnicodeDecodeError, DigestInvalid):
         return None
 
 
@@ -143,7 +143,7 @@ async def push_intents(driver: StorageDriver) -> list[PushIntent]:
         repository, _, digest = content.decode("utf-8", "replace").partition("\n")
         try:
             return PushIntent(path, when, (check_name(repository), parse_digest(digest)))
-        except RegistryError:
+        except (NameInvalid, DigestInvalid):
             return PushIntent(path, when, None)
 
     return [intent for intent in await gather_bounded(names, read, SMALL_READS_AT_ONCE) if intent is not None]

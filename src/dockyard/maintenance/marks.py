@@ -14,8 +14,8 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from dockyard import manifest as manifests
-from dockyard.api.errors import RegistryError
 from dockyard.concurrency import gather_bounded
+from dockyard.errors import ManifestInvalid
 from dockyard.maintenance.inventory import SMALL_READS_AT_ONCE, RepositoryLinks, mtime
 from dockyard.reference import Digest
 from dockyard.storage import paths
@@ -67,7 +67,7 @@ class ManifestReader:
             return None
         try:
             parsed = manifests.parse(content, None)
-        except RegistryError:  # not a manifest we can read: it keeps nothing else alive
+        except ManifestInvalid:  # not a manifest we can read: it keeps nothing else alive
             return References()
         return References(
             tuple(blob.digest for blob in parsed.blobs),

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from dockyard.api.context import REGISTRY_KEY
+from dockyard.app_keys import REGISTRY_KEY
 from dockyard.config import Gc, Retention, UploadPurging
 from dockyard.maintenance.gc import Collector, Options
 from dockyard.maintenance.uploads_purge import purge_uploads

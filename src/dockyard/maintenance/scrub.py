@@ -37,8 +37,8 @@ import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from dockyard.api.errors import RegistryError
 from dockyard.concurrency import gather_bounded
+from dockyard.errors import BlobUnknown, ManifestUnknown
 from dockyard.maintenance import inventory
 from dockyard.maintenance.gc import exclusive
 from dockyard.maintenance.inventory import BlobInfo, RepositoryLinks
@@ -145,7 +145,7 @@ class Scrubber:
             if self.repair:
                 try:
                     await fix()
-                except (PathNotFound, RegistryError):
+                except (PathNotFound, BlobUnknown, ManifestUnknown):  # fixed meanwhile
                     pass
             report.problems.append(Problem(kind, where, self.repair))
 

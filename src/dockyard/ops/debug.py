@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from dockyard.api.context import REGISTRY_KEY
+from dockyard.app_keys import REGISTRY_KEY
 from dockyard.config import Settings
 from dockyard.ops.health import DEFAULT_INTERVAL, HEALTH_PATH, StorageHealth
 

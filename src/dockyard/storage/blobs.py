@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dockyard.api import errors
-from dockyard.api.errors import RegistryError
+from dockyard.errors import BlobUnknown
 from dockyard.reference import Digest
 from dockyard.storage import paths
 from dockyard.storage.cache import StorageCache, blob_key
@@ -19,9 +18,9 @@ class BlobStore:
         try:
             info = await self.driver.stat(paths.blob_data(digest))
         except PathNotFound:
-            raise RegistryError(errors.BLOB_UNKNOWN, detail={"digest": str(digest)}) from None
+            raise BlobUnknown(detail={"digest": str(digest)}) from None
         if info.is_dir:
-            raise RegistryError(errors.BLOB_UNKNOWN, detail={"digest": str(digest)})
+            raise BlobUnknown(detail={"digest": str(digest)})
         return info
 
     async def size(self, digest: Digest) -> int:
@@ -39,7 +38,7 @@ class BlobStore:
             try:
                 await self.driver.delete(paths.blob_dir(digest))
             except PathNotFound:
-                raise RegistryError(errors.BLOB_UNKNOWN, detail={"digest": str(digest)}) from None
+                raise BlobUnknown(detail={"digest": str(digest)}) from None
 
     async def set_aside(self, digest: Digest, destination: str) -> None:
         """Move the blob's data out of the store to ``destination`` (garbage collection's
@@ -58,7 +57,7 @@ class BlobStore:
     async def exists(self, digest: Digest) -> bool:
         try:
             await self.stat(digest)
-        except RegistryError:
+        except BlobUnknown:
             return False
         return True
 
@@ -66,7 +65,7 @@ class BlobStore:
         try:
             return await self.driver.get_content(paths.blob_data(digest))
         except PathNotFound:
-            raise RegistryError(errors.BLOB_UNKNOWN, detail={"digest": str(digest)}) from None
+            raise BlobUnknown(detail={"digest": str(digest)}) from None
 
     async def put(self, content: bytes, digest: Digest) -> None:
         """Store small verified content (a manifest) under its digest."""

@@ -36,8 +36,7 @@ from redis.exceptions import LockError, RedisError
 
 from dockyard import config
 from dockyard.address import Address
-from dockyard.api import errors
-from dockyard.api.errors import RegistryError
+from dockyard.errors import Unavailable
 from dockyard.reference import Digest
 
 log = logging.getLogger("dockyard.cache")
@@ -122,8 +121,8 @@ class RedisCache(StorageCache):
         try:
             await self._tombstone(keys)
         except RedisError as error:
-            raise RegistryError(
-                errors.UNAVAILABLE, f"the cache (redis at {self.address}) cannot be reached, so nothing was changed: {error}"
+            raise Unavailable(
+                f"the cache (redis at {self.address}) cannot be reached, so nothing was changed: {error}"
             ) from None
         yield
         try:  # the first tombstone still guards the keys; this one only restarts its clock
@@ -137,7 +136,7 @@ class RedisCache(StorageCache):
         try:
             await lock.acquire()
         except RedisError as error:
-            raise RegistryError(errors.UNAVAILABLE, f"the lock service (redis at {self.address}) cannot be reached: {error}") from None
+            raise Unavailable(f"the lock service (redis at {self.address}) cannot be reached: {error}") from None
         renewing = asyncio.ensure_future(self._renew(lock))
         try:
             yield

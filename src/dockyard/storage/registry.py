@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dockyard.errors import Unsupported
 from dockyard.storage import catalog
 from dockyard.storage.blobs import BlobStore
 from dockyard.storage.cache import StorageCache
@@ -20,6 +21,10 @@ class Registry:
         """Every write (push, delete, upload) is refused; the API dispatcher enforces it."""
         self.blobs = BlobStore(driver, cache)
         self.uploads = UploadStore(driver, self.blobs)
+
+    def require_deletes(self) -> None:
+        if not self.delete_enabled:
+            raise Unsupported("deletes are disabled on this registry")
 
     def repository(self, name: str) -> Repository:
         return Repository(self.driver, self.blobs, name)

@@ -14,8 +14,7 @@ from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass
 
 from dockyard import manifest as manifests
-from dockyard.api import errors
-from dockyard.api.errors import RegistryError
+from dockyard.errors import BlobUnknown, DigestInvalid, ManifestBlobUnknown, ManifestUnknown
 from dockyard.manifest import Descriptor, Manifest
 from dockyard.reference import Digest, parse_digest
 from dockyard.storage import paths
@@ -55,7 +54,7 @@ class Repository:
             return None
         try:
             return parse_digest(content.decode("ascii").strip())
-        except (UnicodeDecodeError, RegistryError):
+        except (UnicodeDecodeError, DigestInvalid):
             return None
 
     async def _has_link(self, path: str, digest: Digest) -> bool:
@@ -64,24 +63,24 @@ class Repository:
     # Layers (and configs, and any blob pushed to the repository)
 
     async def layer_size(self, digest: Digest) -> int:
-        """The size of a blob readable in this repository, or ``BLOB_UNKNOWN``."""
+        """The size of a blob readable in this repository, or :class:`BlobUnknown`."""
         key = layer_key(self.name, digest)
         (linked,) = await self.cache.get(key)
         if linked is None:
             if not await self._has_link(paths.layer_link(self.name, digest), digest):
-                raise RegistryError(errors.BLOB_UNKNOWN, detail={"digest": str(digest)})
+                raise BlobUnknown(detail={"digest": str(digest)})
             await self.cache.fill(key, "1")
         return await self.blobs.size(digest)
 
     async def has_layer(self, digest: Digest) -> bool:
         try:
             await self.layer_size(digest)
-        except RegistryError:
+        except BlobUnknown:
             return False
         return True
 
     async def link_layer(self, digest: Digest) -> None:
-        """Link a stored blob; ``BLOB_UNKNOWN`` if a garbage collection took it meanwhile.
+        """Link a stored blob; :class:`BlobUnknown` if a garbage collection took it meanwhile.
 
         The link is written even when it is there, so its time says when the blob was
         last linked (the collector's grace period), and the blob is looked at after it
@@ -89,11 +88,11 @@ class Repository:
         """
         await self.driver.put_content(paths.layer_link(self.name, digest), str(digest).encode())
         if not await self.blobs.exists(digest):
-            raise RegistryError(errors.BLOB_UNKNOWN, "the blob was garbage collected meanwhile: push it again", detail={"digest": str(digest)})
+            raise BlobUnknown("the blob was garbage collected meanwhile: push it again", detail={"digest": str(digest)})
 
     async def unlink_layer(self, digest: Digest) -> None:
         if not await self._has_link(paths.layer_link(self.name, digest), digest):
-            raise RegistryError(errors.BLOB_UNKNOWN, detail={"digest": str(digest)})
+            raise BlobUnknown(detail={"digest": str(digest)})
         async with self.cache.changing(layer_key(self.name, digest)):
             await self.driver.delete(paths.layer_link(self.name, digest).removesuffix("/link"))
 
@@ -106,7 +105,7 @@ class Repository:
             return parse_digest(cached)
         digest = await self._read_link(paths.tag_current_link(self.name, tag))
         if digest is None:
-            raise RegistryError(errors.MANIFEST_UNKNOWN, f"unknown tag {tag!r}", detail={"tag": tag})
+            raise ManifestUnknown(f"unknown tag {tag!r}", detail={"tag": tag})
         await self.cache.fill(key, str(digest))
         return digest
 
@@ -115,23 +114,22 @@ class Repository:
 
     async def get_manifest(self, digest: Digest) -> bytes:
         if not await self.has_manifest(digest):
-            raise RegistryError(errors.MANIFEST_UNKNOWN, detail={"digest": str(digest)})
+            raise ManifestUnknown(detail={"digest": str(digest)})
         try:
             return await self.blobs.get(digest)
-        except RegistryError:
-            raise RegistryError(errors.MANIFEST_UNKNOWN, detail={"digest": str(digest)}) from None
+        except BlobUnknown:
+            raise ManifestUnknown(detail={"digest": str(digest)}) from None
 
     async def check_references(self, manifest: Manifest) -> None:
         """Every blob and child manifest a pushed manifest names must be here."""
 
         async def check_blob(descriptor: Descriptor) -> None:
             if not descriptor.is_foreign and not await self.has_layer(descriptor.digest):
-                raise RegistryError(errors.MANIFEST_BLOB_UNKNOWN, detail={"digest": str(descriptor.digest)})
+                raise ManifestBlobUnknown(detail={"digest": str(descriptor.digest)})
 
         async def check_child(descriptor: Descriptor) -> None:
             if not await self.has_manifest(descriptor.digest):
-                raise RegistryError(
-                    errors.MANIFEST_BLOB_UNKNOWN,
+                raise ManifestBlobUnknown(
                     "the index names a manifest that is not in the repository",
                     detail={"digest": str(descriptor.digest)},
                 )
@@ -204,7 +202,7 @@ class Repository:
 
     async def _check_linked(self, content: bytes, manifest: Manifest, digest: Digest) -> None:
         """After linking: link again and store again what a collection set aside since,
-        then check the references (``MANIFEST_BLOB_UNKNOWN`` if one was collected)."""
+        then check the references (:class:`ManifestBlobUnknown` if one was collected)."""
         if not await self.has_manifest(digest):
             await self._link_manifest(manifest, digest)
         await self.blobs.put(content, digest)
@@ -237,7 +235,7 @@ class Repository:
 
     async def untag(self, tag: str) -> None:
         if await self._read_link(paths.tag_current_link(self.name, tag)) is None:
-            raise RegistryError(errors.MANIFEST_UNKNOWN, f"unknown tag {tag!r}", detail={"tag": tag})
+            raise ManifestUnknown(f"unknown tag {tag!r}", detail={"tag": tag})
         async with self.cache.changing(tag_key(self.name, tag)):
             await self.driver.delete(paths.tag(self.name, tag))
 
@@ -321,7 +319,7 @@ class Repository:
                     continue
                 try:
                     content = await self.blobs.get(digest)
-                except RegistryError:
+                except BlobUnknown:
                     continue
                 found.append(manifests.referrer_descriptor(content, digest))
         return sorted(found, key=lambda descriptor: str(descriptor.digest))

@@ -21,8 +21,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 
-from dockyard.api import errors
-from dockyard.api.errors import RegistryError
+from dockyard.errors import DigestMismatch, UploadOffsetInvalid, UploadUnknown
 from dockyard.reference import Digest
 from dockyard.storage import paths
 from dockyard.storage.blobs import BlobStore
@@ -47,11 +46,11 @@ class UploadStore:
         return upload_id
 
     async def size(self, name: str, upload_id: str) -> int:
-        """Bytes received so far; ``BLOB_UPLOAD_UNKNOWN`` when there is no such upload."""
+        """Bytes received so far; :class:`UploadUnknown` when there is no such upload."""
         try:
             await self.driver.stat(paths.upload_started_at(name, upload_id))
         except PathNotFound:
-            raise RegistryError(errors.BLOB_UPLOAD_UNKNOWN, detail={"upload": upload_id}) from None
+            raise UploadUnknown(detail={"upload": upload_id}) from None
         try:
             return (await self.driver.stat(paths.upload_data(name, upload_id))).size
         except PathNotFound:
@@ -65,7 +64,7 @@ class UploadStore:
             async with shared, self.driver.lock(paths.upload_started_at(name, upload_id)):
                 yield
         except PathNotFound:  # gone before or while the lock was awaited: finished or cancelled
-            raise RegistryError(errors.BLOB_UPLOAD_UNKNOWN, detail={"upload": upload_id}) from None
+            raise UploadUnknown(detail={"upload": upload_id}) from None
 
     async def append(
         self,
@@ -121,8 +120,7 @@ class UploadStore:
                 actual = await self._digest_of(data_path, size, digest.algorithm)
             if actual != digest:
                 await self._forget(name, upload_id)
-                raise RegistryError(
-                    errors.DIGEST_INVALID,
+                raise DigestMismatch(
                     "the uploaded content does not match the digest",
                     detail={"expected": str(digest), "actual": str(actual)},
                 )
@@ -131,14 +129,10 @@ class UploadStore:
             return size
 
     async def _size_at(self, name: str, upload_id: str, start: int | None) -> int:
-        """The upload's size, which a chunk's ``start`` (if given) must equal; ``RANGE_INVALID`` otherwise."""
+        """The upload's size, which a chunk's ``start`` (if given) must equal; :class:`UploadOffsetInvalid` otherwise."""
         size = await self.size(name, upload_id)
         if start is not None and start != size:
-            raise RegistryError(
-                errors.RANGE_INVALID,
-                f"chunk starts at {start} but the upload holds {size} bytes",
-                headers=range_header(name, upload_id, size),
-            )
+            raise UploadOffsetInvalid(name, upload_id, size, f"chunk starts at {start} but the upload holds {size} bytes")
         return size
 
     async def cancel(self, name: str, upload_id: str) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from dockyard.api.errors import RegistryError
 from dockyard.concurrency import gather_bounded
+from dockyard.errors import DigestInvalid, ManifestInvalid, ManifestUnknown
 from dockyard.reference import DIGEST_ALGORITHMS, Digest, parse_digest
 from dockyard.storage import paths
 from dockyard.storage.driver import PathNotFound
@@ -46,7 +46,7 @@ async def _mtime(repository: Repository, tag: str) -> float | None:
 async def _resolve(repository: Repository, tag: str) -> Digest | None:
     try:
         return await repository.resolve_tag(tag)
-    except RegistryError:
+    except ManifestUnknown:
         return None  # untagged since it was listed
 
 
@@ -59,7 +59,7 @@ async def revisions(repository: Repository) -> list[Digest]:
         for encoded in names:
             try:
                 found.append(parse_digest(f"{directories[directory]}:{encoded}"))
-            except RegistryError:
+            except DigestInvalid:
                 continue  # not a revision directory
     return found
 
@@ -75,7 +75,7 @@ class Browser:
             return None
         try:
             return await self.summaries.manifest(repository, digest)
-        except RegistryError:
+        except (ManifestUnknown, ManifestInvalid):
             return None  # deleted meanwhile, or unreadable: shown as unknown
 
     async def size(self, repository: Repository, summary: Summary | None) -> int | None:

@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from dockyard import manifest as manifests
-from dockyard.api import errors
-from dockyard.api.errors import RegistryError
 from dockyard.concurrency import gather_bounded
+from dockyard.errors import BlobUnknown, DigestInvalid, ManifestInvalid, ManifestUnknown
 from dockyard.reference import Digest, parse_digest
 from dockyard.storage.repository import Repository
 from dockyard.ui.format import parse_time, platform_name
@@ -87,8 +86,8 @@ def summarize(content: bytes, digest: str) -> Summary:
     media_type = manifests.stored_media_type(content)
     try:
         parsed = manifests.parse(content, media_type)
-    except RegistryError as error:
-        raise ValueError(error.message) from None
+    except ManifestInvalid as error:
+        raise ValueError(str(error)) from None
     common: dict[str, Any] = {
         "digest": digest,
         "media_type": media_type,
@@ -237,14 +236,15 @@ class Summaries:
         self._configs = LruCache(capacity // 10 or 1)
 
     async def manifest(self, repository: Repository, digest: Digest) -> Summary:
-        """``digest``'s summary; the caller knows ``repository`` holds it. ``RegistryError`` if unreadable."""
+        """``digest``'s summary; the caller knows ``repository`` holds it. :class:`ManifestUnknown` if it
+        was deleted meanwhile, :class:`ManifestInvalid` if unreadable."""
 
         async def load() -> Summary:
             content = await repository.get_manifest(digest)
             try:
                 return summarize(content, str(digest))
             except ValueError as error:
-                raise RegistryError(errors.MANIFEST_INVALID, f"stored manifest {digest} is unreadable: {error}") from None
+                raise ManifestInvalid(f"stored manifest {digest} is unreadable: {error}") from None
 
         return await self._manifests.get(str(digest), load)
 
@@ -262,7 +262,7 @@ class Summaries:
     async def _child(self, repository: Repository, digest: str) -> Summary | None:
         try:
             return await self.manifest(repository, parse_digest(digest))
-        except RegistryError:
+        except (DigestInvalid, ManifestUnknown, ManifestInvalid):
             return None  # a child missing from the repository counts for nothing
 
     async def config(self, repository: Repository, summary: Summary) -> ImageConfig | None:
@@ -277,7 +277,7 @@ class Summaries:
         async def load() -> object:
             try:
                 return json.loads(await repository.blobs.get(digest))
-            except (RegistryError, ValueError, RecursionError):
+            except (BlobUnknown, ValueError, RecursionError):
                 return None
 
         document = await self._configs.get(config.digest, load)

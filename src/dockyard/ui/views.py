@@ -12,13 +12,15 @@ import jinja2
 from aiohttp import web
 
 from dockyard.api import errors
-from dockyard.api import manifests as manifest_api
-from dockyard.api.context import ACCESS_KEY, REGISTRY_KEY, RequestContext
-from dockyard.api.errors import RegistryError
+from dockyard.api.context import ACCESS_KEY
 from dockyard.api.forwarding import path_prefix, public_base_url
-from dockyard.auth.access import AccessController, Authenticator, Identity
+from dockyard.api.access import AccessController
+from dockyard.auth.access import Authenticator, Identity
+from dockyard.app_keys import REGISTRY_KEY
 from dockyard.auth.binding import CredentialBinding
 from dockyard.concurrency import gather_bounded
+from dockyard.deletes import delete_reference
+from dockyard.errors import DockyardError, TooManyFailedLogins
 from dockyard.logs import USER_KEY, audit
 from dockyard.reference import check_name, check_tag, is_digest, parse_digest
 from dockyard.storage import catalog
@@ -184,7 +186,9 @@ def page(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamRespon
             if refused.status in (401, 403) and who.user is None and _can_sign_in(request):
                 return _to_sign_in(request, who)
             return render(request, who, "error.html", status=refused.status, title="Error", message=refused.message)
-        except RegistryError as error:
+        except DockyardError as failure:
+            # The status and message the API would answer.
+            error = errors.from_domain(failure)
             return render(request, who, "error.html", status=error.status, title="Error", message=error.message)
 
     return serve
@@ -345,9 +349,7 @@ async def delete(request: web.Request, who: Visitor) -> web.StreamResponse:
         raise Refused(405, "Only deletes are posted here.")
     _may_pull(who, name)
     _refuse_delete(request, who, name)
-    registry = request.app[REGISTRY_KEY]
-    # The API's own handler: the same checks of the reference, the same audit record.
-    await manifest_api.delete(RequestContext(request, registry, who.identity, name, {"reference": reference}))
+    await delete_reference(request.app[REGISTRY_KEY], name, reference, who.user, request)
     return _redirect(request, _path(f"/ui/r/{quote(name)}", deleted=reference))
 
 
@@ -393,9 +395,7 @@ async def login(request: web.Request, who: Visitor) -> web.StreamResponse:
     credential = _binding(request.app[UI_KEY], authenticator).stamp(user)
     try:
         accepted = bool(user) and await authenticator.check(request, user, password)
-    except RegistryError as error:
-        if error.error is not errors.TOO_MANY_REQUESTS:
-            raise
+    except TooManyFailedLogins:
         return render(request, who, "login.html", status=429, section="sign-in", title="Sign in", next=next_url, user_name=user,
                       error="Too many failed sign-ins: wait a minute and try again.")
     if not accepted:

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from dockyard.auth import policy as policies
-from dockyard.auth.access import AccessController, Authenticator
+from dockyard.api.access import AccessController
+from dockyard.api.token import TokenService
+from dockyard.auth.access import Authenticator
 from dockyard.auth.binding import CredentialBinding
 from dockyard.auth.htpasswd import Htpasswd
 from dockyard.auth.limiter import FailureLimiter
-from dockyard.auth.token_service import TokenService
 from dockyard.auth.tokens import TokenIssuer, TokenVerifier, load_or_create_signing_key
 from dockyard.config import Settings
 from dockyard.secrets import token_signing_key

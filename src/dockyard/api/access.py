@@ -1,0 +1,127 @@
+"""Deciding, for each API request, who is asking and whether they may.
+
+Three modes: open (no authentication configured: everyone may do everything the
+policy allows, or everything without a policy), basic (htpasswd credentials on every
+request) and token (a Bearer token from the built-in token service or an external one).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from dockyard.api import errors
+from dockyard.api.errors import RegistryError
+from dockyard.api.forwarding import path_prefix, public_base_url
+from dockyard.auth import scopes
+from dockyard.auth.access import ANONYMOUS, Authenticator, Identity, client_address, parse_basic
+from dockyard.auth.binding import CredentialBinding
+from dockyard.auth.policy import OPEN_TO_USERS, Policy
+from dockyard.auth.scopes import Scope
+from dockyard.auth.tokens import InvalidToken, TokenVerifier
+
+log = logging.getLogger("dockyard.auth")
+
+TOKEN_PATH = "/auth/token"
+
+
+def needed_scopes(route: str, method: str, name: str) -> list[Scope]:
+    if route == "base":
+        return []
+    if route == "catalog":
+        return [scopes.CATALOG]
+    if method in ("GET", "HEAD"):
+        return [scopes.repository(name, "pull")]
+    if method == "DELETE":
+        return [scopes.repository(name, "delete")]
+    return [scopes.repository(name, "pull", "push")]
+
+
+class AccessController:
+    def __init__(
+        self,
+        policy: Policy | None = None,
+        authenticator: Authenticator | None = None,
+        verifier: TokenVerifier | None = None,
+        realm: str = "Dockyard",
+        token_realm: str | None = None,
+        binding: CredentialBinding | None = None,
+    ) -> None:
+        """``binding``: the built-in token service's, whose users' tokens must still match the htpasswd file."""
+        self.policy = policy if policy is not None else (OPEN_TO_USERS if authenticator or verifier else None)
+        self.authenticator = authenticator
+        self.verifier = verifier
+        self.realm = realm
+        self.token_realm = token_realm
+        self.binding = binding
+
+    @property
+    def mode(self) -> str:
+        return "token" if self.verifier else "basic" if self.authenticator else "open"
+
+    def _realm_url(self, request: web.Request) -> str:
+        if self.token_realm:
+            return self.token_realm
+        # As the client reached us: behind a proxy, its scheme, host and port (see api/forwarding.py).
+        return f"{public_base_url(request)}{path_prefix(request)}{TOKEN_PATH}"
+
+    def _challenge(self, request: web.Request, needed: list[Scope], error: str | None = None) -> dict[str, str]:
+        if self.verifier is None:
+            return {"WWW-Authenticate": f'Basic realm="{self.realm}"'}
+        parts = [f'realm="{self._realm_url(request)}"', f'service="{self.verifier.service}"']
+        if needed:
+            parts.append(f'scope="{" ".join(map(str, needed))}"')
+        if error:
+            parts.append(f'error="{error}"')
+        return {"WWW-Authenticate": "Bearer " + ",".join(parts)}
+
+    def _unauthorized(self, request: web.Request, needed: list[Scope], error: str | None = None, message: str = "authentication required") -> RegistryError:
+        detail = [scope.claim() for scope in needed] or None
+        return RegistryError(errors.UNAUTHORIZED, message, detail=detail, headers=self._challenge(request, needed, error))
+
+    async def identify(self, request: web.Request, needed: list[Scope]) -> Identity:
+        """Who is asking; raises 401, 403 or 429 when they may not do what ``needed`` says."""
+        header = request.headers.get("Authorization", "")
+        if self.verifier is not None:
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise self._unauthorized(request, needed)
+            try:
+                grant = self.verifier.verify(token.strip())
+            except InvalidToken as error:
+                log.info("refused a token from %s: %s", client_address(request), error)
+                raise self._unauthorized(request, needed, "invalid_token", "invalid or expired token") from None
+            if grant.subject and self.binding is not None and not self.binding.holds(grant.subject, grant.credential):
+                log.info("refused a token of %r from %s: the user was removed or their password changed", grant.subject, client_address(request))
+                raise self._unauthorized(request, needed, "invalid_token", "the token's user was removed or their password changed")
+            identity = Identity(grant.subject or None, self.policy, grant.access)
+            if not self._permits(identity, needed):
+                raise self._unauthorized(request, needed, "insufficient_scope", "the token does not grant this access")
+            return identity
+
+        user = None
+        if header and self.authenticator is not None:
+            credentials = parse_basic(header)
+            if credentials is None or (credentials != ANONYMOUS and not await self.authenticator.check(request, *credentials)):
+                raise self._unauthorized(request, needed, message="wrong user name or password")
+            user = credentials[0] or None
+        if user is None and self.authenticator is not None and not needed:
+            # /v2/ must ask for credentials: ``docker login`` takes a 200 here as success.
+            raise self._unauthorized(request, needed)
+        identity = Identity(user, self.policy)
+        if self._permits(identity, needed):
+            return identity
+        if user is None and self.authenticator is not None:
+            raise self._unauthorized(request, needed)
+        raise RegistryError(errors.DENIED, detail=[scope.claim() for scope in needed])
+
+    @staticmethod
+    def _permits(identity: Identity, needed: list[Scope]) -> bool:
+        for scope in needed:
+            if scope == scopes.CATALOG:
+                if not identity.may_list_catalog():
+                    return False
+            elif not scope.actions <= identity.allowed(scope.name):
+                return False
+        return True

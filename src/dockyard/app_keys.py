@@ -1,0 +1,13 @@
+"""What the registry's aiohttp application and its requests carry, for the HTTP layer and
+for what runs beside it (scheduled maintenance, the debug server, metrics)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from dockyard.storage.registry import Registry
+
+REGISTRY_KEY = web.AppKey("registry", Registry)
+
+# The name of the registry route a request matched (``manifest``, ``blob``...), for metrics.
+ROUTE_KEY = web.RequestKey("dockyard_route", str)

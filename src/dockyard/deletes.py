@@ -1,0 +1,36 @@
+"""Deleting a tag or a manifest, wherever it is asked for (the API, the web page): the
+same checks of the reference, the same change, the same audit record."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from dockyard.errors import ManifestUnknown
+from dockyard.logs import audit
+from dockyard.reference import Digest, check_tag, is_digest, parse_digest
+from dockyard.storage.registry import Registry
+from dockyard.storage.repository import Repository
+
+
+async def delete_reference(registry: Registry, name: str, reference: str, user: str | None, request: web.BaseRequest | None) -> None:
+    """Untag ``reference`` (a tag), or delete the manifest (a digest) with every tag naming it;
+    ``request`` is the client's, for the audit record."""
+    registry.require_deletes()
+    repository = registry.repository(name)
+    if is_digest(reference):
+        digest = parse_digest(reference)
+        await repository.delete_manifest(digest)
+        audit("delete_manifest", request, repository=name, digest=digest, user=user)
+        return
+    tag = check_tag(reference)
+    previous = await _tagged(repository, tag)
+    await repository.untag(tag)
+    audit("delete_tag", request, repository=name, tag=tag, digest=previous, user=user)
+
+
+async def _tagged(repository: Repository, tag: str) -> Digest | None:
+    """What ``tag`` points to now, for the audit record (``None``: nothing)."""
+    try:
+        return await repository.resolve_tag(tag)
+    except ManifestUnknown:
+        return None
