@@ -70,6 +70,11 @@ def _builders() -> dict[str, Callable[..., str]]:
     }
 
 
+def _built(function: Callable[..., str]) -> str:
+    """What a builder answers for the sample arguments, each chosen by its parameter's name."""
+    return function(*(ARGUMENTS[parameter] for parameter in inspect.signature(function).parameters))
+
+
 def test_the_tree_is_read_whole() -> None:
     documented = _documented_tree()
     # A line of each part: blobs, a repository's, Dockyard's own.
@@ -80,9 +85,7 @@ def test_the_tree_is_read_whole() -> None:
 
 @pytest.mark.parametrize("name", sorted(_builders()))
 def test_each_builder_names_a_documented_path(name: str) -> None:
-    function = _builders()[name]
-    arguments = [ARGUMENTS[parameter] for parameter in inspect.signature(function).parameters]
-    assert function(*arguments) in _documented_tree()
+    assert _built(_builders()[name]) in _documented_tree()
 
 
 def _constants() -> dict[str, str]:
@@ -101,9 +104,7 @@ def test_every_documented_file_has_a_builder() -> None:
     """Each leaf of the tree (a file, not a folder) is what some builder answers."""
     documented = _documented_tree()
     leaves = {path for path in documented if not any(other.startswith(f"{path}/") for other in documented)}
-    built = set(_constants().values())
-    for function in _builders().values():
-        built.add(function(*(ARGUMENTS[parameter] for parameter in inspect.signature(function).parameters)))
+    built = set(_constants().values()) | {_built(function) for function in _builders().values()}
     assert leaves - built == set()
 
 
