@@ -386,7 +386,7 @@ class Collector:
             await self.registry.blobs.put_back(digest, paths.condemned_blob(digest))
         reader = ManifestReader(self.driver)
         for name in await _condemned_repositories(self.driver):
-            for digest in await inventory.digests_under(self.driver, f"{paths.CONDEMNED_MANIFESTS}/{name}"):
+            for digest in await inventory.digests_under(self.driver, paths.condemned_manifests(name)):
                 found = await reader.references(digest)
                 await self.registry.repository(name).put_back_manifest(digest, found.subject if found else None)
 
@@ -405,14 +405,14 @@ async def _condemned_repositories(driver: StorageDriver) -> list[str]:
     found: list[str] = []
     pending = [""]
     while pending:
-        prefix = pending.pop()
-        directory = f"{paths.CONDEMNED_MANIFESTS}{prefix}"
+        name = pending.pop()
+        directory = paths.condemned_manifests(name) if name else paths.CONDEMNED_MANIFESTS
         for child in (await driver.list_sorted([directory])).get(directory, []):
-            children = (await driver.list_sorted([f"{directory}/{child}"])).get(f"{directory}/{child}", [])
-            if any(inventory.digest_from(child, name) for name in children):
-                found.append(prefix.lstrip("/"))
+            below = paths.algorithm_folder(directory, child)  # if ``child`` is an algorithm; else a name's component
+            if any(inventory.digest_from(child, entry) for entry in (await driver.list_sorted([below])).get(below, [])):
+                found.append(name)
             else:
-                pending.append(f"{prefix}/{child}")
+                pending.append(f"{name}/{child}" if name else child)
     return sorted(set(found))
 
 

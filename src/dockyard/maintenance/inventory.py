@@ -52,11 +52,14 @@ async def digests_under(driver: StorageDriver, directory: str) -> list[Digest]:
 async def digests_under_each(driver: StorageDriver, directories: Sequence[str]) -> dict[str, list[Digest]]:
     """:func:`digests_under` for many directories, each level listed in one call."""
     top = await driver.list_sorted(directories)
-    subdirectories = [f"{directory}/{algorithm}" for directory in directories for algorithm in top.get(directory, [])]
-    listings = await driver.list_sorted(subdirectories)
+    subdirectories = {
+        paths.algorithm_folder(directory, algorithm): (directory, algorithm)
+        for directory in directories for algorithm in top.get(directory, [])
+    }
+    listings = await driver.list_sorted(list(subdirectories))
     found: dict[str, list[Digest]] = {directory: [] for directory in directories}
     for path, names in listings.items():
-        directory, algorithm = path.rsplit("/", 1)
+        directory, algorithm = subdirectories[path]
         found[directory].extend(digest for name in names if (digest := digest_from(algorithm, name)) is not None)
     return found
 
@@ -84,8 +87,8 @@ async def read_repositories(driver: StorageDriver, names: Sequence[str]) -> list
     filesystem, concurrent requests on S3), and every link file is read by a few
     workers, rather than a call and a task per repository and file.
     """
-    revisions = {name: f"{paths.manifests(name)}/revisions" for name in names}
-    subjects = {name: f"{paths.manifests(name)}/referrers" for name in names}
+    revisions = {name: paths.revisions(name) for name in names}
+    subjects = {name: paths.subjects(name) for name in names}
     tags = await driver.list_sorted([paths.tags(name) for name in names])
     listed = await digests_under_each(driver, [*revisions.values(), *subjects.values(), *map(paths.layers, names)])
     referrers = await digests_under_each(
@@ -159,12 +162,14 @@ class BlobInfo:
 async def blob_digests(driver: StorageDriver) -> list[Digest]:
     """Every ``blobs/<alg>/<xx>/<hex>`` directory, whether or not it still holds data."""
     algorithms = (await driver.list_sorted([paths.BLOBS])).get(paths.BLOBS, [])
-    prefixes = await driver.list_sorted([f"{paths.BLOBS}/{algorithm}" for algorithm in algorithms])
-    directories = [f"{path}/{prefix}" for path, names in prefixes.items() for prefix in names]
+    listed = await driver.list_sorted([paths.algorithm_folder(paths.BLOBS, algorithm) for algorithm in algorithms])
+    shards = {
+        paths.blob_shard(algorithm, shard): algorithm
+        for algorithm in algorithms for shard in listed.get(paths.algorithm_folder(paths.BLOBS, algorithm), [])
+    }
     found: list[Digest] = []
-    for path, names in (await driver.list_sorted(directories)).items():
-        algorithm = path.split("/")[-2]
-        found.extend(digest for name in names if (digest := digest_from(algorithm, name)) is not None)
+    for path, names in (await driver.list_sorted(list(shards))).items():
+        found.extend(digest for name in names if (digest := digest_from(shards[path], name)) is not None)
     return found
 
 

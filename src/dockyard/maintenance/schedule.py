@@ -35,7 +35,7 @@ class Schedule:
 
 
 async def _when_due(driver: StorageDriver, job: str, interval: float, work: Callable[[], Awaitable[None]]) -> None:
-    stamp = f"{paths.MAINTENANCE}/schedule/{job}"
+    stamp = paths.schedule_stamp(job)
     try:
         await driver.stat(stamp)
     except PathNotFound:

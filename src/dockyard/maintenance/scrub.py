@@ -154,14 +154,14 @@ class Scrubber:
                 await dangling("dangling tag", f"{name}:{tag} -> {digest}", functools.partial(repository.untag, tag))
         for digest in sorted(links.revisions, key=str):
             if digest not in stored:
-                await dangling("dangling revision", f"{name}@{digest}", functools.partial(self.driver.delete, paths.revision_link(name, digest).removesuffix("/link")))
+                await dangling("dangling revision", f"{name}@{digest}", functools.partial(self.driver.delete, paths.revision_dir(name, digest)))
         missing = await self._check_kept(links, stored, report)
         for digest in sorted(links.layers - missing, key=str):
             if digest not in stored:
                 await dangling(STALE_LAYER_LINK, f"{name} -> {digest}", functools.partial(self._unlink_layer, name, digest))
         for subject, found in sorted(links.referrers.items(), key=lambda item: str(item[0])):
             for digest in sorted(found - links.revisions, key=str):
-                path = paths.referrer_link(name, subject, digest).removesuffix("/link")
+                path = paths.referrer_dir(name, subject, digest)
                 await dangling("dangling referrer link", f"{name}: {digest} refers to {subject}", functools.partial(self.driver.delete, path))
         references = await self.reader.references_of(sorted(links.revisions & stored, key=str))
         for digest, read in references.items():
@@ -195,7 +195,7 @@ class Scrubber:
         await repository.link_referrer(subject, digest)
         # Deleted meanwhile: no link left naming it.
         if not await repository.has_manifest(digest):
-            await self.driver.delete(paths.referrer_link(name, subject, digest).removesuffix("/link"))
+            await self.driver.delete(paths.referrer_dir(name, subject, digest))
 
     async def _unlink_layer(self, name: str, digest: Digest) -> None:
         repository = self.registry.repository(name)

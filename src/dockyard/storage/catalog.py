@@ -23,12 +23,12 @@ from collections.abc import Callable
 from dockyard.storage import paths
 from dockyard.storage.driver import StorageDriver
 
-_HIDDEN = ("_", ".")
+_HIDDEN = (paths.RESERVED_PREFIX, ".")
 
 
 def _is_repository(children: list[str]) -> bool:
-    at = bisect.bisect_left(children, "_")
-    return at < len(children) and children[at].startswith("_")
+    at = bisect.bisect_left(children, paths.RESERVED_PREFIX)
+    return at < len(children) and children[at].startswith(paths.RESERVED_PREFIX)
 
 
 def _kept_children(children: list[str], rest: str) -> tuple[list[str], int]:
@@ -73,7 +73,7 @@ async def walk(
 
     pending = [""]  # repositories/ itself
     while pending:
-        directories = {f"{paths.REPOSITORIES}/{name}".rstrip("/"): name for name in pending}
+        directories = {paths.repository(name) if name else paths.REPOSITORIES: name for name in pending}
         listings = await driver.list_sorted(list(directories))
         for directory, name in directories.items():
             children = listings.get(directory)

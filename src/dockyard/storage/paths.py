@@ -1,11 +1,13 @@
 """The whole storage layout, in one place: registry:2's, so either can serve the other's data.
 
-::
+Every storage path is built here, directories and stamps included; nothing else joins or
+splits layout strings. ``tests/storage/test_paths.py`` holds each function to this tree
+(every line's folders are part of it too)::
 
     /docker/registry/v2/
         blobs/<alg>/<hex[:2]>/<hex>/data                         content, shared by every repository
         blobs/<alg>/<hex[:2]>/<hex>/.data.<32 hex>.tmp           a write of data killed before its rename
-        repositories/<name>/
+        repositories/<name>/                                     a name's components are nested folders
             _layers/<alg>/<hex>/link                             blob pushed to (or mounted in) <name>
             _manifests/revisions/<alg>/<hex>/link                manifest in <name>
             _manifests/tags/<tag>/current/link                   what <tag> points to now
@@ -18,11 +20,13 @@
         gc/lock                                                  held by the one collector that runs
         gc/condemned/blobs/<alg>/<hex>                           blob data a running collection set aside
         gc/condemned/manifests/<name>/<alg>/<hex>/link           revision link a running collection set aside
-        pushing/<32 hex>                                         a manifest push in progress: "<name>\n<alg>:<hex>"
+        pushing/<32 hex>                                         a manifest push in progress: "<name>\\n<alg>:<hex>"
         quarantine/<alg>/<hex>                                   corrupt blob data that scrub --repair moved away
+        schedule/<job>                                           when the server last ran <job> (a Unix time)
 
-A link file holds ``<alg>:<hex>`` with no newline. Every argument here has been
-validated by :mod:`dockyard.reference` before a path is built from it.
+A link file holds ``<alg>:<hex>`` with no newline; removing a link removes its folder, as
+registry:2 does. Every argument here has been validated by :mod:`dockyard.reference`
+before a path is built from it.
 """
 
 from __future__ import annotations
@@ -39,48 +43,79 @@ CONDEMNED_BLOBS = f"{MAINTENANCE}/gc/condemned/blobs"
 CONDEMNED_MANIFESTS = f"{MAINTENANCE}/gc/condemned/manifests"
 QUARANTINE = f"{MAINTENANCE}/quarantine"
 PUSH_INTENTS = f"{MAINTENANCE}/pushing"
+SCHEDULE = f"{MAINTENANCE}/schedule"
+
+RESERVED_PREFIX = "_"
+"""What a repository's own folders (``_layers``, ``_manifests``, ``_uploads``) begin with:
+no name component does, so a folder holding such an entry is a repository's."""
+
+
+def _link(folder: str) -> str:
+    return f"{folder}/link"
+
+
+def algorithm_folder(folder: str, algorithm: str) -> str:
+    """The ``<alg>`` level of a folder of digests (``<folder>/<alg>/<hex>``)."""
+    return f"{folder}/{algorithm}"
+
+
+def _digest_folder(folder: str, digest: Digest) -> str:
+    return f"{algorithm_folder(folder, digest.algorithm)}/{digest.hex}"
+
+
+def blob_shard(algorithm: str, shard: str) -> str:
+    """The blobs whose hex begins with ``shard`` (its first two characters)."""
+    return f"{algorithm_folder(BLOBS, algorithm)}/{shard}"
 
 
 def blob_dir(digest: Digest) -> str:
-    return f"{BLOBS}/{digest.algorithm}/{digest.hex[:2]}/{digest.hex}"
+    return f"{blob_shard(digest.algorithm, digest.hex[:2])}/{digest.hex}"
 
 
 def blob_data(digest: Digest) -> str:
     return f"{blob_dir(digest)}/data"
 
 
-def blob_entry(digest: Digest, name: str) -> str:
+def blob_entry(digest: Digest, entry: str) -> str:
     """A file listed in the blob's folder (its data, or a temporary one)."""
-    return f"{blob_dir(digest)}/{name}"
+    return f"{blob_dir(digest)}/{entry}"
 
 
-def is_temporary(name: str) -> bool:
+def is_temporary(entry: str) -> bool:
     """Whether a file name is a write's temporary one (:func:`dockyard.atomic.write_file`)."""
-    return TEMPORARY_NAME.fullmatch(name) is not None
+    return TEMPORARY_NAME.fullmatch(entry) is not None
 
 
 def repository(name: str) -> str:
     return f"{REPOSITORIES}/{name}"
 
 
-def layer_link(name: str, digest: Digest) -> str:
-    return f"{layers(name)}/{digest.algorithm}/{digest.hex}/link"
-
-
 def layers(name: str) -> str:
     return f"{repository(name)}/_layers"
+
+
+def layer_dir(name: str, digest: Digest) -> str:
+    return _digest_folder(layers(name), digest)
+
+
+def layer_link(name: str, digest: Digest) -> str:
+    return _link(layer_dir(name, digest))
 
 
 def manifests(name: str) -> str:
     return f"{repository(name)}/_manifests"
 
 
-def revisions(name: str, algorithm: str) -> str:
-    return f"{manifests(name)}/revisions/{algorithm}"
+def revisions(name: str) -> str:
+    return f"{manifests(name)}/revisions"
+
+
+def revision_dir(name: str, digest: Digest) -> str:
+    return _digest_folder(revisions(name), digest)
 
 
 def revision_link(name: str, digest: Digest) -> str:
-    return f"{revisions(name, digest.algorithm)}/{digest.hex}/link"
+    return _link(revision_dir(name, digest))
 
 
 def tags(name: str) -> str:
@@ -92,23 +127,36 @@ def tag(name: str, tag_name: str) -> str:
 
 
 def tag_current_link(name: str, tag_name: str) -> str:
-    return f"{tag(name, tag_name)}/current/link"
+    return _link(f"{tag(name, tag_name)}/current")
 
 
-def tag_index(name: str, tag_name: str, algorithm: str) -> str:
-    return f"{tag(name, tag_name)}/index/{algorithm}"
+def tag_index(name: str, tag_name: str) -> str:
+    return f"{tag(name, tag_name)}/index"
+
+
+def tag_index_dir(name: str, tag_name: str, digest: Digest) -> str:
+    return _digest_folder(tag_index(name, tag_name), digest)
 
 
 def tag_index_link(name: str, tag_name: str, digest: Digest) -> str:
-    return f"{tag_index(name, tag_name, digest.algorithm)}/{digest.hex}/link"
+    return _link(tag_index_dir(name, tag_name, digest))
+
+
+def subjects(name: str) -> str:
+    """The manifests that some manifest of ``name`` names as its subject."""
+    return f"{manifests(name)}/referrers"
 
 
 def referrers(name: str, subject: Digest) -> str:
-    return f"{manifests(name)}/referrers/{subject.algorithm}/{subject.hex}"
+    return _digest_folder(subjects(name), subject)
+
+
+def referrer_dir(name: str, subject: Digest, referrer: Digest) -> str:
+    return _digest_folder(referrers(name, subject), referrer)
 
 
 def referrer_link(name: str, subject: Digest, referrer: Digest) -> str:
-    return f"{referrers(name, subject)}/{referrer.algorithm}/{referrer.hex}/link"
+    return _link(referrer_dir(name, subject, referrer))
 
 
 def uploads(name: str) -> str:
@@ -128,11 +176,19 @@ def upload_started_at(name: str, upload_id: str) -> str:
 
 
 def condemned_blob(digest: Digest) -> str:
-    return f"{CONDEMNED_BLOBS}/{digest.algorithm}/{digest.hex}"
+    return _digest_folder(CONDEMNED_BLOBS, digest)
 
 
-def condemned_revision(name: str, digest: Digest) -> str:
-    return f"{CONDEMNED_MANIFESTS}/{name}/{digest.algorithm}/{digest.hex}/link"
+def condemned_manifests(name: str) -> str:
+    return f"{CONDEMNED_MANIFESTS}/{name}"
+
+
+def condemned_revision_dir(name: str, digest: Digest) -> str:
+    return _digest_folder(condemned_manifests(name), digest)
+
+
+def condemned_revision_link(name: str, digest: Digest) -> str:
+    return _link(condemned_revision_dir(name, digest))
 
 
 def push_intent(intent_id: str) -> str:
@@ -140,4 +196,8 @@ def push_intent(intent_id: str) -> str:
 
 
 def quarantined_blob(digest: Digest) -> str:
-    return f"{QUARANTINE}/{digest.algorithm}/{digest.hex}"
+    return _digest_folder(QUARANTINE, digest)
+
+
+def schedule_stamp(job: str) -> str:
+    return f"{SCHEDULE}/{job}"

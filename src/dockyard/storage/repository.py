@@ -94,7 +94,7 @@ class Repository:
         if not await self._has_link(paths.layer_link(self.name, digest), digest):
             raise BlobUnknown(detail={"digest": str(digest)})
         async with self.cache.changing(layer_key(self.name, digest)):
-            await self.driver.delete(paths.layer_link(self.name, digest).removesuffix("/link"))
+            await self.driver.delete(paths.layer_dir(self.name, digest))
 
     # Manifests
 
@@ -163,9 +163,9 @@ class Repository:
             except BaseException:  # refused, failed or cancelled: the push did not happen
                 for tag, state in before.items():
                     await self._restore_tag(tag, digest, state)
-                for link in absent:
+                for folder in absent:
                     with contextlib.suppress(PathNotFound):
-                        await self.driver.delete(link.removesuffix("/link"))
+                        await self.driver.delete(folder)
                 raise
         return {tag: state.named for tag, state in before.items()}
 
@@ -183,17 +183,19 @@ class Repository:
             except Exception:  # the push's outcome stands: a leftover intent only delays a collection
                 log.warning("could not remove the push intent %s", path, exc_info=True)
 
-    def _manifest_links(self, manifest: Manifest, digest: Digest) -> list[str]:
-        """The revision link, and the referrer link of a manifest with a subject."""
-        links = [paths.revision_link(self.name, digest)]
+    def _manifest_links(self, manifest: Manifest, digest: Digest) -> dict[str, str]:
+        """The revision link, and the referrer link of a manifest with a subject; each with its folder."""
+        links = {paths.revision_link(self.name, digest): paths.revision_dir(self.name, digest)}
         if manifest.subject is not None:
-            links.append(paths.referrer_link(self.name, manifest.subject.digest, digest))
+            subject = manifest.subject.digest
+            links[paths.referrer_link(self.name, subject, digest)] = paths.referrer_dir(self.name, subject, digest)
         return links
 
     async def _absent_links(self, manifest: Manifest, digest: Digest) -> list[str]:
+        """The folders of the links a push of ``digest`` creates (to remove if it fails)."""
         links = self._manifest_links(manifest, digest)
         present = await asyncio.gather(*(self._has_link(link, digest) for link in links))
-        return [link for link, there in zip(links, present) if not there]
+        return [folder for folder, there in zip(links.values(), present) if not there]
 
     async def _link_manifest(self, manifest: Manifest, digest: Digest) -> None:
         # Written even when it is there: its time says when the manifest was last pushed.
@@ -226,7 +228,7 @@ class Repository:
             await self.driver.put_content(current, str(state.named).encode())
             if not state.listed:
                 with contextlib.suppress(PathNotFound):
-                    await self.driver.delete(paths.tag_index_link(self.name, tag, digest).removesuffix("/link"))
+                    await self.driver.delete(paths.tag_index_dir(self.name, tag, digest))
 
     async def tag(self, tag: str, digest: Digest) -> None:
         await self.driver.put_content(paths.tag_index_link(self.name, tag, digest), str(digest).encode())
@@ -252,47 +254,50 @@ class Repository:
             subject = None
         if subject is not None:
             try:
-                await self.driver.delete(paths.referrer_link(self.name, subject, digest).removesuffix("/link"))
+                await self.driver.delete(paths.referrer_dir(self.name, subject, digest))
             except PathNotFound:
                 pass
-        await self.driver.delete(paths.revision_link(self.name, digest).removesuffix("/link"))
+        await self.driver.delete(paths.revision_dir(self.name, digest))
 
     # Garbage collection sets a manifest aside before it decides, so a push that links it
     # meanwhile is seen (see :mod:`dockyard.maintenance.gc`).
 
     async def set_aside_manifest(self, digest: Digest, subject: Digest | None) -> None:
         """Move the revision link to the collector's condemned links; drop the referrer link."""
-        await self.driver.move(paths.revision_link(self.name, digest), paths.condemned_revision(self.name, digest))
+        await self.driver.move(paths.revision_link(self.name, digest), paths.condemned_revision_link(self.name, digest))
         if subject is not None:
             with contextlib.suppress(PathNotFound):
-                await self.driver.delete(paths.referrer_link(self.name, subject, digest).removesuffix("/link"))
+                await self.driver.delete(paths.referrer_dir(self.name, subject, digest))
 
     async def put_back_manifest(self, digest: Digest, subject: Digest | None) -> None:
-        condemned = paths.condemned_revision(self.name, digest)
         if not await self.has_manifest(digest):  # else pushed again meanwhile
-            await self.driver.move(condemned, paths.revision_link(self.name, digest))
-        await self.driver.delete(condemned.removesuffix("/link"))
+            await self.driver.move(paths.condemned_revision_link(self.name, digest), paths.revision_link(self.name, digest))
+        await self.driver.delete(paths.condemned_revision_dir(self.name, digest))
         if subject is not None:
             await self.link_referrer(subject, digest)
 
     async def forget_manifests(self, digests: Collection[Digest]) -> None:
         """Delete set-aside revision links and the tag history entries naming them (as registry:2's collector does)."""
         for digest in digests:
-            await self.driver.delete(paths.condemned_revision(self.name, digest).removesuffix("/link"))
+            await self.driver.delete(paths.condemned_revision_dir(self.name, digest))
         # Every tag's history listed in one call: most tags never named these digests, and a
         # listing is cheaper than looking for (or deleting) each entry on its own.
         tags = await self.tags()
         algorithms = {digest.algorithm for digest in digests}
-        listed = await self.driver.list_sorted([paths.tag_index(self.name, tag, algorithm) for tag in tags for algorithm in algorithms])
+        listed = await self.driver.list_sorted([self._tag_history(tag, algorithm) for tag in tags for algorithm in algorithms])
         history = {directory: set(entries) for directory, entries in listed.items()}
         for tag in tags:
-            named = [digest for digest in digests if digest.hex in history.get(paths.tag_index(self.name, tag, digest.algorithm), ())]
+            named = [digest for digest in digests if digest.hex in history.get(self._tag_history(tag, digest.algorithm), ())]
             # The entry of what the tag names now stays (moved onto it since the mark).
             current = await self._read_link(paths.tag_current_link(self.name, tag)) if named else None
             for digest in named:
                 if digest != current:
                     with contextlib.suppress(PathNotFound):
-                        await self.driver.delete(paths.tag_index_link(self.name, tag, digest).removesuffix("/link"))
+                        await self.driver.delete(paths.tag_index_dir(self.name, tag, digest))
+
+    def _tag_history(self, tag: str, algorithm: str) -> str:
+        """The folder listing, by hex, the manifests of ``algorithm`` that ``tag`` has named."""
+        return paths.algorithm_folder(paths.tag_index(self.name, tag), algorithm)
 
     async def tags(self) -> list[str]:
         directory = paths.tags(self.name)
@@ -310,11 +315,12 @@ class Repository:
             return found
         for algorithm in algorithms:
             try:
-                encoded = await self.driver.list(f"{directory}/{algorithm}")
+                encoded = await self.driver.list(paths.algorithm_folder(directory, algorithm))
             except PathNotFound:
                 continue
             for hex_digest in encoded:
-                digest = await self._read_link(f"{directory}/{algorithm}/{hex_digest}/link")
+                # A listed name, not a request's: the path stays inside the folder listed.
+                digest = await self._read_link(paths.referrer_link(self.name, subject, Digest(algorithm, hex_digest)))
                 if digest is None or not await self.has_manifest(digest):
                     continue
                 try:

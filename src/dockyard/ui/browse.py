@@ -52,7 +52,7 @@ async def _resolve(repository: Repository, tag: str) -> Digest | None:
 
 async def revisions(repository: Repository) -> list[Digest]:
     """Every manifest in the repository (tagged or not, index children and referrers too)."""
-    directories = {paths.revisions(repository.name, algorithm): algorithm for algorithm in DIGEST_ALGORITHMS}
+    directories = {paths.algorithm_folder(paths.revisions(repository.name), algorithm): algorithm for algorithm in DIGEST_ALGORITHMS}
     listings = await repository.driver.list_sorted(list(directories))
     found = []
     for directory, names in listings.items():
