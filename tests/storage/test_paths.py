@@ -66,7 +66,7 @@ def _documented_tree() -> set[str]:
 def _builders() -> dict[str, Callable[..., str]]:
     return {
         name: function for name, function in inspect.getmembers(paths, inspect.isfunction)
-        if not name.startswith("_") and function.__module__ == paths.__name__ and not name.startswith("is_")
+        if not name.startswith(("_", "is_", "parse_")) and function.__module__ == paths.__name__
     }
 
 
@@ -125,6 +125,14 @@ def test_is_temporary_knows_a_write_s_leftover(entry: str, temporary: bool) -> N
     """The parse of a blob folder's entries, and its round trip through the builder."""
     assert paths.is_temporary(entry) is temporary
     assert paths.blob_entry(DIGEST, entry).rpartition("/")[2] == entry
+
+
+def test_digest_folders_round_trip() -> None:
+    """A blob's or link's ``<alg>/<hex>`` folders, as listings give them, back to the digest."""
+    *_, algorithm, encoded, _ = paths.revision_link(PLACEHOLDERS["<name>"], DIGEST).split("/")
+    assert paths.parse_digest_folders(algorithm, encoded) == DIGEST
+    assert paths.parse_digest_folders(DIGEST.algorithm, "not-hex") is None
+    assert paths.parse_digest_folders("md5", DIGEST.hex) is None
 
 
 def test_repository_folders_are_reserved() -> None:

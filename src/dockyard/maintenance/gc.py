@@ -409,7 +409,7 @@ async def _condemned_repositories(driver: StorageDriver) -> list[str]:
         directory = paths.condemned_manifests(name) if name else paths.CONDEMNED_MANIFESTS
         for child in (await driver.list_sorted([directory])).get(directory, []):
             below = paths.algorithm_folder(directory, child)  # if ``child`` is an algorithm; else a name's component
-            if any(inventory.digest_from(child, entry) for entry in (await driver.list_sorted([below])).get(below, [])):
+            if any(paths.parse_digest_folders(child, entry) for entry in (await driver.list_sorted([below])).get(below, [])):
                 found.append(name)
             else:
                 pending.append(f"{name}/{child}" if name else child)

@@ -20,14 +20,6 @@ from dockyard.storage.driver import PathNotFound, StorageDriver
 SMALL_READS_AT_ONCE = 64
 
 
-def digest_from(algorithm: str, hex_digest: str) -> Digest | None:
-    """The digest a layout directory names, ``None`` for a stray name."""
-    try:
-        return parse_digest(f"{algorithm}:{hex_digest}")
-    except DigestInvalid:
-        return None
-
-
 async def read_link(driver: StorageDriver, path: str) -> Digest | None:
     """The digest a link file holds, ``None`` when it is missing or unreadable."""
     try:
@@ -60,7 +52,7 @@ async def digests_under_each(driver: StorageDriver, directories: Sequence[str]) 
     found: dict[str, list[Digest]] = {directory: [] for directory in directories}
     for path, names in listings.items():
         directory, algorithm = subdirectories[path]
-        found[directory].extend(digest for name in names if (digest := digest_from(algorithm, name)) is not None)
+        found[directory].extend(digest for name in names if (digest := paths.parse_digest_folders(algorithm, name)) is not None)
     return found
 
 
@@ -169,7 +161,7 @@ async def blob_digests(driver: StorageDriver) -> list[Digest]:
     }
     found: list[Digest] = []
     for path, names in (await driver.list_sorted(list(shards))).items():
-        found.extend(digest for name in names if (digest := digest_from(shards[path], name)) is not None)
+        found.extend(digest for name in names if (digest := paths.parse_digest_folders(shards[path], name)) is not None)
     return found
 
 

@@ -32,7 +32,8 @@ before a path is built from it.
 from __future__ import annotations
 
 from dockyard.atomic import TEMPORARY_NAME
-from dockyard.reference import Digest
+from dockyard.errors import DigestInvalid
+from dockyard.reference import Digest, parse_digest
 
 ROOT = "/docker/registry/v2"
 BLOBS = f"{ROOT}/blobs"
@@ -201,3 +202,11 @@ def quarantined_blob(digest: Digest) -> str:
 
 def schedule_stamp(job: str) -> str:
     return f"{SCHEDULE}/{job}"
+
+
+def parse_digest_folders(algorithm: str, encoded: str) -> Digest | None:
+    """The digest an ``<algorithm>/<encoded>`` pair of folders names; ``None`` for a stray name."""
+    try:
+        return parse_digest(f"{algorithm}:{encoded}")
+    except DigestInvalid:
+        return None

@@ -6,8 +6,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 from dockyard.concurrency import gather_bounded
-from dockyard.errors import DigestInvalid, ManifestInvalid, ManifestUnknown
-from dockyard.reference import DIGEST_ALGORITHMS, Digest, parse_digest
+from dockyard.errors import ManifestInvalid, ManifestUnknown
+from dockyard.reference import DIGEST_ALGORITHMS, Digest
 from dockyard.storage import paths
 from dockyard.storage.driver import PathNotFound
 from dockyard.storage.repository import Repository
@@ -54,13 +54,9 @@ async def revisions(repository: Repository) -> list[Digest]:
     """Every manifest in the repository (tagged or not, index children and referrers too)."""
     directories = {paths.algorithm_folder(paths.revisions(repository.name), algorithm): algorithm for algorithm in DIGEST_ALGORITHMS}
     listings = await repository.driver.list_sorted(list(directories))
-    found = []
+    found: list[Digest] = []
     for directory, names in listings.items():
-        for encoded in names:
-            try:
-                found.append(parse_digest(f"{directories[directory]}:{encoded}"))
-            except DigestInvalid:
-                continue  # not a revision directory
+        found.extend(digest for name in names if (digest := paths.parse_digest_folders(directories[directory], name)) is not None)
     return found
 
 
