@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 
 import httpx
+import pytest
 
 from dockyard.maintenance.gc import Collector, Options
 from dockyard.storage.filesystem import FilesystemDriver
@@ -90,6 +91,7 @@ async def _broken(url: str, tally: Tally) -> list[str]:
     return broken
 
 
+@pytest.mark.slow
 def test_pushes_survive_collections_running_alongside(start_server, tmp_path) -> None:
     server = start_server()
     registry = Registry(FilesystemDriver(tmp_path / "root"))
