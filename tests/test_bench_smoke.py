@@ -21,6 +21,7 @@ def _installed(name: str) -> bool:
     return shutil.which(name) is not None or os.access(f"/usr/sbin/{name}", os.X_OK)
 
 
+@pytest.mark.slow
 def test_bench_runs_on_tiny_sizes(tmp_path: pathlib.Path) -> None:
     for tool in ("docker-registry", "nginx", "htpasswd", "curl"):
         if not _installed(tool):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import logging
 import pathlib
@@ -13,16 +12,13 @@ import httpx
 
 from dockyard.auth.htpasswd import hash_password, write_entries
 from dockyard.logs import JsonFormatter, TextFormatter, audit
+from tests.support.registry_client import push_image, sha256
 from tests.support.server import DockyardProcess
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 # What ``serve`` prints with click, not through logging, when it starts.
 ANNOUNCEMENTS = ("dockyard ", "WARNING: plain HTTP")
 PASSWORD = "s3cret-Pa55word"
-
-
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+LAYER = b"layer" * 100
 
 
 def records(server: DockyardProcess) -> list[dict]:
@@ -46,22 +42,6 @@ def audits(entries: list[dict]) -> list[dict]:
     return [entry["audit"] for entry in entries if entry["logger"] == "dockyard.audit"]
 
 
-def push_image(client: httpx.Client, name: str, tag: str, layer: bytes = b"layer" * 100) -> str:
-    config = b'{"architecture": "amd64", "os": "linux"}'
-    for data in (config, layer):
-        response = client.post(f"/v2/{name}/blobs/uploads/", params={"digest": sha256(data)}, content=data)
-        assert response.status_code == 201, response.text
-    content = json.dumps({
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(config), "size": len(config)},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha256(layer), "size": len(layer)}],
-    }).encode()
-    response = client.put(f"/v2/{name}/manifests/{tag}", content=content, headers={"Content-Type": OCI_MANIFEST})
-    assert response.status_code == 201, response.text
-    return sha256(content)
-
-
 def htpasswd_file(tmp_path: pathlib.Path) -> pathlib.Path:
     path = tmp_path / "htpasswd"
     write_entries(path, {"alice": hash_password(PASSWORD)})
@@ -71,10 +51,10 @@ def htpasswd_file(tmp_path: pathlib.Path) -> pathlib.Path:
 def test_json_lines_access_and_audit_for_push_and_delete(start_server, tmp_path) -> None:
     server = start_server("--log-format", "json", "--htpasswd", str(htpasswd_file(tmp_path)), "--log-field", "service=registry")
     with httpx.Client(base_url=server.url, auth=("alice", PASSWORD), headers={"User-Agent": "log-test/1"}, timeout=30) as client:
-        first = push_image(client, "team/app", "latest")
-        second = push_image(client, "team/app", "latest", b"other" * 100)
+        first, _ = push_image(client, "team/app", "latest", LAYER, monolithic=True)
+        second, _ = push_image(client, "team/app", "latest", b"other" * 100, monolithic=True)
         assert client.delete(f"/v2/team/app/manifests/{first}").status_code == 202
-        assert client.delete(f"/v2/team/app/blobs/{sha256(b'layer' * 100)}").status_code == 202
+        assert client.delete(f"/v2/team/app/blobs/{sha256(LAYER)}").status_code == 202
         assert client.get("/v2/", auth=("alice", "wrong")).status_code == 401
     entries = records(server)
     assert entries and all(entry["service"] == "registry" for entry in entries)
@@ -95,7 +75,7 @@ def test_json_lines_access_and_audit_for_push_and_delete(start_server, tmp_path)
     tags = [(event["tag"], event["old"], event["new"]) for event in events if event["event"] == "tag"]
     assert tags == [("latest", "-", first), ("latest", first, second)]
     deletes = [(event["event"], event["digest"], event["user"]) for event in events if event["event"].startswith("delete")]
-    assert deletes == [("delete_manifest", first, "alice"), ("delete_blob", sha256(b"layer" * 100), "alice")]
+    assert deletes == [("delete_manifest", first, "alice"), ("delete_blob", sha256(LAYER), "alice")]
     failed = [event for event in events if event["event"] == "login_failed"]
     assert [(event["user"], event["remote"]) for event in failed] == [("alice", "127.0.0.1")]
 
@@ -104,7 +84,7 @@ def test_no_secrets_in_the_log(start_server, tmp_path) -> None:
     server = start_server("--log-format", "json", "--htpasswd", str(htpasswd_file(tmp_path)))
     header = "Basic " + base64.b64encode(f"alice:{PASSWORD}".encode()).decode()
     with httpx.Client(base_url=server.url, headers={"Authorization": header}, timeout=30) as client:
-        push_image(client, "secret/app", "v1")
+        push_image(client, "secret/app", "v1", monolithic=True)
         assert client.get("/v2/secret/app/tags/list", params={"password": PASSWORD}).status_code == 200
         assert client.get("/v2/", headers={"Authorization": "Basic " + base64.b64encode(b"alice:" + PASSWORD[::-1].encode()).decode()}).status_code == 401
     entries = records(server)
@@ -134,7 +114,7 @@ def test_token_service_login_is_audited(start_server, tmp_path) -> None:
 def test_no_access_log_keeps_audit(start_server) -> None:
     server = start_server("--log-format", "json", "--no-access-log")
     with httpx.Client(base_url=server.url, timeout=30) as client:
-        digest = push_image(client, "quiet/app", "v1")
+        digest, _ = push_image(client, "quiet/app", "v1", monolithic=True)
         assert client.delete("/v2/quiet/app/manifests/v1").status_code == 202
     entries = records(server)
     assert access(entries) == []
@@ -145,7 +125,7 @@ def test_no_access_log_keeps_audit(start_server) -> None:
 def test_text_format_has_access_lines_and_fields(start_server) -> None:
     server = start_server("--log-field", "service=registry")
     with httpx.Client(base_url=server.url, timeout=30) as client:
-        push_image(client, "plain/app", "v1")
+        push_image(client, "plain/app", "v1", monolithic=True)
     server.stop()
     lines = server.log.read_text().splitlines()
     puts = [line for line in lines if "dockyard.access" in line and '"PUT /v2/plain/app/manifests/v1 HTTP/1.1" 201' in line]

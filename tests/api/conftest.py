@@ -27,26 +27,12 @@ from dockyard.storage.driver import StorageDriver
 from dockyard.storage.filesystem import FilesystemDriver
 from dockyard.storage.registry import Registry
 from dockyard.storage.s3 import S3Driver, SEGMENTS_SUFFIX
+from tests.support.plugin import storage_params
 from tests.support.seaweedfs import SeaweedFS
 
 STORAGES = os.environ.get("DOCKYARD_TEST_STORAGES", "filesystem,s3").split(",")
 
 API_VERSION = "registry/2.0"
-
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
-DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
-OCI_EMPTY = "application/vnd.oci.empty.v1+json"
-EMPTY_DIGEST = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
-
-
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def sha512(data: bytes) -> str:
@@ -132,59 +118,6 @@ async def raw_request(client, method: str, raw_path: str, **kwargs: Any) -> Clie
     return await client.session.request(method, raw_url(client, raw_path), **kwargs)
 
 
-async def push_blob(client, name: str, data: bytes, digest: str | None = None) -> str:
-    """A monolithic upload (POST then PUT); returns the digest."""
-    digest = digest or sha256(data)
-    response = await client.post(f"/v2/{name}/blobs/uploads/")
-    assert response.status == 202, await response.text()
-    location = response.headers["Location"]
-    response = await client.put(location, params={"digest": digest}, data=data)
-    assert response.status == 201, await response.text()
-    return digest
-
-
-def descriptor(media_type: str, data: bytes, **extra: Any) -> dict[str, Any]:
-    return {"mediaType": media_type, "digest": sha256(data), "size": len(data), **extra}
-
-
-def odd_json(document: Any) -> bytes:
-    """Valid but non-canonical JSON: odd spacing, newlines, unsorted keys."""
-    text = json.dumps(document, indent=3, separators=(" ,  ", " :\t"))
-    return ("\n \t" + text + "\r\n  \n").encode()
-
-
-async def push_image(
-    client,
-    name: str,
-    *,
-    media_type: str = OCI_MANIFEST,
-    seed: str = "one",
-    tag: str | None = None,
-    extra: dict[str, Any] | None = None,
-) -> tuple[str, bytes]:
-    """Push a config and a layer and a manifest naming them; returns (digest, manifest bytes)."""
-    docker = media_type == DOCKER_MANIFEST
-    config = json.dumps({"architecture": "amd64", "os": "linux", "seed": seed}).encode()
-    layer = f"layer bytes for {seed}".encode() * 7
-    await push_blob(client, name, config)
-    await push_blob(client, name, layer)
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": media_type,
-        "config": descriptor(DOCKER_CONFIG if docker else OCI_CONFIG, config),
-        "layers": [descriptor(DOCKER_LAYER if docker else OCI_LAYER, layer)],
-        **(extra or {}),
-    }
-    content = odd_json(manifest)
-    digest = sha256(content)
-    response = await client.put(
-        f"/v2/{name}/manifests/{tag or digest}", data=content, headers={"Content-Type": media_type}
-    )
-    assert response.status == 201, await response.text()
-    assert response.headers["Docker-Content-Digest"] == digest
-    return digest, content
-
-
 async def put_manifest(client, name: str, reference: str, content: bytes, media_type: str) -> ClientResponse:
     return await client.put(f"/v2/{name}/manifests/{reference}", data=content, headers={"Content-Type": media_type})
 
@@ -194,7 +127,7 @@ def root(tmp_path: pathlib.Path) -> pathlib.Path:
     return tmp_path / "root"
 
 
-@pytest.fixture(params=STORAGES)
+@pytest.fixture(params=storage_params(STORAGES))
 def storage(request: pytest.FixtureRequest, root: pathlib.Path) -> FilesystemStorage | S3Storage:
     if request.param == "s3":
         return S3Storage(request.getfixturevalue("seaweedfs"), request.getfixturevalue("s3_settings"))

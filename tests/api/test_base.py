@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import API_VERSION, error_of, raw_request, sha256, snapshot
+from tests.support.registry_client import sha256
+
+from .conftest import API_VERSION, error_of, raw_request, snapshot
 
 
 async def test_version_check(client):

@@ -21,7 +21,9 @@ from aiohttp import web
 from dockyard.api import sendfile
 from tests.support.server import DockyardProcess
 
-from .conftest import byteranges, push_blob
+from tests.support.registry_client import push_blob
+
+from .conftest import byteranges
 
 DATA = os.urandom(8 << 20)
 DIGEST = "sha256:" + hashlib.sha256(DATA).hexdigest()

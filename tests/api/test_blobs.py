@@ -6,7 +6,9 @@ import pytest
 
 from dockyard.api.ranges import MAX_RANGES
 
-from .conftest import byteranges, error_of, push_blob, sha256, snapshot
+from tests.support.registry_client import push_blob, sha256
+
+from .conftest import byteranges, error_of, snapshot
 
 DATA = bytes(range(256)) * 40 + b"tail"  # 10244 bytes
 SIZE = len(DATA)

@@ -11,9 +11,11 @@ from dockyard.api.app import create_app
 from dockyard.api.auth_setup import AuthSettings
 from dockyard.storage.filesystem import FilesystemDriver
 from dockyard.storage.registry import Registry
-from tests.auth.conftest import USERS, basic, write_htpasswd, write_policy
+from tests.support.auth import USERS, basic, write_htpasswd, write_policy
 
-from .conftest import API_VERSION, error_of, push_image
+from tests.support.registry_client import push_image
+
+from .conftest import API_VERSION, error_of
 
 RESULT_KEYS = {"name", "description", "star_count", "is_official", "is_automated", "is_trusted"}
 SEARCH_KEYS = {"query", "num_results", "num_pages", "page", "page_size", "results"}

@@ -24,7 +24,7 @@ from dockyard.api.auth_setup import AuthSettings
 from dockyard.cli import main
 from dockyard.storage.filesystem import FilesystemDriver
 from dockyard.storage.registry import Registry
-from tests.api.conftest import push_blob
+from tests.support.registry_client import push_blob
 
 FORWARDED = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "registry.example.com", "X-Forwarded-Port": "443"}
 

@@ -12,18 +12,9 @@ import json
 
 import pytest
 
-from .conftest import (
-    DOCKER_MANIFEST,
-    OCI_INDEX,
-    OCI_MANIFEST,
-    error_of,
-    push_blob,
-    push_image,
-    put_manifest,
-    raw_request,
-    sha256,
-    snapshot,
-)
+from tests.support.registry_client import DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, push_blob, push_image, sha256
+
+from .conftest import error_of, put_manifest, raw_request, snapshot
 
 NAME = "repo"
 BLOB = b"some blob content" * 10

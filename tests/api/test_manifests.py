@@ -11,7 +11,7 @@ import pytest
 from dockyard.reference import parse_digest
 from dockyard.storage import paths
 
-from .conftest import (
+from tests.support.registry_client import (
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,
     EMPTY_DIGEST,
@@ -21,15 +21,14 @@ from .conftest import (
     OCI_LAYER,
     OCI_MANIFEST,
     descriptor,
-    error_of,
     odd_json,
     push_blob,
     push_image,
-    put_manifest,
+    push_index,
     sha256,
-    sha512,
-    snapshot,
 )
+
+from .conftest import error_of, put_manifest, sha512, snapshot
 
 NAME = "library/app"
 
@@ -48,15 +47,6 @@ async def assert_served(client, reference: str, digest: str, content: bytes, med
     assert response.headers["Docker-Content-Digest"] == digest
     assert response.headers["Content-Type"] == media_type
     assert response.headers["Content-Length"] == str(len(content))
-
-
-async def push_index(client, media_type: str, children: list[dict], tag: str | None = None, **extra) -> tuple[str, bytes]:
-    content = odd_json({"schemaVersion": 2, "mediaType": media_type, "manifests": children, **extra})
-    digest = sha256(content)
-    response = await put_manifest(client, NAME, tag or digest, content, media_type)
-    assert response.status == 201, await response.text()
-    assert response.headers["Docker-Content-Digest"] == digest
-    return digest, content
 
 
 async def two_platforms(client, media_type: str = OCI_MANIFEST) -> list[dict]:
@@ -96,7 +86,7 @@ async def test_put_response_headers(client):
 @pytest.mark.parametrize(("index_type", "child_type"), [(DOCKER_MANIFEST_LIST, DOCKER_MANIFEST), (OCI_INDEX, OCI_MANIFEST)])
 async def test_index_by_tag_and_digest(client, index_type, child_type):
     children = await two_platforms(client, child_type)
-    digest, content = await push_index(client, index_type, children, tag="multi")
+    digest, content = await push_index(client, NAME, children, tag="multi", media_type=index_type)
     await assert_served(client, "multi", digest, content, index_type)
     await assert_served(client, digest, digest, content, index_type)
     await assert_served(client, "multi", digest, content, index_type, headers={"Accept": f"{index_type}, {child_type}"})
@@ -135,7 +125,7 @@ async def test_oci_manifest_without_media_type_field(client):
 
 async def test_index_requested_with_image_types_only_gets_amd64_child(client):
     children = await two_platforms(client)
-    await push_index(client, OCI_INDEX, children, tag="multi")
+    await push_index(client, NAME, children, tag="multi")
     amd64 = children[1]
     assert amd64["platform"]["architecture"] == "amd64"
     response = await client.get(f"/v2/{NAME}/manifests/{amd64['digest']}")
@@ -148,7 +138,7 @@ async def test_index_requested_with_image_types_without_amd64_child(client):
     digest, content = await push_image(client, NAME, seed="arm")
     child = {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(content),
              "platform": {"architecture": "arm64", "os": "linux"}}
-    index_digest, _ = await push_index(client, OCI_INDEX, [child], tag="armonly")
+    index_digest, _ = await push_index(client, NAME, [child], tag="armonly")
     response = await client.get(f"/v2/{NAME}/manifests/armonly", headers={"Accept": OCI_MANIFEST})
     entry = await error_of(response, 404, "MANIFEST_UNKNOWN")
     assert entry["detail"] == {"digest": index_digest}

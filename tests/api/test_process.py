@@ -3,8 +3,6 @@ parent, connection timeouts."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import signal
 import socket
@@ -13,13 +11,8 @@ import time
 import httpx
 
 from tests.support.processes import children, running
+from tests.support.registry_client import push_image, sha256
 from tests.support.server import DockyardProcess
-
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-
-
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def fresh(server: DockyardProcess) -> httpx.Client:
@@ -31,27 +24,6 @@ def assert_error(response: httpx.Response, status: int, code: str) -> None:
     assert response.status_code == status, response.text
     assert response.headers["Docker-Distribution-API-Version"] == "registry/2.0"
     assert [entry["code"] for entry in response.json()["errors"]] == [code]
-
-
-def push_blob(client: httpx.Client, name: str, data: bytes) -> str:
-    response = client.post(f"/v2/{name}/blobs/uploads/", params={"digest": sha256(data)}, content=data)
-    assert response.status_code == 201, response.text
-    return sha256(data)
-
-
-def push_image(client: httpx.Client, name: str, tag: str) -> tuple[str, bytes]:
-    config, layer = b'{"architecture": "amd64", "os": "linux"}', b"layer" * 100
-    push_blob(client, name, config)
-    push_blob(client, name, layer)
-    content = json.dumps({
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(config), "size": len(config)},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha256(layer), "size": len(layer)}],
-    }, indent=1).encode()
-    response = client.put(f"/v2/{name}/manifests/{tag}", content=content, headers={"Content-Type": OCI_MANIFEST})
-    assert response.status_code == 201, response.text
-    return sha256(content), content
 
 
 def test_upload_resumed_after_restart(start_server):
@@ -102,7 +74,7 @@ def test_content_survives_restart(start_server):
 def test_no_delete(start_server):
     server = start_server("--no-delete")
     with fresh(server) as client:
-        digest, content = push_image(client, "library/app", "v1")
+        digest, content = push_image(client, "library/app", "v1", b"layer" * 100)
         layer = sha256(b"layer" * 100)
         for path in (
             f"/v2/library/app/blobs/{layer}",

@@ -17,7 +17,9 @@ from dockyard.storage.filesystem import FilesystemDriver
 from dockyard.storage.registry import Registry
 from tests.support.server import DockyardProcess
 
-from .conftest import OCI_MANIFEST, error_of, push_blob, push_image, sha256
+from tests.support.registry_client import OCI_MANIFEST, push_blob, push_image, sha256
+
+from .conftest import error_of
 
 MESSAGE = "the registry is in read-only mode"
 NAME = "team/app"

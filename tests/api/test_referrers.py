@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from .conftest import (
+from tests.support.registry_client import (
     EMPTY_DIGEST,
     OCI_EMPTY,
     OCI_INDEX,
     OCI_MANIFEST,
     descriptor,
-    error_of,
     odd_json,
     push_blob,
     push_image,
-    put_manifest,
     sha256,
 )
+
+from .conftest import error_of, put_manifest
 
 NAME = "library/app"
 SBOM = "application/vnd.example.sbom.v1"

@@ -11,7 +11,9 @@ from dockyard.storage import catalog, paths
 from dockyard.storage.filesystem import FilesystemDriver
 from dockyard.storage.inmemory import InMemoryDriver
 
-from .conftest import OCI_MANIFEST, error_of, push_blob, push_image, put_manifest
+from tests.support.registry_client import OCI_MANIFEST, push_blob, push_image
+
+from .conftest import error_of, put_manifest
 
 LINK = re.compile(r'<(?P<url>[^>]+)>; rel="next"')
 

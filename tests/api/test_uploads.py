@@ -6,7 +6,9 @@ import re
 
 import pytest
 
-from .conftest import error_of, push_blob, sha256, sha512, snapshot
+from tests.support.registry_client import push_blob, sha256
+
+from .conftest import error_of, sha512, snapshot
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 DATA = b"0123456789abcdef" * 1000 + b"end"

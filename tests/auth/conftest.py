@@ -1,86 +1,12 @@
-"""Shared helpers for the authentication and authorization tests.
-
-Users and their (fast, cost-4) bcrypt hashes, the matrix policy, and builders for
-apps with :class:`dockyard.api.auth_setup.AuthSettings` in basic or token mode.
-"""
+"""Fixtures of the authentication and authorization tests; their helpers are in :mod:`tests.support.auth`."""
 
 from __future__ import annotations
 
-import base64
 import pathlib
-import textwrap
-from typing import Any
 
-import bcrypt
 import pytest
 
-from dockyard.api.app import create_app
-from dockyard.api.auth_setup import AuthSettings
-from dockyard.storage.filesystem import FilesystemDriver
-from dockyard.storage.registry import Registry
-
-# user -> password; "root" is the policy's admin.
-USERS = {"reader": "read-pw", "writer": "write-pw", "root": "root-pw"}
-
-MATRIX_POLICY = textwrap.dedent(
-    """\
-    admins: [root]
-    groups:
-      readers: [reader]
-      writers: [writer]
-    rules:
-      - who: [group:readers]
-        repositories: ["a/*"]
-        actions: [pull]
-      - who: [group:writers]
-        repositories: ["a/*"]
-        actions: [pull, push, delete]
-      - who: [anonymous]
-        repositories: ["public/*"]
-        actions: [pull]
-    """
-)
-
-
-def basic(user: str, password: str) -> str:
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-
-
-def fast_hash(password: str) -> str:
-    """bcrypt at cost 4: the format of ``htpasswd -B`` without its slowness."""
-    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(4)).decode()
-
-
-def write_htpasswd(path: pathlib.Path, users: dict[str, str] = USERS) -> pathlib.Path:
-    path.write_text("".join(f"{user}:{fast_hash(password)}\n" for user, password in users.items()))
-    return path
-
-
-def write_policy(path: pathlib.Path, text: str = MATRIX_POLICY) -> pathlib.Path:
-    path.write_text(text)
-    return path
-
-
-def settings(tmp_path: pathlib.Path, mode: str, **overrides: Any) -> AuthSettings:
-    """AuthSettings for ``mode`` ("basic" or "token") with the matrix users and policy."""
-    values: dict[str, Any] = {
-        "htpasswd": write_htpasswd(tmp_path / "htpasswd"),
-        "policy_file": write_policy(tmp_path / "policy.yaml"),
-        "token_auth": mode == "token",
-        "signing_key": tmp_path / "token-signing.key",
-        "max_failures": 100_000,
-    }
-    values.update(overrides)
-    return AuthSettings(**values)
-
-
-def make_app(root: pathlib.Path, auth: AuthSettings | None = None):
-    root.mkdir(parents=True, exist_ok=True)
-    registry = Registry(FilesystemDriver(root))
-    if auth is None:
-        return create_app(registry)
-    access, token_service = auth.build()
-    return create_app(registry, access=access, token_service=token_service)
+from tests.support.auth import write_htpasswd
 
 
 @pytest.fixture

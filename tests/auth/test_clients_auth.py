@@ -16,12 +16,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.auth.conftest import USERS, write_htpasswd, write_policy
-from tests.clients.conftest import client_env, client_home, layout_blob, require_tool, run, skopeo  # noqa: F401  (fixtures)
-from tests.clients.test_docker import Dockerd, docker  # noqa: F401  (fixture)
-from tests.clients.test_podman import Podman, lowercase_dir, podman  # noqa: F401  (fixtures)
+from tests.support.auth import USERS, write_htpasswd, write_policy
+from tests.support.clients import Dockerd, Podman, layout_blob, run
 from tests.support.images import single_image_layout
 from tests.support.server import DockyardProcess
+from tests.support.tools import require_tool
 
 pytestmark = pytest.mark.clients
 

@@ -12,8 +12,8 @@ import pytest
 
 from dockyard.auth import htpasswd as htpasswd_module
 from dockyard.auth.htpasswd import Htpasswd, parse
-from tests.auth.conftest import fast_hash
-from tests.clients.conftest import require_tool
+from tests.support.auth import fast_hash
+from tests.support.tools import require_tool
 
 # Written by Apache's htpasswd (apache2-utils); the crypt line is the seed of the registry:2 docs.
 KNOWN_LINES = {

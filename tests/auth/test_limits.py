@@ -14,7 +14,7 @@ import pytest
 
 from dockyard.auth import htpasswd as htpasswd_module
 from dockyard.auth import limiter as limiter_module
-from tests.auth.conftest import USERS, basic, make_app, settings, write_htpasswd, write_policy
+from tests.support.auth import USERS, basic, make_app, settings, write_htpasswd, write_policy
 from tests.support.server import DockyardProcess
 
 

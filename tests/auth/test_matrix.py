@@ -25,8 +25,8 @@ import pytest
 
 from dockyard.api import routes
 from dockyard.tls import certificates
-from tests.api.conftest import push_blob, push_image
-from tests.auth.conftest import USERS, basic, make_app, settings
+from tests.support.auth import USERS, basic, make_app, settings
+from tests.support.registry_client import OCI_MANIFEST, push_blob, push_image
 
 REPOSITORIES = ("a/app", "b/app", "public/app")
 ALL = frozenset({"pull", "push", "delete"})
@@ -70,7 +70,6 @@ AUTHORIZED: dict[tuple[str, str], tuple[int, str | None]] = {
     ("referrers", "HEAD"): (200, None),
 }
 MISSING = "sha256:" + "0" * 64
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 
 def test_the_matrix_covers_every_route_and_method() -> None:

@@ -10,7 +10,7 @@ import pytest
 from dockyard.auth import policy as policies
 from dockyard.auth.policy import ACTIONS, OPEN_TO_USERS, PolicyError, from_document, glob_pattern
 from dockyard.api.auth_setup import AuthSettings, AuthSetupError
-from tests.auth.conftest import MATRIX_POLICY
+from tests.support.auth import MATRIX_POLICY
 
 
 def policy_of(text: str) -> policies.Policy:

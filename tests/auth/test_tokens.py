@@ -29,7 +29,7 @@ from dockyard.auth.tokens import (
 )
 from dockyard.tls import certificates
 from dockyard.tls.certificates import CertificateAuthority, create_ca, generate_key
-from tests.auth.conftest import USERS, basic, fast_hash, make_app, settings
+from tests.support.auth import USERS, basic, fast_hash, make_app, settings
 
 ISSUER = "test-issuer"
 SERVICE = "test-registry"

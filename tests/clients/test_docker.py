@@ -3,104 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import pathlib
-import shutil
-import subprocess
-import tempfile
-import time
-from collections.abc import Iterator
 
 import httpx
-import pytest
 
-from tests.clients.conftest import (
-    DOCKER_MANIFEST,
-    Skopeo,
-    fetch_manifest,
-    layout_blob,
-    require_tool,
-    run,
-    unavailable,
-)
+from tests.support.clients import Dockerd, Skopeo, fetch_manifest, layout_blob
 from tests.support.images import multi_arch_layout, single_image_layout
-from tests.support.processes import terminate
+from tests.support.registry_client import DOCKER_MANIFEST
 from tests.support.server import DockyardProcess
-
-pytestmark = pytest.mark.clients
-
-START_SECONDS = 60
-
-
-class Dockerd:
-    """A private dockerd: vfs storage, no networking changes, every path under one temporary folder.
-
-    The folder comes from ``tempfile.mkdtemp`` under the system temporary directory
-    rather than pytest's (deeper) one, because a unix socket path must fit in 108 bytes.
-    """
-
-    def __init__(self, dockerd: str, docker: str, env: dict[str, str]) -> None:
-        self.dockerd = dockerd
-        self.docker_cli = docker
-        self.env = env
-        self.base = pathlib.Path(tempfile.mkdtemp(prefix="dy-dockerd-"))
-        if len(str(self.base)) > 60:  # a long TMPDIR: fall back to the usual short one
-            shutil.rmtree(self.base)
-            self.base = pathlib.Path(tempfile.mkdtemp(prefix="dy-dockerd-", dir="/tmp"))
-        self.socket = self.base / "d.sock"
-        self.host = f"unix://{self.socket}"
-        self.log = self.base / "dockerd.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        command = [
-            self.dockerd,
-            "--iptables=false", "--ip6tables=false", "--bridge=none",
-            "--ip-forward=false", "--ip-masq=false",
-            "--storage-driver=vfs",
-            "--data-root", str(self.base / "data"),
-            "--exec-root", str(self.base / "exec"),
-            "--pidfile", str(self.base / "dockerd.pid"),
-            "--host", self.host,
-        ]
-        with open(self.log, "wb") as log:
-            self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env
-            )
-        deadline = time.monotonic() + START_SECONDS
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                break
-            if self.socket.exists():
-                probe = subprocess.run(
-                    [self.docker_cli, "-H", self.host, "version"],
-                    capture_output=True, env=self.env, timeout=30, stdin=subprocess.DEVNULL,
-                )
-                if probe.returncode == 0:
-                    return
-            time.sleep(0.2)
-        tail = self.log.read_text(errors="replace")[-4000:]
-        self.stop()
-        unavailable(f"dockerd could not be started here:\n{tail}")
-
-    def __call__(self, *args: str | os.PathLike[str], check: bool = True) -> subprocess.CompletedProcess[str]:
-        return run([self.docker_cli, "-H", self.host, *args], env=self.env, check=check)
-
-    def stop(self) -> None:
-        process, self.process = self.process, None
-        terminate(process, timeout=60)
-        shutil.rmtree(self.base, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def docker(client_env: dict[str, str]) -> Iterator[Dockerd]:
-    tools = require_tool("dockerd", "docker")
-    daemon = Dockerd(tools["dockerd"], tools["docker"], client_env)
-    try:
-        daemon.start()
-        yield daemon
-    finally:
-        daemon.stop()
 
 
 def test_push_pull_round_trip(

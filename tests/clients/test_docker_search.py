@@ -9,32 +9,18 @@ from __future__ import annotations
 import json
 
 import httpx
-import pytest
 
-from tests.clients.conftest import sha256
-from tests.clients.test_docker import Dockerd, docker  # noqa: F401  (fixture)
+from tests.support.clients import Dockerd
+from tests.support.registry_client import OCI_CONFIG, OCI_MANIFEST, descriptor, push_blob, push_manifest
 from tests.support.server import DockyardProcess
-
-pytestmark = pytest.mark.clients
-
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 
 def push_repository(api: httpx.Client, name: str) -> None:
     """A small image (one config blob, no layers) tagged ``v1`` in ``name``."""
     config = json.dumps({"architecture": "amd64", "os": "linux"}).encode()
-    start = api.post(f"/v2/{name}/blobs/uploads/")
-    assert start.status_code == 202, start.text
-    done = api.put(start.headers["Location"], params={"digest": sha256(config)}, content=config)
-    assert done.status_code == 201, done.text
-    manifest = json.dumps({
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(config), "size": len(config)},
-        "layers": [],
-    }).encode()
-    put = api.put(f"/v2/{name}/manifests/v1", content=manifest, headers={"Content-Type": OCI_MANIFEST})
-    assert put.status_code == 201, put.text
+    push_blob(api, name, config)
+    manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": descriptor(OCI_CONFIG, config), "layers": []}
+    push_manifest(api, name, "v1", json.dumps(manifest).encode(), OCI_MANIFEST)
 
 
 def search(docker: Dockerd, dockyard: DockyardProcess, term: str, *options: str) -> list[str]:

@@ -9,8 +9,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.clients.conftest import OCI_INDEX, OCI_MANIFEST, fetch_manifest, sha256, unavailable
+from tests.support.clients import fetch_manifest
+from tests.support.registry_client import OCI_INDEX, OCI_MANIFEST, sha256
 from tests.support.server import DockyardProcess
+from tests.support.tools import unavailable
 
 try:
     import oras.client
@@ -18,8 +20,6 @@ try:
 except ImportError as error:  # reported by the fixture: a skip locally, a failure in CI
     oras = None
     ORAS_MISSING = str(error)
-
-pytestmark = pytest.mark.clients
 
 SBOM_TYPE = "application/vnd.dockyard.test.sbom.v1+json"
 SIGNATURE_TYPE = "application/vnd.dockyard.test.signature.v1+json"

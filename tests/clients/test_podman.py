@@ -3,75 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import pathlib
-import shutil
-import subprocess
-import tempfile
-from collections.abc import Callable, Iterator
 
 import httpx
-import pytest
 
-from tests.clients.conftest import (
-    ALL_MANIFESTS,
-    fetch_manifest,
-    layout_blob,
-    require_tool,
-    run,
-)
+from tests.support.clients import ALL_MANIFESTS, Podman, fetch_manifest, layout_blob
 from tests.support.images import multi_arch_layout, single_image_layout
 from tests.support.server import DockyardProcess
-
-pytestmark = pytest.mark.clients
-
-Podman = Callable[..., subprocess.CompletedProcess[str]]
-
-
-@pytest.fixture
-def podman(tmp_path_factory: pytest.TempPathFactory, client_env: dict[str, str]) -> Iterator[Podman]:
-    """``podman`` with its own root, runroot and temporary folders; never the user's storage."""
-    executable = require_tool("podman")["podman"]
-    state = tmp_path_factory.mktemp("podman")
-    env = {**client_env, "TMPDIR": str(state / "tmp"), "XDG_RUNTIME_DIR": str(state / "xdg")}
-    (state / "tmp").mkdir()
-    (state / "xdg").mkdir(mode=0o700)
-    # Our own containers.conf, so the host's settings (events, storage, registries) stay out of it.
-    (state / "containers.conf").write_text('[engine]\nevents_logger = "none"\n')
-    env["CONTAINERS_CONF"] = str(state / "containers.conf")
-    prefix = [
-        executable,
-        "--root", state / "root",
-        "--runroot", state / "runroot",
-        "--storage-driver", "vfs",
-        "--tmpdir", state / "libpod",
-        "--events-backend", "none",
-    ]
-
-    def podman(*args: str | os.PathLike[str], check: bool = True) -> subprocess.CompletedProcess[str]:
-        return run([*prefix, *args], env=env, check=check)
-
-    try:
-        yield podman
-    finally:
-        shutil.rmtree(state, ignore_errors=True)
-
-
-@pytest.fixture
-def lowercase_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pathlib.Path]:
-    """A temporary folder whose path is all lowercase.
-
-    podman names an image pulled from ``oci:DIR`` after DIR, and image names are lowercase.
-    """
-    candidate = tmp_path_factory.mktemp("podmanlayout")
-    if str(candidate) == str(candidate).lower():
-        yield candidate
-        return
-    made = pathlib.Path(tempfile.mkdtemp(prefix="dy-podman-", dir="/tmp"))  # tempfile's names are lowercase
-    try:
-        yield made
-    finally:
-        shutil.rmtree(made, ignore_errors=True)
 
 
 def test_push_pull_round_trip(

@@ -6,22 +6,11 @@ import json
 import pathlib
 
 import httpx
-import pytest
 
-from tests.clients.conftest import (
-    DOCKER_MANIFEST,
-    OCI_INDEX,
-    OCI_MANIFEST,
-    Skopeo,
-    fetch_manifest,
-    layout_blob,
-    layout_entry,
-    sha256,
-)
+from tests.support.clients import Skopeo, fetch_manifest, layout_blob, layout_entry
 from tests.support.images import multi_arch_layout, single_image_layout
+from tests.support.registry_client import DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, sha256
 from tests.support.server import DockyardProcess
-
-pytestmark = pytest.mark.clients
 
 NO_TLS = "--tls-verify=false"
 

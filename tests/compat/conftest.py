@@ -8,7 +8,6 @@ read-only; a test that changes data works on a copy.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pathlib
@@ -34,10 +33,6 @@ def require_tool(name: str, found: str | None, package: str) -> str:
     if os.environ.get("CI"):
         pytest.fail(f"{reason}, and CI is set", pytrace=False)
     pytest.skip(reason)
-
-
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def storage(root: pathlib.Path) -> pathlib.Path:

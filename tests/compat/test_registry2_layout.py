@@ -17,13 +17,11 @@ import re
 import httpx
 import pytest
 
-from tests.compat.conftest import EXPECTED_TAGS, PUSHES, PushedRoot, Skopeo, Sources, sha256, storage, stored_blob
+from tests.compat.conftest import EXPECTED_TAGS, PUSHES, PushedRoot, Skopeo, Sources, storage, stored_blob
 from tests.support.registry2 import Registry2Process
+from tests.support.registry_client import OCI_INDEX, sha256
 from tests.support.server import DockyardProcess
 
-pytestmark = pytest.mark.clients
-
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 MANIFEST_ACCEPT = ", ".join([
     OCI_INDEX,

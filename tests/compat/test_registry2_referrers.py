@@ -11,15 +11,13 @@ import pytest
 from click.testing import CliRunner
 
 from dockyard.cli import main
-from tests.compat.conftest import sha256
 from tests.support.registry2 import Registry2Process
+from tests.support.registry_client import OCI_EMPTY, OCI_MANIFEST, push_blob, push_manifest, sha256
 from tests.support.server import DockyardProcess
 
 pytestmark = pytest.mark.clients
 
 NAME = "compat/signed"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_EMPTY = "application/vnd.oci.empty.v1+json"
 SIGNATURE = "application/vnd.example.signature.v1"
 
 
@@ -40,14 +38,9 @@ def _push(url: str) -> tuple[str, str]:
                           annotations={"org.example.signed-by": "ci"})
     with httpx.Client(base_url=url) as client:
         for blob in (b'{"os":"linux"}', b"image layer", b"{}", b"signature bytes"):
-            started = client.post(f"/v2/{NAME}/blobs/uploads/")  # registry:2 takes no monolithic POST
-            assert started.status_code == 202, started.text
-            location = started.headers["Location"]  # its query (registry:2's upload state) kept
-            done = client.put(f"{location}{'&' if '?' in location else '?'}digest={sha256(blob)}", content=blob)
-            assert done.status_code == 201, done.text
-        for reference, manifest in (("v1", image), (sha256(signature), signature)):
-            put = client.put(f"/v2/{NAME}/manifests/{reference}", content=manifest, headers={"Content-Type": OCI_MANIFEST})
-            assert put.status_code == 201, put.text
+            push_blob(client, NAME, blob)  # not monolithic: registry:2 takes no monolithic POST
+        push_manifest(client, NAME, "v1", image, OCI_MANIFEST)
+        push_manifest(client, NAME, None, signature, OCI_MANIFEST)
     return sha256(image), sha256(signature)
 
 

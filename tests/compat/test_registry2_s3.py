@@ -17,6 +17,7 @@ import pytest
 from tests.compat.conftest import Skopeo
 from tests.support.images import Image, Layout
 from tests.support.registry2 import Registry2Process
+from tests.support.registry_client import push_blob
 from tests.support.seaweedfs import SeaweedFS
 from tests.support.server import DockyardProcess
 
@@ -81,7 +82,8 @@ def test_blob_get_redirects_to_a_presigned_url_that_works(
     tmp_path: pathlib.Path, seaweedfs: SeaweedFS, bucket: str, dockyard_on_s3: DockyardProcess,
 ) -> None:
     data = b"redirected blob " * 4096
-    digest = push_blob(dockyard_on_s3.url, "s3/redirect", data)
+    with httpx.Client(base_url=dockyard_on_s3.url) as client:
+        digest = push_blob(client, "s3/redirect", data)
     url = f"{dockyard_on_s3.url}/v2/s3/redirect/blobs/{digest}"
     for method in ("GET", "HEAD"):
         response = httpx.request(method, url)
@@ -106,15 +108,3 @@ def test_blob_get_redirects_to_a_presigned_url_that_works(
         assert response.headers["Docker-Content-Digest"] == digest
     finally:
         server.stop()
-
-
-def push_blob(base_url: str, name: str, data: bytes) -> str:
-    import hashlib
-
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    started = httpx.post(f"{base_url}/v2/{name}/blobs/uploads/")
-    assert started.status_code == 202, started.text
-    location = httpx.URL(base_url).join(started.headers["Location"])
-    finished = httpx.put(location, params={"digest": digest}, content=data)
-    assert finished.status_code == 201, finished.text
-    return digest

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import random
 from collections.abc import Sequence
@@ -11,11 +10,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from tests.support.images import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST
-
-
-def digest_of(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+from tests.support.registry_client import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, sha256
 
 
 @dataclass
@@ -26,7 +21,7 @@ class Pushed:
 
     @property
     def digest(self) -> str:
-        return digest_of(self.manifest)
+        return sha256(self.manifest)
 
 
 async def push_image(
@@ -38,7 +33,7 @@ async def push_image(
     docker pushing several layers."""
     layers = [*rng.sample(list(shared), 2), unique]
     config = json.dumps({"architecture": "amd64", "os": "linux", "unique": unique.decode()}).encode()
-    blobs = {digest_of(data): data for data in (config, *layers)}
+    blobs = {sha256(data): data for data in (config, *layers)}
     for digest, data in blobs.items():
         head = await client.head(f"/v2/{repository}/blobs/{digest}")
         if head.status_code == 200:
@@ -48,8 +43,8 @@ async def push_image(
             return None
     manifest = json.dumps({
         "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": OCI_CONFIG, "digest": digest_of(config), "size": len(config)},
-        "layers": [{"mediaType": OCI_LAYER, "digest": digest_of(data), "size": len(data)} for data in layers],
+        "config": {"mediaType": OCI_CONFIG, "digest": sha256(config), "size": len(config)},
+        "layers": [{"mediaType": OCI_LAYER, "digest": sha256(data), "size": len(data)} for data in layers],
     }).encode()
     if gap:
         await asyncio.sleep(rng.random() * gap)

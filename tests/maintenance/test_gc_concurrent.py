@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 
 import httpx
+import pytest
 
 from dockyard.maintenance.gc import Collector, Options
 from dockyard.storage.filesystem import FilesystemDriver
@@ -124,6 +125,7 @@ def _run(server_url: str, registry: Registry, tally: Tally, reports: list, scena
     return asyncio.run(run())
 
 
+@pytest.mark.slow
 def test_pushes_survive_collections_running_alongside(start_server, tmp_path) -> None:
     server = start_server()
     registry = Registry(FilesystemDriver(tmp_path / "root"))
@@ -145,6 +147,7 @@ def test_pushes_survive_collections_running_alongside(start_server, tmp_path) ->
     assert removed_blobs > 0 and removed_manifests > 0  # the collector had garbage to take meanwhile
 
 
+@pytest.mark.slow
 def test_refused_pushes_leave_tags_under_back_to_back_collections_without_grace(start_server, tmp_path) -> None:
     """Issue 14: ``gc --grace-period 0s --delete-untagged`` back to back during pushes refuses
     many of them (their blobs are collected before the manifest comes); each refused push

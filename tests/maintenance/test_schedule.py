@@ -9,6 +9,7 @@ import time
 import httpx
 
 from tests.maintenance.pushing import push_image
+from tests.support.registry_client import sha256
 
 
 def _eventually(check, seconds: float = 30.0) -> bool:
@@ -44,10 +45,8 @@ def test_server_collects_and_purges_on_its_intervals(start_server, tmp_path) -> 
             return started.headers["Location"], dropped.digest
 
     upload, dropped = asyncio.run(push())
-    from tests.maintenance.pushing import digest_of
-
-    assert _eventually(lambda: httpx.head(f"{server.url}/v2/app/blobs/{digest_of(b'dropped layer')}").status_code == 404)
+    assert _eventually(lambda: httpx.head(f"{server.url}/v2/app/blobs/{sha256(b'dropped layer')}").status_code == 404)
     assert _eventually(lambda: httpx.get(f"{server.url}{upload}").status_code == 404)
-    kept = httpx.get(f"{server.url}/v2/app/blobs/{digest_of(b'kept layer')}")
+    kept = httpx.get(f"{server.url}/v2/app/blobs/{sha256(b'kept layer')}")
     assert kept.status_code == 200 and kept.content == b"kept layer"
     assert "garbage collection:" in server._tail()

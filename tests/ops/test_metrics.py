@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 import httpx
@@ -10,12 +9,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.ops.conftest import debug_url
-
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-
-
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+from tests.support.registry_client import OCI_MANIFEST, sha256
 
 
 def samples(url: str) -> dict[tuple[str, frozenset], float]:

@@ -11,8 +11,8 @@ from click.testing import CliRunner, Result
 
 from dockyard.cli import main
 from dockyard.proxy_config import NginxSite, ProxyConfigError, render_nginx
-from tests.clients.conftest import require_tool
 from tests.proxy import NGINX, nginx_test, write_nginx_conf
+from tests.support.tools import require_tool
 
 COMMON = [
     "client_max_body_size 0;",

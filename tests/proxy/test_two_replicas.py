@@ -27,34 +27,23 @@ import pytest
 from click.testing import CliRunner
 
 from dockyard.cli import main
-from tests.clients.conftest import (  # noqa: F401 (fixtures)
-    Skopeo,
-    client_env,
-    client_home,
-    layout_blob,
-    layout_entry,
-    require_tool,
-    skopeo,
-)
 from tests.proxy import CHUNK, NGINX, NginxProcess, chunked_upload, nginx_test, write_nginx_conf
-from tests.proxy.test_nginx_topologies import (  # noqa: F401 (big_image is a fixture)
+from tests.proxy.topologies import (
     LAYER_BYTES,
     PASSWORD,
     USER,
     BigImage,
     Topology,
-    big_image,
     dockyard_cli,
     make_htpasswd,
     push_and_pull,
     sha256_file,
 )
+from tests.support.clients import Skopeo, layout_blob, layout_entry
 from tests.support.images import OCI_MANIFEST, single_image_layout
 from tests.support.processes import free_port
 from tests.support.server import DockyardProcess
-
-pytestmark = pytest.mark.clients
-
+from tests.support.tools import require_tool
 
 
 class Replicas:

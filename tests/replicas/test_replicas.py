@@ -20,7 +20,6 @@ Everything listens on 127.0.0.1 with ephemeral ports and lives in temporary fold
 from __future__ import annotations
 
 import concurrent.futures
-import hashlib
 import json
 import os
 import pathlib
@@ -36,12 +35,14 @@ import redis
 from click.testing import CliRunner
 
 from dockyard.cli import main
-from tests.clients.conftest import Skopeo, client_env, client_home, layout_blob, layout_entry, skopeo  # noqa: F401 (fixtures)
 from tests.proxy import NGINX, NginxProcess, chunked_upload, nginx_test, write_nginx_conf
+from tests.support.clients import Skopeo, layout_blob, layout_entry
 from tests.support.images import OCI_MANIFEST, single_image_layout
-from tests.support.redis import RedisProcess, redis_server  # noqa: F401 (fixture)
-from tests.support.seaweedfs import SeaweedFS
+from tests.support.plugin import storage_params
 from tests.support.processes import free_port
+from tests.support.redis import RedisProcess
+from tests.support.registry_client import push_image, sha256
+from tests.support.seaweedfs import SeaweedFS
 from tests.support.server import DockyardProcess
 from tests.support.tools import require_tool
 
@@ -117,7 +118,7 @@ def round_robin_nginx(tmp: pathlib.Path, replicas: list[DockyardProcess]) -> Ngi
     return NginxProcess(conf, port).start()
 
 
-@pytest.fixture(scope="module", params=STORAGES)
+@pytest.fixture(scope="module", params=storage_params(STORAGES))
 def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, redis_server: RedisProcess) -> Iterator[Cluster]:
     require_tool(NGINX)
     storage: str = request.param
@@ -137,10 +138,6 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
             nginx.stop()
         for replica in replicas:
             replica.stop()
-
-
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def random_bytes(size: int) -> bytes:
@@ -163,27 +160,6 @@ def patch(client: httpx.Client, location: str, data: bytes, start: int) -> httpx
 def finish(client: httpx.Client, location: str, digest: str, data: bytes = b"") -> httpx.Response:
     separator = "&" if "?" in location else "?"
     return client.put(f"{location}{separator}digest={digest}", content=data, headers={"Content-Type": "application/octet-stream"})
-
-
-def push_monolithic(client: httpx.Client, name: str, data: bytes) -> str:
-    digest = sha256(data)
-    pushed = client.post(f"/v2/{name}/blobs/uploads/", params={"digest": digest}, content=data,
-                         headers={"Content-Type": "application/octet-stream"})
-    assert pushed.status_code == 201, pushed.text
-    return digest
-
-
-def push_image(client: httpx.Client, name: str, tag: str, layer: bytes) -> tuple[str, bytes]:
-    """A layer, a config and an OCI manifest under ``tag``; returns the manifest's digest and bytes."""
-    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}).encode()
-    manifest = json.dumps({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": push_monolithic(client, name, config), "size": len(config)},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": push_monolithic(client, name, layer), "size": len(layer)}],
-    }).encode()
-    put = client.put(f"/v2/{name}/manifests/{tag}", content=manifest, headers={"Content-Type": OCI_MANIFEST})
-    assert put.status_code == 201, put.text
-    return put.headers["Docker-Content-Digest"], manifest
 
 
 def test_skopeo_pushes_through_one_replica_and_pulls_through_another(cluster: Cluster, skopeo: Skopeo, tmp_path: pathlib.Path) -> None:
@@ -267,7 +243,7 @@ def test_two_replicas_push_the_same_blob_and_tag_at_once(cluster: Cluster) -> No
     def push_tag(index: int) -> str:
         with cluster.client(index) as client:
             barrier.wait()
-            return push_image(client, name, "race", layers[index])[0]
+            return push_image(client, name, "race", layers[index], monolithic=True)[0]
 
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         pushed = set(pool.map(push_tag, [0, 1]))
@@ -364,7 +340,7 @@ def test_deletes_through_one_replica_are_seen_by_the_others_at_once(cluster: Clu
     clients = [cluster.client(index) for index in range(3)]
     try:
         layer = random_bytes(4096)
-        manifest_digest, _ = push_image(clients[0], name, "v1", layer)
+        manifest_digest, _ = push_image(clients[0], name, "v1", layer, monolithic=True)
         layer_digest = sha256(layer)
         for client in clients[1:]:  # every replica looks: the answers are now cached
             assert client.head(f"/v2/{name}/blobs/{layer_digest}").status_code == 200
@@ -381,7 +357,7 @@ def test_deletes_through_one_replica_are_seen_by_the_others_at_once(cluster: Clu
             assert client.get(f"/v2/{name}/manifests/v1", headers={"Accept": OCI_MANIFEST}).status_code == 404
 
         # Pushed again under another tag, then the manifest deleted by digest: its tag goes with it everywhere.
-        manifest_digest, _ = push_image(clients[0], name, "v2", layer)
+        manifest_digest, _ = push_image(clients[0], name, "v2", layer, monolithic=True)
         assert clients[2].head(f"/v2/{name}/manifests/v2", headers={"Accept": OCI_MANIFEST}).status_code == 200
         assert clients[1].delete(f"/v2/{name}/manifests/{manifest_digest}").status_code == 202
         assert clients[2].head(f"/v2/{name}/manifests/v2", headers={"Accept": OCI_MANIFEST}).status_code == 404
@@ -391,7 +367,7 @@ def test_deletes_through_one_replica_are_seen_by_the_others_at_once(cluster: Clu
         cache.close()
 
 
-@pytest.mark.parametrize("storage", STORAGES)
+@pytest.mark.parametrize("storage", storage_params(STORAGES))
 def test_a_token_from_one_replica_is_good_at_another(
     storage: str, request: pytest.FixtureRequest, tmp_path: pathlib.Path,
 ) -> None:

@@ -23,7 +23,7 @@ from dockyard.storage import cache, paths
 from dockyard.storage.cache import blob_key, cache_from_config, layer_key, tag_key
 from dockyard.storage.filesystem import FilesystemDriver
 from dockyard.storage.registry import Registry
-from tests.support.redis import RedisProcess, redis_server  # noqa: F401 (fixture)
+from tests.support.redis import RedisProcess
 from tests.support.registry2 import free_port
 
 NAME = "team/app"

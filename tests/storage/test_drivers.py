@@ -16,6 +16,7 @@ from dockyard.storage.filesystem import FilesystemDriver
 from dockyard.storage.inmemory import InMemoryDriver
 from dockyard.storage.s3 import S3Driver
 from tests.storage.driver_suite import DriverSuite
+from tests.support.plugin import storage_marks
 
 FACTORIES: dict[str, Callable[[pytest.FixtureRequest], StorageDriver]] = {
     "filesystem": lambda request: FilesystemDriver(request.getfixturevalue("tmp_path") / "root"),
@@ -24,7 +25,7 @@ FACTORIES: dict[str, Callable[[pytest.FixtureRequest], StorageDriver]] = {
 }
 
 
-@pytest.fixture(params=list(FACTORIES.values()), ids=list(FACTORIES))
+@pytest.fixture(params=[pytest.param(factory, id=name, marks=storage_marks(name)) for name, factory in FACTORIES.items()])
 async def driver(request: pytest.FixtureRequest) -> AsyncIterator[StorageDriver]:
     instance = request.param(request)
     try:

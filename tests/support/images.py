@@ -15,14 +15,7 @@ import pathlib
 import tarfile
 from dataclasses import dataclass, field
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
-
-
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+from tests.support.registry_client import OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, sha256
 
 
 def make_layer(files: dict[str, bytes]) -> tuple[bytes, str]:

@@ -7,12 +7,8 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
-
-import pytest
 
 from tests.support.processes import free_port, terminate
-from tests.support.tools import require_tool
 
 
 def redis_binary() -> str | None:
@@ -60,14 +56,3 @@ class RedisProcess:
     def stop(self) -> None:
         terminate(self.process)
         self.process = None
-
-
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
-    """One ``redis-server`` for the session (import this fixture where it is used); keys are per test."""
-    require_tool("redis-server")
-    server = RedisProcess(tmp_path_factory.mktemp("redis")).start()
-    try:
-        yield server
-    finally:
-        server.stop()

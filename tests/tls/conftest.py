@@ -23,7 +23,6 @@ import pytest
 
 from dockyard.tls import certificates
 from dockyard.tls.certificates import CertificateAuthority
-from tests.clients.conftest import require_tool, unavailable  # noqa: F401  (re-exported for the TLS tests)
 from tests.support.server import DockyardProcess
 
 COMMAND_TIMEOUT = 120

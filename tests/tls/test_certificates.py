@@ -18,8 +18,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 
 from dockyard.tls import certificates, inspect
 from dockyard.tls.certificates import CertificateAuthority, CertificateError
-from tests.clients.conftest import run
-from tests.tls.conftest import now, require_tool
+from tests.support.clients import run
+from tests.support.tools import require_tool
+from tests.tls.conftest import now
 
 FINGERPRINT = re.compile(r"^(?:[0-9A-F]{2}:){31}[0-9A-F]{2}$")
 

@@ -20,20 +20,9 @@ import httpx
 import pytest
 
 from dockyard.tls.trust import CONTAINERS_CERTS, DOCKER_CERTS
-from tests.clients.conftest import (  # noqa: F401  (fixtures used by name)
-    Skopeo,
-    client_env,
-    client_home,
-    fetch_manifest,
-    layout_blob,
-    skopeo,
-)
-from tests.clients.test_docker import Dockerd, docker  # noqa: F401
-from tests.clients.test_podman import Podman, lowercase_dir, podman  # noqa: F401
+from tests.support.clients import Dockerd, Podman, Skopeo, fetch_manifest, layout_blob
 from tests.support.images import single_image_layout
 from tests.tls.conftest import TlsServer, run_dockyard
-
-pytestmark = pytest.mark.clients
 
 FORBIDDEN = re.compile(r"insecure|tls-verify=false|--tls-verify=0|skip-verify", re.I)
 

@@ -13,8 +13,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from dockyard.tls import certificates, inspect
 from dockyard.tls.trust import CONTAINERS_CERTS, DOCKER_CERTS
-from tests.clients.conftest import run
-from tests.tls.conftest import StartServer, TlsServer, assert_one_line_error, require_tool, run_dockyard
+from tests.support.clients import run
+from tests.support.tools import require_tool
+from tests.tls.conftest import StartServer, TlsServer, assert_one_line_error, run_dockyard
 
 FINGERPRINT = r"(?:[0-9A-F]{2}:){31}[0-9A-F]{2}"
 

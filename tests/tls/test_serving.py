@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 
 from dockyard.tls import certificates, inspect
 from dockyard.tls.certificates import CertificateAuthority
-from tests.clients.conftest import run
+from tests.support.clients import run
+from tests.support.tools import require_tool
 from tests.tls.conftest import (
     StartServer,
     assert_one_line_error,
@@ -29,7 +30,6 @@ from tests.tls.conftest import (
     now,
     peer_certificate,
     plain_tls_server,
-    require_tool,
     run_dockyard,
     serve_and_fail,
     server_context,

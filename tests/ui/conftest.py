@@ -21,8 +21,8 @@ import pytest
 from dockyard.auth.htpasswd import hash_password
 from dockyard.reference import parse_digest
 from dockyard.storage import paths
-from tests.clients.conftest import client_env, client_home, skopeo  # noqa: F401  (fixtures reused)
-from tests.support.images import Image, Layout, multi_arch_layout, sha256
+from tests.support.images import Image, Layout, multi_arch_layout
+from tests.support.registry_client import OCI_EMPTY, OCI_MANIFEST, descriptor, push_blob, push_manifest
 from tests.support.server import DockyardProcess
 from tests.support.tools import require_tool, unavailable
 
@@ -39,8 +39,6 @@ rules:
     repositories: ["**"]
     actions: [pull]
 """
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-EMPTY_CONFIG = "application/vnd.oci.empty.v1+json"
 SIGNATURE_TYPE = "application/vnd.dev.cosign.artifact.sig.v1+json"
 SBOM_TYPE = "application/spdx+json"
 MANY_TAGS = 5000
@@ -64,37 +62,22 @@ class Filled:
         return httpx.Client(base_url=self.url, auth=(user, USERS[user]), timeout=60)
 
 
-def push_blob(api: httpx.Client, name: str, data: bytes, prefix: str = "") -> dict:
-    digest = sha256(data)
-    response = api.post(f"{prefix}/v2/{name}/blobs/uploads/", params={"digest": digest}, content=data,
-                        headers={"Content-Type": "application/octet-stream"})
-    assert response.status_code == 201, response.text
-    return {"digest": digest, "size": len(data)}
-
-
-def put_manifest(api: httpx.Client, name: str, reference: str, document: dict, prefix: str = "") -> str:
-    content = json.dumps(document).encode()
-    response = api.put(f"{prefix}/v2/{name}/manifests/{reference}", content=content,
-                       headers={"Content-Type": document["mediaType"]})
-    assert response.status_code == 201, response.text
-    return response.headers["Docker-Content-Digest"]
-
-
 def push_artifact(api: httpx.Client, name: str, artifact_type: str, files: dict[str, bytes], subject: dict | None) -> str:
     """An OCI artifact (empty config, one blob per file), pushed by digest, with ``subject`` if given."""
-    config = push_blob(api, name, b"{}")
+    for data in (b"{}", *files.values()):
+        push_blob(api, name, data, monolithic=True)
     layers = [
-        {"mediaType": "application/octet-stream", **push_blob(api, name, data), "annotations": {"org.opencontainers.image.title": title}}
+        descriptor("application/octet-stream", data, annotations={"org.opencontainers.image.title": title})
         for title, data in files.items()
     ]
     document = {
         "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": artifact_type,
-        "config": {"mediaType": EMPTY_CONFIG, **config}, "layers": layers,
+        "config": descriptor(OCI_EMPTY, b"{}"), "layers": layers,
         "annotations": {"org.opencontainers.image.created": "2026-11-01T12:00:00Z"},
     }
     if subject is not None:
         document["subject"] = subject
-    return put_manifest(api, name, sha256(json.dumps(document).encode()), document)
+    return push_manifest(api, name, None, json.dumps(document).encode(), OCI_MANIFEST)
 
 
 def rich_image_layout(path: pathlib.Path) -> None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import pathlib
 import re
 
 import pytest
 
+from tests.support.registry_client import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, descriptor, push_blob, push_manifest
 from tests.support.server import DockyardProcess
-from tests.ui.conftest import MANY_TAGS, SBOM_TYPE, SIGNATURE_TYPE, USERS, Filled, push_blob, put_manifest
+from tests.ui.conftest import MANY_TAGS, SBOM_TYPE, SIGNATURE_TYPE, USERS, Filled
 
 expect = pytest.importorskip("playwright.sync_api").expect
 
@@ -201,13 +203,14 @@ def test_under_a_path_prefix(browser, tmp_path: pathlib.Path, screenshots: pathl
         import httpx
 
         with httpx.Client(base_url=server.url, timeout=30) as api:
-            config = push_blob(api, "team/tool", b'{"architecture":"amd64","os":"linux","config":{"Cmd":["/tool"]}}', "/registry")
-            layer = push_blob(api, "team/tool", b"layer bytes" * 100, "/registry")
-            put_manifest(api, "team/tool", "2.0", {
-                "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config},
-                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", **layer}],
-            }, "/registry")
+            config = b'{"architecture":"amd64","os":"linux","config":{"Cmd":["/tool"]}}'
+            layer = b"layer bytes" * 100
+            push_blob(api, "team/tool", config, prefix="/registry", monolithic=True)
+            push_blob(api, "team/tool", layer, prefix="/registry", monolithic=True)
+            push_manifest(api, "team/tool", "2.0", json.dumps({
+                "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                "config": descriptor(OCI_CONFIG, config), "layers": [descriptor(OCI_LAYER, layer)],
+            }).encode(), OCI_MANIFEST, prefix="/registry")
             assert api.get("/", follow_redirects=False).status_code == 404  # nothing outside the prefix
             assert api.get("/registry", follow_redirects=False).headers["Location"] == "/registry/"
         context = browser.new_context(base_url=server.url)
