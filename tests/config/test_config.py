@@ -355,7 +355,7 @@ def test_one_list_item_variable(tmp_path: pathlib.Path) -> None:
 def test_list_items_in_list_of_sections(tmp_path: pathlib.Path) -> None:
     loaded = read(tmp_path, MINIMAL, {
         "REGISTRY_NOTIFICATIONS_ENDPOINTS_0_NAME": "listener", "REGISTRY_NOTIFICATIONS_ENDPOINTS_0_URL": "https://l.example.com",
-        "REGISTRY_NOTIFICATIONS_ENDPOINTS_0_TIMEOUT": "2s",
+        "REGISTRY_NOTIFICATIONS_ENDPOINTS_0_TIMEOUT": "2s", "REGISTRY_NOTIFICATIONS_ENDPOINTS_0_DISABLED": "true",
     })
     (endpoint,) = loaded.settings.notifications.endpoints
     assert (endpoint.name, endpoint.url, endpoint.timeout) == ("listener", "https://l.example.com", 2.0)
@@ -483,21 +483,15 @@ def test_s3_storage_is_served_with_redirects_as_registry2(tmp_path: pathlib.Path
     assert StorageSettings.of(read(tmp_path, text).settings.storage).redirect is False
 
 
-def test_sections_read_but_not_acted_on_are_warned(tmp_path: pathlib.Path) -> None:
+def test_sections_that_cannot_change_what_is_served_are_warned(tmp_path: pathlib.Path) -> None:
     loaded = read(tmp_path, MINIMAL + textwrap.dedent("""\
         notifications:
           endpoints:
-            - {name: n, url: https://n.example.com}
-        proxy:
-          remoteurl: https://registry-1.docker.io
+            - {name: n, url: https://n.example.com, disabled: true}
         reporting:
           newrelic: {licensekey: k}
         """))
-    assert loaded.warnings == (
-        "notifications: not implemented yet, no events are sent",
-        "proxy: not supported, dockyard is not a pull-through cache; ignored",
-        "reporting: not supported, ignored",
-    )
+    assert loaded.warnings == ("reporting: not supported, ignored",)
 
 
 # ---- showing ----
@@ -511,8 +505,8 @@ SECRETS = MINIMAL + textwrap.dedent("""\
         - name: n
           url: https://n.example.com
           headers: {Authorization: [Bearer token-value]}
+          disabled: true
     redis: {addr: "localhost:6379", password: redis-password-value}
-    proxy: {remoteurl: https://r.example.com, username: u, password: proxy-password-value}
     reporting:
       bugsnag: {apikey: bugsnag-key-value}
       newrelic: {licensekey: newrelic-key-value}
@@ -522,7 +516,7 @@ SECRETS = MINIMAL + textwrap.dedent("""\
 def test_show_masks_secrets(tmp_path: pathlib.Path) -> None:
     shown = to_yaml(read(tmp_path, SECRETS).settings)
     assert "-value" not in shown
-    assert shown.count(MASK) == 6
+    assert shown.count(MASK) == 5
     text = "version: 0.1\nstorage:\n  s3: {region: r, bucket: b, accesskey: AKIA, secretkey: s3-secret-value}\n"
     shown = to_yaml(read(tmp_path, text).settings)
     assert "s3-secret-value" not in shown and f"secretkey: '{MASK}'" in shown and "accesskey: AKIA" in shown
