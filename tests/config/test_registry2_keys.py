@@ -50,15 +50,20 @@ def refusal(tmp_path: pathlib.Path, text: str) -> str:
     [
         ("notifications:\n  endpoints:\n    - {name: n, url: https://n.example.com}\n",
          "Error: notifications: not built yet (issue 18): refusing to start rather than silently send no events"),
-        ("proxy:\n  remoteurl: https://registry-1.docker.io\n", "Error: proxy: not built yet: refusing to start rather than serve as a plain registry instead of a pull-through cache"),
-        ("validation:\n  disabled: true\n", "Error: validation.disabled: refused: registry:2 would then accept layers naming any URL and indexes whose manifests "
+        ("proxy:\n  remoteurl: https://registry-1.docker.io\n",
+         "Error: proxy: not built yet: refusing to start rather than serve as a plain registry instead of a pull-through cache"),
+        ("validation:\n  disabled: true\n",
+         "Error: validation.disabled: refused: registry:2 would then accept layers naming any URL and indexes whose manifests "
          "are missing; allow URLs with validation.manifests.urls.allow and choose validation.manifests.indexes.platforms instead"),
-        ("validation:\n  manifests:\n    urls:\n      allow: ['(']\n", "Error: validation.manifests.urls.allow.0: not a regular expression: missing ), unterminated subpattern at position 0"),
+        ("validation:\n  manifests:\n    urls:\n      allow: ['(']\n",
+         "Error: validation.manifests.urls.allow.0: not a regular expression: missing ), unterminated subpattern at position 0"),
         ("auth:\n  token: {realm: https://a.example.com/token, service: s, issuer: i, jwks: /dev/null, autoredirect: true}\n",
-         "Error: auth.token.autoredirect: refused: the token realm would be built from each request's Host header; set auth.token.realm to the token service's URL"),
+         "Error: auth.token.autoredirect: refused: the token realm would be built from each request's Host header; "
+         "set auth.token.realm to the token service's URL"),
         ("redis:\n  addrs: [127.0.0.1:7000, 127.0.0.1:7001]\n",
          "Error: redis.addrs: 2 addresses name a Redis cluster or sentinels, which dockyard does not support; name one server"),
-        ("redis:\n  addrs: [127.0.0.1:26379]\n  mastername: mymaster\n", "Error: redis.mastername: Redis Sentinel is not supported; name the server in redis.addrs"),
+        ("redis:\n  addrs: [127.0.0.1:26379]\n  mastername: mymaster\n",
+         "Error: redis.mastername: Redis Sentinel is not supported; name the server in redis.addrs"),
         ("storage:\n  filesystem:\n    maxthreads: 10\n", "Error: storage.filesystem.maxthreads: expected at least 25, got 10"),
     ],
 )

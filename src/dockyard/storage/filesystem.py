@@ -13,8 +13,8 @@ import pathlib
 import shutil
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import BinaryIO
 
 from dockyard.atomic import write_file

@@ -56,7 +56,7 @@ class PushRules:
     index_platforms: frozenset[tuple[str, str]] = frozenset()
 
     @classmethod
-    def of(cls, validation: config.Validation) -> "PushRules":
+    def of(cls, validation: config.Validation) -> PushRules:
         urls, indexes = validation.manifests.urls, validation.manifests.indexes
         return cls(
             allow_urls=_joined(urls.allow), deny_urls=_joined(urls.deny), check_index=indexes.platforms != "none",
