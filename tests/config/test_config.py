@@ -355,7 +355,7 @@ def test_one_list_item_variable(tmp_path: pathlib.Path) -> None:
 def test_list_items_in_list_of_sections(tmp_path: pathlib.Path) -> None:
     loaded = read(tmp_path, MINIMAL, {
         "REGISTRY_NOTIFICATIONS_ENDPOINTS_0_NAME": "listener", "REGISTRY_NOTIFICATIONS_ENDPOINTS_0_URL": "https://l.example.com",
-        "REGISTRY_NOTIFICATIONS_ENDPOINTS_0_TIMEOUT": "2s",
+        "REGISTRY_NOTIFICATIONS_ENDPOINTS_0_TIMEOUT": "2s", "REGISTRY_NOTIFICATIONS_ENDPOINTS_0_DISABLED": "true",
     })
     (endpoint,) = loaded.settings.notifications.endpoints
     assert (endpoint.name, endpoint.url, endpoint.timeout) == ("listener", "https://l.example.com", 2.0)
@@ -483,21 +483,15 @@ def test_s3_storage_is_served_with_redirects_as_registry2(tmp_path: pathlib.Path
     assert StorageSettings.of(read(tmp_path, text).settings.storage).redirect is False
 
 
-def test_sections_read_but_not_acted_on_are_warned(tmp_path: pathlib.Path) -> None:
+def test_sections_that_cannot_change_what_is_served_are_warned(tmp_path: pathlib.Path) -> None:
     loaded = read(tmp_path, MINIMAL + textwrap.dedent("""\
         notifications:
           endpoints:
-            - {name: n, url: https://n.example.com}
-        proxy:
-          remoteurl: https://registry-1.docker.io
+            - {name: n, url: https://n.example.com, disabled: true}
         reporting:
           newrelic: {licensekey: k}
         """))
-    assert loaded.warnings == (
-        "notifications: not implemented yet, no events are sent",
-        "proxy: not supported, dockyard is not a pull-through cache; ignored",
-        "reporting: not supported, ignored",
-    )
+    assert loaded.warnings == ("reporting: not supported, ignored",)
 
 
 # ---- showing ----
@@ -511,8 +505,8 @@ SECRETS = MINIMAL + textwrap.dedent("""\
         - name: n
           url: https://n.example.com
           headers: {Authorization: [Bearer token-value]}
+          disabled: true
     redis: {addr: "localhost:6379", password: redis-password-value}
-    proxy: {remoteurl: https://r.example.com, username: u, password: proxy-password-value}
     reporting:
       bugsnag: {apikey: bugsnag-key-value}
       newrelic: {licensekey: newrelic-key-value}
@@ -522,7 +516,7 @@ SECRETS = MINIMAL + textwrap.dedent("""\
 def test_show_masks_secrets(tmp_path: pathlib.Path) -> None:
     shown = to_yaml(read(tmp_path, SECRETS).settings)
     assert "-value" not in shown
-    assert shown.count(MASK) == 6
+    assert shown.count(MASK) == 5
     text = "version: 0.1\nstorage:\n  s3: {region: r, bucket: b, accesskey: AKIA, secretkey: s3-secret-value}\n"
     shown = to_yaml(read(tmp_path, text).settings)
     assert "s3-secret-value" not in shown and f"secretkey: '{MASK}'" in shown and "accesskey: AKIA" in shown
@@ -532,3 +526,48 @@ def test_show_reads_back_as_the_same_configuration(tmp_path: pathlib.Path) -> No
     original = load(EXAMPLE, {}).settings
     again = read(tmp_path, to_yaml(original))
     assert again.settings == dataclasses.replace(original, http=dataclasses.replace(original.http, secret=MASK))
+
+
+# ---- registry:2's old names and registry:3's layouts ----
+
+
+def test_old_loglevel_is_log_level_when_that_is_unset(tmp_path: pathlib.Path) -> None:
+    assert read(tmp_path, MINIMAL + "loglevel: debug\n").settings.log.level == "debug"
+    assert read(tmp_path, MINIMAL + "loglevel: debug\n", {"REGISTRY_LOG_LEVEL": "error"}).settings.log.level == "error"
+    assert read(tmp_path, MINIMAL + "loglevel: debug\nlog:\n  level: warn\n").settings.log.level == "warn"
+    assert read(tmp_path, MINIMAL, {"REGISTRY_LOGLEVEL": "debug"}).settings.log.level == "debug"
+
+
+def test_old_layerinfo_turns_the_redis_cache_on(tmp_path: pathlib.Path) -> None:
+    settings = read(tmp_path, MINIMAL + "  cache:\n    layerinfo: redis\nredis:\n  addr: 127.0.0.1:6379\n").settings
+    assert settings.redis_cache is not None and settings.redis_cache.address == "127.0.0.1:6379"
+    assert error_of(tmp_path, MINIMAL + "  cache:\n    layerinfo: redis\n") == "redis.addr: missing: storage.cache.layerinfo is redis"
+
+
+def test_registry3_redis_layout(tmp_path: pathlib.Path) -> None:
+    redis = read(tmp_path, MINIMAL + textwrap.dedent("""\
+          cache:
+            blobdescriptor: redis
+        redis:
+          addrs: [cache.example.com:6380]
+          poolsize: 10
+          maxidleconns: 3
+          connmaxidletime: 5m
+          username: u
+        """)).settings.redis_cache
+    assert redis is not None
+    assert (redis.address, redis.max_connections, redis.max_idle, redis.idle_timeout, redis.username) == ("cache.example.com:6380", 10, 3, 300.0, "u")
+    assert error_of(tmp_path, MINIMAL + "redis:\n  addr: a:1\n  addrs: [b:1]\n") == "redis.addrs: set with redis.addr (registry:2.8's name); keep one"
+    text = MINIMAL + "  cache:\n    blobdescriptor: redis\nredis:\n  addr: a:1\n  tls: {certificate: /c.pem}\n"
+    assert error_of(tmp_path, text) == "redis.tls.key: missing; redis.tls.certificate and redis.tls.key go together"
+
+
+def test_old_validation_enabled_keeps_the_checks(tmp_path: pathlib.Path) -> None:
+    assert read(tmp_path, MINIMAL + "validation:\n  enabled: true\n  disabled: true\n").settings.validation.enabled is True
+
+
+def test_registry3_stock_keys_start_without_warnings(tmp_path: pathlib.Path) -> None:
+    text = MINIMAL + "  tag:\n    concurrencylimit: 5\n"
+    assert read(tmp_path, text).warnings == ()
+    s3 = "version: 0.1\nstorage:\n  s3: {region: r, bucket: b, loglevel: debug}\n"
+    assert read(tmp_path, s3).settings.storage.s3.loglevel == "debug"

@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import pathlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import redis.asyncio
 
 from dockyard.api.errors import from_domain
 from dockyard.errors import BlobUnknown, ManifestUnknown, Unavailable
-from dockyard.config import ConfigError, Redis, load
+from dockyard.config import ConfigError, Redis, RedisPool, load
 from dockyard.reference import Digest
 from dockyard.storage import cache, paths
 from dockyard.storage.cache import blob_key, cache_from_config, layer_key, tag_key
@@ -181,3 +182,34 @@ async def test_redis_locks_hold_across_replicas_and_lapse_when_the_holder_dies(
     finally:
         await a.close()
         await b.close()
+
+
+async def test_pool_keeps_at_most_maxidle_connections_open(redis_server: RedisProcess) -> None:
+    registry2_pool = cache_from_config(Redis(addr=redis_server.addr, pool=RedisPool(maxidle=1, maxactive=8)))
+    assert isinstance(registry2_pool, cache.RedisCache)
+    pool = registry2_pool.client.connection_pool
+    held = [await pool.get_connection() for _ in range(4)]
+    for connection in held:
+        await connection.connect()
+        await pool.release(connection)
+    assert sum(connection.is_connected for connection in held) == 1
+    await registry2_pool.close()
+
+
+async def client_id(connection: Any) -> int:
+    await connection.send_command("CLIENT", "ID")
+    return int(await connection.read_response())
+
+
+async def test_pool_closes_connections_idle_past_connmaxidletime(redis_server: RedisProcess) -> None:
+    registry3_pool = cache_from_config(Redis(addrs=[redis_server.addr], connmaxidletime=0.001))
+    assert isinstance(registry3_pool, cache.RedisCache)
+    pool = registry3_pool.client.connection_pool
+    idle = await pool.get_connection()
+    first = await client_id(idle)
+    await pool.release(idle)
+    await asyncio.sleep(0.05)  # past the idle time, however slow the machine
+    again = await pool.get_connection()
+    assert await client_id(again) != first  # the idle one was closed: a new connection serves
+    await pool.release(again)
+    await registry3_pool.close()

@@ -8,12 +8,8 @@ from dockyard.api.context import RequestContext
 from dockyard.api.pagination import list_response, next_link, page_size
 from dockyard.storage import catalog
 
-# registry:2's default for catalog.maxentries.
-MAX_ENTRIES = 1000
-
-
 async def get(context: RequestContext) -> web.StreamResponse:
-    count = page_size(context.query("n"), MAX_ENTRIES)
+    count = page_size(context.query("n"), context.registry.catalog_max_entries)
     # One name past the page tells whether a next page exists; the walk stops there.
     names = await catalog.walk(
         context.registry.driver, context.query("last") or "", count + 1, context.identity.catalog_filter()

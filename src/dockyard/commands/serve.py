@@ -145,20 +145,29 @@ def build_app(settings: Settings, prepared: Prepared) -> web.Application:
     from dockyard.maintenance.schedule import Schedule, scheduled_maintenance
     from dockyard.storage.cache import cache_from_config
     from dockyard.storage.factory import build_driver
+    from dockyard.storage.filesystem import use_io_threads
     from dockyard.storage.registry import Registry
+    from dockyard.storage.repository import PushRules
 
     storage = settings.storage
     access, tokens = prepared.auth.build()
     serving = prepared.serving
     registry = Registry(
         build_driver(prepared.storage), delete_enabled=storage.delete.enabled, read_only=storage.maintenance.readonly.enabled,
-        cache=cache_from_config(settings.redis_cache),
+        cache=cache_from_config(settings.redis_cache), rules=PushRules.of(settings.validation), catalog_max_entries=settings.catalog.maxentries,
     )
     app = create_app(
         registry, access=access, token_service=tokens, ca_certificate=prepared.ca_pem,
         forwarding=prepared.forwarding, ui_session_key=prepared.ui_session_key,
     )
     prepared.ops.instrument(app)
+    if storage.filesystem is not None:
+        threads = storage.filesystem.maxthreads
+
+        async def io_threads(app: web.Application) -> None:
+            use_io_threads(threads)
+
+        app.on_startup.append(io_threads)
     # registry:2 purges uploads by default (uploadpurging: enabled, 168h, every 24h).
     app.cleanup_ctx.append(scheduled_maintenance(Schedule(settings.dockyard.gc, tuple(settings.dockyard.retention), storage.maintenance.uploadpurging)))
     if settings.log.accesslog.disabled:
@@ -228,7 +237,7 @@ def _check_replica_settings(settings: Settings, auth: AuthSettings) -> None:
     except SecretError as error:
         raise click.ClickException(str(error)) from None
     if (redis := settings.redis_cache) is not None:
-        log.info("cache: blob sizes, layer links and tags in redis at %s (db %d)", redis.addr, redis.db)
+        log.info("cache: blob sizes, layer links and tags in redis at %s (db %d)", redis.address, redis.db)
 
 
 def _renewal(context: ssl.SSLContext, settings: TlsSettings):

@@ -43,16 +43,19 @@ from dockyard.config.schema import (
     SERVE_DEFAULTS,
     Gc,
     Redis,
+    RedisPool,
+    RedisTls,
     Retention,
     Settings,
     Storage,
     UploadPurging,
+    Validation,
 )
 from dockyard.config.show import MASK, to_yaml
 from dockyard.config.values import ConfigError, format_duration, parse_duration, read_section, shown
 
 __all__ = [
-    "MASK", "S3", "ConfigError", "Gc", "Loaded", "Redis", "Retention", "Settings", "Storage", "UploadPurging",
+    "MASK", "S3", "ConfigError", "Gc", "Loaded", "Redis", "RedisPool", "RedisTls", "Retention", "Settings", "Storage", "UploadPurging", "Validation",
     "format_duration", "load", "parse_duration", "to_yaml",
 ]
 
@@ -78,6 +81,14 @@ def _read_file(path: pathlib.Path) -> dict[str, object]:
     return raw
 
 
+def _read_old_log_level(raw: dict[str, object]) -> None:
+    """registry:2's top-level ``loglevel`` (deprecated, still applied) sets ``log.level`` when the file and
+    the variables leave it unset; an option (``--log-level``) overrides both."""
+    log = raw.get("log") or {}
+    if raw.get("loglevel") and isinstance(log, dict) and not log.get("level"):
+        raw["log"] = {**log, "level": raw["loglevel"]}
+
+
 def load(path: pathlib.Path | None, environ: Mapping[str, str], options: Mapping[str, Any] | None = None) -> Loaded:
     """Read ``path`` (or, without one, ``dockyard serve``'s defaults), override its keys with
     ``environ``'s ``REGISTRY_*`` variables and then with ``options`` (serve's, by parameter
@@ -85,6 +96,7 @@ def load(path: pathlib.Path | None, environ: Mapping[str, str], options: Mapping
     raw = _read_file(path) if path is not None else copy.deepcopy(SERVE_DEFAULTS)
     warnings: list[str] = []
     apply_environment(raw, environ, warnings)
+    _read_old_log_level(raw)
     given = apply_options(raw, options or {})
     try:
         settings = read_section(Settings, raw, "", warnings)

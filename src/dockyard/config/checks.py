@@ -5,6 +5,8 @@ option set names the option instead (see :func:`dockyard.config.flags.namer`).""
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Callable
 
 from dockyard.config.schema import Dockyard, Settings, Storage, address_problem
@@ -69,12 +71,64 @@ def _check_serving(settings: Settings, named: Named) -> None:
         except ForwardingError as error:
             (key,) = named(f"dockyard.trusted_proxies.{index}")
             raise ConfigError(f"{key}: {error}") from None
-    cache = settings.storage.cache.blobdescriptor
-    if cache == "redis" and settings.redis is None:
-        raise ConfigError("redis.addr: missing: storage.cache.blobdescriptor is redis")
-    if cache == "redis" and settings.redis is not None:
-        if (problem := address_problem(settings.redis.addr)) is not None:
-            raise ConfigError(f"redis.addr: {problem}")
+    _check_redis(settings)
+
+
+def _check_redis(settings: Settings) -> None:
+    redis = settings.redis
+    if redis is None:
+        if settings.storage.cache.kind == "redis":
+            raise ConfigError(f"redis.addr: missing: storage.cache.{'blobdescriptor' if settings.storage.cache.blobdescriptor else 'layerinfo'} is redis")
+        return
+    if redis.addr and redis.addrs:
+        raise ConfigError("redis.addrs: set with redis.addr (registry:2.8's name); keep one")
+    if len(redis.addrs) > 1:
+        raise ConfigError(f"redis.addrs: {len(redis.addrs)} addresses name a Redis cluster or sentinels, which dockyard does not support; name one server")
+    if redis.mastername:
+        raise ConfigError("redis.mastername: Redis Sentinel is not supported; name the server in redis.addrs")
+    if settings.storage.cache.kind != "redis":
+        return
+    if not redis.address:
+        raise ConfigError("redis.addrs: missing (or redis.addr): storage.cache is redis")
+    if (problem := address_problem(redis.address)) is not None:
+        raise ConfigError(f"redis.{'addr' if redis.addr else 'addrs.0'}: {problem}")
+    tls = redis.tls
+    if bool(tls.certificate) != bool(tls.key):
+        raise ConfigError(f"redis.tls.{'key' if tls.certificate else 'certificate'}: missing; redis.tls.certificate and redis.tls.key go together")
+    named_files = [("certificate", tls.certificate), ("key", tls.key)]
+    named_files += [(f"{name}.{index}", path) for name in ("rootcas", "clientcas") for index, path in enumerate(getattr(tls, name))]
+    for name, path in named_files:
+        if path and not os.access(path, os.R_OK):
+            raise ConfigError(f"redis.tls.{name}: cannot read {path}")
+
+
+def _check_validation(settings: Settings) -> None:
+    validation = settings.validation
+    if validation.disabled and not validation.enabled:
+        raise ConfigError(
+            "validation.disabled: refused: registry:2 would then accept layers naming any URL and indexes whose manifests "
+            "are missing; allow URLs with validation.manifests.urls.allow and choose validation.manifests.indexes.platforms instead"
+        )
+    urls = validation.manifests.urls
+    for name, patterns in (("allow", urls.allow), ("deny", urls.deny)):
+        for index, pattern in enumerate(patterns):
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                raise ConfigError(f"validation.manifests.urls.{name}.{index}: not a regular expression: {error}") from None
+
+
+def _check_unbuilt(settings: Settings) -> None:
+    """Sections that change what the registry does but are not built yet: refused, never ignored."""
+    if any(not endpoint.disabled for endpoint in settings.notifications.endpoints):
+        raise ConfigError("notifications: not built yet (issue 18): refusing to start rather than silently send no events")
+    if settings.proxy is not None:
+        raise ConfigError("proxy: not built yet: refusing to start rather than serve as a plain registry instead of a pull-through cache")
+    if settings.auth.token is not None and settings.auth.token.autoredirect:
+        raise ConfigError(
+            "auth.token.autoredirect: refused: the token realm would be built from each request's Host header; "
+            "set auth.token.realm to the token service's URL"
+        )
 
 
 def check(settings: Settings, named: Named) -> None:
@@ -82,15 +136,15 @@ def check(settings: Settings, named: Named) -> None:
     _check_kinds(settings, named)
     _check_tls(settings, named)
     _check_serving(settings, named)
+    _check_validation(settings)
+    _check_unbuilt(settings)
 
 
 def notices(settings: Settings) -> list[str]:
-    """Sections read but not acted on."""
+    """Sections read but not acted on, and settings that accept less checked pushes."""
     said = []
-    if settings.notifications.endpoints:
-        said.append("notifications: not implemented yet, no events are sent")
-    if settings.proxy is not None:
-        said.append("proxy: not supported, dockyard is not a pull-through cache; ignored")
+    if settings.validation.manifests.indexes.platforms == "none":
+        said.append("validation.manifests.indexes.platforms: none: an index is accepted with its manifests missing")
     if settings.reporting.bugsnag is not None or settings.reporting.newrelic is not None:
         said.append("reporting: not supported, ignored")
     return said

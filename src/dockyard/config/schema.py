@@ -147,7 +147,7 @@ class Log:
 class Filesystem:
     FLAG_DEFAULTS: ClassVar[dict[str, object]] = {"rootdirectory": SERVE_ROOT}  # when options alone make the section
     rootdirectory: str = _plain("/var/lib/registry", Flag("--root", "Storage root for the filesystem driver (registry:2's rootdirectory layout); ignored for another driver."))
-    maxthreads: int = _within(100, 25)
+    maxthreads: int = _within(100, 25)  # the threads that do blocking file I/O; registry:2's minimum and default
 
 
 @dataclass(frozen=True)
@@ -174,6 +174,7 @@ class S3:
     storageclass: str = _one_of("STANDARD", ("STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "INTELLIGENT_TIERING", "NONE"))
     encrypt: bool = False
     keyid: str = ""
+    # Read and kept, as registry:2 does, but botocore has no such levels: its own logging follows log.level.
     loglevel: str = _one_of("off", ("off", "debug", "debugwithsigning", "debugwithhttpbody", "debugwithrequestretries", "debugwithrequesterrors", "debugwitheventstreambody"))
 
 
@@ -209,6 +210,18 @@ class Maintenance:
 @dataclass(frozen=True)
 class Cache:
     blobdescriptor: str = _one_of("", ("", "inmemory", "redis"))
+    layerinfo: str = _one_of("", ("", "inmemory", "redis"))  # registry:2's old name of blobdescriptor, read when that is unset
+
+    @property
+    def kind(self) -> str:
+        return self.blobdescriptor or self.layerinfo
+
+
+@dataclass(frozen=True)
+class Tag:
+    # registry:3's limit on concurrent tag lookups (when a manifest is deleted, every tag is read to find those naming
+    # it); dockyard reads a repository's tags in one listing, so any limit is met: checked, nothing to apply.
+    concurrencylimit: int = _within(0, 0)
 
 
 @dataclass(frozen=True)
@@ -221,6 +234,7 @@ class Storage:
     redirect: Redirect = _section(Redirect)
     maintenance: Maintenance = _section(Maintenance)
     cache: Cache = _section(Cache)
+    tag: Tag = _section(Tag)
 
     @property
     def kind(self) -> str:
@@ -292,7 +306,8 @@ class Token:
     issuer: str = _required()
     rootcertbundle: str = _plain("", Flag("--token-rootcertbundle", "Certificates whose keys sign an external issuer's tokens.", existing_file=True))
     jwks: str = _plain("", Flag("--token-jwks", "A JWKS file of an external issuer's keys.", existing_file=True))
-    autoredirect: bool = False
+    autoredirect: bool = False  # refused (see checks): the realm would come from the request's Host header
+    autoredirectpath: str = "/auth/token"
 
 
 @dataclass(frozen=True)
@@ -329,6 +344,9 @@ class Health:
 
 @dataclass(frozen=True)
 class Urls:
+    """Regular expressions (searched, as Go's MatchString does) for the URLs of pushed layers; as in
+    registry:2, with neither set no layer may name URLs (the OCI specs leave this to the registry)."""
+
     allow: list[str] = field(default_factory=list)
     deny: list[str] = field(default_factory=list)
 
@@ -341,6 +359,9 @@ class Platform:
 
 @dataclass(frozen=True)
 class Indexes:
+    """Which manifests of a pushed index must be in the repository: all, none, or those of ``platformlist``'s
+    platforms (all of them when the list is empty, as in registry:2)."""
+
     platforms: str = _one_of("all", ("all", "none", "list"))
     platformlist: list[Platform] = field(default_factory=list)
 
@@ -353,13 +374,14 @@ class Manifests:
 
 @dataclass(frozen=True)
 class Validation:
-    disabled: bool = False
+    enabled: bool = False  # registry:2's old switch: true keeps the checks on whatever disabled says
+    disabled: bool = False  # refused (see checks): it drops the URL and index checks
     manifests: Manifests = _section(Manifests)
 
 
 @dataclass(frozen=True)
 class Catalog:
-    maxentries: int = _within(1000, 1)
+    maxentries: int = _within(1000, 1)  # the largest page of /v2/_catalog, and the page without n
 
 
 @dataclass(frozen=True)
@@ -394,26 +416,65 @@ class Notifications:
 
 @dataclass(frozen=True)
 class RedisPool:
-    maxidle: int = _within(16, 0)
-    maxactive: int = _within(64, 0)
-    idletimeout: Duration = _within(300.0, 0)
+    """registry:2.8's pool; registry:3 names these maxidleconns, poolsize and connmaxidletime."""
+
+    maxidle: int = _within(0, 0)
+    maxactive: int = _within(0, 0)
+    idletimeout: Duration = _within(0.0, 0)
 
 
 @dataclass(frozen=True)
 class RedisTls:
-    enabled: bool = False
+    enabled: bool = False  # TLS with the system's CAs; certificate, key or rootcas turn it on too (registry:3)
+    certificate: str = ""  # a client certificate (with key), for mutual TLS
+    key: str = ""
+    rootcas: list[str] = field(default_factory=list)  # the CAs the server's certificate is checked against
+    clientcas: list[str] = field(default_factory=list)  # registry:3.0's name for rootcas
+
+    @property
+    def on(self) -> bool:
+        return self.enabled or bool(self.certificate or self.key or self.rootcas or self.clientcas)
+
+    @property
+    def cas(self) -> list[str]:
+        return self.rootcas + self.clientcas
 
 
 @dataclass(frozen=True)
 class Redis:
-    addr: str = _required()
+    """registry:2.8's layout (``addr``, ``pool``) or registry:3's (``addrs``, ``poolsize``, ...); 0 keeps the client's default."""
+
+    addr: str = ""
+    addrs: list[str] = field(default_factory=list)  # registry:3; several name a cluster or sentinels, refused (see checks)
+    mastername: str = ""  # registry:3's sentinel master: refused
+    clientname: str = ""
+    username: str = ""
     password: str = ""
     db: int = _within(0, 0)
     dialtimeout: Duration = _within(0.0, 0)
     readtimeout: Duration = _within(0.0, 0)
     writetimeout: Duration = _within(0.0, 0)
+    poolsize: int = _within(0, 0)
+    maxidleconns: int = _within(0, 0)
+    connmaxidletime: Duration = _within(0.0, 0)
     pool: RedisPool = _section(RedisPool)
     tls: RedisTls = _section(RedisTls)
+
+    @property
+    def address(self) -> str:
+        return self.addr or (self.addrs[0] if self.addrs else "")
+
+    @property
+    def max_connections(self) -> int:
+        return self.poolsize or self.pool.maxactive
+
+    @property
+    def max_idle(self) -> int:
+        return self.maxidleconns or self.pool.maxidle
+
+    @property
+    def idle_timeout(self) -> float:
+        return self.connmaxidletime or self.pool.idletimeout
 
 
 @dataclass(frozen=True)
@@ -520,6 +581,7 @@ class Settings:
     """The whole tree, as `load` builds it from the file, the variables and the options."""
 
     version: str = field(default="", metadata={"required": True, "choices": ("0.1",)})
+    loglevel: str = _one_of("", ("", *LOG_LEVELS))  # registry:2's old name of log.level, read when that is unset (see load)
     log: Log = _section(Log)
     storage: Storage = field(default_factory=Storage, metadata=_flagged(Flag("--storage", "Storage driver.", choices=("filesystem", "inmemory"))))
     http: Http = _section(Http)
@@ -543,5 +605,5 @@ class Settings:
     def redis_cache(self) -> Redis | None:
         """The Redis that caches blob descriptors and tags, as registry:2 uses it: only with ``blobdescriptor: redis``
         (inmemory: each replica would cache on its own; dockyard reads storage instead)."""
-        return self.redis if self.storage.cache.blobdescriptor == "redis" else None
+        return self.redis if self.storage.cache.kind == "redis" else None
 

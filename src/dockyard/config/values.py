@@ -18,10 +18,8 @@ class ConfigError(Exception):
 
 
 REGISTRY2_UNSUPPORTED = {
-    "loglevel": "deprecated in registry:2; write log.level",
     "log.hooks": "mail hooks",
     "middleware": "storage, registry and repository middleware",
-    "storage.tag": "tag lookup concurrency",
     "http.tls.letsencrypt": "certificates from Let's Encrypt",
     "http.tls.minimumtls": "dockyard always requires TLS 1.2 or later",
     "http.tls.ciphersuites": "dockyard picks forward-secret AEAD suites itself",

@@ -26,6 +26,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import pathlib
+import time
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
@@ -160,20 +162,67 @@ class RedisCache(StorageCache):
         await self.client.aclose()
 
 
+class _Pool(redis.asyncio.ConnectionPool):
+    """redis-py's pool, plus what registry:2's pool settings ask and redis-py lacks: at most ``max_idle``
+    idle connections stay open, and none idle for longer than ``idle_timeout`` (0: no bound). A connection
+    over either is disconnected and stays in the pool, to connect again when next used."""
+
+    def __init__(self, *, max_idle: int, idle_timeout: float, **options: Any) -> None:
+        super().__init__(**options)
+        self.max_idle = max_idle
+        self.idle_timeout = idle_timeout
+        self._idle_since: dict[int, float] = {}
+
+    def _idle(self) -> list[Any]:
+        return [connection for connection in self._available_connections if connection.is_connected]
+
+    async def get_connection(self, *args: Any, **options: Any) -> Any:
+        if self.idle_timeout:
+            now = time.monotonic()
+            for connection in self._idle():
+                if now - self._idle_since.get(id(connection), now) > self.idle_timeout:
+                    await connection.disconnect()
+        return await super().get_connection(*args, **options)  # type: ignore[no-untyped-call]  # untyped in redis-py
+
+    async def release(self, connection: Any) -> None:
+        self._idle_since[id(connection)] = time.monotonic()
+        await super().release(connection)
+        idle = self._idle()
+        if self.max_idle and len(idle) > self.max_idle:
+            for surplus in sorted(idle, key=lambda each: self._idle_since.get(id(each), 0.0))[: len(idle) - self.max_idle]:
+                await surplus.disconnect()
+
+
+def _tls_options(settings: config.RedisTls) -> dict[str, Any]:
+    if not settings.on:
+        return {}
+    options: dict[str, Any] = {"connection_class": redis.asyncio.SSLConnection, "ssl_cert_reqs": "required"}
+    if settings.certificate:
+        options |= {"ssl_certfile": settings.certificate, "ssl_keyfile": settings.key}
+    if settings.cas:
+        options["ssl_ca_data"] = "".join(pathlib.Path(path).read_text() for path in settings.cas)
+    return options
+
+
 def cache_from_config(settings: config.Redis | None) -> StorageCache:
-    """The cache registry:2's ``redis`` section describes (none without it); a timeout of 0 keeps the client's 5s."""
+    """The cache registry:2's ``redis`` section describes (none without it), in its 2.8 or its 3 layout;
+    a timeout or size of 0 keeps redis-py's (5s timeouts, no bound on connections)."""
     if settings is None:
         return StorageCache()
-    address = Address.parse(settings.addr)
-    timeouts: dict[str, Any] = {
+    address = Address.parse(settings.address)
+    given: dict[str, Any] = {
         "socket_connect_timeout": settings.dialtimeout,
         "socket_timeout": max(settings.readtimeout, settings.writetimeout),
-        "max_connections": settings.pool.maxactive,
+        "max_connections": settings.max_connections,
+        "username": settings.username,
+        "password": settings.password,
+        "client_name": settings.clientname,
     }
-    client = redis.asyncio.Redis(
-        host=address.host or "127.0.0.1", port=address.port, db=settings.db, password=settings.password or None,
-        ssl=settings.tls.enabled, **{name: value for name, value in timeouts.items() if value},
+    pool = _Pool(
+        max_idle=settings.max_idle, idle_timeout=settings.idle_timeout,
+        host=address.host or "127.0.0.1", port=address.port, db=settings.db,
+        **{name: value for name, value in given.items() if value}, **_tls_options(settings.tls),
         # One immediate retry (a pooled connection the server closed), never seconds of backoff per request.
         retry=Retry(NoBackoff(), 1),
     )
-    return RedisCache(client, settings.addr)
+    return RedisCache(redis.asyncio.Redis(connection_pool=pool), settings.address)

@@ -7,12 +7,14 @@ import builtins
 import contextlib
 import errno
 import fcntl
+import logging
 import os
 import pathlib
 import shutil
 import threading
 import time
 from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import BinaryIO
 
 from dockyard.atomic import write_file
@@ -33,6 +35,13 @@ CACHED_LISTINGS = 64
 # a coarse clock (a jiffy, a second on some filesystems), so a change within the same
 # tick as the listing could leave the signature as it was.
 SETTLED_NS = 2_000_000_000
+
+
+def use_io_threads(count: int) -> None:
+    """Run the running loop's blocking calls (``asyncio.to_thread``: every file operation here) on ``count``
+    threads, registry:2's ``storage.filesystem.maxthreads``, in place of Python's default of a few per core."""
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=count, thread_name_prefix="dockyard-io"))
+    logging.getLogger("dockyard.storage").info("filesystem I/O on up to %d threads (storage.filesystem.maxthreads)", count)
 
 
 def _signature(result: os.stat_result) -> tuple[int, int, int]:

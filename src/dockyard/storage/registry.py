@@ -7,15 +7,23 @@ from dockyard.storage import catalog
 from dockyard.storage.blobs import BlobStore
 from dockyard.storage.cache import StorageCache
 from dockyard.storage.driver import StorageDriver
-from dockyard.storage.repository import Repository
+from dockyard.storage.repository import PushRules, Repository
 from dockyard.storage.uploads import UploadStore
+
+
+# registry:2's default for catalog.maxentries.
+CATALOG_MAX_ENTRIES = 1000
 
 
 class Registry:
     def __init__(
         self, driver: StorageDriver, *, delete_enabled: bool = True, read_only: bool = False, cache: StorageCache | None = None,
+        rules: PushRules = PushRules(), catalog_max_entries: int = CATALOG_MAX_ENTRIES,
     ) -> None:
         self.driver = driver
+        self.rules = rules
+        self.catalog_max_entries = catalog_max_entries
+        """The largest page of the catalog, and the page a request without ``n`` gets."""
         self.delete_enabled = delete_enabled
         self.read_only = read_only
         """Every write (push, delete, upload) is refused; the API dispatcher enforces it."""
@@ -27,7 +35,7 @@ class Registry:
             raise Unsupported("deletes are disabled on this registry")
 
     def repository(self, name: str) -> Repository:
-        return Repository(self.driver, self.blobs, name)
+        return Repository(self.driver, self.blobs, name, self.rules)
 
     async def catalog(self) -> list[str]:
         return await catalog.repositories(self.driver)

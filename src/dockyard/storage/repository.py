@@ -9,12 +9,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass
 
+from dockyard import config
 from dockyard import manifest as manifests
-from dockyard.errors import BlobUnknown, DigestInvalid, ManifestBlobUnknown, ManifestUnknown
+from dockyard.errors import BlobUnknown, DigestInvalid, ManifestBlobUnknown, ManifestInvalid, ManifestUnknown
 from dockyard.manifest import Descriptor, Manifest
 from dockyard.reference import Digest, parse_digest
 from dockyard.storage import paths
@@ -34,12 +37,59 @@ class _TagState:
     """whether the tag's history already names the pushed manifest"""
 
 
+def _joined(patterns: Sequence[str]) -> re.Pattern[str] | None:
+    return re.compile("|".join(f"(?:{pattern})" for pattern in patterns)) if patterns else None
+
+
+@dataclass(frozen=True)
+class PushRules:
+    """What a pushed manifest's references must meet besides being here: registry:2's ``validation`` section.
+
+    A layer's URLs must be http or https without a fragment, match ``allow_urls`` (when set) and not
+    ``deny_urls``; with neither set, as in registry:2, no URL is allowed. An index's manifests must be
+    here, those of ``index_platforms`` only (OS and architecture) when it is set, none without ``check_index``.
+    """
+
+    allow_urls: re.Pattern[str] | None = None
+    deny_urls: re.Pattern[str] | None = None
+    check_index: bool = True
+    index_platforms: frozenset[tuple[str, str]] = frozenset()
+
+    @classmethod
+    def of(cls, validation: config.Validation) -> PushRules:
+        urls, indexes = validation.manifests.urls, validation.manifests.indexes
+        return cls(
+            allow_urls=_joined(urls.allow), deny_urls=_joined(urls.deny), check_index=indexes.platforms != "none",
+            index_platforms=frozenset((platform.os, platform.architecture) for platform in indexes.platformlist)
+            if indexes.platforms == "list" else frozenset(),
+        )
+
+    def url_allowed(self, url: str) -> bool:
+        if self.allow_urls is None and self.deny_urls is None:
+            return False
+        parsed = urllib.parse.urlsplit(url)
+        return (
+            parsed.scheme in ("http", "https") and not parsed.fragment
+            and (self.allow_urls is None or self.allow_urls.search(url) is not None)
+            and (self.deny_urls is None or self.deny_urls.search(url) is None)
+        )
+
+    def child_checked(self, descriptor: Descriptor) -> bool:
+        if not self.check_index:
+            return False
+        if not self.index_platforms:
+            return True
+        platform = descriptor.platform or {}
+        return (platform.get("os"), platform.get("architecture")) in self.index_platforms
+
+
 class Repository:
-    def __init__(self, driver: StorageDriver, blobs: BlobStore, name: str) -> None:
+    def __init__(self, driver: StorageDriver, blobs: BlobStore, name: str, rules: PushRules = PushRules()) -> None:
         self.driver = driver
         self.blobs = blobs
         self.name = name
         self.cache = blobs.cache
+        self.rules = rules
 
     async def exists(self) -> bool:
         try:
@@ -121,7 +171,15 @@ class Repository:
             raise ManifestUnknown(detail={"digest": str(digest)}) from None
 
     async def check_references(self, manifest: Manifest) -> None:
-        """Every blob and child manifest a pushed manifest names must be here."""
+        """Every blob and child manifest a pushed manifest names must be here (as :class:`PushRules` say),
+        and every URL it names allowed."""
+        for descriptor in manifest.blobs:
+            refused = next((url for url in descriptor.urls if not self.rules.url_allowed(url)), None)
+            if refused is not None:
+                raise ManifestInvalid(
+                    "a layer names a URL this registry does not allow (validation.manifests.urls)",
+                    detail={"digest": str(descriptor.digest), "url": refused[:200]},
+                )
 
         async def check_blob(descriptor: Descriptor) -> None:
             if not descriptor.is_foreign and not await self.has_layer(descriptor.digest):
@@ -134,7 +192,8 @@ class Repository:
                     detail={"digest": str(descriptor.digest)},
                 )
 
-        await asyncio.gather(*map(check_blob, manifest.blobs), *map(check_child, manifest.children))
+        checked_children = [child for child in manifest.children if self.rules.child_checked(child)]
+        await asyncio.gather(*map(check_blob, manifest.blobs), *map(check_child, checked_children))
 
     async def put_manifest(
         self, content: bytes, manifest: Manifest, digest: Digest, tags: Sequence[str] = (),

@@ -1,0 +1,194 @@
+"""registry:2's keys that change what is served, each through ``dockyard serve --config``: honoured
+(pushed and checked through the API) or refused at start in one line naming the key."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+
+import httpx
+import pytest
+import redis
+
+from tests.support.redis import RedisProcess
+from tests.support.registry_client import DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, descriptor, push_blob, push_image, sha256
+from tests.support.server import DockyardProcess
+
+FOREIGN = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+Start = Callable[..., DockyardProcess]
+
+
+def config_file(tmp_path: pathlib.Path, text: str) -> pathlib.Path:
+    path = tmp_path / "config.yml"
+    # A storage section in ``text`` replaces this one (the last of two keys wins); --root sets the folder.
+    path.write_text("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /unused\n" + textwrap.dedent(text))
+    return path
+
+
+def serve(start_server: Start, tmp_path: pathlib.Path, text: str) -> httpx.Client:
+    server = start_server("--config", str(config_file(tmp_path, text)))
+    return httpx.Client(base_url=server.url, timeout=30)
+
+
+def refusal(tmp_path: pathlib.Path, text: str) -> str:
+    """The one line ``dockyard serve --config`` stops with."""
+    command = [sys.executable, "-m", "dockyard", "serve", "--config", str(config_file(tmp_path, text)),
+               "--addr", "127.0.0.1:0", "--root", str(tmp_path / "root")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("notifications:\n  endpoints:\n    - {name: n, url: https://n.example.com}\n",
+         "Error: notifications: not built yet (issue 18): refusing to start rather than silently send no events"),
+        ("proxy:\n  remoteurl: https://registry-1.docker.io\n",
+         "Error: proxy: not built yet: refusing to start rather than serve as a plain registry instead of a pull-through cache"),
+        ("validation:\n  disabled: true\n",
+         "Error: validation.disabled: refused: registry:2 would then accept layers naming any URL and indexes whose manifests "
+         "are missing; allow URLs with validation.manifests.urls.allow and choose validation.manifests.indexes.platforms instead"),
+        ("validation:\n  manifests:\n    urls:\n      allow: ['(']\n",
+         "Error: validation.manifests.urls.allow.0: not a regular expression: missing ), unterminated subpattern at position 0"),
+        ("auth:\n  token: {realm: https://a.example.com/token, service: s, issuer: i, jwks: /dev/null, autoredirect: true}\n",
+         "Error: auth.token.autoredirect: refused: the token realm would be built from each request's Host header; "
+         "set auth.token.realm to the token service's URL"),
+        ("redis:\n  addrs: [127.0.0.1:7000, 127.0.0.1:7001]\n",
+         "Error: redis.addrs: 2 addresses name a Redis cluster or sentinels, which dockyard does not support; name one server"),
+        ("redis:\n  addrs: [127.0.0.1:26379]\n  mastername: mymaster\n",
+         "Error: redis.mastername: Redis Sentinel is not supported; name the server in redis.addrs"),
+        ("storage:\n  filesystem:\n    maxthreads: 10\n", "Error: storage.filesystem.maxthreads: expected at least 25, got 10"),
+    ],
+)
+def test_refused_at_start_in_one_line(tmp_path: pathlib.Path, text: str, line: str) -> None:
+    assert refusal(tmp_path, text) == line
+
+
+def test_catalog_maxentries_bounds_every_page(start_server: Start, tmp_path: pathlib.Path) -> None:
+    client = serve(start_server, tmp_path, "catalog:\n  maxentries: 2\n")
+    for name in ("a", "b", "c"):
+        push_image(client, name, "v1")
+    unasked = client.get("/v2/_catalog")
+    assert unasked.json() == {"repositories": ["a", "b"]}
+    assert unasked.headers["Link"] == '</v2/_catalog?n=2&last=b>; rel="next"'
+    assert client.get("/v2/_catalog", params={"n": 50}).json() == {"repositories": ["a", "b"]}
+    assert client.get("/v2/_catalog", params={"n": 2, "last": "b"}).json() == {"repositories": ["c"]}
+
+
+def foreign_image(client: httpx.Client, url: str) -> httpx.Response:
+    config = push_blob(client, "win", b"{}")
+    content = json.dumps({
+        "schemaVersion": 2, "mediaType": DOCKER_MANIFEST,
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": config, "size": 2},
+        "layers": [descriptor(FOREIGN, b"windows base layer", urls=[url])],
+    }).encode()
+    return client.put("/v2/win/manifests/v1", content=content, headers={"Content-Type": DOCKER_MANIFEST})
+
+
+def test_layer_urls_are_refused_unless_allowed(start_server: Start, tmp_path: pathlib.Path) -> None:
+    client = serve(start_server, tmp_path, "")
+    refused = foreign_image(client, "https://mcr.microsoft.com/layer.tar.gz")
+    assert refused.status_code == 400 and refused.json()["errors"][0]["code"] == "MANIFEST_INVALID"
+    assert client.get("/v2/win/manifests/v1").status_code == 404  # refused: nothing stored
+
+
+def test_layer_urls_allow_and_deny(start_server: Start, tmp_path: pathlib.Path) -> None:
+    client = serve(start_server, tmp_path, r"""
+        validation:
+          manifests:
+            urls:
+              allow: ['^https://([^/]+\.)?microsoft\.com/']
+              deny: ['^https://evil\.microsoft\.com/']
+        """)
+    assert foreign_image(client, "https://mcr.microsoft.com/layer.tar.gz").status_code == 201
+    for url in ("https://evil.microsoft.com/layer.tar.gz", "https://example.com/layer.tar.gz", "ftp://mcr.microsoft.com/layer"):
+        refused = foreign_image(client, url)
+        assert refused.status_code == 400 and refused.json()["errors"][0]["code"] == "MANIFEST_INVALID", url
+
+
+def index_of(client: httpx.Client, present: str) -> bytes:
+    """An index of an image for ``present`` (pushed) and one for another architecture (never pushed)."""
+    digest, content = push_image(client, "multi", seed=present)
+    missing = "arm64" if present == "amd64" else "amd64"
+    return json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(content), "platform": {"architecture": present, "os": "linux"}},
+        {"mediaType": OCI_MANIFEST, "digest": sha256(b"absent " + missing.encode()), "size": 9, "platform": {"architecture": missing, "os": "linux"}},
+    ]}).encode()
+
+
+def put_index(client: httpx.Client, content: bytes) -> httpx.Response:
+    return client.put("/v2/multi/manifests/latest", content=content, headers={"Content-Type": OCI_INDEX})
+
+
+def test_index_platforms_list_checks_only_those_platforms(start_server: Start, tmp_path: pathlib.Path) -> None:
+    client = serve(start_server, tmp_path, """
+        validation:
+          manifests:
+            indexes:
+              platforms: list
+              platformlist: [{architecture: amd64, os: linux}]
+        """)
+    assert put_index(client, index_of(client, "amd64")).status_code == 201  # the arm64 one is not checked
+    refused = put_index(client, index_of(client, "arm64"))
+    assert refused.status_code == 404 and refused.json()["errors"][0]["code"] == "MANIFEST_BLOB_UNKNOWN"
+
+
+def test_index_platforms_none_checks_no_manifest_and_warns(start_server: Start, tmp_path: pathlib.Path) -> None:
+    server = start_server("--config", str(config_file(tmp_path, "validation:\n  manifests:\n    indexes:\n      platforms: none\n")))
+    client = httpx.Client(base_url=server.url, timeout=30)
+    assert put_index(client, index_of(client, "arm64")).status_code == 201
+    assert "validation.manifests.indexes.platforms: none: an index is accepted with its manifests missing" in server.log.read_text()
+
+
+def test_index_platforms_all_is_the_default(start_server: Start, tmp_path: pathlib.Path) -> None:
+    client = serve(start_server, tmp_path, "")
+    assert put_index(client, index_of(client, "amd64")).status_code == 404
+
+
+def test_filesystem_maxthreads_sizes_the_io_threads(start_server: Start, tmp_path: pathlib.Path) -> None:
+    server = start_server("--config", str(config_file(tmp_path, "storage:\n  filesystem:\n    maxthreads: 30\n")))
+    push_image(httpx.Client(base_url=server.url), "app", "v1")
+    assert "filesystem I/O on up to 30 threads (storage.filesystem.maxthreads)" in server.log.read_text()
+
+
+def test_old_loglevel_applies_when_log_level_is_unset(start_server: Start, tmp_path: pathlib.Path) -> None:
+    quiet = start_server("--config", str(config_file(tmp_path, "loglevel: error\n")))
+    assert "filesystem I/O on up to" not in quiet.log.read_text()  # an info line, below error
+    quiet.stop()
+    (tmp_path / "root.log").unlink()
+    chosen = start_server("--config", str(config_file(tmp_path, "loglevel: error\nlog:\n  level: info\n")))
+    assert "filesystem I/O on up to 100 threads" in chosen.log.read_text()
+
+
+def test_registry3_redis_layout_with_the_old_cache_name(start_server: Start, tmp_path: pathlib.Path, redis_server: RedisProcess) -> None:
+    watcher = redis.Redis(host="127.0.0.1", port=redis_server.port, db=3)
+    watcher.flushdb()
+    client = serve(start_server, tmp_path, f"""
+        storage:
+          filesystem: {{rootdirectory: /unused}}
+          cache:
+            layerinfo: redis
+          tag:
+            concurrencylimit: 8
+        redis:
+          addrs: ["{redis_server.addr}"]
+          db: 3
+          clientname: dockyard-test
+          poolsize: 4
+          maxidleconns: 2
+          connmaxidletime: 300s
+          dialtimeout: 1s
+          readtimeout: 1s
+          writetimeout: 1s
+        """)
+    digest, _ = push_image(client, "app", "v1")
+    assert client.get(f"/v2/app/manifests/{digest}").status_code == 200
+    assert watcher.keys("dockyard:v1:*")  # in db 3 of the one server addrs names
+    assert any(entry["name"] == "dockyard-test" for entry in watcher.client_list())
