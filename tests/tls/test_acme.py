@@ -62,7 +62,7 @@ class Pebble:
     def directory_url(self) -> str:
         return f"https://127.0.0.1:{self.port}/dir"
 
-    def start(self) -> "Pebble":
+    def start(self) -> Pebble:
         self.directory.mkdir(parents=True, exist_ok=True)
         certificate, key = issue_files(make_ca(self.directory), self.directory, "pebble", ["127.0.0.1", "localhost"])
         self.port, self.management_port = free_port(), free_port()

@@ -33,13 +33,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import josepy.errors
-from josepy import jwa, jwk
 import requests
 from acme import challenges, client, crypto_util, messages
 from acme import errors as acme_errors
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from josepy import jwa, jwk
 
 from dockyard import __version__
 from dockyard.atomic import write_file
@@ -132,7 +132,7 @@ def renewal_time(certificate: x509.Certificate) -> datetime.datetime:
 
 
 def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
+    return datetime.datetime.now(datetime.UTC)
 
 
 def _usable(cached: Cached, settings: AcmeSettings) -> bool:
@@ -246,7 +246,8 @@ def prepare(settings: AcmeSettings) -> list[str]:
         leaf = read_cache(settings.cachefile).leaf
         if leaf is None or leaf.not_valid_after_utc <= _now():
             raise CertificateError(f"http.tls.letsencrypt: {error}") from None
-        return [f"http.tls.letsencrypt: {error}; serving the cached certificate (valid until {leaf.not_valid_after_utc:%Y-%m-%d}) and trying again in the background"]
+        until = f"{leaf.not_valid_after_utc:%Y-%m-%d}"
+        return [f"http.tls.letsencrypt: {error}; serving the cached certificate (valid until {until}) and trying again in the background"]
     return []
 
 
@@ -274,7 +275,7 @@ async def keep_renewed(context: ssl.SSLContext, settings: AcmeSettings) -> None:
 
 
 class _ChallengeHandler(http.server.BaseHTTPRequestHandler):
-    server: "_ChallengeServer"
+    server: _ChallengeServer
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
@@ -286,7 +287,7 @@ class _ChallengeHandler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: object) -> None:
         log.debug("http-01: %s", format % args)
 
 
@@ -312,7 +313,7 @@ class Http01Responder:
     def port(self) -> int:
         return int(self._server.socket.getsockname()[1])
 
-    def start(self) -> "Http01Responder":
+    def start(self) -> Http01Responder:
         self._thread.start()
         return self
 
