@@ -29,8 +29,8 @@ TIER_FIXTURES = {
     "browser": {"browser"},
     "clients": {"skopeo", "docker", "podman", "oras_client"},
 }
-# Long without any of the above: registry:2 pushes, a 300 MiB image, replica clusters.
-SLOW_FIXTURES = {"registry2_available", "big_image", "cluster"}
+# Long without any of the above: registry:2 pushes, a 300 MiB image, replica clusters, an ACME server.
+SLOW_FIXTURES = {"registry2_available", "big_image", "cluster", "pebble", "pebble_factory"}
 
 _s3_roots = itertools.count(1)
 

@@ -7,8 +7,7 @@ import functools
 import logging
 import os
 import pathlib
-import ssl
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +24,7 @@ from dockyard.forwarding import Forwarding
 from dockyard.ops.debug import OpsSettings
 from dockyard.server import SSL_CONTEXT_KEY, Address
 from dockyard.storage.factory import StorageSettings, StorageUnavailable, check_storage
+from dockyard.tls import acme
 from dockyard.tls.certificates import CertificateError, fingerprint
 from dockyard.tls.serving import ServingCertificate, TlsSettings, keep_renewed, prepare, server_context
 
@@ -56,6 +56,7 @@ def default_tls_dir(root: pathlib.Path) -> pathlib.Path:
 
 def _tls_settings(settings: Settings) -> TlsSettings:
     tls, own = settings.http.tls, settings.dockyard
+    letsencrypt = tls.letsencrypt
     return TlsSettings(
         directory=pathlib.Path(own.tls_dir) if own.tls_dir else default_tls_dir(settings.storage.root),
         hostnames=tuple(own.hostnames),
@@ -63,6 +64,9 @@ def _tls_settings(settings: Settings) -> TlsSettings:
         key=pathlib.Path(tls.key) if tls.key else None,
         passphrase=_passphrase(own.tls_key_passphrase_file),
         client_ca=pathlib.Path(tls.clientcas[0]) if tls.clientcas else None,
+        letsencrypt=acme.AcmeSettings(
+            pathlib.Path(letsencrypt.cachefile).absolute(), tuple(letsencrypt.hosts), letsencrypt.email, letsencrypt.directoryurl,
+        ) if letsencrypt is not None else None,
     )
 
 
@@ -102,6 +106,7 @@ class Prepared:
     serving: ServingCertificate | None
     ca_pem: bytes | None  # published for ``trust --fetch``
     ui_session_key: bytes | None  # every worker signs web sessions with the same key
+    acme_responder: acme.Http01Responder | None  # answers ACME's HTTP-01 challenges while the server runs
 
 
 def _prepare(settings: Settings) -> Prepared:
@@ -115,6 +120,7 @@ def _prepare(settings: Settings) -> Prepared:
         raise click.ClickException(str(error)) from None
     tls = _tls_settings(settings)
     serving = None
+    responder = _start_acme_responder(settings, tls.letsencrypt) if tls.letsencrypt is not None else None
     if not settings.plain_http:
         try:
             serving = prepare(tls)
@@ -136,7 +142,20 @@ def _prepare(settings: Settings) -> Prepared:
     return Prepared(
         storage, auth, Forwarding.build(tuple(settings.dockyard.trusted_proxies), http.host or None, http.prefix),
         OpsSettings.of(settings), tls, serving, serving.ca.read_bytes() if serving and serving.ca else None, session_key(http.secret) if settings.dockyard.ui else None,
+        responder,
     )
+
+
+def _start_acme_responder(settings: Settings, letsencrypt: acme.AcmeSettings) -> acme.Http01Responder:
+    """Listening before the first order: the ACME server may check the challenge at once."""
+    from dockyard.server import bind
+
+    addr = settings.dockyard.acme_http_addr
+    try:
+        sock = bind(Address.parse(addr))
+    except OSError as error:
+        raise click.ClickException(f"dockyard.acme_http_addr: cannot listen on {addr}: {error.strerror}") from None
+    return acme.Http01Responder(sock, letsencrypt).start()
 
 
 def build_app(settings: Settings, prepared: Prepared) -> web.Application:
@@ -176,7 +195,9 @@ def build_app(settings: Settings, prepared: Prepared) -> web.Application:
         context = server_context(serving, prepared.tls)
         app[SSL_CONTEXT_KEY] = context
         if prepared.tls.generated:
-            app.cleanup_ctx.append(_renewal(context, prepared.tls))
+            app.cleanup_ctx.append(_renewal(keep_renewed(context, prepared.tls)))
+        elif prepared.tls.letsencrypt is not None:
+            app.cleanup_ctx.append(_renewal(acme.keep_renewed(context, prepared.tls.letsencrypt)))
     return app
 
 
@@ -191,6 +212,12 @@ def _announcer(settings: Settings, prepared: Prepared) -> Callable[[int, int | N
         click.echo(f"dockyard {__version__} serving {scheme}://{address.url_host(port)} (storage {where}, {settings.dockyard.workers} worker(s))", err=True)
         if settings.plain_http:
             click.echo("WARNING: plain HTTP, no TLS: only behind a TLS-terminating proxy or on a trusted network", err=True)
+        elif (letsencrypt := prepared.tls.letsencrypt) is not None and prepared.acme_responder is not None:
+            click.echo(
+                f"certificate for {', '.join(letsencrypt.hosts)} from {letsencrypt.directory_url}, renewed while serving; "
+                f"HTTP-01 challenges answered on http://{Address.parse(settings.dockyard.acme_http_addr).url_host(prepared.acme_responder.port)}",
+                err=True,
+            )
         elif serving is not None and ca is not None:
             hostnames = settings.dockyard.hostnames
             host = address.host or (hostnames[0] if hostnames else "HOST")
@@ -240,9 +267,9 @@ def _check_replica_settings(settings: Settings, auth: AuthSettings) -> None:
         log.info("cache: blob sizes, layer links and tags in redis at %s (db %d)", redis.address, redis.db)
 
 
-def _renewal(context: ssl.SSLContext, settings: TlsSettings):
-    async def renewal(app):
-        task = asyncio.ensure_future(keep_renewed(context, settings))
+def _renewal(renewing: Coroutine[Any, Any, None]) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def renewal(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.ensure_future(renewing)
         yield
         task.cancel()
 

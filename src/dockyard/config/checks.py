@@ -55,6 +55,25 @@ def _check_tls(settings: Settings, named: Named) -> None:
         raise ConfigError(f"http.tls.clientcas: dockyard takes one client CA file, got {len(tls.clientcas)} (put them in one PEM file)")
 
 
+def _check_letsencrypt(settings: Settings, named: Named) -> None:
+    letsencrypt = settings.http.tls.letsencrypt
+    if letsencrypt is None:
+        return
+    if settings.http.tls.certificate:
+        (certificate,) = named("http.tls.certificate")
+        raise ConfigError(f"http.tls.letsencrypt: set with {certificate}; keep one (registry:2 refuses both too)")
+    if settings.dockyard.insecure_http:
+        (insecure,) = named("dockyard.insecure_http")
+        raise ConfigError(f"{insecure}: serves no TLS, but http.tls.letsencrypt is set; drop one of them")
+    if not letsencrypt.hosts:
+        raise ConfigError("http.tls.letsencrypt.hosts: missing: the names to get certificates for")
+    if not settings.dockyard.acme_http_addr:
+        raise ConfigError(
+            "http.tls.letsencrypt: needs dockyard.acme_http_addr (HOST:PORT, port 80) to answer HTTP-01 challenges; "
+            "TLS-ALPN-01 on the serving port, registry:2's way, is not supported yet"
+        )
+
+
 def _check_serving(settings: Settings, named: Named) -> None:
     http = settings.http
     if http.net != "tcp":
@@ -135,6 +154,7 @@ def check(settings: Settings, named: Named) -> None:
     """Raise :class:`ConfigError` for the first thing ``settings`` cannot serve."""
     _check_kinds(settings, named)
     _check_tls(settings, named)
+    _check_letsencrypt(settings, named)
     _check_serving(settings, named)
     _check_validation(settings)
     _check_unbuilt(settings)

@@ -101,6 +101,10 @@ def _public_url_problem(value: str) -> str | None:
     return None
 
 
+def _https_url_problem(value: str) -> str | None:
+    return None if value.startswith("https://") else f"expected an https:// URL, got {value!r}"
+
+
 def _metrics_path_problem(value: str) -> str | None:
     from dockyard.ops.health import HEALTH_PATH
 
@@ -246,12 +250,23 @@ class Storage:
 
 
 @dataclass(frozen=True)
+class LetsEncrypt:
+    """Certificates from an ACME server, renewed while serving (dockyard.tls.acme)."""
+
+    cachefile: str = _required()  # the account key, the certificate and its key
+    email: str = ""  # the account's contact
+    hosts: list[str] = _listed()  # the names certificates are ordered for; no other
+    directoryurl: str = field(default="https://acme-v02.api.letsencrypt.org/directory", metadata={"check": _https_url_problem})
+
+
+@dataclass(frozen=True)
 class Tls:
     certificate: str = _plain("", Flag("--tls-cert", "Serve this PEM certificate (chain after it) instead of a generated one.", existing_file=True))
     key: str = _plain("", Flag("--tls-key", "The PEM key of --tls-cert.", existing_file=True))
     clientcas: list[str] = _listed(Flag(
         "--tls-client-ca", "Require client certificates issued by this CA (mutual TLS).", existing_file=True, value=lambda path: [path],
     ))
+    letsencrypt: LetsEncrypt | None = None
 
 
 @dataclass(frozen=True)
@@ -568,6 +583,8 @@ class Dockyard:
     gc: Gc = _section(Gc)
     retention: list[Retention] = field(default_factory=list)
     ui: bool = _plain(True, Flag("--no-ui", "Serve no web page at / (only the API).", inverted=True))  # the web page at / (under http.prefix)
+    # HTTP-01 challenges of http.tls.letsencrypt are answered here (HOST:PORT, port 80 for a public ACME server).
+    acme_http_addr: str = field(default="", metadata={"check": _optionaladdress_problem})
     header_timeout: Duration = _within(30.0, 0.001, flag=Flag(  # for a request line and headers, from their first byte
         "--header-timeout", "Close a connection whose request line and headers are not all in this many seconds after their first byte.",
     ))
@@ -598,8 +615,9 @@ class Settings:
 
     @property
     def plain_http(self) -> bool:
-        """``dockyard.insecure_http``, or as registry:2 decides: plain HTTP unless http.tls names a certificate."""
-        return self.dockyard.insecure_http if self.dockyard.insecure_http is not None else not self.http.tls.certificate
+        """``dockyard.insecure_http``, or as registry:2 decides: plain HTTP unless http.tls names a certificate or letsencrypt."""
+        tls = self.http.tls
+        return self.dockyard.insecure_http if self.dockyard.insecure_http is not None else not (tls.certificate or tls.letsencrypt)
 
     @property
     def redis_cache(self) -> Redis | None:

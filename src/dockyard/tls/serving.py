@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from dockyard.tls import certificates, inspect
+from dockyard.tls import acme, certificates, inspect
 from dockyard.tls.certificates import CertificateAuthority, CertificateError
 
 log = logging.getLogger("dockyard.tls")
@@ -44,10 +44,11 @@ class TlsSettings:
     key: pathlib.Path | None = None
     passphrase: bytes | None = None
     client_ca: pathlib.Path | None = None
+    letsencrypt: acme.AcmeSettings | None = None  # certificates from an ACME server (http.tls.letsencrypt)
 
     @property
     def generated(self) -> bool:
-        return self.certificate is None
+        return self.certificate is None and self.letsencrypt is None
 
 
 @dataclass
@@ -130,6 +131,9 @@ def check_given_certificate(settings: TlsSettings) -> ServingCertificate:
 
 
 def prepare(settings: TlsSettings) -> ServingCertificate:
+    if settings.letsencrypt is not None:
+        warnings = acme.prepare(settings.letsencrypt)
+        return ServingCertificate(settings.letsencrypt.cachefile, settings.letsencrypt.cachefile, None, warnings)
     return ensure_local_certificates(settings) if settings.generated else check_given_certificate(settings)
 
 
