@@ -22,10 +22,12 @@ import socket
 import ssl
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import uvloop
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from dockyard.address import Address
 from dockyard.config import Settings
@@ -39,6 +41,9 @@ MAX_HEADER_FIELD = 64 * 1024
 
 # Set by whoever builds the app when it serves HTTPS.
 SSL_CONTEXT_KEY = web.AppKey("ssl_context", ssl.SSLContext)
+# Builds the registry's app in each process; beside it, the debug server's app from the registry's.
+MakeApp = Callable[[], web.Application]
+MakeDebugApp = Callable[[web.Application], web.Application]
 
 
 def bind(address: Address) -> socket.socket:
@@ -143,7 +148,7 @@ class _HeaderDeadlines:
         return _HeaderDeadline(handler, self)
 
     @web.middleware
-    async def middleware(self, request: web.Request, handler) -> web.StreamResponse:
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         connection = self.connections.get(request.transport) if request.transport is not None else None
         if connection is not None:
             connection.request_started()
@@ -214,7 +219,7 @@ class _InFlight:
         self._idle.set()
 
     @web.middleware
-    async def middleware(self, request: web.Request, handler) -> web.StreamResponse:
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         self.count += 1
         self._idle.clear()
         try:
@@ -232,7 +237,7 @@ class _InFlight:
 
 
 def _run_worker(
-    make_app, sock: socket.socket, drain_timeout: float, make_debug_app, debug_sock: socket.socket | None,
+    make_app: MakeApp, sock: socket.socket, drain_timeout: float, make_debug_app: MakeDebugApp | None, debug_sock: socket.socket | None,
     timeouts: Timeouts, parent_watch: int | None = None,
 ) -> None:
     app = make_app()
@@ -240,7 +245,10 @@ def _run_worker(
     uvloop.run(_serve(app, sock, drain_timeout, debug_app, debug_sock, parent_watch, timeouts))
 
 
-def run(settings: Settings, make_app, announce, make_debug_app=None, worker_exited=None) -> None:
+def run(
+    settings: Settings, make_app: MakeApp, announce: Callable[[int, int | None], None],
+    make_debug_app: MakeDebugApp | None = None, worker_exited: Callable[[int], None] | None = None,
+) -> None:
     """Serve until SIGTERM or SIGINT, as ``settings`` say; ``make_app`` builds the app in each process.
 
     With ``http.debug.addr``, ``make_debug_app(app)`` builds the debug server's app beside

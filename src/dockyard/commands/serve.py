@@ -8,7 +8,7 @@ import logging
 import os
 import pathlib
 import ssl
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +23,8 @@ from dockyard.config.flags import click_options
 from dockyard.logs import ACCESS_LOG_KEY
 from dockyard.forwarding import Forwarding
 from dockyard.ops.debug import OpsSettings
-from dockyard.server import SSL_CONTEXT_KEY, Address
+from dockyard.address import Address
+from dockyard.server import SSL_CONTEXT_KEY
 from dockyard.storage.factory import StorageSettings, StorageUnavailable, check_storage
 from dockyard.tls.certificates import CertificateError, fingerprint
 from dockyard.tls.serving import ServingCertificate, TlsSettings, keep_renewed, prepare, server_context
@@ -74,7 +75,7 @@ def _tls_settings(settings: Settings) -> TlsSettings:
     help="registry:2's config.yml; REGISTRY_* environment variables override it, options given here override both.",
 )
 @click.pass_context
-def serve(ctx: click.Context, config_file: pathlib.Path | None, **options: Any) -> None:
+def serve(ctx: click.Context, /, config_file: pathlib.Path | None, **options: Any) -> None:
     """Serve the registry over HTTPS (a local CA and certificate are made on first start)."""
     given = {name: value for name, value in options.items() if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE}
     try:
@@ -231,8 +232,8 @@ def _check_replica_settings(settings: Settings, auth: AuthSettings) -> None:
         log.info("cache: blob sizes, layer links and tags in redis at %s (db %d)", redis.addr, redis.db)
 
 
-def _renewal(context: ssl.SSLContext, settings: TlsSettings):
-    async def renewal(app):
+def _renewal(context: ssl.SSLContext, settings: TlsSettings) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def renewal(app: web.Application) -> AsyncIterator[None]:
         task = asyncio.ensure_future(keep_renewed(context, settings))
         yield
         task.cancel()

@@ -6,6 +6,7 @@ import pathlib
 import sys
 
 import click
+from cryptography import x509
 
 from dockyard.tls import certificates, trust
 from dockyard.tls.trust import TrustError
@@ -83,13 +84,13 @@ def trust_command(
         click.echo(f"wrote {target.path} ({target.client})")
 
 
-def _check_fingerprint(certificate, expected: str) -> None:
+def _check_fingerprint(certificate: x509.Certificate, expected: str) -> None:
     actual = certificates.fingerprint(certificate)
     if certificates.normalize_fingerprint(expected) != actual:
         raise TrustError(f"fingerprint mismatch: the CA is {actual}, you expected {expected}: NOT trusting it")
 
 
-def _confirm_fetched(certificate, expected: str | None) -> None:
+def _confirm_fetched(certificate: x509.Certificate, expected: str | None) -> None:
     if expected is not None:
         _check_fingerprint(certificate, expected)
         return
