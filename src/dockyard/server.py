@@ -114,7 +114,11 @@ async def _serve(
         listener.close()
         if drain_timeout > 0 and in_flight.count:
             log.info("stopping: letting %d running request(s) finish for up to %gs", in_flight.count, drain_timeout)
-            await in_flight.wait(drain_timeout)
+            try:
+                async with asyncio.timeout(drain_timeout):
+                    await in_flight.idle()
+            except TimeoutError:
+                log.warning("%d request(s) still running after the drain timeout; cancelling them", in_flight.count)
     finally:
         listener.close()
         try:
@@ -144,7 +148,7 @@ class _HeaderDeadlines:
         self.timeout = timeout
         self.connections: dict[asyncio.BaseTransport, _HeaderDeadline] = {}
 
-    def watch(self, handler: web.RequestHandler) -> "_HeaderDeadline":
+    def watch(self, handler: web.RequestHandler) -> _HeaderDeadline:
         return _HeaderDeadline(handler, self)
 
     @web.middleware
@@ -229,11 +233,8 @@ class _InFlight:
             if not self.count:
                 self._idle.set()
 
-    async def wait(self, timeout: float) -> None:
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
-        except TimeoutError:
-            log.warning("%d request(s) still running after the drain timeout; cancelling them", self.count)
+    async def idle(self) -> None:
+        await self._idle.wait()
 
 
 def _run_worker(

@@ -11,12 +11,12 @@ from aiohttp.typedefs import Handler
 
 from dockyard import ui
 from dockyard.api import compat, errors, routes
+from dockyard.api.access import TOKEN_PATH, AccessController, needed_scopes
 from dockyard.api.context import ACCESS_KEY, RequestContext
 from dockyard.api.errors import RegistryError
 from dockyard.api.forwarding import FORWARDING_KEY, path_prefix
-from dockyard.app_keys import REGISTRY_KEY, ROUTE_KEY
-from dockyard.api.access import TOKEN_PATH, AccessController, needed_scopes
 from dockyard.api.token import TokenService
+from dockyard.app_keys import REGISTRY_KEY, ROUTE_KEY
 from dockyard.errors import DockyardError
 from dockyard.forwarding import Forwarding
 from dockyard.logs import USER_KEY

@@ -17,13 +17,13 @@ from aiohttp import web
 from click.core import ParameterSource
 
 from dockyard import __version__
+from dockyard.address import Address
 from dockyard.api.auth_setup import AuthSettings, AuthSetupError
 from dockyard.config import ConfigError, Settings, load
 from dockyard.config.flags import click_options
-from dockyard.logs import ACCESS_LOG_KEY
 from dockyard.forwarding import Forwarding
+from dockyard.logs import ACCESS_LOG_KEY
 from dockyard.ops.debug import OpsSettings
-from dockyard.address import Address
 from dockyard.server import SSL_CONTEXT_KEY
 from dockyard.storage.factory import StorageSettings, StorageUnavailable, check_storage
 from dockyard.tls.certificates import CertificateError, fingerprint
@@ -136,7 +136,8 @@ def _prepare(settings: Settings) -> Prepared:
     http = settings.http
     return Prepared(
         storage, auth, Forwarding.build(tuple(settings.dockyard.trusted_proxies), http.host or None, http.prefix),
-        OpsSettings.of(settings), tls, serving, serving.ca.read_bytes() if serving and serving.ca else None, session_key(http.secret) if settings.dockyard.ui else None,
+        OpsSettings.of(settings), tls, serving, serving.ca.read_bytes() if serving and serving.ca else None,
+        session_key(http.secret) if settings.dockyard.ui else None,
     )
 
 

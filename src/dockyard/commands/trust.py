@@ -14,7 +14,10 @@ from dockyard.tls.trust import TrustError
 
 @click.command("trust")
 @click.argument("host_port", metavar="HOST:PORT")
-@click.option("--ca", "ca_file", type=click.Path(dir_okay=False, exists=True, path_type=pathlib.Path), help="The CA certificate file (the server's TLS directory has it as ca.crt).")
+@click.option(
+    "--ca", "ca_file", type=click.Path(dir_okay=False, exists=True, path_type=pathlib.Path),
+    help="The CA certificate file (the server's TLS directory has it as ca.crt).",
+)
 @click.option("--fetch", is_flag=True, help="Download the CA from the registry (over an unverified connection).")
 @click.option("--fingerprint", "expected", help="The CA's SHA-256 fingerprint, as serve printed it: required with --fetch unless you confirm at a prompt.")
 @click.option("--docker", is_flag=True, help="Install for docker (/etc/docker/certs.d).")

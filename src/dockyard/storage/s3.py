@@ -457,7 +457,7 @@ class S3Driver(StorageDriver):
                     return None
 
         listings = await asyncio.gather(*(listing(path) for path in paths))
-        return {path: names for path, names in zip(paths, listings) if names is not None}
+        return {path: names for path, names in zip(paths, listings, strict=True) if names is not None}
 
     async def move(self, source: str, destination: str) -> None:
         key = self._key(source)
