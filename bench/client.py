@@ -86,7 +86,7 @@ class Client:
     def close(self) -> None:
         self.connection.close()
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

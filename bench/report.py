@@ -63,7 +63,7 @@ def table(rows: list[Row], machine: Machine, limits: dict[str, float]) -> str:
 
     def render(cells: tuple[str, ...]) -> str:
         return "| " + " | ".join(
-            cell.ljust(width) if i < 2 else cell.rjust(width) for i, (cell, width) in enumerate(zip(cells, widths))
+            cell.ljust(width) if i < 2 else cell.rjust(width) for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
         ) + " |"
 
     out = [render(header), "|" + "|".join(("-" * (w + 2)) for w in widths) + "|", *map(render, lines)]

@@ -75,9 +75,9 @@ def _run_workload(workload: Workload, servers: list[Server], rounds: int) -> lis
     for number in range(rounds):
         for server in servers:  # alternately: A B A B ...
             values = workload.measure(server, number)
-            for row, value in zip(rows, values):
+            for row, value in zip(rows, values, strict=True):
                 row.samples[server.name].append(value)
-            shown = ", ".join(f"{value:.4g} {row.unit}" for row, value in zip(rows, values))
+            shown = ", ".join(f"{value:.4g} {row.unit}" for row, value in zip(rows, values, strict=True))
             _log(f"  [{workload.key}] round {number + 1}/{rounds} {server.name}: {shown}")
     _log(f"  ({time.perf_counter() - started:.0f} s)")
     return rows
@@ -162,7 +162,7 @@ def _notes(args: argparse.Namespace, cores: int) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     description = machine.describe()
     load_client = available_client(args.load_client)
     with tempfile.TemporaryDirectory(prefix="dockyard-bench-") as temporary:

@@ -28,7 +28,7 @@ class Bucket:
     name: str
 
     @classmethod
-    def create(cls, seaweedfs: SeaweedFS, name: str) -> "Bucket":
+    def create(cls, seaweedfs: SeaweedFS, name: str) -> Bucket:
         return cls(seaweedfs, seaweedfs.create_bucket(name))
 
     def storage_config(self) -> dict[str, object]:

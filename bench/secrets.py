@@ -32,7 +32,7 @@ class Secrets:
     def basic_authorization(self) -> str:
         return "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
 
-    @functools.cache
+    @functools.cached_property  # one context per run, gone with it
     def client_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.ca))
 

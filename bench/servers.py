@@ -88,7 +88,7 @@ class Server:
     @property
     def ssl_context(self) -> ssl.SSLContext | None:
         """A client context trusting the benchmark's CA when this server speaks TLS."""
-        return self._secrets.client_context() if self.variant.tls else None
+        return self._secrets.client_context if self.variant.tls else None
 
     @property
     def ca_file(self) -> pathlib.Path | None:
@@ -150,7 +150,7 @@ class Server:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -188,7 +188,7 @@ class Dockyard(Server):
         )
         return ["--config", str(config)]
 
-    def start(self) -> "Dockyard":
+    def start(self) -> Dockyard:
         self.root.mkdir(parents=True, exist_ok=True)
         command = [
             sys.executable, "-m", "dockyard", "serve", "--addr", "127.0.0.1:0", "--root", str(self.root),
@@ -243,7 +243,7 @@ class Registry2(Server):
             + self._security_config()
         )
 
-    def start(self) -> "Registry2":
+    def start(self) -> Registry2:
         binary = shutil.which(self.BINARY)
         if binary is None:
             raise RuntimeError("docker-registry is not installed (apt-get install docker-registry, or use bench/run)")
@@ -267,7 +267,7 @@ class Nginx(Server):
         super().__init__("nginx", directory, scratch / "nginx-error.log")
         self.prefix = scratch / "nginx"
 
-    def start(self) -> "Nginx":
+    def start(self) -> Nginx:
         binary = shutil.which("nginx") or ("/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None)
         if binary is None:
             raise RuntimeError("nginx is not installed (apt-get install nginx-light, or use bench/run)")

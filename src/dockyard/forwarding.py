@@ -29,7 +29,7 @@ class Forwarding:
     prefix: str = ""  # registry:2's http.prefix: "" or "/path", no trailing slash
 
     @classmethod
-    def build(cls, trusted_proxies: Iterable[str] = (), public_url: str | None = None, prefix: str = "") -> "Forwarding":
+    def build(cls, trusted_proxies: Iterable[str] = (), public_url: str | None = None, prefix: str = "") -> Forwarding:
         return cls(parse_trusted(trusted_proxies), parse_public_url(public_url) if public_url else None, parse_prefix(prefix))
 
     def trusts(self, peer: str | None) -> bool:

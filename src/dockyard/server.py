@@ -22,10 +22,12 @@ import socket
 import ssl
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import uvloop
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from dockyard.address import Address
 from dockyard.config import Settings
@@ -39,6 +41,9 @@ MAX_HEADER_FIELD = 64 * 1024
 
 # Set by whoever builds the app when it serves HTTPS.
 SSL_CONTEXT_KEY = web.AppKey("ssl_context", ssl.SSLContext)
+# Builds the registry's app in each process; beside it, the debug server's app from the registry's.
+MakeApp = Callable[[], web.Application]
+MakeDebugApp = Callable[[web.Application], web.Application]
 
 
 def bind(address: Address) -> socket.socket:
@@ -109,7 +114,11 @@ async def _serve(
         listener.close()
         if drain_timeout > 0 and in_flight.count:
             log.info("stopping: letting %d running request(s) finish for up to %gs", in_flight.count, drain_timeout)
-            await in_flight.wait(drain_timeout)
+            try:
+                async with asyncio.timeout(drain_timeout):
+                    await in_flight.idle()
+            except TimeoutError:
+                log.warning("%d request(s) still running after the drain timeout; cancelling them", in_flight.count)
     finally:
         listener.close()
         try:
@@ -139,11 +148,11 @@ class _HeaderDeadlines:
         self.timeout = timeout
         self.connections: dict[asyncio.BaseTransport, _HeaderDeadline] = {}
 
-    def watch(self, handler: web.RequestHandler) -> "_HeaderDeadline":
+    def watch(self, handler: web.RequestHandler) -> _HeaderDeadline:
         return _HeaderDeadline(handler, self)
 
     @web.middleware
-    async def middleware(self, request: web.Request, handler) -> web.StreamResponse:
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         connection = self.connections.get(request.transport) if request.transport is not None else None
         if connection is not None:
             connection.request_started()
@@ -214,7 +223,7 @@ class _InFlight:
         self._idle.set()
 
     @web.middleware
-    async def middleware(self, request: web.Request, handler) -> web.StreamResponse:
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         self.count += 1
         self._idle.clear()
         try:
@@ -224,15 +233,12 @@ class _InFlight:
             if not self.count:
                 self._idle.set()
 
-    async def wait(self, timeout: float) -> None:
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
-        except TimeoutError:
-            log.warning("%d request(s) still running after the drain timeout; cancelling them", self.count)
+    async def idle(self) -> None:
+        await self._idle.wait()
 
 
 def _run_worker(
-    make_app, sock: socket.socket, drain_timeout: float, make_debug_app, debug_sock: socket.socket | None,
+    make_app: MakeApp, sock: socket.socket, drain_timeout: float, make_debug_app: MakeDebugApp | None, debug_sock: socket.socket | None,
     timeouts: Timeouts, parent_watch: int | None = None,
 ) -> None:
     app = make_app()
@@ -240,7 +246,10 @@ def _run_worker(
     uvloop.run(_serve(app, sock, drain_timeout, debug_app, debug_sock, parent_watch, timeouts))
 
 
-def run(settings: Settings, make_app, announce, make_debug_app=None, worker_exited=None) -> None:
+def run(
+    settings: Settings, make_app: MakeApp, announce: Callable[[int, int | None], None],
+    make_debug_app: MakeDebugApp | None = None, worker_exited: Callable[[int], None] | None = None,
+) -> None:
     """Serve until SIGTERM or SIGINT, as ``settings`` say; ``make_app`` builds the app in each process.
 
     With ``http.debug.addr``, ``make_debug_app(app)`` builds the debug server's app beside

@@ -7,15 +7,16 @@ import re
 from urllib.parse import unquote
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from dockyard import ui
 from dockyard.api import compat, errors, routes
+from dockyard.api.access import TOKEN_PATH, AccessController, needed_scopes
 from dockyard.api.context import ACCESS_KEY, RequestContext
 from dockyard.api.errors import RegistryError
 from dockyard.api.forwarding import FORWARDING_KEY, path_prefix
-from dockyard.app_keys import REGISTRY_KEY, ROUTE_KEY
-from dockyard.api.access import TOKEN_PATH, AccessController, needed_scopes
 from dockyard.api.token import TokenService
+from dockyard.app_keys import REGISTRY_KEY, ROUTE_KEY
 from dockyard.errors import DockyardError
 from dockyard.forwarding import Forwarding
 from dockyard.logs import USER_KEY
@@ -71,7 +72,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
 
 
 @web.middleware
-async def errors_middleware(request: web.Request, handler) -> web.StreamResponse:
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except RegistryError as error:
@@ -95,7 +96,7 @@ async def errors_middleware(request: web.Request, handler) -> web.StreamResponse
 
 
 @web.middleware
-async def prefix_middleware(request: web.Request, handler) -> web.StreamResponse:
+async def prefix_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Under ``http.prefix``, the paths handlers send clients to (``/v2/...``) get the prefix."""
     response = await handler(request)
     prefix = path_prefix(request)

@@ -6,9 +6,9 @@ import pathlib
 from dataclasses import dataclass
 from typing import Any
 
-from dockyard.auth import policy as policies
 from dockyard.api.access import AccessController
 from dockyard.api.token import TokenService
+from dockyard.auth import policy as policies
 from dockyard.auth.access import Authenticator
 from dockyard.auth.binding import CredentialBinding
 from dockyard.auth.htpasswd import Htpasswd

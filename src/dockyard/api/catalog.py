@@ -8,6 +8,7 @@ from dockyard.api.context import RequestContext
 from dockyard.api.pagination import list_response, next_link, page_size
 from dockyard.storage import catalog
 
+
 async def get(context: RequestContext) -> web.StreamResponse:
     count = page_size(context.query("n"), context.registry.catalog_max_entries)
     # One name past the page tells whether a next page exists; the walk stops there.

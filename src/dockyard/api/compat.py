@@ -16,8 +16,8 @@ from aiohttp import web
 
 from dockyard.api import errors
 from dockyard.api.context import ACCESS_KEY
-from dockyard.app_keys import REGISTRY_KEY
 from dockyard.api.errors import RegistryError
+from dockyard.app_keys import REGISTRY_KEY
 from dockyard.auth import scopes
 from dockyard.storage import catalog
 

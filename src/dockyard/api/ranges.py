@@ -6,6 +6,7 @@ other scripts' digits (``١٠`` as 10), which no HTTP grammar allows.
 
 from __future__ import annotations
 
+import itertools
 import re
 import sys
 
@@ -69,7 +70,7 @@ def requested_ranges(header: str, size: int) -> list[tuple[int, int]] | None:
         raise unsatisfiable
     if len(ranges) > MAX_RANGES:
         return None
-    if any(following[0] <= previous[1] for previous, following in zip(ranges, ranges[1:])):
+    if any(following[0] <= previous[1] for previous, following in itertools.pairwise(ranges)):
         return None
     return ranges
 

@@ -66,7 +66,7 @@ class TokenService:
             "token": token,
             "access_token": token,
             "expires_in": expires_in,
-            "issued_at": datetime.datetime.fromtimestamp(issued_at, datetime.timezone.utc).isoformat().replace("+00:00", "Z"),
+            "issued_at": datetime.datetime.fromtimestamp(issued_at, datetime.UTC).isoformat().replace("+00:00", "Z"),
         }
         if offline and user:
             body["refresh_token"] = self.issuer.refresh_token(user, credential)

@@ -31,7 +31,7 @@ class CredentialBinding:
         self.key = key
 
     @classmethod
-    def for_signing_key(cls, htpasswd: Htpasswd, signing_key: Any) -> "CredentialBinding":
+    def for_signing_key(cls, htpasswd: Htpasswd, signing_key: Any) -> CredentialBinding:
         """With a key of its own derived from the token signing key (the same on every replica)."""
         private = signing_key.private_bytes(
             serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()

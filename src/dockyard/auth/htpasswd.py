@@ -38,6 +38,12 @@ def _check_bcrypt(password: str, hashed: str) -> bool:
     return bcrypt.checkpw(password.encode(), hashed.encode())
 
 
+# passlib ships no type information; each of these is its verify(secret, hash) -> bool.
+_check_apr1: Callable[[str, str], bool] = apr_md5_crypt.verify
+_check_ldap_sha1: Callable[[str, str], bool] = ldap_sha1.verify
+_check_des_crypt: Callable[[str, str], bool] = des_crypt.verify
+
+
 def _matches(password: str, hashed: str | None) -> bool:
     if hashed is None:
         _check_bcrypt(password, _DUMMY_HASH.decode())
@@ -51,11 +57,11 @@ def verifier(hashed: str) -> Callable[[str, str], bool] | None:
     if hashed.startswith(("$2y$", "$2a$", "$2b$")):
         return _check_bcrypt
     if hashed.startswith("$apr1$"):
-        return apr_md5_crypt.verify
+        return _check_apr1
     if hashed.startswith("{SHA}"):
-        return ldap_sha1.verify
+        return _check_ldap_sha1
     if _DES_CRYPT.fullmatch(hashed):
-        return des_crypt.verify
+        return _check_des_crypt
     return None
 
 

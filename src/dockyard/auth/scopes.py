@@ -12,7 +12,7 @@ class Scope:
     actions: frozenset[str]
 
     @classmethod
-    def parse(cls, text: str) -> "Scope":
+    def parse(cls, text: str) -> Scope:
         """The name may hold colons (``host:5000/app``): type is before the first, actions after the last."""
         kind, sep, rest = text.partition(":")
         name, sep2, actions = rest.rpartition(":")

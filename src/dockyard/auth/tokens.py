@@ -114,7 +114,7 @@ class TokenVerifier:
         self.service = service
 
     @classmethod
-    def from_files(cls, issuer: str, service: str, rootcertbundle: pathlib.Path | None, jwks: pathlib.Path | None) -> "TokenVerifier":
+    def from_files(cls, issuer: str, service: str, rootcertbundle: pathlib.Path | None, jwks: pathlib.Path | None) -> TokenVerifier:
         roots = certificates.load_certificates(rootcertbundle) if rootcertbundle else []
         keys = [root.public_key() for root in roots]
         named: dict[str, Any] = {}

@@ -49,7 +49,9 @@ def create_ca(directory: pathlib.Path, days: int, key_type: str, force: bool) ->
 @click.option("--days", type=click.IntRange(1, 3650), default=certificates.LEAF_DAYS, show_default=True)
 @click.option("--key-type", type=click.Choice(KEY_TYPES), default="ecdsa-p256", show_default=True)
 @click.option("--client", is_flag=True, help="A client certificate (for mutual TLS) instead of a server one.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=pathlib.Path), help="Certificate file; the key goes beside it with .key.  [default: DIR/NAME.crt]")
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=pathlib.Path), help="Certificate file; the key goes beside it with .key.  [default: DIR/NAME.crt]",
+)
 def issue(names: tuple[str, ...], directory: pathlib.Path, ips: tuple[str, ...], days: int, key_type: str, client: bool, out: pathlib.Path | None) -> None:
     """Issue a certificate for NAMES, signed by the CA in the TLS directory."""
     try:

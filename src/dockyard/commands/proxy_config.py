@@ -22,10 +22,16 @@ def proxy_config() -> None:
 @click.option("--upstream", default=DEFAULT_UPSTREAM, show_default=True, help="Where `dockyard serve` listens: HOST:PORT.")
 @click.option("--tls-cert", type=_FILE, help="nginx's PEM certificate (chain after it). Without it nginx listens on plain HTTP.")
 @click.option("--tls-key", type=_FILE, help="The PEM key of --tls-cert.")
-@click.option("--auth-at-proxy", "auth_at_proxy", type=_FILE, metavar="HTPASSWD", help="Basic authentication at nginx against this htpasswd file (run Dockyard without --htpasswd).")
+@click.option(
+    "--auth-at-proxy", "auth_at_proxy", type=_FILE, metavar="HTPASSWD",
+    help="Basic authentication at nginx against this htpasswd file (run Dockyard without --htpasswd).",
+)
 @click.option("--auth-realm", default="Dockyard", show_default=True, help="The realm of --auth-at-proxy.")
 @click.option("--upstream-tls", "upstream_ca", type=_FILE, metavar="CA", help="Dockyard serves HTTPS: verify it against this CA (its TLS directory's ca.crt).")
-@click.option("--upstream-tls-name", metavar="NAME", help="The DNS name Dockyard's certificate is checked for (and sent as SNI).  [default: the --upstream host; localhost for a loopback IP]")
+@click.option(
+    "--upstream-tls-name", metavar="NAME",
+    help="The DNS name Dockyard's certificate is checked for (and sent as SNI).  [default: the --upstream host; localhost for a loopback IP]",
+)
 def nginx(
     server_name: str,
     listen: str,

@@ -15,7 +15,10 @@ from dockyard.maintenance.scrub import Scrubber, ScrubReport
 @click.command()
 @config_option
 @root_option
-@click.option("--repair", is_flag=True, help="Move corrupt blobs to dockyard/quarantine/, remove dangling links and write missing referrer links (nothing else is deleted).")
+@click.option(
+    "--repair", is_flag=True,
+    help="Move corrupt blobs to dockyard/quarantine/, remove dangling links and write missing referrer links (nothing else is deleted).",
+)
 def scrub(config_file: pathlib.Path | None, root: pathlib.Path | None, repair: bool) -> None:
     """Re-hash every blob and check every link; exit 1 when something is corrupt, dangling or
     missing (stale layer links and leftovers of interrupted writes do not count)."""

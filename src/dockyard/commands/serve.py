@@ -16,13 +16,14 @@ from aiohttp import web
 from click.core import ParameterSource
 
 from dockyard import __version__
+from dockyard.address import Address
 from dockyard.api.auth_setup import AuthSettings, AuthSetupError
 from dockyard.config import ConfigError, Settings, load
 from dockyard.config.flags import click_options
-from dockyard.logs import ACCESS_LOG_KEY
 from dockyard.forwarding import Forwarding
+from dockyard.logs import ACCESS_LOG_KEY
 from dockyard.ops.debug import OpsSettings
-from dockyard.server import SSL_CONTEXT_KEY, Address
+from dockyard.server import SSL_CONTEXT_KEY
 from dockyard.storage.factory import StorageSettings, StorageUnavailable, check_storage
 from dockyard.tls import acme
 from dockyard.tls.certificates import CertificateError, fingerprint
@@ -78,7 +79,7 @@ def _tls_settings(settings: Settings) -> TlsSettings:
     help="registry:2's config.yml; REGISTRY_* environment variables override it, options given here override both.",
 )
 @click.pass_context
-def serve(ctx: click.Context, config_file: pathlib.Path | None, **options: Any) -> None:
+def serve(ctx: click.Context, /, config_file: pathlib.Path | None, **options: Any) -> None:
     """Serve the registry over HTTPS (a local CA and certificate are made on first start)."""
     given = {name: value for name, value in options.items() if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE}
     try:
@@ -141,8 +142,8 @@ def _prepare(settings: Settings) -> Prepared:
     http = settings.http
     return Prepared(
         storage, auth, Forwarding.build(tuple(settings.dockyard.trusted_proxies), http.host or None, http.prefix),
-        OpsSettings.of(settings), tls, serving, serving.ca.read_bytes() if serving and serving.ca else None, session_key(http.secret) if settings.dockyard.ui else None,
-        responder,
+        OpsSettings.of(settings), tls, serving, serving.ca.read_bytes() if serving and serving.ca else None,
+        session_key(http.secret) if settings.dockyard.ui else None, responder,
     )
 
 

@@ -6,6 +6,7 @@ import pathlib
 import sys
 
 import click
+from cryptography import x509
 
 from dockyard.tls import certificates, trust
 from dockyard.tls.trust import TrustError
@@ -13,7 +14,10 @@ from dockyard.tls.trust import TrustError
 
 @click.command("trust")
 @click.argument("host_port", metavar="HOST:PORT")
-@click.option("--ca", "ca_file", type=click.Path(dir_okay=False, exists=True, path_type=pathlib.Path), help="The CA certificate file (the server's TLS directory has it as ca.crt).")
+@click.option(
+    "--ca", "ca_file", type=click.Path(dir_okay=False, exists=True, path_type=pathlib.Path),
+    help="The CA certificate file (the server's TLS directory has it as ca.crt).",
+)
 @click.option("--fetch", is_flag=True, help="Download the CA from the registry (over an unverified connection).")
 @click.option("--fingerprint", "expected", help="The CA's SHA-256 fingerprint, as serve printed it: required with --fetch unless you confirm at a prompt.")
 @click.option("--docker", is_flag=True, help="Install for docker (/etc/docker/certs.d).")
@@ -83,13 +87,13 @@ def trust_command(
         click.echo(f"wrote {target.path} ({target.client})")
 
 
-def _check_fingerprint(certificate, expected: str) -> None:
+def _check_fingerprint(certificate: x509.Certificate, expected: str) -> None:
     actual = certificates.fingerprint(certificate)
     if certificates.normalize_fingerprint(expected) != actual:
         raise TrustError(f"fingerprint mismatch: the CA is {actual}, you expected {expected}: NOT trusting it")
 
 
-def _confirm_fetched(certificate, expected: str | None) -> None:
+def _confirm_fetched(certificate: x509.Certificate, expected: str | None) -> None:
     if expected is not None:
         _check_fingerprint(certificate, expected)
         return

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pathlib
 import typing
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from dockyard.address import Address
@@ -128,7 +128,9 @@ class AccessLog:
 
 @dataclass(frozen=True)
 class Log:
-    level: str = _one_of("info", tuple(LOG_LEVELS), Flag("--log-level", choices=("debug", "info", "warning", "error"), value=lambda level: "warn" if level == "warning" else level))
+    level: str = _one_of("info", tuple(LOG_LEVELS), Flag(
+        "--log-level", choices=("debug", "info", "warning", "error"), value=lambda level: "warn" if level == "warning" else level,
+    ))
     formatter: str = _one_of("text", ("text", "json", "logstash"), Flag(
         "--log-format", "text, or one JSON object per line (registry:2's log.formatter; its logstash is json here).", choices=("text", "json"),
     ))
@@ -150,7 +152,9 @@ class Log:
 @dataclass(frozen=True)
 class Filesystem:
     FLAG_DEFAULTS: ClassVar[dict[str, object]] = {"rootdirectory": SERVE_ROOT}  # when options alone make the section
-    rootdirectory: str = _plain("/var/lib/registry", Flag("--root", "Storage root for the filesystem driver (registry:2's rootdirectory layout); ignored for another driver."))
+    rootdirectory: str = _plain("/var/lib/registry", Flag(
+        "--root", "Storage root for the filesystem driver (registry:2's rootdirectory layout); ignored for another driver.",
+    ))
     maxthreads: int = _within(100, 25)  # the threads that do blocking file I/O; registry:2's minimum and default
 
 
@@ -179,7 +183,9 @@ class S3:
     encrypt: bool = False
     keyid: str = ""
     # Read and kept, as registry:2 does, but botocore has no such levels: its own logging follows log.level.
-    loglevel: str = _one_of("off", ("off", "debug", "debugwithsigning", "debugwithhttpbody", "debugwithrequestretries", "debugwithrequesterrors", "debugwitheventstreambody"))
+    loglevel: str = _one_of("off", (
+        "off", "debug", "debugwithsigning", "debugwithhttpbody", "debugwithrequestretries", "debugwithrequesterrors", "debugwitheventstreambody",
+    ))
 
 
 @dataclass(frozen=True)
@@ -272,7 +278,9 @@ class Tls:
 @dataclass(frozen=True)
 class Prometheus:
     enabled: bool = _plain(False, Flag("--metrics", "Serve Prometheus metrics on the debug server (needs --debug-addr)."))
-    path: str = field(default="/metrics", metadata={"check": _metrics_path_problem, **_flagged(Flag("--metrics-path", "Where on the debug server the metrics are."))})
+    path: str = field(
+        default="/metrics", metadata={"check": _metrics_path_problem, **_flagged(Flag("--metrics-path", "Where on the debug server the metrics are."))},
+    )
 
 
 @dataclass(frozen=True)
@@ -290,7 +298,8 @@ class Http:
     ))})
     net: str = _one_of("tcp", ("tcp", "unix"))
     host: str = field(default="", metadata={"check": _public_url_problem, **_flagged(Flag(
-        "--public-url", "The URL clients use (e.g. https://registry.example.com); written in the token realm, over any X-Forwarded-* header (registry:2's http.host).",
+        "--public-url",
+        "The URL clients use (e.g. https://registry.example.com); written in the token realm, over any X-Forwarded-* header (registry:2's http.host).",
         metavar="URL",
     ))})
     prefix: str = field(default="", metadata={"check": _prefix_problem, **_flagged(Flag(

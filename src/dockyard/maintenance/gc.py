@@ -283,7 +283,7 @@ class Collector:
             when = await mtime(self.driver, paths.layer_link(*pair))
             return when is not None and when >= fresh_after
 
-        return {digest for (_, digest), is_fresh in zip(pairs, await gather_bounded(pairs, fresh, inventory.SMALL_READS_AT_ONCE)) if is_fresh}
+        return {digest for (_, digest), is_fresh in zip(pairs, await gather_bounded(pairs, fresh, inventory.SMALL_READS_AT_ONCE), strict=True) if is_fresh}
 
     async def _settle_manifests(self, set_aside: dict[tuple[str, Digest], Digest | None], second: _Pass, report: Report) -> None:
         """Put back the set-aside revisions the second mark keeps; forget the rest."""
@@ -320,7 +320,7 @@ class Collector:
             finally:
                 stage.advance(1, blob.size)
 
-        for blob, deleted in zip(set_aside, await gather_bounded(set_aside, settle)):
+        for blob, deleted in zip(set_aside, await gather_bounded(set_aside, settle), strict=True):
             if deleted:
                 report.blobs_removed.append(blob.digest)
                 report.bytes_freed += blob.size
@@ -343,7 +343,7 @@ class Collector:
             return True
 
         done = await gather_bounded(manifests, one)
-        return {key: subject for (key, subject), set_aside in zip(manifests.items(), done) if set_aside}
+        return {key: subject for (key, subject), set_aside in zip(manifests.items(), done, strict=True) if set_aside}
 
     async def _set_aside_blobs(self, candidates: list[BlobInfo], fresh_after: float) -> list[BlobInfo]:
         async def one(blob: BlobInfo) -> BlobInfo | None:

@@ -92,10 +92,11 @@ async def read_repositories(driver: StorageDriver, names: Sequence[str]) -> list
     digests = await gather_bounded(link_paths, lambda path: read_link(driver, path), SMALL_READS_AT_ONCE)
 
     found = {name: RepositoryLinks(name) for name in names}
-    for (name, tag), digest in zip(tag_links, digests):
+    tag_digests, revision_digests = digests[:len(tag_links)], digests[len(tag_links):]
+    for (name, tag), digest in zip(tag_links, tag_digests, strict=True):
         if digest is not None:
             found[name].tags[tag] = digest
-    for (name, digest), linked in zip(revision_links, digests[len(tag_links):]):
+    for (name, digest), linked in zip(revision_links, revision_digests, strict=True):
         # A revision directory without its link (left by a collection) is no revision.
         if linked == digest:
             found[name].revisions.add(digest)
@@ -197,7 +198,7 @@ async def blob_leftovers(driver: StorageDriver, digests: Sequence[Digest]) -> li
                 found.append((digest, paths.blob_dir(digest)))
             found.extend((digest, paths.blob_entry(digest, name)) for name in names if paths.is_temporary(name))
     times = await gather_bounded(found, lambda pair: mtime(driver, pair[1]), SMALL_READS_AT_ONCE)
-    return [Leftover(digest, path, when) for (digest, path), when in zip(found, times) if when is not None]
+    return [Leftover(digest, path, when) for (digest, path), when in zip(found, times, strict=True) if when is not None]
 
 
 async def blob_infos(driver: StorageDriver, digests: Iterable[Digest]) -> list[BlobInfo]:

@@ -53,7 +53,7 @@ class ManifestReader:
         found = {digest: self._known.get(digest) for digest in digests}
         missing = [digest for digest, known in found.items() if known is None]
         if missing:
-            found.update(zip(missing, await gather_bounded(missing, self.references, SMALL_READS_AT_ONCE)))
+            found.update(zip(missing, await gather_bounded(missing, self.references, SMALL_READS_AT_ONCE), strict=True))
         return found
 
     async def _read(self, digest: Digest) -> References | None:
@@ -128,7 +128,7 @@ async def mark_repository(
         # Pushed again since the threshold (a push rewrites the revision link): kept.
         untagged = sorted(links.revisions - marks.kept, key=str)
         times = await gather_bounded(untagged, lambda digest: mtime(driver, paths.revision_link(links.name, digest)), SMALL_READS_AT_ONCE)
-        await keep({digest for digest, when in zip(untagged, times) if when is None or when >= untagged_before})
+        await keep({digest for digest, when in zip(untagged, times, strict=True) if when is None or when >= untagged_before})
     unreachable = await reader.references_of(sorted(present - marks.kept, key=str))
     marks.unreachable = {digest: found.subject if found is not None else None for digest, found in unreachable.items()}
     return marks

@@ -40,7 +40,7 @@ async def expired_tags(driver: StorageDriver, links: RepositoryLinks, policy: Re
     names = sorted(links.tags)
     times = await asyncio.gather(*(mtime(driver, paths.tag_current_link(links.name, tag)) for tag in names))
     pushed = sorted(
-        ((when, tag) for tag, when in zip(names, times) if when is not None), reverse=True,
+        ((when, tag) for tag, when in zip(names, times, strict=True) if when is not None), reverse=True,
     )
     return sorted(
         (

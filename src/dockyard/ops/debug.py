@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -118,8 +118,8 @@ class _State:
         return web.Response(status=status, text=json.dumps(failing), content_type="application/json")
 
 
-def _checking(health: StorageHealth):
-    async def checking(_: web.Application):
+def _checking(health: StorageHealth) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def checking(_: web.Application) -> AsyncIterator[None]:
         task = asyncio.ensure_future(health.run())
         yield
         task.cancel()

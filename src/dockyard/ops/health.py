@@ -48,7 +48,7 @@ class StorageHealth:
             if getattr(self.driver, "name", "") == "filesystem":
                 return "storage root is missing or not a directory"
             return None  # an empty inmemory (or object) store has no root yet
-        except Exception as error:  # noqa: BLE001: any failure of the driver is the answer
+        except Exception as error:  # noqa: BLE001 (any failure of the driver is the answer)
             return f"{type(error).__name__}: {error}"
         if not info.is_dir:
             return "storage root is not a directory"

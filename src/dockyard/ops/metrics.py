@@ -12,8 +12,8 @@ import asyncio
 import time
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client import multiprocess
+from aiohttp.typedefs import Handler
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 from dockyard.app_keys import ROUTE_KEY
 
@@ -25,9 +25,8 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 
 
 def _route(request: web.Request) -> str:
     """A label of bounded cardinality: the registry route's name, or the aiohttp route's pattern."""
-    name = request.get(ROUTE_KEY)
-    if name is not None:
-        return name
+    if ROUTE_KEY in request:
+        return request[ROUTE_KEY]
     match_info = request.match_info
     if match_info.http_exception is not None:
         return UNMATCHED
@@ -108,7 +107,7 @@ class Metrics:
         app.middlewares.append(self._inner)
 
     @web.middleware
-    async def _outer(self, request: web.Request, handler) -> web.StreamResponse:
+    async def _outer(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         upload = _is_upload(request)
         if upload:
             self.uploads.inc()
@@ -138,7 +137,7 @@ class Metrics:
                 self.auth_failures.labels(reason).inc()
 
     @web.middleware
-    async def _inner(self, request: web.Request, handler) -> web.StreamResponse:
+    async def _inner(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             return await handler(request)
         except OSError:  # what errors_middleware answers with "storage error"

@@ -150,5 +150,5 @@ class StorageDriver(abc.ABC):
         """The file's path on the local filesystem, where one exists (for ``sendfile``)."""
         return None
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 (an optional hook: most drivers hold nothing to release)
         """Release connections and other resources."""

@@ -271,7 +271,7 @@ class FilesystemDriver(StorageDriver):
 
         def listings() -> dict[str, list[str]]:
             found: dict[str, list[str]] = {}
-            for path, full in zip(paths, fulls):
+            for path, full in zip(paths, fulls, strict=True):
                 names = self._sorted_listing(full)
                 if names is not None:
                     found[path] = names

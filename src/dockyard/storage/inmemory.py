@@ -18,7 +18,7 @@ class _File:
 
 
 class InMemoryWriter(FileWriter):
-    def __init__(self, driver: "InMemoryDriver", path: str, file: _File) -> None:
+    def __init__(self, driver: InMemoryDriver, path: str, file: _File) -> None:
         self._driver = driver
         self._path = path
         self._file = file

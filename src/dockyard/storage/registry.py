@@ -10,7 +10,6 @@ from dockyard.storage.driver import StorageDriver
 from dockyard.storage.repository import PushRules, Repository
 from dockyard.storage.uploads import UploadStore
 
-
 # registry:2's default for catalog.maxentries.
 CATALOG_MAX_ENTRIES = 1000
 

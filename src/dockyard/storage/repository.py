@@ -212,7 +212,7 @@ class Repository:
         async with self.pushing(digest):
             await self.check_references(manifest)
             absent = await self._absent_links(manifest, digest)
-            before = dict(zip(tags, await asyncio.gather(*(self._tag_state(tag, digest) for tag in tags))))
+            before = dict(zip(tags, await asyncio.gather(*(self._tag_state(tag, digest) for tag in tags)), strict=True))
             try:
                 await self.blobs.put(content, digest)
                 await self._link_manifest(manifest, digest)
@@ -254,7 +254,7 @@ class Repository:
         """The folders of the links a push of ``digest`` creates (to remove if it fails)."""
         links = self._manifest_links(manifest, digest)
         present = await asyncio.gather(*(self._has_link(link, digest) for link in links))
-        return [folder for folder, there in zip(links.values(), present) if not there]
+        return [folder for folder, there in zip(links.values(), present, strict=True) if not there]
 
     async def _link_manifest(self, manifest: Manifest, digest: Digest) -> None:
         # Written even when it is there: its time says when the manifest was last pushed.

@@ -196,10 +196,16 @@ class S3Driver(StorageDriver):
         except botocore.exceptions.BotoCoreError as error:
             raise S3Error(f"cannot reach S3 ({self.where}): {error}") from None
 
-    async def _call(self, operation: str, path: str | None = None, **params: Any) -> Any:
+    async def _call(self, operation: str, path: str | None = None, **params: Any) -> dict[str, Any]:
         client = await self._s3()
         with self._errors(path):
-            return await getattr(client, operation)(Bucket=self.bucket, **params)
+            response: dict[str, Any] = await getattr(client, operation)(Bucket=self.bucket, **params)
+            return response
+
+    async def _put_lock(self, path: str | None, **params: Any) -> str:
+        """A lock object's put_object; its new ETag."""
+        etag: str = (await self._call("put_object", path, **params))["ETag"]
+        return etag
 
     async def check(self) -> None:
         """Raise S3Error unless the bucket answers (for a clear error at start)."""
@@ -360,7 +366,7 @@ class S3Driver(StorageDriver):
             raise PathNotFound(path)
         response = await self._call("get_object", path, Key=key)
         async with response["Body"] as body:
-            content = await body.read()
+            content: bytes = await body.read()
         if MARKER in response.get("Metadata", {}):
             return b"".join([chunk async for chunk in self.read(path)])
         return content
@@ -451,7 +457,7 @@ class S3Driver(StorageDriver):
                     return None
 
         listings = await asyncio.gather(*(listing(path) for path in paths))
-        return {path: names for path, names in zip(paths, listings) if names is not None}
+        return {path: names for path, names in zip(paths, listings, strict=True) if names is not None}
 
     async def move(self, source: str, destination: str) -> None:
         key = self._key(source)
@@ -501,13 +507,13 @@ class S3Driver(StorageDriver):
         delay = LOCK_POLL_SECONDS[0]
         while True:
             try:
-                return (await self._call("put_object", Key=key, Body=token.encode(), IfNoneMatch="*"))["ETag"]
+                return await self._put_lock(None, Key=key, Body=token.encode(), IfNoneMatch="*")
             except PreconditionFailed:
                 pass
             held = await self._head(key)
             if held is not None and time.time() - held["LastModified"].timestamp() > LOCK_LEASE:
                 with contextlib.suppress(PreconditionFailed, PathNotFound):  # another waiter took it first
-                    return (await self._call("put_object", key, Key=key, Body=token.encode(), IfMatch=held["ETag"]))["ETag"]
+                    return await self._put_lock(key, Key=key, Body=token.encode(), IfMatch=held["ETag"])
             await asyncio.sleep(delay)
             delay = min(delay * 2, LOCK_POLL_SECONDS[1])
 
@@ -516,7 +522,7 @@ class S3Driver(StorageDriver):
             await asyncio.sleep(LOCK_LEASE / 3)
             try:
                 body = f"{token} {renewal}".encode()  # a new ETag each time
-                etag = (await self._call("put_object", key, Key=key, Body=body, IfMatch=etag))["ETag"]
+                etag = await self._put_lock(key, Key=key, Body=body, IfMatch=etag)
             except (PreconditionFailed, PathNotFound):
                 return  # deleted with its file's tree, or taken over after a stall
 
@@ -527,9 +533,10 @@ class S3Driver(StorageDriver):
             return None
         client = await self._s3()
         with self._errors(path):
-            return await client.generate_presigned_url(
+            url: str = await client.generate_presigned_url(
                 operation, Params={"Bucket": self.bucket, "Key": self._key(path)}, ExpiresIn=REDIRECT_EXPIRY,
             )
+        return url
 
     async def close(self) -> None:
         await self._stack.aclose()

@@ -19,7 +19,7 @@ import hashlib
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from dockyard.errors import DigestMismatch, UploadOffsetInvalid, UploadUnknown
 from dockyard.reference import Digest
@@ -37,11 +37,11 @@ class UploadStore:
     def __init__(self, driver: StorageDriver, blobs: BlobStore) -> None:
         self.driver = driver
         self.blobs = blobs
-        self._hashers: OrderedDict[str, tuple[int, "hashlib._Hash"]] = OrderedDict()
+        self._hashers: OrderedDict[str, tuple[int, hashlib._Hash]] = OrderedDict()
 
     async def start(self, name: str) -> str:
         upload_id = str(uuid.uuid4())
-        started_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        started_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         await self.driver.put_content(paths.upload_started_at(name, upload_id), started_at.encode())
         return upload_id
 
@@ -147,13 +147,13 @@ class UploadStore:
         except PathNotFound:
             pass
 
-    def _remember(self, upload_id: str, size: int, hasher: "hashlib._Hash") -> None:
+    def _remember(self, upload_id: str, size: int, hasher: hashlib._Hash) -> None:
         self._hashers[upload_id] = (size, hasher)
         self._hashers.move_to_end(upload_id)
         while len(self._hashers) > HASHER_CACHE_SIZE:
             self._hashers.popitem(last=False)
 
-    async def _hasher(self, name: str, upload_id: str, size: int) -> "hashlib._Hash":
+    async def _hasher(self, name: str, upload_id: str, size: int) -> hashlib._Hash:
         cached = self._hashers.get(upload_id)
         if cached is not None and cached[0] == size:
             return cached[1]
@@ -179,7 +179,7 @@ def range_header(name: str, upload_id: str, size: int) -> dict[str, str]:
     }
 
 
-async def _pump(body: AsyncIterator[bytes], writer: FileWriter, hasher: "hashlib._Hash") -> None:
+async def _pump(body: AsyncIterator[bytes], writer: FileWriter, hasher: hashlib._Hash) -> None:
     """Stream ``body`` into ``writer`` and ``hasher``, overlapping receiving with both.
 
     Received chunks are kept by reference, not copied into one buffer, so the event

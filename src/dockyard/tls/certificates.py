@@ -62,7 +62,9 @@ def load_key(path: pathlib.Path, passphrase: bytes | None = None) -> PrivateKey:
         key = serialization.load_pem_private_key(data, password=passphrase)
     except TypeError as error:
         if "encrypted" in str(error).lower() and passphrase is None:
-            raise CertificateError(f"key {path} is protected by a passphrase: give it with --tls-key-passphrase-file or the DOCKYARD_TLS_KEY_PASSPHRASE environment variable") from None
+            raise CertificateError(
+                f"key {path} is protected by a passphrase: give it with --tls-key-passphrase-file or the DOCKYARD_TLS_KEY_PASSPHRASE environment variable",
+            ) from None
         raise CertificateError(f"key {path}: {error}") from None
     except ValueError as error:
         if passphrase is not None:
@@ -89,7 +91,7 @@ def load_certificates(path: pathlib.Path) -> list[x509.Certificate]:
 
 
 def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
+    return datetime.datetime.now(datetime.UTC)
 
 
 def _name(common_name: str) -> x509.Name:
@@ -131,7 +133,7 @@ class CertificateAuthority:
     key: PrivateKey
 
     @classmethod
-    def load(cls, certificate: pathlib.Path, key: pathlib.Path) -> "CertificateAuthority":
+    def load(cls, certificate: pathlib.Path, key: pathlib.Path) -> CertificateAuthority:
         return cls(load_certificates(certificate)[0], load_key(key))
 
     def issue(

@@ -54,7 +54,7 @@ def _key_description(certificate: x509.Certificate) -> tuple[str, str | None]:
 
 def problems(certificate: x509.Certificate, now: datetime.datetime | None = None) -> list[str]:
     """Why a client would refuse this certificate (empty when it would not)."""
-    now = now or datetime.datetime.now(datetime.timezone.utc)
+    now = now or datetime.datetime.now(datetime.UTC)
     found: list[str] = []
     if certificate.not_valid_after_utc < now:
         found.append(f"expired on {certificate.not_valid_after_utc:%Y-%m-%d %H:%M} UTC")

@@ -83,7 +83,7 @@ def _needs_new_server_certificate(directory: pathlib.Path, ca: x509.Certificate,
         return "none yet"
     if current.issuer != ca.subject:
         return "issued by another CA"
-    if current.not_valid_after_utc - RENEW_BEFORE < datetime.datetime.now(datetime.timezone.utc):
+    if current.not_valid_after_utc - RENEW_BEFORE < datetime.datetime.now(datetime.UTC):
         return f"expires on {current.not_valid_after_utc:%Y-%m-%d}"
     missing = set(names) - set(inspect.subject_alternative_names(current))
     if missing:

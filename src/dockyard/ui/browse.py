@@ -98,13 +98,13 @@ class Browser:
         digests: dict[str, Digest | None] = {}
         sizes: dict[str, int | None] = {}
         if sort.key == "pushed":
-            times = dict(zip(tags, await gather_bounded(tags, lambda tag: _mtime(repository, tag))))
+            times = dict(zip(tags, await gather_bounded(tags, lambda tag: _mtime(repository, tag)), strict=True))
             tags.sort(key=lambda tag: (times[tag] or 0.0, tag))
         elif sort.key == "size":
-            digests = dict(zip(tags, await gather_bounded(tags, lambda tag: _resolve(repository, tag))))
+            digests = dict(zip(tags, await gather_bounded(tags, lambda tag: _resolve(repository, tag)), strict=True))
             unique = list({digest for digest in digests.values() if digest is not None})
             summaries = await gather_bounded(unique, lambda digest: self.summary(repository, digest))
-            by_digest = dict(zip(unique, await gather_bounded(summaries, lambda summary: self.size(repository, summary))))
+            by_digest = dict(zip(unique, await gather_bounded(summaries, lambda summary: self.size(repository, summary)), strict=True))
             sizes = {tag: by_digest.get(digest) if digest else None for tag, digest in digests.items()}
             tags.sort(key=lambda tag: (sizes[tag] or 0, tag))
         if sort.descending:

@@ -20,7 +20,7 @@ class Sort:
         """The ``sort`` query value: ``name``, ``-pushed``."""
         return f"-{self.key}" if self.descending else self.key
 
-    def toggled(self, key: str) -> "Sort":
+    def toggled(self, key: str) -> Sort:
         """The order a column header links to: the other direction of this key, or the key's default."""
         if key == self.key:
             return Sort(key, not self.descending)

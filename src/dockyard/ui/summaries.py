@@ -13,7 +13,7 @@ import collections
 import json
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from dockyard import manifest as manifests
 from dockyard.concurrency import gather_bounded
@@ -193,22 +193,22 @@ def decode_config(document: object, layers: Iterable[Blob] = ()) -> ImageConfig:
     )
 
 
-class LruCache:
+class LruCache(Generic[T]):
     """A bounded digest-keyed cache whose concurrent misses for one key share one load."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._values: collections.OrderedDict[str, Any] = collections.OrderedDict()
-        self._loading: dict[str, asyncio.Future[Any]] = {}
+        self._values: collections.OrderedDict[str, T] = collections.OrderedDict()
+        self._loading: dict[str, asyncio.Future[T]] = {}
 
-    async def get(self, key: str, load: Callable[[], Awaitable[Any]]) -> Any:
+    async def get(self, key: str, load: Callable[[], Awaitable[T]]) -> T:
         if key in self._values:
             self._values.move_to_end(key)
             return self._values[key]
         pending = self._loading.get(key)
         if pending is not None:
             return await asyncio.shield(pending)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._loading[key] = future
         try:
             value = await load()
@@ -232,8 +232,8 @@ class Summaries:
     """Manifest summaries and decoded configs, read through a repository and kept by digest."""
 
     def __init__(self, capacity: int = 20_000) -> None:
-        self._manifests = LruCache(capacity)
-        self._configs = LruCache(capacity // 10 or 1)
+        self._manifests: LruCache[Summary] = LruCache(capacity)
+        self._configs: LruCache[object] = LruCache(capacity // 10 or 1)
 
     async def manifest(self, repository: Repository, digest: Digest) -> Summary:
         """``digest``'s summary; the caller knows ``repository`` holds it. :class:`ManifestUnknown` if it

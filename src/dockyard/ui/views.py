@@ -12,11 +12,11 @@ import jinja2
 from aiohttp import web
 
 from dockyard.api import errors
+from dockyard.api.access import AccessController
 from dockyard.api.context import ACCESS_KEY
 from dockyard.api.forwarding import path_prefix, public_base_url
-from dockyard.api.access import AccessController
-from dockyard.auth.access import Authenticator, Identity
 from dockyard.app_keys import REGISTRY_KEY
+from dockyard.auth.access import Authenticator, Identity
 from dockyard.auth.binding import CredentialBinding
 from dockyard.concurrency import gather_bounded
 from dockyard.deletes import delete_reference
