@@ -97,7 +97,8 @@ def test_no_secrets_in_the_log(start_server, tmp_path) -> None:
 
 def test_token_service_login_is_audited(start_server, tmp_path) -> None:
     server = start_server("--log-format", "json", "--htpasswd", str(htpasswd_file(tmp_path)), "--token-auth")
-    response = httpx.get(f"{server.url}/auth/token", params={"service": "dockyard", "scope": "repository:a/b:pull", "account": "alice"}, auth=("alice", PASSWORD))
+    query = {"service": "dockyard", "scope": "repository:a/b:pull", "account": "alice"}
+    response = httpx.get(f"{server.url}/auth/token", params=query, auth=("alice", PASSWORD))
     assert response.status_code == 200, response.text
     token = response.json()["token"]
     assert httpx.get(f"{server.url}/v2/", headers={"Authorization": f"Bearer {token}"}).status_code == 200

@@ -11,8 +11,8 @@ from dockyard.api import errors
 from dockyard.api.errors import from_domain
 from dockyard.errors import DigestInvalid, NameInvalid, TagInvalid, UploadUnknown
 from dockyard.reference import (
-    Digest,
     NAME_MAX_LENGTH,
+    Digest,
     check_name,
     check_tag,
     check_upload_id,

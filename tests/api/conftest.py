@@ -26,7 +26,7 @@ from dockyard.config import S3
 from dockyard.storage.driver import StorageDriver
 from dockyard.storage.filesystem import FilesystemDriver
 from dockyard.storage.registry import Registry
-from dockyard.storage.s3 import S3Driver, SEGMENTS_SUFFIX
+from dockyard.storage.s3 import SEGMENTS_SUFFIX, S3Driver
 from tests.support.plugin import storage_params
 from tests.support.seaweedfs import SeaweedFS
 

@@ -19,9 +19,8 @@ import pytest
 from aiohttp import web
 
 from dockyard.api import sendfile
-from tests.support.server import DockyardProcess
-
 from tests.support.registry_client import push_blob
+from tests.support.server import DockyardProcess
 
 from .conftest import byteranges
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from dockyard.api.ranges import MAX_RANGES
-
 from tests.support.registry_client import push_blob, sha256
 
 from .conftest import byteranges, error_of, snapshot

@@ -12,7 +12,6 @@ from dockyard.api.auth_setup import AuthSettings
 from dockyard.storage.filesystem import FilesystemDriver
 from dockyard.storage.registry import Registry
 from tests.support.auth import USERS, basic, write_htpasswd, write_policy
-
 from tests.support.registry_client import push_image
 
 from .conftest import API_VERSION, error_of

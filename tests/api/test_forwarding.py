@@ -18,10 +18,10 @@ from aiohttp.test_utils import make_mocked_request
 from click.testing import CliRunner
 
 from dockyard.api.app import create_app
-from dockyard.api.forwarding import FORWARDING_KEY, public_base_url
-from dockyard.forwarding import Forwarding, ForwardingError, parse_public_url, parse_trusted
 from dockyard.api.auth_setup import AuthSettings
+from dockyard.api.forwarding import FORWARDING_KEY, public_base_url
 from dockyard.cli import main
+from dockyard.forwarding import Forwarding, ForwardingError, parse_public_url, parse_trusted
 from dockyard.storage.filesystem import FilesystemDriver
 from dockyard.storage.registry import Registry
 from tests.support.registry_client import push_blob

@@ -14,7 +14,6 @@ from dockyard.reference import parse_digest
 from dockyard.storage import paths
 from dockyard.storage.registry import Registry
 from dockyard.storage.repository import PushRules
-
 from tests.support.registry_client import (
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,

@@ -7,8 +7,8 @@ import hashlib
 import pytest
 
 from dockyard.api.app import create_app
-from dockyard.forwarding import Forwarding, ForwardingError, parse_prefix
 from dockyard.api.auth_setup import AuthSettings
+from dockyard.forwarding import Forwarding, ForwardingError, parse_prefix
 from dockyard.storage.filesystem import FilesystemDriver
 from dockyard.storage.registry import Registry
 

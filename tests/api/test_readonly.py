@@ -15,9 +15,8 @@ from dockyard.api import routes
 from dockyard.api.app import WRITE_METHODS, create_app
 from dockyard.storage.filesystem import FilesystemDriver
 from dockyard.storage.registry import Registry
-from tests.support.server import DockyardProcess
-
 from tests.support.registry_client import OCI_MANIFEST, push_blob, push_image, sha256
+from tests.support.server import DockyardProcess
 
 from .conftest import error_of
 

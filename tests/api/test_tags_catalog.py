@@ -10,7 +10,6 @@ import pytest
 from dockyard.storage import catalog, paths
 from dockyard.storage.filesystem import FilesystemDriver
 from dockyard.storage.inmemory import InMemoryDriver
-
 from tests.support.registry_client import OCI_MANIFEST, push_blob, push_image
 
 from .conftest import error_of, put_manifest

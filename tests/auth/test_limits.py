@@ -203,7 +203,9 @@ def test_no_secret_in_the_server_log(tmp_path: pathlib.Path, mode: str) -> None:
                 assert response.status_code == 200, response.text
                 body = response.json()
                 secrets += [body["token"], body["refresh_token"]]
-                refreshed = client.post("/auth/token", data={"grant_type": "refresh_token", "refresh_token": body["refresh_token"], "scope": "repository:a/app:pull,push"})
+                refreshed = client.post("/auth/token", data={
+                    "grant_type": "refresh_token", "refresh_token": body["refresh_token"], "scope": "repository:a/app:pull,push",
+                })
                 assert refreshed.status_code == 200
                 secrets.append(refreshed.json()["token"])
                 # The signature alone is as secret as the token.

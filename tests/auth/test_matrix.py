@@ -363,7 +363,8 @@ async def test_mount_from_an_unreadable_repository_falls_back_to_an_upload(aioht
     assert await _mount_status(client, await headers("b/app"), "b/app", secret) == (202, None)
     assert await _mount_status(client, await headers("a/other"), "a/other", readable) == (201, readable)
     # The fallback did not link the secret blob into a/app.
-    response = await client.head(f"/v2/a/app/blobs/{secret}", headers={"Authorization": basic("root", USERS["root"])} if mode == "basic" else await headers("a/app"))
+    credentials = {"Authorization": basic("root", USERS["root"])} if mode == "basic" else await headers("a/app")
+    response = await client.head(f"/v2/a/app/blobs/{secret}", headers=credentials)
     assert response.status == 404
 
 

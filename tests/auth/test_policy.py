@@ -7,9 +7,9 @@ import textwrap
 
 import pytest
 
+from dockyard.api.auth_setup import AuthSettings, AuthSetupError
 from dockyard.auth import policy as policies
 from dockyard.auth.policy import ACTIONS, OPEN_TO_USERS, PolicyError, from_document, glob_pattern
-from dockyard.api.auth_setup import AuthSettings, AuthSetupError
 from tests.support.auth import MATRIX_POLICY
 
 

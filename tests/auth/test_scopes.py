@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dockyard.auth import scopes
 from dockyard.api.access import needed_scopes
+from dockyard.auth import scopes
 from dockyard.auth.scopes import Scope
 
 

@@ -14,9 +14,9 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from dockyard.api.auth_setup import AuthSettings, AuthSetupError
 from dockyard.auth import scopes
 from dockyard.auth.htpasswd import read_entries, write_entries
-from dockyard.api.auth_setup import AuthSettings, AuthSetupError
 from dockyard.auth.tokens import (
     ACCESS_TOKEN_SECONDS,
     LEEWAY_SECONDS,

@@ -253,7 +253,7 @@ def test_registry2_garbage_collect_finds_nothing_in_dockyard_data(dockyard_pushe
     assert (int(summary.group(1)), int(summary.group(2)), int(summary.group(3))) == (len(blobs), 0, 0), result.stdout
     assert "eligible for deletion:" not in result.stdout
     # Every manifest in every repository was read and marked.
-    for repository, tag, digest in dockyard_pushed.history:
+    for repository, _tag, digest in dockyard_pushed.history:
         assert f"{repository}: marking manifest {digest}" in result.stdout, (repository, digest)
     assert _files(root, "") == before
 

@@ -11,22 +11,22 @@ import typing
 
 import pytest
 
-from dockyard.commands.serve import serve
 from dockyard.api.auth_setup import AuthSettings
-from dockyard.storage.factory import StorageSettings
+from dockyard.commands.serve import serve
 from dockyard.config import (
     MASK,
+    ConfigError,
     Gc,
+    Loaded,
     Redis,
     Retention,
     Settings,
-    ConfigError,
-    Loaded,
     format_duration,
     load,
     parse_duration,
     to_yaml,
 )
+from dockyard.storage.factory import StorageSettings
 from tests.support.registry2 import DEFAULT_CONFIG
 
 EXAMPLE = pathlib.Path(__file__).parents[2] / "examples" / "config.yml"
@@ -232,7 +232,9 @@ def test_settings_from_every_setting(tmp_path: pathlib.Path) -> None:
         """)
     settings = loaded.settings
     P = pathlib.Path
-    assert (settings.storage.kind, settings.storage.root, settings.plain_http, settings.log.python_level) == ("filesystem", P("/srv/registry"), False, "warning")
+    assert (settings.storage.kind, settings.storage.root, settings.plain_http, settings.log.python_level) == (
+        "filesystem", P("/srv/registry"), False, "warning",
+    )
     assert settings.redis_cache == Redis(addr="redis.example.com:6379", db=2)
     assert (settings.dockyard.header_timeout, settings.dockyard.idle_timeout) == (10.0, 90.0)
     assert settings.dockyard.gc == Gc(interval=86400.0, grace_period=7200.0, dry_run=False, delete_untagged=True)
@@ -324,7 +326,9 @@ def test_warn_level_is_serves_warning(tmp_path: pathlib.Path) -> None:
 
 def test_auth_variable_selects_the_kind_in_place_of_the_files(tmp_path: pathlib.Path) -> None:
     text = MINIMAL + "auth:\n  token: {realm: r, service: s, issuer: i, rootcertbundle: /b.pem}\n"
-    loaded = read(tmp_path, text, {"REGISTRY_AUTH": "htpasswd", "REGISTRY_AUTH_HTPASSWD_PATH": "/auth/htpasswd", "REGISTRY_AUTH_HTPASSWD_REALM": "Registry Realm"})
+    loaded = read(tmp_path, text, {
+        "REGISTRY_AUTH": "htpasswd", "REGISTRY_AUTH_HTPASSWD_PATH": "/auth/htpasswd", "REGISTRY_AUTH_HTPASSWD_REALM": "Registry Realm",
+    })
     auth = loaded.settings.auth
     assert auth.token is None and auth.htpasswd is not None
     assert (auth.htpasswd.path, auth.htpasswd.realm) == ("/auth/htpasswd", "Registry Realm")
@@ -367,7 +371,9 @@ def test_list_item_gap_is_an_error(tmp_path: pathlib.Path) -> None:
 
 
 def test_unknown_variables_are_named_and_ignored(tmp_path: pathlib.Path) -> None:
-    loaded = read(tmp_path, MINIMAL, {"REGISTRY_AUTH_FILE": "/run/containers/auth.json", "REGISTRY_HTTP_ADRESS": ":1", "REGISTRY_HTTP_ADDR_PORT": "1", "OTHER": "x"})
+    loaded = read(tmp_path, MINIMAL, {
+        "REGISTRY_AUTH_FILE": "/run/containers/auth.json", "REGISTRY_HTTP_ADRESS": ":1", "REGISTRY_HTTP_ADDR_PORT": "1", "OTHER": "x",
+    })
     assert loaded.warnings == (
         "REGISTRY_AUTH_FILE: matches no configuration key, ignored",
         "REGISTRY_HTTP_ADDR_PORT: matches no configuration key, ignored",
@@ -421,23 +427,41 @@ def test_unknown_and_unsupported_keys_are_warned_by_dotted_path(tmp_path: pathli
         (MINIMAL + "health:\n  storagedriver:\n    interval: 10x\n", "health.storagedriver.interval: expected a duration like 300s, 10m or 1h30m, got 10x"),
         (MINIMAL + "storage:\n  inmemory:\n  delete:\n    enabled: yes please\n", "storage.delete.enabled: expected true or false, got yes please"),
         (MINIMAL + "  cache:\n    blobdescriptor: memcached\n", "storage.cache.blobdescriptor: expected one of '', inmemory, redis, got memcached"),
-        (MINIMAL + "  maintenance:\n    uploadpurging:\n      age: -1h\n", "storage.maintenance.uploadpurging.age: expected a duration like 300s, 10m or 1h30m, got -1h"),
+        (
+            MINIMAL + "  maintenance:\n    uploadpurging:\n      age: -1h\n",
+            "storage.maintenance.uploadpurging.age: expected a duration like 300s, 10m or 1h30m, got -1h",
+        ),
         ("version: 0.1\nhttp:\n  addr: :5000\n", "storage: no driver; name one of filesystem, inmemory, s3"),
         ("version: 0.1\nstorage:\n  delete:\n    enabled: true\n", "storage: no driver; name one of filesystem, inmemory, s3"),
-        (MINIMAL + "  filesystem:\n    rootdirectory: /r\n", "storage: more than one driver (filesystem, inmemory); keep one (REGISTRY_STORAGE=inmemory replaces the file's)"),
+        (
+            MINIMAL + "  filesystem:\n    rootdirectory: /r\n",
+            "storage: more than one driver (filesystem, inmemory); keep one (REGISTRY_STORAGE=inmemory replaces the file's)",
+        ),
         ("version: 0.1\nstorage:\n  azure:\n    accountname: a\n", "storage.azure: unknown storage kind; dockyard knows filesystem, inmemory, s3"),
         ("version: 0.1\nstorage:\n  s3:\n    region: eu-west-1\n", "storage.s3.bucket: missing"),
         ("version: 0.1\nstorage:\n  s3: {region: r, bucket: b, chunksize: 1024}\n", "storage.s3.chunksize: expected at least 5242880, got 1024"),
         ("version: 0.1\nstorage:\n  s3: {region: r, bucket: b, secure: 1}\n", "storage.s3.secure: expected true or false, got 1"),
-        (MINIMAL + "auth:\n  silly: {realm: r, service: s}\n", "auth.silly: refused: it lets in anyone who sends any Authorization header; use auth.htpasswd or auth.token"),
+        (
+            MINIMAL + "auth:\n  silly: {realm: r, service: s}\n",
+            "auth.silly: refused: it lets in anyone who sends any Authorization header; use auth.htpasswd or auth.token",
+        ),
         (MINIMAL + "auth:\n  htpasswd: {realm: r}\n", "auth.htpasswd.path: missing"),
         (MINIMAL + "auth:\n  ldap: {}\n", "auth.ldap: unknown auth kind; dockyard knows htpasswd, token, silly"),
-        (MINIMAL + "auth:\n  htpasswd: {realm: r, path: /p}\n  token: {realm: r, service: s, issuer: i, jwks: /j}\n", "auth: more than one kind (htpasswd, token); keep one"),
-        (MINIMAL + "auth:\n  token: {realm: r, service: s, issuer: i}\n", "auth.token.rootcertbundle: missing (or auth.token.jwks): the keys that sign the issuer's tokens"),
+        (
+            MINIMAL + "auth:\n  htpasswd: {realm: r, path: /p}\n  token: {realm: r, service: s, issuer: i, jwks: /j}\n",
+            "auth: more than one kind (htpasswd, token); keep one",
+        ),
+        (
+            MINIMAL + "auth:\n  token: {realm: r, service: s, issuer: i}\n",
+            "auth.token.rootcertbundle: missing (or auth.token.jwks): the keys that sign the issuer's tokens",
+        ),
         (MINIMAL + "notifications:\n  endpoints:\n    - name: n\n", "notifications.endpoints.0.url: missing"),
         (MINIMAL + "dockyard:\n  workers: 100\n", "dockyard.workers: expected at most 64, got 100"),
         (MINIMAL + "dockyard:\n  login:\n    failure_window: 0s\n", "dockyard.login.failure_window: expected at least 100ms, got 0s"),
-        (MINIMAL + "dockyard:\n  insecure_http: true\nhttp:\n  tls: {certificate: /c, key: /k}\n", "dockyard.insecure_http: serves no TLS, but http.tls is set; drop one of them"),
+        (
+            MINIMAL + "dockyard:\n  insecure_http: true\nhttp:\n  tls: {certificate: /c, key: /k}\n",
+            "dockyard.insecure_http: serves no TLS, but http.tls is set; drop one of them",
+        ),
         ("storage:\n  inmemory:\n", "version: missing"),
         ("version: 0.2\nstorage:\n  inmemory:\n", "version: expected one of 0.1, got 0.2"),
     ],

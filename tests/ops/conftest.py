@@ -3,7 +3,6 @@ from __future__ import annotations
 import re
 import time
 
-
 from tests.support.server import DockyardProcess
 
 _DEBUG = re.compile(r"debug server on http://127\.0\.0\.1:(\d+)")

@@ -106,7 +106,8 @@ def test_metrics_path_and_need_for_debug_addr(start_server, tmp_path) -> None:
     server = start_server("--debug-addr", "127.0.0.1:0", "--metrics", "--metrics-path", "/prom")
     assert httpx.get(f"{debug_url(server)}/prom", timeout=5).status_code == 200
     assert httpx.get(f"{debug_url(server)}/metrics", timeout=5).status_code == 404
-    import subprocess, sys
+    import subprocess
+    import sys
 
     result = subprocess.run(
         [sys.executable, "-m", "dockyard", "serve", "--insecure-http", "--addr", "127.0.0.1:0", "--root", str(tmp_path / "r2"), "--metrics"],

@@ -76,7 +76,7 @@ class NginxProcess:
         self.process: subprocess.Popen[bytes] | None = None
         self.log = conf.parent / "logs" / "stderr.log"
 
-    def start(self) -> "NginxProcess":
+    def start(self) -> NginxProcess:
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 nginx_command(self.conf, "-g", "daemon off;"), stdout=log, stderr=log, stdin=subprocess.DEVNULL

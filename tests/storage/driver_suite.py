@@ -12,10 +12,9 @@ import asyncio
 import hashlib
 import random
 import sys
+from collections.abc import Callable
 
 import pytest
-
-from collections.abc import Callable
 
 from dockyard.storage.driver import FileInfo, FileWriter, PathNotFound, StorageDriver
 

@@ -17,8 +17,8 @@ import pytest
 import redis.asyncio
 
 from dockyard.api.errors import from_domain
-from dockyard.errors import BlobUnknown, ManifestUnknown, Unavailable
 from dockyard.config import ConfigError, Redis, RedisPool, load
+from dockyard.errors import BlobUnknown, ManifestUnknown, Unavailable
 from dockyard.reference import Digest
 from dockyard.storage import cache, paths
 from dockyard.storage.cache import blob_key, cache_from_config, layer_key, tag_key

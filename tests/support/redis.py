@@ -28,7 +28,7 @@ class RedisProcess:
     def addr(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def start(self) -> "RedisProcess":
+    def start(self) -> RedisProcess:
         binary = redis_binary()
         if binary is None:
             raise RuntimeError("redis-server is not installed")

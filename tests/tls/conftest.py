@@ -29,7 +29,7 @@ COMMAND_TIMEOUT = 120
 
 
 def now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
+    return datetime.datetime.now(datetime.UTC)
 
 
 def make_ca(directory: pathlib.Path, key_type: str = "ecdsa-p256") -> CertificateAuthority:

@@ -9,13 +9,13 @@ import re
 
 from aiohttp import encode_basic_auth
 
-from dockyard.api.app import create_app
-from dockyard.forwarding import Forwarding
 from dockyard.api.access import AccessController
+from dockyard.api.app import create_app
 from dockyard.auth.access import Authenticator
 from dockyard.auth.htpasswd import Htpasswd, hash_password
 from dockyard.auth.limiter import FailureLimiter
 from dockyard.config import Settings, load
+from dockyard.forwarding import Forwarding
 from dockyard.storage.inmemory import InMemoryDriver
 from dockyard.storage.registry import Registry
 from dockyard.ui import session_key
