@@ -25,6 +25,7 @@ from dockyard.forwarding import Forwarding
 from dockyard.ops.debug import OpsSettings
 from dockyard.server import SSL_CONTEXT_KEY, Address
 from dockyard.storage.factory import StorageSettings, StorageUnavailable, check_storage
+from dockyard.tls import policy
 from dockyard.tls.certificates import CertificateError, fingerprint
 from dockyard.tls.serving import ServingCertificate, TlsSettings, keep_renewed, prepare, server_context
 
@@ -62,7 +63,10 @@ def _tls_settings(settings: Settings) -> TlsSettings:
         certificate=pathlib.Path(tls.certificate) if tls.certificate else None,
         key=pathlib.Path(tls.key) if tls.key else None,
         passphrase=_passphrase(own.tls_key_passphrase_file),
-        client_ca=pathlib.Path(tls.clientcas[0]) if tls.clientcas else None,
+        client_cas=tuple(map(pathlib.Path, tls.clientcas)),
+        client_auth=tls.clientauth or policy.DEFAULT_CLIENT_AUTH,
+        minimum_version=policy.minimum_version(tls.minimumtls, tls.ciphersuites),
+        ciphers=policy.openssl_ciphers(tls.ciphersuites),
     )
 
 

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 from dockyard.address import Address
 from dockyard.forwarding import ForwardingError, parse_prefix, parse_public_url
+from dockyard.tls.policy import CLIENT_AUTH_MODES, FLOOR, TLS_VERSIONS
 
 Duration = typing.NewType("Duration", float)
 """Seconds; written in the file as a Go duration."""
@@ -238,6 +239,10 @@ class Tls:
     clientcas: list[str] = _listed(Flag(
         "--tls-client-ca", "Require client certificates issued by this CA (mutual TLS).", existing_file=True, value=lambda path: [path],
     ))
+    # None: registry:2's default, require-and-verify-client-cert; set, it needs clientcas.
+    clientauth: str | None = field(default=None, metadata={"choices": CLIENT_AUTH_MODES})
+    minimumtls: str = _one_of(FLOOR, tuple(TLS_VERSIONS))
+    ciphersuites: list[str] = _listed()
 
 
 @dataclass(frozen=True)

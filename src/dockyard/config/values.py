@@ -23,8 +23,6 @@ REGISTRY2_UNSUPPORTED = {
     "middleware": "storage, registry and repository middleware",
     "storage.tag": "tag lookup concurrency",
     "http.tls.letsencrypt": "certificates from Let's Encrypt",
-    "http.tls.minimumtls": "dockyard always requires TLS 1.2 or later",
-    "http.tls.ciphersuites": "dockyard picks forward-secret AEAD suites itself",
     "http.http2": "turning HTTP/2 off",
     "health.file": "file health checks",
     "health.http": "HTTP health checks",
