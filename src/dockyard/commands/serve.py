@@ -161,6 +161,7 @@ def build_app(settings: Settings, prepared: Prepared) -> web.Application:
     app = create_app(
         registry, access=access, token_service=tokens, ca_certificate=prepared.ca_pem,
         forwarding=prepared.forwarding, ui_session_key=prepared.ui_session_key,
+        headers=settings.http.headers, relative_urls=settings.http.relativeurls,
     )
     prepared.ops.instrument(app)
     # registry:2 purges uploads by default (uploadpurging: enabled, 168h, every 24h).

@@ -5,6 +5,7 @@ option set names the option instead (see :func:`dockyard.config.flags.namer`).""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from dockyard.config.schema import Dockyard, Settings, Storage, address_problem
@@ -13,6 +14,7 @@ from dockyard.forwarding import ForwardingError, parse_trusted
 from dockyard.tls import policy
 
 Named = Callable[..., tuple[str, ...]]
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110's token
 
 
 def _chosen(section: object) -> list[str]:
@@ -76,6 +78,12 @@ def _check_serving(settings: Settings, named: Named) -> None:
         except ForwardingError as error:
             (key,) = named(f"dockyard.trusted_proxies.{index}")
             raise ConfigError(f"{key}: {error}") from None
+    for name, values in http.headers.items():
+        if not _HEADER_NAME.fullmatch(name):
+            raise ConfigError(f"http.headers.{name}: not a header name")
+        for index, value in enumerate(values):
+            if any(character in value for character in "\r\n\0"):
+                raise ConfigError(f"http.headers.{name}.{index}: a header value holds no line break or NUL")
     cache = settings.storage.cache.blobdescriptor
     if cache == "redis" and settings.redis is None:
         raise ConfigError("redis.addr: missing: storage.cache.blobdescriptor is redis")

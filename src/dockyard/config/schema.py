@@ -23,8 +23,9 @@ SERVE_DEFAULTS: dict[str, object] = {
     "version": "0.1",
     "storage": {"filesystem": {"rootdirectory": SERVE_ROOT}, "delete": {"enabled": True}},
     # registry:2 stops at once on SIGTERM and checks no storage unless told; dockyard
-    # drains for 30s and checks its root (both apply only with a debug address).
-    "http": {"draintimeout": "30s"},
+    # drains for 30s and checks its root (both apply only with a debug address). Its
+    # Location headers are relative: right behind any proxy, where registry:2's absolute ones need http.host.
+    "http": {"draintimeout": "30s", "relativeurls": True},
     "health": {"storagedriver": {"enabled": True}},
     # Without a file, HTTPS with the generated CA; a registry:2 file decides by http.tls.
     "dockyard": {"insecure_http": False},
