@@ -466,11 +466,12 @@ def test_missing_file(tmp_path: pathlib.Path) -> None:
     ("text", "message"),
     [
         ("version: 0.1\nstorage:\n  inmemory:\nhttp:\n  prefix: /a b\n", "http.prefix: a path prefix is plain path segments, got '/a b'"),
-        (MINIMAL + "http:\n  net: unix\n  addr: /run/registry.sock:0\n", "http.net: dockyard listens on tcp only, got unix"),
+        (MINIMAL + "http:\n  net: unix\n  addr: ''\n", "http.addr: missing: with http.net unix, the path of the socket"),
+        (MINIMAL + "http:\n  tls:\n    clientcas: [/c.pem]\n    clientauth: require-any-client-cert\n", "http.tls.clientauth: require-any-client-cert cannot be honoured: "),
     ],
 )
 def test_what_serve_cannot_do_names_the_key(tmp_path: pathlib.Path, text: str, message: str) -> None:
-    assert error_of(tmp_path, text) == message
+    assert error_of(tmp_path, text).startswith(message)
 
 
 def test_s3_storage_is_served_with_redirects_as_registry2(tmp_path: pathlib.Path) -> None:

@@ -4,15 +4,21 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import pathlib
-from collections.abc import Callable
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 import yaml
 
+from tests.support.processes import terminate
 from tests.support.server import DockyardProcess
-from tests.tls.conftest import assert_one_line_error, serve_and_fail
+from tests.tls.conftest import assert_one_line_error, run_dockyard, serve_and_fail
 
 StartServer = Callable[..., DockyardProcess]
 WriteConfig = Callable[..., pathlib.Path]
@@ -101,3 +107,67 @@ def test_relativeurls_true_gives_paths(start_server: StartServer, write_config: 
         started, finished = push_blob(client)
     assert started.startswith("/v2/team/app/blobs/uploads/")
     assert finished == f"/v2/team/app/blobs/{DIGEST}"
+
+
+# --- net: unix ----------------------------------------------------------------
+
+StartUnix = Callable[[pathlib.Path], subprocess.Popen[bytes]]
+
+
+@pytest.fixture
+def start_unix(tmp_path: pathlib.Path) -> Iterator[StartUnix]:
+    """Start ``dockyard serve --config`` listening on a unix socket; all are stopped after the test."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(config: pathlib.Path) -> subprocess.Popen[bytes]:
+        log = tmp_path / "serve.log"
+        with open(log, "wb") as output:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "dockyard", "serve", "--config", str(config)], stdout=output, stderr=output, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        started.append(process)
+        deadline = time.monotonic() + 30
+        while "serving http on unix socket" not in log.read_text(errors="replace"):
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"dockyard did not start:\n{log.read_text(errors='replace')}")
+            time.sleep(0.05)
+        return process
+
+    yield start
+    for process in started:
+        terminate(process)
+
+
+def unix_client(path: pathlib.Path) -> httpx.Client:
+    return httpx.Client(transport=httpx.HTTPTransport(uds=str(path)), base_url="http://registry.local")
+
+
+def test_net_unix_listens_on_the_socket_shared_by_the_workers(start_unix: StartUnix, write_config: WriteConfig, tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "registry.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as gone:  # a socket file left by a server that is gone
+        gone.bind(str(path))
+    config = write_config(net="unix", addr=str(path))
+    config.write_text(config.read_text() + "dockyard:\n  workers: 2\n")
+    process = start_unix(config)
+    with unix_client(path) as client:
+        assert [client.get("/v2/").status_code for _ in range(20)] == [200] * 20
+        started, finished = push_blob(client)
+        assert finished == f"http://registry.local/v2/team/app/blobs/{DIGEST}"  # relativeurls false: from the Host header
+        assert client.get(f"/v2/team/app/blobs/{DIGEST}").content == BLOB
+    terminate(process)
+    assert process.returncode == 0
+    assert not path.exists()  # removed on the way out, as registry:2's listener does
+
+
+def test_net_unix_leaves_a_live_socket_or_another_file_alone(write_config: WriteConfig, tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "registry.sock"
+    config = write_config(net="unix", addr=str(path))
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as live:
+        live.bind(str(path))
+        live.listen()
+        assert_one_line_error(run_dockyard("serve", "--config", config, timeout=30), str(path), "another server listens on it")
+        assert path.exists()
+    path.unlink()
+    path.write_text("not a socket")
+    assert_one_line_error(run_dockyard("serve", "--config", config, timeout=30), str(path), "in use")
+    assert path.read_text() == "not a socket"

@@ -176,23 +176,25 @@ def build_app(settings: Settings, prepared: Prepared) -> web.Application:
     return app
 
 
-def _announcer(settings: Settings, prepared: Prepared) -> Callable[[int, int | None], None]:
-    address = Address.parse(settings.http.addr)
+def _announcer(settings: Settings, prepared: Prepared) -> Callable[[int | None, int | None], None]:
     serving = prepared.serving
     ca = serving.ca_certificate() if serving else None
 
-    def announce(port: int, debug_port: int | None = None) -> None:
+    def announce(port: int | None, debug_port: int | None = None) -> None:
         where = prepared.storage.describe()
         scheme = "http" if settings.plain_http else "https"
-        click.echo(f"dockyard {__version__} serving {scheme}://{address.url_host(port)} (storage {where}, {settings.dockyard.workers} worker(s))", err=True)
+        # port None: a unix socket at http.addr
+        listening = f"{scheme}://{Address.parse(settings.http.addr).url_host(port)}" if port is not None else f"{scheme} on unix socket {settings.http.addr}"
+        click.echo(f"dockyard {__version__} serving {listening} (storage {where}, {settings.dockyard.workers} worker(s))", err=True)
         if settings.plain_http:
             click.echo("WARNING: plain HTTP, no TLS: only behind a TLS-terminating proxy or on a trusted network", err=True)
         elif serving is not None and ca is not None:
-            hostnames = settings.dockyard.hostnames
-            host = address.host or (hostnames[0] if hostnames else "HOST")
-            target = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
             click.echo(f"CA certificate: {serving.ca} (sha256 {fingerprint(ca)})", err=True)
-            click.echo(f"Trust it on a client: dockyard trust {target} --fetch --fingerprint {fingerprint(ca).replace(':', '')}", err=True)
+            if port is not None:
+                hostnames = settings.dockyard.hostnames
+                host = Address.parse(settings.http.addr).host or (hostnames[0] if hostnames else "HOST")
+                target = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
+                click.echo(f"Trust it on a client: dockyard trust {target} --fetch --fingerprint {fingerprint(ca).replace(':', '')}", err=True)
         debug = settings.http.debug
         if debug.addr and debug_port is not None:
             served = f"/debug/health{f' and {debug.prometheus.path}' if debug.prometheus.enabled else ''}"

@@ -64,8 +64,11 @@ def _check_tls(settings: Settings, named: Named) -> None:
 
 def _check_serving(settings: Settings, named: Named) -> None:
     http = settings.http
-    if http.net != "tcp":
-        raise ConfigError(f"http.net: dockyard listens on tcp only, got {http.net}")
+    if http.net == "tcp" and (problem := address_problem(http.addr)) is not None:
+        (addr,) = named("http.addr")
+        raise ConfigError(f"{addr}: {problem}")
+    if http.net == "unix" and not http.addr:
+        raise ConfigError("http.addr: missing: with http.net unix, the path of the socket")
     if http.debug.prometheus.enabled and not http.debug.addr:
         metrics, debug_addr = named("http.debug.prometheus.enabled", "http.debug.addr")
         raise ConfigError(f"{metrics}: metrics are served on the debug server; set {debug_addr} too")

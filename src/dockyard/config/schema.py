@@ -262,9 +262,8 @@ class Debug:
 
 @dataclass(frozen=True)
 class Http:
-    addr: str = field(default=":5000", metadata={"check": address_problem, **_flagged(Flag(
-        "--addr", "Address to listen on: HOST:PORT, :PORT (every interface) or [IPv6]:PORT.",
-    ))})
+    # checked with net: HOST:PORT for tcp, a path for unix
+    addr: str = _plain(":5000", Flag("--addr", "Address to listen on: HOST:PORT, :PORT (every interface) or [IPv6]:PORT."))
     net: str = _one_of("tcp", ("tcp", "unix"))
     host: str = field(default="", metadata={"check": _public_url_problem, **_flagged(Flag(
         "--public-url", "The URL clients use (e.g. https://registry.example.com); written in the token realm, over any X-Forwarded-* header (registry:2's http.host).",
