@@ -15,11 +15,14 @@ and the worker sees it in its event loop, so it drains rather than dying mid-wri
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import logging
 import os
 import signal
 import socket
 import ssl
+import stat
 import sys
 import time
 from collections.abc import Callable
@@ -44,6 +47,34 @@ SSL_CONTEXT_KEY = web.AppKey("ssl_context", ssl.SSLContext)
 # Builds the registry's app in each process; beside it, the debug server's app from the registry's.
 MakeApp = Callable[[], web.Application]
 MakeDebugApp = Callable[[web.Application], web.Application]
+
+
+def bind_unix(path: str) -> socket.socket:
+    """A unix socket at ``path`` (registry:2's ``http.net: unix``). A socket file left by a server
+    that is gone (nothing accepts on it) is replaced; a live one, or any other file, is not."""
+    if stat.S_ISSOCK(_mode(path)):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            try:
+                probe.connect(path)
+            except ConnectionRefusedError:
+                os.unlink(path)
+            else:
+                raise OSError(errno.EADDRINUSE, "another server listens on it", path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
+    except OSError as error:
+        sock.close()
+        raise OSError(error.errno, error.strerror, path) from None
+    sock.listen(BACKLOG)
+    return sock
+
+
+def _mode(path: str) -> int:
+    try:
+        return os.lstat(path).st_mode
+    except FileNotFoundError:
+        return 0
 
 
 def bind(address: Address) -> socket.socket:
@@ -246,22 +277,36 @@ def _run_worker(
     uvloop.run(_serve(app, sock, drain_timeout, debug_app, debug_sock, parent_watch, timeouts))
 
 
+Announce = Callable[[int | None, int | None], None]
+WorkerExited = Callable[[int], None]
+
+
 def run(
-    settings: Settings, make_app: MakeApp, announce: Callable[[int, int | None], None],
-    make_debug_app: MakeDebugApp | None = None, worker_exited: Callable[[int], None] | None = None,
+    settings: Settings, make_app: MakeApp, announce: Announce, make_debug_app: MakeDebugApp | None = None, worker_exited: WorkerExited | None = None,
 ) -> None:
     """Serve until SIGTERM or SIGINT, as ``settings`` say; ``make_app`` builds the app in each process.
 
     With ``http.debug.addr``, ``make_debug_app(app)`` builds the debug server's app beside
     it; its socket, like the registry's, is bound here once and shared by the workers.
-    ``announce(port, debug_port)`` is told the bound ports; ``worker_exited(pid)`` runs
-    in the parent when a worker ends.
+    ``announce(port, debug_port)`` is told the bound ports (``port`` None on a unix socket);
+    ``worker_exited(pid)`` runs in the parent when a worker ends.
     """
-    address = Address.parse(settings.http.addr)
+    unix_path = settings.http.addr if settings.http.net == "unix" else None
+    sock = bind_unix(unix_path) if unix_path is not None else bind(Address.parse(settings.http.addr))
+    try:
+        _run_bound(settings, sock, make_app, announce, make_debug_app, worker_exited)
+    finally:
+        if unix_path is not None:  # as Go's listener does on close; workers end in os._exit, never here
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(unix_path)
+
+
+def _run_bound(
+    settings: Settings, sock: socket.socket, make_app: MakeApp, announce: Announce, make_debug_app: MakeDebugApp | None, worker_exited: WorkerExited | None,
+) -> None:
     debug_address = Address.parse(settings.http.debug.addr) if settings.http.debug.addr else None
     workers, drain_timeout = settings.dockyard.workers, settings.http.draintimeout
     timeouts = Timeouts(header=settings.dockyard.header_timeout, idle=settings.dockyard.idle_timeout)
-    sock = bind(address)
     sock.set_inheritable(True)
     debug_sock = None
     if debug_address is not None:
@@ -270,7 +315,7 @@ def run(
         except OSError as error:  # named, so the message says which address failed
             raise OSError(error.errno, error.strerror, f"{debug_address.host}:{debug_address.port}") from None
         debug_sock.set_inheritable(True)
-    announce(sock.getsockname()[1], debug_sock.getsockname()[1] if debug_sock is not None else None)
+    announce(sock.getsockname()[1] if sock.family != socket.AF_UNIX else None, debug_sock.getsockname()[1] if debug_sock is not None else None)
     if workers <= 1:
         _run_worker(make_app, sock, drain_timeout, make_debug_app, debug_sock, timeouts)
         return

@@ -402,7 +402,6 @@ def test_unknown_and_unsupported_keys_are_warned_by_dotted_path(tmp_path: pathli
     loaded = read(tmp_path, MINIMAL + "http:\n  adr: :5000\n  tls:\n    minimumtls: tls1.2\nfrobnicate: 1\nmiddleware: {}\n")
     assert loaded.warnings == (
         "http.adr: unknown key, ignored",
-        "http.tls.minimumtls: a registry:2 setting dockyard does not support (dockyard always requires TLS 1.2 or later), ignored",
         "frobnicate: unknown key, ignored",
         "middleware: a registry:2 setting dockyard does not support (storage, registry and repository middleware), ignored",
     )
@@ -491,12 +490,15 @@ def test_missing_file(tmp_path: pathlib.Path) -> None:
     ("text", "message"),
     [
         ("version: 0.1\nstorage:\n  inmemory:\nhttp:\n  prefix: /a b\n", "http.prefix: a path prefix is plain path segments, got '/a b'"),
-        (MINIMAL + "http:\n  tls: {clientcas: [/a.pem, /b.pem]}\n", "http.tls.clientcas: dockyard takes one client CA file, got 2 (put them in one PEM file)"),
-        (MINIMAL + "http:\n  net: unix\n  addr: /run/registry.sock:0\n", "http.net: dockyard listens on tcp only, got unix"),
+        (MINIMAL + "http:\n  net: unix\n  addr: ''\n", "http.addr: missing: with http.net unix, the path of the socket"),
+        (
+            MINIMAL + "http:\n  tls:\n    clientcas: [/c.pem]\n    clientauth: require-any-client-cert\n",
+            "http.tls.clientauth: require-any-client-cert cannot be honoured: ",
+        ),
     ],
 )
 def test_what_serve_cannot_do_names_the_key(tmp_path: pathlib.Path, text: str, message: str) -> None:
-    assert error_of(tmp_path, text) == message
+    assert error_of(tmp_path, text).startswith(message)
 
 
 def test_s3_storage_is_served_with_redirects_as_registry2(tmp_path: pathlib.Path) -> None:

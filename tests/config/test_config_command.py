@@ -59,8 +59,9 @@ def test_check_reads_the_variables(tmp_path: pathlib.Path) -> None:
 
 
 def test_check_says_what_serve_cannot_do(tmp_path: pathlib.Path) -> None:
-    path = config_file(tmp_path, "version: 0.1\nstorage:\n  inmemory:\nhttp:\n  net: unix\n  addr: /run/registry.sock:0\n")
-    assert_one_line_error(dockyard("check", str(path)), "http.net: dockyard listens on tcp only, got unix")
+    path = config_file(tmp_path, "version: 0.1\nstorage:\n  inmemory:\nhttp:\n  tls:\n    clientauth: verify-client-cert-if-given\n")
+    message = "http.tls.clientauth: verify-client-cert-if-given needs http.tls.clientcas, the CAs that issue client certificates"
+    assert_one_line_error(dockyard("check", str(path)), message)
 
 
 def test_check_missing_file(tmp_path: pathlib.Path) -> None:

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from urllib.parse import unquote
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 
 from dockyard import ui
 from dockyard.api import compat, errors, routes
 from dockyard.api.access import TOKEN_PATH, AccessController, needed_scopes
 from dockyard.api.context import ACCESS_KEY, RequestContext
 from dockyard.api.errors import RegistryError
-from dockyard.api.forwarding import FORWARDING_KEY, path_prefix
+from dockyard.api.forwarding import FORWARDING_KEY, path_prefix, public_base_url
 from dockyard.api.token import TokenService
 from dockyard.app_keys import REGISTRY_KEY, ROUTE_KEY
 from dockyard.errors import DockyardError
@@ -29,6 +30,8 @@ log = logging.getLogger("dockyard.api")
 _ENCODED_SLASH = re.compile("%2f", re.IGNORECASE)
 
 API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
+
+ResponseHook = Callable[[web.Request, web.StreamResponse], Awaitable[None]]
 
 # What changes the registry; a read-only registry refuses these on every route.
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -95,22 +98,41 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(RegistryError(errors.UNKNOWN))
 
 
-@web.middleware
-async def prefix_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Under ``http.prefix``, the paths handlers send clients to (``/v2/...``) get the prefix."""
-    response = await handler(request)
-    prefix = path_prefix(request)
-    location = response.headers.get("Location", "")
-    if location.startswith("/") and not location.startswith("//"):
-        response.headers["Location"] = prefix + location
-    link = response.headers.get("Link", "")
-    if link.startswith("</"):
-        response.headers["Link"] = f"<{prefix}{link[1:]}"
-    return response
+def location_middleware(relative_urls: bool) -> Middleware:
+    """The paths handlers send clients to (``/v2/...``) get ``http.prefix``; a ``Location`` also gets
+    the client-facing scheme and host unless ``relative_urls`` (registry:2's ``http.relativeurls``).
+    A ``Link`` (the next page) stays relative, as registry:2 writes it."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        prefix = path_prefix(request)
+        location = response.headers.get("Location", "")
+        if location.startswith("/") and not location.startswith("//"):
+            response.headers["Location"] = ("" if relative_urls else public_base_url(request)) + prefix + location
+        link = response.headers.get("Link", "")
+        if link.startswith("</"):
+            response.headers["Link"] = f"<{prefix}{link[1:]}"
+        return response
+
+    return middleware
 
 
 async def _common_headers(request: web.Request, response: web.StreamResponse) -> None:
     response.headers.setdefault(*API_VERSION_HEADER)
+
+
+def _configured_headers(headers: Mapping[str, Sequence[str]]) -> ResponseHook:
+    """registry:2's ``http.headers``, on every answer, errors included. registry:2 adds them before its
+    handler runs, so a header the handler sets replaces them: here a header already set is left alone."""
+
+    async def add(request: web.Request, response: web.StreamResponse) -> None:
+        for name, values in headers.items():
+            if name not in response.headers:
+                for value in values:
+                    response.headers.add(name, value)
+
+    return add
 
 
 async def _close_registry(app: web.Application) -> None:
@@ -125,12 +147,17 @@ def create_app(
     ca_certificate: bytes | None = None,
     forwarding: Forwarding | None = None,
     ui_session_key: bytes | None = None,
+    headers: Mapping[str, Sequence[str]] | None = None,
+    relative_urls: bool = True,
 ) -> web.Application:
     """The registry's application; ``ca_certificate`` (PEM) is published for ``trust --fetch``;
-    with ``ui_session_key`` (see :func:`dockyard.ui.session_key`) the web page is served at ``/``."""
+    with ``ui_session_key`` (see :func:`dockyard.ui.session_key`) the web page is served at ``/``;
+    ``headers`` are added to every answer; ``relative_urls`` false makes ``Location`` absolute."""
     forwarding = forwarding or Forwarding()  # trusted proxies, the public URL, the path prefix
     prefix = forwarding.prefix
-    middlewares = [prefix_middleware, errors_middleware] if prefix else [errors_middleware]
+    middlewares: list[Middleware] = [errors_middleware]
+    if prefix or not relative_urls:
+        middlewares.insert(0, location_middleware(relative_urls))
     app = web.Application(middlewares=middlewares, client_max_size=1 << 20)
     app[REGISTRY_KEY] = registry
     app[ACCESS_KEY] = access or AccessController()
@@ -150,5 +177,7 @@ def create_app(
     app.router.add_route("*", prefix + "/v2", dispatch)
     app.router.add_route("*", prefix + "/v2/{tail:.*}", dispatch)
     app.on_response_prepare.append(_common_headers)
+    if headers:
+        app.on_response_prepare.append(_configured_headers(headers))
     app.on_cleanup.append(_close_registry)
     return app

@@ -25,7 +25,7 @@ from dockyard.logs import ACCESS_LOG_KEY
 from dockyard.ops.debug import OpsSettings
 from dockyard.server import SSL_CONTEXT_KEY
 from dockyard.storage.factory import StorageSettings, StorageUnavailable, check_storage
-from dockyard.tls import acme
+from dockyard.tls import acme, policy
 from dockyard.tls.certificates import CertificateError, fingerprint
 from dockyard.tls.serving import ServingCertificate, TlsSettings, keep_renewed, prepare, server_context
 
@@ -64,7 +64,10 @@ def _tls_settings(settings: Settings) -> TlsSettings:
         certificate=pathlib.Path(tls.certificate) if tls.certificate else None,
         key=pathlib.Path(tls.key) if tls.key else None,
         passphrase=_passphrase(own.tls_key_passphrase_file),
-        client_ca=pathlib.Path(tls.clientcas[0]) if tls.clientcas else None,
+        client_cas=tuple(map(pathlib.Path, tls.clientcas)),
+        client_auth=tls.clientauth or policy.DEFAULT_CLIENT_AUTH,
+        minimum_version=policy.minimum_version(tls.minimumtls, tls.ciphersuites),
+        ciphers=policy.openssl_ciphers(tls.ciphersuites),
         letsencrypt=acme.AcmeSettings(
             pathlib.Path(letsencrypt.cachefile).absolute(), tuple(letsencrypt.hosts), letsencrypt.email, letsencrypt.directoryurl,
         ) if letsencrypt is not None else None,
@@ -179,6 +182,7 @@ def build_app(settings: Settings, prepared: Prepared) -> web.Application:
     app = create_app(
         registry, access=access, token_service=tokens, ca_certificate=prepared.ca_pem,
         forwarding=prepared.forwarding, ui_session_key=prepared.ui_session_key,
+        headers=settings.http.headers, relative_urls=settings.http.relativeurls,
     )
     prepared.ops.instrument(app)
     if storage.filesystem is not None:
@@ -202,15 +206,16 @@ def build_app(settings: Settings, prepared: Prepared) -> web.Application:
     return app
 
 
-def _announcer(settings: Settings, prepared: Prepared) -> Callable[[int, int | None], None]:
-    address = Address.parse(settings.http.addr)
+def _announcer(settings: Settings, prepared: Prepared) -> Callable[[int | None, int | None], None]:
     serving = prepared.serving
     ca = serving.ca_certificate() if serving else None
 
-    def announce(port: int, debug_port: int | None = None) -> None:
+    def announce(port: int | None, debug_port: int | None = None) -> None:
         where = prepared.storage.describe()
         scheme = "http" if settings.plain_http else "https"
-        click.echo(f"dockyard {__version__} serving {scheme}://{address.url_host(port)} (storage {where}, {settings.dockyard.workers} worker(s))", err=True)
+        # port None: a unix socket at http.addr
+        listening = f"{scheme}://{Address.parse(settings.http.addr).url_host(port)}" if port is not None else f"{scheme} on unix socket {settings.http.addr}"
+        click.echo(f"dockyard {__version__} serving {listening} (storage {where}, {settings.dockyard.workers} worker(s))", err=True)
         if settings.plain_http:
             click.echo("WARNING: plain HTTP, no TLS: only behind a TLS-terminating proxy or on a trusted network", err=True)
         elif (letsencrypt := prepared.tls.letsencrypt) is not None and prepared.acme_responder is not None:
@@ -220,11 +225,12 @@ def _announcer(settings: Settings, prepared: Prepared) -> Callable[[int, int | N
                 err=True,
             )
         elif serving is not None and ca is not None:
-            hostnames = settings.dockyard.hostnames
-            host = address.host or (hostnames[0] if hostnames else "HOST")
-            target = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
             click.echo(f"CA certificate: {serving.ca} (sha256 {fingerprint(ca)})", err=True)
-            click.echo(f"Trust it on a client: dockyard trust {target} --fetch --fingerprint {fingerprint(ca).replace(':', '')}", err=True)
+            if port is not None:
+                hostnames = settings.dockyard.hostnames
+                host = Address.parse(settings.http.addr).host or (hostnames[0] if hostnames else "HOST")
+                target = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
+                click.echo(f"Trust it on a client: dockyard trust {target} --fetch --fingerprint {fingerprint(ca).replace(':', '')}", err=True)
         debug = settings.http.debug
         if debug.addr and debug_port is not None:
             served = f"/debug/health{f' and {debug.prometheus.path}' if debug.prometheus.enabled else ''}"

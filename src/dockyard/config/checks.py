@@ -12,8 +12,10 @@ from collections.abc import Callable
 from dockyard.config.schema import Dockyard, Settings, Storage, address_problem
 from dockyard.config.values import ConfigError, kinds
 from dockyard.forwarding import ForwardingError, parse_trusted
+from dockyard.tls import policy
 
 Named = Callable[..., tuple[str, ...]]
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110's token
 
 
 def _chosen(section: object) -> list[str]:
@@ -51,8 +53,14 @@ def _check_tls(settings: Settings, named: Named) -> None:
     if settings.dockyard.insecure_http and (tls.certificate or tls.clientcas):
         insecure, given = named("dockyard.insecure_http", "http.tls.certificate" if tls.certificate else "http.tls.clientcas")
         raise ConfigError(f"{insecure}: serves no TLS, but {given if given.startswith('-') else 'http.tls'} is set; drop one of them")
-    if len(tls.clientcas) > 1:
-        raise ConfigError(f"http.tls.clientcas: dockyard takes one client CA file, got {len(tls.clientcas)} (put them in one PEM file)")
+    if tls.clientauth is not None and not tls.clientcas:
+        # registry:2 ignores it then, and lets in every client: not what whoever wrote it meant
+        raise ConfigError(f"http.tls.clientauth: {tls.clientauth} needs http.tls.clientcas, the CAs that issue client certificates")
+    if tls.clientauth in policy.REFUSED_CLIENT_AUTH:
+        raise ConfigError(f"http.tls.clientauth: {tls.clientauth} cannot be honoured: {policy.REFUSED_CLIENT_AUTH[tls.clientauth]}")
+    for index, name in enumerate(tls.ciphersuites):
+        if (problem := policy.suite_problem(name)) is not None:
+            raise ConfigError(f"http.tls.ciphersuites.{index}: {name}: {problem}")
 
 
 def _check_letsencrypt(settings: Settings, named: Named) -> None:
@@ -76,8 +84,11 @@ def _check_letsencrypt(settings: Settings, named: Named) -> None:
 
 def _check_serving(settings: Settings, named: Named) -> None:
     http = settings.http
-    if http.net != "tcp":
-        raise ConfigError(f"http.net: dockyard listens on tcp only, got {http.net}")
+    if http.net == "tcp" and (problem := address_problem(http.addr)) is not None:
+        (addr,) = named("http.addr")
+        raise ConfigError(f"{addr}: {problem}")
+    if http.net == "unix" and not http.addr:
+        raise ConfigError("http.addr: missing: with http.net unix, the path of the socket")
     if http.debug.prometheus.enabled and not http.debug.addr:
         metrics, debug_addr = named("http.debug.prometheus.enabled", "http.debug.addr")
         raise ConfigError(f"{metrics}: metrics are served on the debug server; set {debug_addr} too")
@@ -90,6 +101,12 @@ def _check_serving(settings: Settings, named: Named) -> None:
         except ForwardingError as error:
             (key,) = named(f"dockyard.trusted_proxies.{index}")
             raise ConfigError(f"{key}: {error}") from None
+    for name, values in http.headers.items():
+        if not _HEADER_NAME.fullmatch(name):
+            raise ConfigError(f"http.headers.{name}: not a header name")
+        for index, value in enumerate(values):
+            if any(character in value for character in "\r\n\0"):
+                raise ConfigError(f"http.headers.{name}.{index}: a header value holds no line break or NUL")
     _check_redis(settings)
 
 
@@ -167,4 +184,18 @@ def notices(settings: Settings) -> list[str]:
         said.append("validation.manifests.indexes.platforms: none: an index is accepted with its manifests missing")
     if settings.reporting.bugsnag is not None or settings.reporting.newrelic is not None:
         said.append("reporting: not supported, ignored")
+    return said + _tls_notices(settings)
+
+
+def _tls_notices(settings: Settings) -> list[str]:
+    """Where dockyard serves stricter TLS than the file asks for, or where the file asks what Go ignores too."""
+    tls, said = settings.http.tls, []
+    if policy.TLS_VERSIONS[tls.minimumtls] < policy.TLS_VERSIONS[policy.FLOOR]:
+        said.append(f"http.tls.minimumtls: {tls.minimumtls} raised to {policy.FLOOR}: dockyard serves no older TLS")
+    if tls.ciphersuites and tls.minimumtls == "tls1.3":
+        said.append("http.tls.ciphersuites: ignored with minimumtls tls1.3, as registry:2 does: TLS 1.3 suites are not configurable")
+    elif policy.names_no_tls12_suite(tls.ciphersuites):
+        said.append("http.tls.ciphersuites: names no TLS 1.2 suite, so TLS 1.2 is refused, as registry:2 does (it finds no suite for it)")
+    elif any(name in policy.TLS13_SUITES for name in tls.ciphersuites):
+        said.append(f"http.tls.ciphersuites: TLS 1.3 suites are not configurable, in registry:2's Go neither: {', '.join(policy.TLS13_SUITES)} all stay on")
     return said

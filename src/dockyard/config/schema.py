@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 from dockyard.address import Address
 from dockyard.forwarding import ForwardingError, parse_prefix, parse_public_url
+from dockyard.tls.policy import CLIENT_AUTH_MODES, FLOOR, TLS_VERSIONS
 
 Duration = typing.NewType("Duration", float)
 """Seconds; written in the file as a Go duration."""
@@ -22,8 +23,9 @@ SERVE_DEFAULTS: dict[str, object] = {
     "version": "0.1",
     "storage": {"filesystem": {"rootdirectory": SERVE_ROOT}, "delete": {"enabled": True}},
     # registry:2 stops at once on SIGTERM and checks no storage unless told; dockyard
-    # drains for 30s and checks its root (both apply only with a debug address).
-    "http": {"draintimeout": "30s"},
+    # drains for 30s and checks its root (both apply only with a debug address). Its
+    # Location headers are relative: right behind any proxy, where registry:2's absolute ones need http.host.
+    "http": {"draintimeout": "30s", "relativeurls": True},
     "health": {"storagedriver": {"enabled": True}},
     # Without a file, HTTPS with the generated CA; a registry:2 file decides by http.tls.
     "dockyard": {"insecure_http": False},
@@ -273,6 +275,10 @@ class Tls:
         "--tls-client-ca", "Require client certificates issued by this CA (mutual TLS).", existing_file=True, value=lambda path: [path],
     ))
     letsencrypt: LetsEncrypt | None = None
+    # None: registry:2's default, require-and-verify-client-cert; set, it needs clientcas.
+    clientauth: str | None = field(default=None, metadata={"choices": CLIENT_AUTH_MODES})
+    minimumtls: str = _one_of(FLOOR, tuple(TLS_VERSIONS))
+    ciphersuites: list[str] = _listed()
 
 
 @dataclass(frozen=True)
@@ -293,9 +299,8 @@ class Debug:
 
 @dataclass(frozen=True)
 class Http:
-    addr: str = field(default=":5000", metadata={"check": address_problem, **_flagged(Flag(
-        "--addr", "Address to listen on: HOST:PORT, :PORT (every interface) or [IPv6]:PORT.",
-    ))})
+    # checked with net: HOST:PORT for tcp, a path for unix
+    addr: str = _plain(":5000", Flag("--addr", "Address to listen on: HOST:PORT, :PORT (every interface) or [IPv6]:PORT."))
     net: str = _one_of("tcp", ("tcp", "unix"))
     host: str = field(default="", metadata={"check": _public_url_problem, **_flagged(Flag(
         "--public-url",

@@ -20,8 +20,6 @@ class ConfigError(Exception):
 REGISTRY2_UNSUPPORTED = {
     "log.hooks": "mail hooks",
     "middleware": "storage, registry and repository middleware",
-    "http.tls.minimumtls": "dockyard always requires TLS 1.2 or later",
-    "http.tls.ciphersuites": "dockyard picks forward-secret AEAD suites itself",
     "http.http2": "turning HTTP/2 off",
     "health.file": "file health checks",
     "health.http": "HTTP health checks",

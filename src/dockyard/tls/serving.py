@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from dockyard.tls import acme, certificates, inspect
+from dockyard.tls import acme, certificates, inspect, policy
 from dockyard.tls.certificates import CertificateAuthority, CertificateError
 
 log = logging.getLogger("dockyard.tls")
@@ -32,10 +32,6 @@ RENEW_BEFORE = datetime.timedelta(days=30)
 RENEW_CHECK_SECONDS = 12 * 3600
 CA_CERT, CA_KEY, SERVER_CERT, SERVER_KEY = "ca.crt", "ca.key", "server.crt", "server.key"
 
-# TLS 1.2 with forward-secret AEAD suites only; TLS 1.3 suites are all fine.
-CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
-
-
 @dataclass(frozen=True)
 class TlsSettings:
     directory: pathlib.Path
@@ -43,7 +39,10 @@ class TlsSettings:
     certificate: pathlib.Path | None = None
     key: pathlib.Path | None = None
     passphrase: bytes | None = None
-    client_ca: pathlib.Path | None = None
+    client_cas: tuple[pathlib.Path, ...] = ()
+    client_auth: str = policy.DEFAULT_CLIENT_AUTH  # one of policy.CLIENT_VERIFY_MODES; only with client_cas
+    minimum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2
+    ciphers: str = policy.DEFAULT_CIPHERS  # OpenSSL's list, for TLS 1.2
     letsencrypt: acme.AcmeSettings | None = None  # certificates from an ACME server (http.tls.letsencrypt)
 
     @property
@@ -139,8 +138,8 @@ def prepare(settings: TlsSettings) -> ServingCertificate:
 
 def server_context(serving: ServingCertificate, settings: TlsSettings) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.set_ciphers(CIPHERS)
+    context.minimum_version = settings.minimum_version
+    context.set_ciphers(settings.ciphers)
     context.options |= ssl.OP_NO_COMPRESSION
     # Every suite allowed is a strong AEAD, so the client picks (as Mozilla's guidelines
     # advise): Go clients (docker, podman, skopeo) choose AES-128-GCM where the CPU has
@@ -151,12 +150,13 @@ def server_context(serving: ServingCertificate, settings: TlsSettings) -> ssl.SS
         context.load_cert_chain(serving.certificate, serving.key, password=settings.passphrase)
     except ssl.SSLError as error:
         raise CertificateError(f"cannot use {serving.certificate} with {serving.key}: {error.reason or error}") from None
-    if settings.client_ca is not None:
+    for client_ca in settings.client_cas:
         try:
-            context.load_verify_locations(cafile=settings.client_ca)
+            context.load_verify_locations(cafile=client_ca)
         except (ssl.SSLError, OSError) as error:
-            raise CertificateError(f"cannot read client CA {settings.client_ca}: {error}") from None
-        context.verify_mode = ssl.CERT_REQUIRED
+            raise CertificateError(f"cannot read client CA {client_ca}: {error}") from None
+    if settings.client_cas:
+        context.verify_mode = policy.CLIENT_VERIFY_MODES[settings.client_auth]
     return context
 
 
