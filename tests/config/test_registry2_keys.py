@@ -50,8 +50,10 @@ def refusal(tmp_path: pathlib.Path, text: str) -> str:
     [
         ("notifications:\n  endpoints:\n    - {name: n, url: https://n.example.com}\n",
          "Error: notifications: not built yet (issue 18): refusing to start rather than silently send no events"),
-        ("proxy:\n  remoteurl: https://registry-1.docker.io\n",
-         "Error: proxy: not built yet: refusing to start rather than serve as a plain registry instead of a pull-through cache"),
+        ("proxy:\n  remoteurl: registry-1.docker.io\n",
+         "Error: proxy.remoteurl: expected the upstream's http:// or https:// URL, got 'registry-1.docker.io'"),
+        ("proxy:\n  remoteurl: https://registry-1.docker.io\ndockyard:\n  proxy:\n    ca_file: /nonexistent/ca.pem\n",
+         "Error: dockyard.proxy.ca_file: cannot read /nonexistent/ca.pem"),
         ("validation:\n  disabled: true\n",
          "Error: validation.disabled: refused: registry:2 would then accept layers naming any URL and indexes whose manifests "
          "are missing; allow URLs with validation.manifests.urls.allow and choose validation.manifests.indexes.platforms instead"),

@@ -154,12 +154,18 @@ def _check_validation(settings: Settings) -> None:
                 raise ConfigError(f"validation.manifests.urls.{name}.{index}: not a regular expression: {error}") from None
 
 
+def _check_proxy(settings: Settings) -> None:
+    ca_file = settings.dockyard.proxy.ca_file
+    if ca_file and not os.access(ca_file, os.R_OK):
+        raise ConfigError(f"dockyard.proxy.ca_file: cannot read {ca_file}")
+    if ca_file and settings.proxy is None:
+        raise ConfigError("dockyard.proxy.ca_file: set without a proxy section, whose upstream it verifies")
+
+
 def _check_unbuilt(settings: Settings) -> None:
     """Sections that change what the registry does but are not built yet: refused, never ignored."""
     if any(not endpoint.disabled for endpoint in settings.notifications.endpoints):
         raise ConfigError("notifications: not built yet (issue 18): refusing to start rather than silently send no events")
-    if settings.proxy is not None:
-        raise ConfigError("proxy: not built yet: refusing to start rather than serve as a plain registry instead of a pull-through cache")
     if settings.auth.token is not None and settings.auth.token.autoredirect:
         raise ConfigError(
             "auth.token.autoredirect: refused: the token realm would be built from each request's Host header; "
@@ -174,6 +180,7 @@ def check(settings: Settings, named: Named) -> None:
     _check_letsencrypt(settings, named)
     _check_serving(settings, named)
     _check_validation(settings)
+    _check_proxy(settings)
     _check_unbuilt(settings)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pathlib
 import typing
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -506,12 +507,21 @@ class Redis:
         return self.connmaxidletime or self.pool.idletimeout
 
 
+def _remote_url_problem(value: str) -> str | None:
+    parsed = urllib.parse.urlsplit(value)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.query or parsed.fragment:
+        return f"expected the upstream's http:// or https:// URL, got {value!r}"
+    return None
+
+
 @dataclass(frozen=True)
 class Proxy:
-    remoteurl: str = _required()
+    """registry:2's pull-through cache: the whole registry mirrors ``remoteurl``, read-only."""
+
+    remoteurl: str = field(default="", metadata={"required": True, "check": _remote_url_problem})
     username: str = ""
     password: str = ""
-    ttl: Duration = _within(168 * 3600.0, 0)
+    ttl: Duration = _within(168 * 3600.0, 0)  # registry:3's: a cached image not pulled for this long goes; 0 keeps it
 
 
 @dataclass(frozen=True)
@@ -572,6 +582,15 @@ class Retention:
 
 
 @dataclass(frozen=True)
+class ProxyOptions:
+    """What registry:2's ``proxy`` section cannot say."""
+
+    ca_file: str = ""  # the CAs the upstream's certificate is verified against (else the system's)
+    # registry:2 asks the upstream at every pull of a tag; a tag is served from the cache for this long after a check.
+    tag_check_interval: Duration = _within(60.0, 0)
+
+
+@dataclass(frozen=True)
 class Dockyard:
     tls_dir: str | None = _plain(None, Flag("--tls-dir", "Where the generated CA and server certificate live.  [default: beside the root, ROOT-tls]"))
     tls_key_passphrase_file: str | None = _plain(None, Flag(
@@ -605,6 +624,7 @@ class Dockyard:
     idle_timeout: Duration = _within(120.0, 0.001, flag=Flag(  # for a connection waiting for a request
         "--idle-timeout", "Close a connection that sends no request for this many seconds (after it opens or after a response); never during a request.",
     ))
+    proxy: ProxyOptions = _section(ProxyOptions)
 
 
 @dataclass(frozen=True)
