@@ -80,6 +80,20 @@ class Unavailable(DockyardError):
     description = "a service the registry needs cannot be reached"
 
 
+class UpstreamUnavailable(Unavailable):
+    description = "the upstream registry cannot be reached"
+
+
+class UpstreamRateLimited(DockyardError):
+    """The upstream answered 429: its ``Retry-After`` (if any) goes to the client as is."""
+
+    description = "the upstream registry asks to slow down"
+
+    def __init__(self, retry_after: str | None, message: str | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class TooManyFailedLogins(DockyardError):
     description = "too many failed logins"
 

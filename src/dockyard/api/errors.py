@@ -90,6 +90,7 @@ DOMAIN_CODES: dict[type[domain.DockyardError], ErrorCode] = {
     domain.Unsupported: UNSUPPORTED,
     domain.Unavailable: UNAVAILABLE,
     domain.TooManyFailedLogins: TOO_MANY_REQUESTS,
+    domain.UpstreamRateLimited: TOO_MANY_REQUESTS,
 }
 
 
@@ -109,6 +110,8 @@ def from_domain(failure: domain.DockyardError) -> RegistryError:
     headers = None
     if isinstance(failure, domain.TooManyFailedLogins):
         headers = {"Retry-After": str(failure.retry_after)}
+    elif isinstance(failure, domain.UpstreamRateLimited) and failure.retry_after is not None:
+        headers = {"Retry-After": failure.retry_after}
     elif isinstance(failure, domain.UploadOffsetInvalid):
         headers = range_header(failure.name, failure.upload_id, failure.size)
     return RegistryError(code, failure.message, failure.detail, headers)

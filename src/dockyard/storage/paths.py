@@ -23,6 +23,11 @@ splits layout strings. ``tests/storage/test_paths.py`` holds each function to th
         pushing/<32 hex>                                         a manifest push in progress: "<name>\\n<alg>:<hex>"
         quarantine/<alg>/<hex>                                   corrupt blob data that scrub --repair moved away
         schedule/<job>                                           when the server last ran <job> (a Unix time)
+        proxy/downloads/<32 hex>                                 a blob the pull-through cache is fetching (not verified yet)
+        proxy/fetching/<alg>/<hex>                               locked by the one fetch of that blob, across workers
+        proxy/pulled/blobs/<alg>/<hex>                           when the cache last served that blob (a Unix time)
+        proxy/pulled/repositories/<name>/_manifests/<alg>/<hex>  when the cache last served that manifest of <name>
+        proxy/checked/<name>/_tags/<tag>                         when the upstream last said what <tag> names (a Unix time)
 
 A link file holds ``<alg>:<hex>`` with no newline; removing a link removes its folder, as
 registry:2 does. Every argument here has been validated by :mod:`dockyard.reference`
@@ -45,6 +50,7 @@ CONDEMNED_MANIFESTS = f"{MAINTENANCE}/gc/condemned/manifests"
 QUARANTINE = f"{MAINTENANCE}/quarantine"
 PUSH_INTENTS = f"{MAINTENANCE}/pushing"
 SCHEDULE = f"{MAINTENANCE}/schedule"
+PROXY = f"{MAINTENANCE}/proxy"
 
 RESERVED_PREFIX = "_"
 """What a repository's own folders (``_layers``, ``_manifests``, ``_uploads``) begin with:
@@ -202,6 +208,26 @@ def quarantined_blob(digest: Digest) -> str:
 
 def schedule_stamp(job: str) -> str:
     return f"{SCHEDULE}/{job}"
+
+
+def proxy_download(download_id: str) -> str:
+    return f"{PROXY}/downloads/{download_id}"
+
+
+def proxy_fetch_lock(digest: Digest) -> str:
+    return _digest_folder(f"{PROXY}/fetching", digest)
+
+
+def proxy_blob_pulled(digest: Digest) -> str:
+    return _digest_folder(f"{PROXY}/pulled/blobs", digest)
+
+
+def proxy_manifest_pulled(name: str, digest: Digest) -> str:
+    return _digest_folder(f"{PROXY}/pulled/repositories/{name}/_manifests", digest)
+
+
+def proxy_tag_checked(name: str, tag_name: str) -> str:
+    return f"{PROXY}/checked/{name}/_tags/{tag_name}"
 
 
 def parse_digest_folders(algorithm: str, encoded: str) -> Digest | None:

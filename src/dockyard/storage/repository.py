@@ -228,6 +228,12 @@ class Repository:
                 raise
         return {tag: state.named for tag, state in before.items()}
 
+    async def store_manifest(self, content: bytes, manifest: Manifest, digest: Digest) -> None:
+        """Store and link a verified manifest whose blobs and children need not be here: a pull-through
+        cache's, which fetches each of those when a client asks for it."""
+        await self.blobs.put(content, digest)
+        await self._link_manifest(manifest, digest)
+
     @contextlib.asynccontextmanager
     async def pushing(self, digest: Digest) -> AsyncIterator[None]:
         """Name ``digest`` in a push intent of its own (two pushes of one manifest never
