@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import pathlib
 import secrets
 from dataclasses import dataclass
@@ -12,10 +13,14 @@ from aiohttp.abc import AbstractStreamWriter
 from dockyard.api.context import RequestContext
 from dockyard.api.ranges import requested_ranges
 from dockyard.api.sendfile import send_file
+from dockyard.errors import BlobUnknown
 from dockyard.logs import audit
+from dockyard.proxy.cache import PullThroughCache
 from dockyard.reference import Digest, parse_digest
 from dockyard.storage import paths
 from dockyard.storage.driver import StorageDriver
+
+log = logging.getLogger("dockyard.api")
 
 
 def _headers(digest: Digest) -> dict[str, str]:
@@ -31,7 +36,15 @@ def _headers(digest: Digest) -> dict[str, str]:
 async def get(context: RequestContext) -> web.StreamResponse:
     request = context.request
     digest = parse_digest(context.params["digest"])
-    size = await context.repository.layer_size(digest)
+    pull_through = context.pull_through
+    try:
+        size = await context.repository.layer_size(digest)
+    except BlobUnknown:
+        if pull_through is None:
+            raise
+        return await _get_uncached(context, pull_through, digest)
+    if pull_through is not None:
+        await pull_through.record_blob_pull(digest)
     headers = _headers(digest)
     if request.headers.get("If-None-Match") in (headers["ETag"], str(digest)):
         return web.Response(status=304, headers=headers)
@@ -57,6 +70,35 @@ async def get(context: RequestContext) -> web.StreamResponse:
         await _send_slice(request, response, writer, driver, path, local, piece.start, piece.count)
     if closing:
         await response.write(closing)
+    await response.write_eof()
+    return response
+
+
+async def _get_uncached(context: RequestContext, pull_through: PullThroughCache, digest: Digest) -> web.StreamResponse:
+    """A blob the cache has not stored in this repository: a HEAD asks the upstream; a GET streams the
+    blob as the one fetch of it brings it in (whole: a Range is for stored blobs)."""
+    request = context.request
+    response = web.StreamResponse(headers=_headers(digest))
+    if request.method == "HEAD":
+        size = await pull_through.blob_size(context.name, digest)
+        if size is not None:
+            response.content_length = size
+        await response.prepare(request)
+        return response
+    download = await pull_through.blob(context.name, digest)
+    if download.size is not None:
+        response.content_length = download.size
+    await response.prepare(request)
+    try:
+        async for chunk in download.chunks(context.registry):
+            await response.write(chunk)
+    except Exception as failure:
+        if request.transport is None or request.transport.is_closing():
+            raise  # the client went away
+        # The status is sent: only a cut connection tells the client that the body is not the blob.
+        log.warning("cutting the connection of GET %s of %s: %s", digest, context.name, failure)
+        request.transport.abort()
+        return response
     await response.write_eof()
     return response
 

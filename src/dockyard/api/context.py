@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from dockyard.api.access import AccessController
+from dockyard.app_keys import PULL_THROUGH_KEY
 from dockyard.auth.access import Identity
+from dockyard.proxy.cache import PullThroughCache
 from dockyard.storage.registry import Registry
 from dockyard.storage.repository import Repository
 
@@ -26,6 +28,10 @@ class RequestContext:
     @property
     def repository(self) -> Repository:
         return self.registry.repository(self.name)
+
+    @property
+    def pull_through(self) -> PullThroughCache | None:
+        return self.request.app.get(PULL_THROUGH_KEY)
 
     def query(self, key: str) -> str | None:
         return self.request.query.get(key)

@@ -137,6 +137,8 @@ def _prepare(settings: Settings) -> Prepared:
     _check_replica_settings(settings, auth)
     if settings.storage.maintenance.readonly.enabled:
         log.info("read-only mode: every push, upload and delete is refused with 405 UNSUPPORTED")
+    if settings.proxy is not None:
+        log.info("pull-through cache of %s: pulls fetch what is not cached; pushes and deletes are refused", settings.proxy.remoteurl)
     try:
         log.info("%s", auth.describe())
         auth.build()
@@ -175,14 +177,24 @@ def build_app(settings: Settings, prepared: Prepared) -> web.Application:
     storage = settings.storage
     access, tokens = prepared.auth.build()
     serving = prepared.serving
+    proxy = settings.proxy
     registry = Registry(
-        build_driver(prepared.storage), delete_enabled=storage.delete.enabled, read_only=storage.maintenance.readonly.enabled,
+        build_driver(prepared.storage), delete_enabled=storage.delete.enabled,
+        read_only=storage.maintenance.readonly.enabled or proxy is not None,  # a pull-through cache is read-only, as registry:2's
         cache=cache_from_config(settings.redis_cache), rules=PushRules.of(settings.validation), catalog_max_entries=settings.catalog.maxentries,
     )
+    pull_through = None
+    if proxy is not None:
+        from dockyard.proxy.cache import PullThroughCache
+        from dockyard.proxy.upstream import UpstreamClient
+
+        options = settings.dockyard.proxy
+        upstream = UpstreamClient(proxy.remoteurl, proxy.username, proxy.password, options.ca_file)
+        pull_through = PullThroughCache(registry, upstream, proxy.ttl, options.tag_check_interval)
     app = create_app(
         registry, access=access, token_service=tokens, ca_certificate=prepared.ca_pem,
         forwarding=prepared.forwarding, ui_session_key=prepared.ui_session_key,
-        headers=settings.http.headers, relative_urls=settings.http.relativeurls,
+        headers=settings.http.headers, relative_urls=settings.http.relativeurls, pull_through=pull_through,
     )
     prepared.ops.instrument(app)
     if storage.filesystem is not None:

@@ -1,0 +1,1 @@
+"""The pull-through cache: an upstream registry's manifests and blobs, fetched when first pulled."""

@@ -1,0 +1,342 @@
+"""The pull-through cache (registry:2's ``proxy`` section): manifests and blobs fetched from the
+upstream when first asked for, verified, and stored as if they had been pushed.
+
+Blobs stream through: the first request for an uncached blob starts one fetch (per
+repository and digest in this process; across workers and replicas the storage
+driver's lock on ``proxy/fetching/<digest>`` makes the others wait and then find it
+stored). The fetch runs on its own, whoever asked first may go away, and writes into a
+download file while hashing; every client of that blob reads the growing file as it
+grows, all but its last byte, which is sent only once the digest is verified. A blob
+that does not match its digest, or comes short, is never stored, and its clients'
+connections are cut before their last byte, so none takes it for whole.
+
+Tags are asked of the upstream (HEAD) at most every ``tag_check_interval`` seconds
+(registry:2 asks at every pull); when the upstream cannot be reached, refuses (5xx) or
+asks to slow down (429), the cached manifest is served. Manifests by digest never change
+and are fetched once. Each cached manifest's and blob's last pull is written in
+Dockyard's own area (:mod:`dockyard.storage.paths`), for expiry after ``ttl``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
+
+from dockyard import manifest as manifests
+from dockyard.errors import BlobUnknown, DigestMismatch, ManifestUnknown, UpstreamRateLimited, UpstreamUnavailable
+from dockyard.proxy.upstream import UpstreamClient, pull_scope
+from dockyard.reference import Digest, is_digest, parse_digest
+from dockyard.storage import paths
+from dockyard.storage.driver import FileWriter, PathNotFound
+from dockyard.storage.registry import Registry
+from dockyard.storage.repository import Repository
+
+log = logging.getLogger("dockyard.proxy")
+
+MANIFEST_ACCEPT = ", ".join(sorted(manifests.MANIFEST_TYPES))
+# Received bytes are written (and hashed, in a thread) in steps this large: each step is what readers get at once.
+STREAM_STEP = 1 << 20
+# Where the download is not a local file (S3), readers see only what the writer committed; each commit
+# is a segment, which S3 copies as a multipart part when the blob moves into place: at least its 5 MiB.
+COMMITTED_STEP = 8 << 20
+# A pull time is written at most this often per manifest or blob: a TTL counts in hours, a pull need not write.
+PULL_STAMP_SECONDS = 3600.0
+
+
+class Download:
+    """One fetch of a blob, as its readers see it: where its bytes are, how many, and how it ended."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        """The download file while it grows, then the stored blob."""
+        self.size: int | None = None  # the upstream's Content-Length, when it sent one
+        self.written = 0
+        self.finished = False
+        self.failure: Exception | None = None
+        self.started = asyncio.Event()  # size known, or failed before
+        self._changed = asyncio.Condition()
+
+    async def advance(self, written: int) -> None:
+        self.written = written
+        await self._notify()
+
+    async def finish(self, path: str) -> None:
+        self.path, self.finished = path, True
+        self.started.set()
+        await self._notify()
+
+    async def fail(self, failure: Exception) -> None:
+        self.failure = failure
+        self.started.set()
+        await self._notify()
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    def _news_after(self, sent: int) -> bool:
+        return self.failure is not None or self.finished or self._readable() > sent
+
+    def _moved_from(self, path: str) -> bool:
+        return self.failure is not None or self.path != path
+
+    def _readable(self) -> int:
+        # The last byte waits for the digest check: a client never gets a whole body that is wrong.
+        return self.written if self.finished else max(self.written - 1, 0)
+
+    async def chunks(self, registry: Registry) -> AsyncIterator[bytes]:
+        """The blob's bytes as they arrive; raises the fetch's failure where it stopped."""
+        sent = 0
+        while True:
+            async with self._changed:
+                await self._changed.wait_for(functools.partial(self._news_after, sent))
+            if self.failure is not None:
+                raise self.failure
+            readable, path = self._readable(), self.path
+            if sent >= readable and self.finished:
+                return
+            try:
+                async for chunk in registry.driver.read(path, sent, readable - sent):
+                    sent += len(chunk)
+                    yield chunk
+            except PathNotFound:
+                # Being moved into place: read on once the move is done (or failed).
+                async with self._changed:
+                    await self._changed.wait_for(functools.partial(self._moved_from, path))
+
+
+class PullThroughCache:
+    def __init__(self, registry: Registry, upstream: UpstreamClient, ttl: float, tag_check_interval: float) -> None:
+        self.registry = registry
+        self.upstream = upstream
+        self.ttl = ttl
+        """How long a cached image stays without pulls (0: for ever); expiry reads the pull times."""
+        self.tag_check_interval = tag_check_interval
+        self._downloads: dict[tuple[str, Digest], Download] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stamped: dict[str, float] = {}  # pull-time path -> when this process last wrote it (monotonic)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.upstream.close()
+
+    # Manifests
+
+    async def manifest(self, name: str, reference: str) -> None:
+        """Make the manifest ``reference`` (a tag or a digest) of ``name`` readable in storage: cached, or fetched now."""
+        repository = self.registry.repository(name)
+        if is_digest(reference):
+            digest = parse_digest(reference)
+            if not await repository.has_manifest(digest):
+                await self._fetch_manifest(repository, reference, digest)
+        else:
+            digest = await self._check_tag(repository, reference)
+        await self._stamp_pull(paths.proxy_manifest_pulled(name, digest))
+
+    async def _check_tag(self, repository: Repository, tag: str) -> Digest:
+        name = repository.name
+        try:
+            cached: Digest | None = await repository.resolve_tag(tag)
+        except ManifestUnknown:
+            cached = None
+        checked = await self._read_time(paths.proxy_tag_checked(name, tag))
+        if cached is not None and checked is not None and time.time() - checked < self.tag_check_interval:
+            return cached
+        try:
+            async with self.upstream.request("HEAD", f"/v2/{name}/manifests/{tag}", pull_scope(name), {"Accept": MANIFEST_ACCEPT}) as answer:
+                status, named = answer.status, answer.headers.get("Docker-Content-Digest")
+            if status == 404:
+                raise ManifestUnknown(f"unknown tag {tag!r}", detail={"tag": tag})
+            if status != 200:
+                raise UpstreamUnavailable(f"the upstream answered {status} to HEAD of {name}:{tag}")
+        except (UpstreamUnavailable, UpstreamRateLimited) as failure:
+            if cached is None:
+                raise
+            log.warning("serving %s:%s from the cache: %s", name, tag, failure)
+            return cached
+        digest = parse_digest(named) if named and is_digest(named) else None
+        if digest is None or not await repository.has_manifest(digest):
+            digest = await self._fetch_manifest(repository, tag, digest)
+        if digest != cached:
+            await repository.tag(tag, digest)
+        await self.registry.driver.put_content(paths.proxy_tag_checked(name, tag), repr(time.time()).encode())
+        return digest
+
+    async def _fetch_manifest(self, repository: Repository, reference: str, expected: Digest | None) -> Digest:
+        """GET a manifest from the upstream, check it is ``expected`` (when known), and store it."""
+        name = repository.name
+        path = f"/v2/{name}/manifests/{reference}"
+        async with self.upstream.request("GET", path, pull_scope(name), {"Accept": MANIFEST_ACCEPT}) as answer:
+            if answer.status == 404:
+                raise ManifestUnknown(detail={"name": name, "reference": reference})
+            if answer.status != 200:
+                raise UpstreamUnavailable(f"the upstream answered {answer.status} to GET {path}")
+            content = await _read_at_most(self.upstream.body(answer), manifests.MAX_MANIFEST_BYTES, path)
+            content_type = answer.headers.get("Content-Type")
+        actual = Digest.of(content, expected.algorithm if expected else "sha256")
+        if expected is not None and actual != expected:
+            raise DigestMismatch("the upstream's manifest does not match its digest", detail={"expected": str(expected), "actual": str(actual)})
+        await repository.store_manifest(content, manifests.parse(content, content_type), actual)
+        return actual
+
+    # Blobs
+
+    async def blob_size(self, name: str, digest: Digest) -> int | None:
+        """What the upstream says of a blob not cached here (HEAD): its size, or :class:`BlobUnknown`."""
+        path = f"/v2/{name}/blobs/{digest}"
+        async with self.upstream.request("HEAD", path, pull_scope(name)) as answer:
+            if answer.status == 404:
+                raise BlobUnknown(detail={"digest": str(digest)})
+            if answer.status != 200:
+                raise UpstreamUnavailable(f"the upstream answered {answer.status} to HEAD {path}")
+            return answer.content_length
+
+    async def blob(self, name: str, digest: Digest) -> Download:
+        """The fetch of a blob not cached in ``name``: joined if one runs, else started; once the upstream has answered."""
+        key = (name, digest)
+        download = self._downloads.get(key)
+        if download is None:
+            download = self._downloads[key] = Download(paths.proxy_download(uuid.uuid4().hex))
+            self._start(self._fetch_blob(name, digest, download), lambda: self._downloads.pop(key, None))
+        await download.started.wait()
+        if download.failure is not None:
+            raise download.failure
+        return download
+
+    def _start(self, work: Coroutine[Any, Any, None], done: Callable[[], object]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+
+        def ended(_: asyncio.Task[None]) -> None:
+            self._tasks.discard(task)
+            done()
+
+        task.add_done_callback(ended)
+
+    async def _fetch_blob(self, name: str, digest: Digest, download: Download) -> None:
+        driver = self.registry.driver
+        lock = paths.proxy_fetch_lock(digest)
+        try:
+            try:
+                await driver.stat(lock)
+            except PathNotFound:
+                await driver.put_content(lock, b"")
+            async with driver.lock(lock):
+                if await self.registry.blobs.exists(digest):  # stored by another worker, or for another repository
+                    download.size = await self.blob_size(name, digest)  # the upstream must hold it in this one
+                    await self._stored(name, digest, download)
+                else:
+                    await self._download(name, digest, download)
+        except Exception as failure:
+            if not isinstance(failure, (BlobUnknown, UpstreamUnavailable, UpstreamRateLimited)):
+                log.warning("fetching %s of %s from the upstream failed: %s", digest, name, failure, exc_info=True)
+            await download.fail(failure)
+
+    async def _download(self, name: str, digest: Digest, download: Download) -> None:
+        driver = self.registry.driver
+        path = f"/v2/{name}/blobs/{digest}"
+        async with self.upstream.request("GET", path, pull_scope(name)) as answer:
+            if answer.status == 404:
+                raise BlobUnknown(detail={"digest": str(digest)})
+            if answer.status != 200:
+                raise UpstreamUnavailable(f"the upstream answered {answer.status} to GET {path}")
+            download.size = answer.content_length
+            writer = await driver.writer(download.path)
+            download.started.set()
+            try:
+                hasher = hashlib.new(digest.algorithm)
+                committed = driver.local_file(download.path) is None
+                await _stream_into(self.upstream.body(answer), writer, hasher, download, COMMITTED_STEP if committed else STREAM_STEP, committed)
+                await writer.commit()
+                if download.size is not None and writer.size != download.size:
+                    raise UpstreamUnavailable(f"the upstream sent {writer.size} of {download.size} bytes of {digest}")
+                actual = Digest(digest.algorithm, hasher.hexdigest())
+                if actual != digest:
+                    raise DigestMismatch("the upstream's blob does not match its digest", detail={"expected": str(digest), "actual": str(actual)})
+            except BaseException:
+                await writer.cancel()
+                with contextlib.suppress(PathNotFound):
+                    await driver.delete(download.path)
+                raise
+            finally:
+                await writer.close()
+        await self.registry.blobs.ingest(download.path, digest)
+        await self._stored(name, digest, download)
+
+    async def _stored(self, name: str, digest: Digest, download: Download) -> None:
+        await self.registry.repository(name).link_layer(digest)
+        download.written = await self.registry.blobs.size(digest)
+        await download.finish(paths.blob_data(digest))
+        await self.record_blob_pull(digest)
+
+    # Pull times
+
+    async def record_blob_pull(self, digest: Digest) -> None:
+        await self._stamp_pull(paths.proxy_blob_pulled(digest))
+
+    async def _stamp_pull(self, path: str) -> None:
+        now = time.monotonic()
+        last = self._stamped.get(path)
+        if last is not None and now - last < PULL_STAMP_SECONDS:
+            return
+        self._stamped[path] = now
+        await self.registry.driver.put_content(path, repr(time.time()).encode())
+
+    async def _read_time(self, path: str) -> float | None:
+        try:
+            return float((await self.registry.driver.get_content(path)).decode())
+        except (PathNotFound, ValueError, UnicodeDecodeError):
+            return None
+
+
+async def _read_at_most(body: AsyncIterator[bytes], limit: int, what: str) -> bytes:
+    content = bytearray()
+    async for chunk in body:
+        content += chunk
+        if len(content) > limit:
+            raise UpstreamUnavailable(f"the upstream's answer to {what} is larger than {limit} bytes")
+    return bytes(content)
+
+
+async def _stream_into(
+    body: AsyncIterator[bytes], writer: FileWriter, hasher: hashlib._Hash, download: Download, step: int, commit: bool,
+) -> None:
+    """Write and hash ``body`` in steps of ``step`` bytes, in threads, while the next step is received;
+    after each step readers may read it (committed first where ``commit``)."""
+
+    def hash_chunks(chunks: list[bytes]) -> None:
+        for chunk in chunks:
+            hasher.update(chunk)
+
+    async def flush(chunks: list[bytes]) -> None:
+        await asyncio.gather(asyncio.to_thread(hash_chunks, chunks), writer.write_chunks(chunks))
+        if commit:
+            await writer.commit()
+        await download.advance(writer.size)
+
+    chunks: list[bytes] = []
+    gathered = 0
+    pending: asyncio.Task[None] | None = None
+    try:
+        async for chunk in body:
+            chunks.append(chunk)
+            gathered += len(chunk)
+            if gathered >= step:
+                if pending is not None:
+                    await pending
+                pending = asyncio.ensure_future(flush(chunks))
+                chunks, gathered = [], 0
+    finally:
+        if pending is not None:
+            await pending
+    if chunks:
+        await flush(chunks)
