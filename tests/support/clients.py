@@ -232,8 +232,10 @@ def podman(tmp_path_factory: pytest.TempPathFactory, client_env: dict[str, str])
         "--events-backend", "none",
     ]
 
-    def podman(*args: str | os.PathLike[str], check: bool = True) -> subprocess.CompletedProcess[str]:
-        return run([*prefix, *args], env=env, check=check)
+    def podman(*args: str | os.PathLike[str], check: bool = True, registries_conf: pathlib.Path | None = None) -> subprocess.CompletedProcess[str]:
+        """``registries_conf``: a registries.conf instead of the host's (mirrors, insecure registries)."""
+        extra = {"CONTAINERS_REGISTRIES_CONF": str(registries_conf)} if registries_conf is not None else {}
+        return run([*prefix, *args], env={**env, **extra}, check=check)
 
     try:
         yield podman

@@ -59,11 +59,12 @@ def storage_params(storages: list[str]) -> list[Any]:
 
 @pytest.fixture
 def start_server(tmp_path) -> Iterator[Callable[..., DockyardProcess]]:
-    """Start ``dockyard serve`` over ``tmp_path/root`` with extra flags; all are stopped after the test."""
+    """Start ``dockyard serve`` over ``tmp_path/root`` (or another folder of ``tmp_path``, for a second server)
+    with extra flags; all are stopped after the test."""
     started: list[DockyardProcess] = []
 
-    def start(*extra: str) -> DockyardProcess:
-        server = DockyardProcess(tmp_path / "root", *extra).start()
+    def start(*extra: str, root: str = "root") -> DockyardProcess:
+        server = DockyardProcess(tmp_path / root, *extra).start()
         started.append(server)
         return server
 

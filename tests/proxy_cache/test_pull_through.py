@@ -1,0 +1,259 @@
+"""registry:2's ``proxy`` section: a Dockyard mirroring another Dockyard that asks for Bearer tokens
+(as Docker Hub does), pulled from by real clients; one upstream fetch per blob however many ask;
+what is cached served when the upstream is gone; nothing stored from a corrupt upstream."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import pathlib
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+from aiohttp import web
+
+from dockyard.reference import parse_digest
+from dockyard.storage import paths
+from tests.support.auth import USERS, write_htpasswd
+from tests.support.clients import Podman, Skopeo, layout_blob, layout_entry
+from tests.support.images import single_image_layout
+from tests.support.registry_client import push_image, sha256
+from tests.support.server import DockyardProcess
+
+pytestmark = pytest.mark.slow
+
+StartServer = Callable[..., DockyardProcess]
+NO_TLS = "--tls-verify=false"
+USER = "writer"
+
+
+def mirror_config(tmp_path: pathlib.Path, remote_url: str, tag_check_interval: float = 60) -> pathlib.Path:
+    """A registry:2 file with a proxy section (and Dockyard's own tag check interval)."""
+    path = tmp_path / "mirror.yml"
+    path.write_text(json.dumps({
+        "version": "0.1",
+        "storage": {"filesystem": {"rootdirectory": str(tmp_path / "mirror")}},
+        "proxy": {"remoteurl": remote_url, "username": USER, "password": USERS[USER]},
+        "dockyard": {"proxy": {"tag_check_interval": f"{tag_check_interval}s"}},
+    }))
+    return path
+
+
+@pytest.fixture
+def upstream(start_server: StartServer, tmp_path: pathlib.Path) -> DockyardProcess:
+    """A Dockyard that asks for Bearer tokens from its own token service, as Docker Hub does."""
+    return start_server("--token-auth", "--htpasswd", str(write_htpasswd(tmp_path / "htpasswd")), root="upstream")
+
+
+@pytest.fixture
+def pusher(upstream: DockyardProcess) -> Iterator[Callable[[str], httpx.Client]]:
+    """An HTTP client of the upstream holding a token to push to, pull from and delete in a repository."""
+    clients: list[httpx.Client] = []
+
+    def client(name: str) -> httpx.Client:
+        answer = httpx.get(
+            f"{upstream.url}/auth/token", params={"service": "dockyard", "scope": f"repository:{name}:pull,push,delete"},
+            auth=(USER, USERS[USER]),
+        )
+        assert answer.status_code == 200, answer.text
+        made = httpx.Client(base_url=upstream.url, headers={"Authorization": f"Bearer {answer.json()['token']}"}, timeout=60)
+        clients.append(made)
+        return made
+
+    yield client
+    for made in clients:
+        made.close()
+
+
+def mirror_of(start_server: StartServer, tmp_path: pathlib.Path, remote_url: str, tag_check_interval: float = 60) -> DockyardProcess:
+    return start_server("--config", str(mirror_config(tmp_path, remote_url, tag_check_interval)), root="mirror")
+
+
+def upstream_gets(upstream: DockyardProcess, path: str) -> int:
+    """How many GETs of ``path`` the upstream answered with its content (its access log's lines; a 401 sends none)."""
+    return sum(1 for line in upstream.log.read_text(errors="replace").splitlines() if f"GET {path} HTTP/1.1\" 200 " in line)
+
+
+def stored(root: pathlib.Path, storage_path: str) -> pathlib.Path:
+    return root / storage_path.lstrip("/")
+
+
+def test_skopeo_copies_an_image_through_the_mirror(
+    skopeo: Skopeo, upstream: DockyardProcess, start_server: StartServer, tmp_path: pathlib.Path,
+) -> None:
+    source = tmp_path / "source"
+    descriptor = single_image_layout(source, "v1", seed="mirrored")
+    skopeo("copy", "--dest-tls-verify=false", "--dest-creds", f"{USER}:{USERS[USER]}", f"oci:{source}:v1", f"docker://{upstream.host}/team/app:v1")
+    mirror = mirror_of(start_server, tmp_path, upstream.url)
+
+    copied = tmp_path / "copied"
+    skopeo("copy", "--src-tls-verify=false", f"docker://{mirror.host}/team/app:v1", f"oci:{copied}:v1")
+
+    entry = layout_entry(copied, "v1")
+    assert entry["digest"] == descriptor["digest"]
+    manifest = layout_blob(copied, entry["digest"])
+    assert manifest == layout_blob(source, descriptor["digest"])
+    for blob in [json.loads(manifest)["config"], *json.loads(manifest)["layers"]]:
+        assert layout_blob(copied, blob["digest"]) == layout_blob(source, blob["digest"])
+        # Stored as if pushed, and its pull time written for expiry.
+        digest = parse_digest(blob["digest"])
+        assert stored(mirror.root, paths.blob_data(digest)).read_bytes() == layout_blob(source, blob["digest"])
+        assert stored(mirror.root, paths.proxy_blob_pulled(digest)).exists()
+    assert stored(mirror.root, paths.proxy_manifest_pulled("team/app", parse_digest(descriptor["digest"]))).exists()
+
+
+def test_podman_pulls_through_a_registry_mirror(
+    podman: Podman, skopeo: Skopeo, upstream: DockyardProcess, start_server: StartServer, tmp_path: pathlib.Path,
+) -> None:
+    source = tmp_path / "source"
+    descriptor = single_image_layout(source, "v1", seed="podman-mirror")
+    skopeo("copy", "--dest-tls-verify=false", "--dest-creds", f"{USER}:{USERS[USER]}", f"oci:{source}:v1", f"docker://{upstream.host}/team/podman:v1")
+    mirror = mirror_of(start_server, tmp_path, upstream.url)
+    conf = tmp_path / "registries.conf"
+    # The upstream is named but never reached by podman: it holds no credentials for it.
+    conf.write_text(
+        f'[[registry]]\nlocation = "{upstream.host}"\ninsecure = true\n'
+        f'[[registry.mirror]]\nlocation = "{mirror.host}"\ninsecure = true\n'
+    )
+
+    podman("pull", f"{upstream.host}/team/podman:v1", registries_conf=conf)
+
+    inspected = json.loads(podman("image", "inspect", f"{upstream.host}/team/podman:v1").stdout)
+    assert inspected[0]["Digest"] == descriptor["digest"]
+    assert stored(mirror.root, paths.revision_link("team/podman", parse_digest(descriptor["digest"]))).exists()
+
+
+def test_concurrent_first_pulls_fetch_each_blob_once(
+    upstream: DockyardProcess, pusher: Callable[[str], httpx.Client], start_server: StartServer, tmp_path: pathlib.Path,
+) -> None:
+    mirror = mirror_of(start_server, tmp_path, upstream.url)
+    client = pusher("team/big")
+    for attempt in range(3):
+        layer = os.urandom(8 << 20)
+        push_image(client, "team/big", f"v{attempt}", layer)
+        digest = sha256(layer)
+
+        def pull(_: int, digest: str = digest) -> bytes:
+            answer = httpx.get(f"{mirror.url}/v2/team/big/blobs/{digest}", timeout=120)
+            assert answer.status_code == 200, answer.text
+            return answer.content
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            bodies = list(pool.map(pull, range(8)))
+
+        assert all(body == layer for body in bodies)
+        assert upstream_gets(upstream, f"/v2/team/big/blobs/{digest}") == 1
+        assert stored(mirror.root, paths.blob_data(parse_digest(digest))).read_bytes() == layer
+
+
+def test_cached_tag_and_blob_are_served_with_the_upstream_stopped(
+    upstream: DockyardProcess, pusher: Callable[[str], httpx.Client], start_server: StartServer, tmp_path: pathlib.Path,
+) -> None:
+    layer = os.urandom(1 << 20)
+    digest, _ = push_image(pusher("team/app"), "team/app", "v1", layer)
+    # Every pull asks the upstream again: only its absence makes the mirror serve the cached tag.
+    mirror = mirror_of(start_server, tmp_path, upstream.url, tag_check_interval=0)
+    first = httpx.get(f"{mirror.url}/v2/team/app/manifests/v1")
+    assert first.status_code == 200, first.text
+    assert httpx.get(f"{mirror.url}/v2/team/app/blobs/{sha256(layer)}").content == layer
+
+    upstream.stop()
+
+    again = httpx.get(f"{mirror.url}/v2/team/app/manifests/v1")
+    assert again.status_code == 200, again.text
+    assert again.headers["Docker-Content-Digest"] == digest
+    assert again.content == first.content
+    assert httpx.get(f"{mirror.url}/v2/team/app/blobs/{sha256(layer)}").content == layer
+    # What was never pulled is unavailable, not unknown.
+    missing = httpx.get(f"{mirror.url}/v2/team/app/manifests/v2")
+    assert missing.status_code == 503, missing.text
+    assert missing.json()["errors"][0]["code"] == "UNAVAILABLE"
+
+
+def test_a_tag_the_upstream_removed_is_unknown(
+    upstream: DockyardProcess, pusher: Callable[[str], httpx.Client], start_server: StartServer, tmp_path: pathlib.Path,
+) -> None:
+    client = pusher("team/app")
+    push_image(client, "team/app", "v1")
+    mirror = mirror_of(start_server, tmp_path, upstream.url, tag_check_interval=0)
+    assert httpx.get(f"{mirror.url}/v2/team/app/manifests/v1").status_code == 200
+
+    assert client.delete("/v2/team/app/manifests/v1").status_code == 202
+
+    gone = httpx.get(f"{mirror.url}/v2/team/app/manifests/v1")
+    assert gone.status_code == 404, gone.text
+    assert gone.json()["errors"][0]["code"] == "MANIFEST_UNKNOWN"
+
+
+BLOB = os.urandom(300 << 10)
+BLOB_DIGEST = sha256(BLOB)
+
+
+def corrupt_upstream(kind: str) -> web.Application:
+    """An upstream that serves a blob wrong: other bytes of the same length, or half of them."""
+
+    async def blob(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Docker-Content-Digest": BLOB_DIGEST})
+        response.content_length = len(BLOB)
+        await response.prepare(request)
+        if request.method == "HEAD":
+            return response
+        if kind == "wrong bytes":
+            await response.write(bytes(reversed(BLOB)))
+            await response.write_eof()
+        else:
+            await response.write(BLOB[: len(BLOB) // 2])
+            assert request.transport is not None
+            request.transport.close()
+        return response
+
+    app = web.Application()
+    app.router.add_route("*", "/v2/team/app/blobs/{digest}", blob)
+    return app
+
+
+@pytest.mark.parametrize("kind", ["wrong bytes", "cut short"])
+async def test_a_corrupt_upstream_blob_is_never_stored(kind: str, start_server: StartServer, tmp_path: pathlib.Path) -> None:
+    runner = web.AppRunner(corrupt_upstream(kind))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = runner.addresses[0][1]
+        mirror = mirror_of(start_server, tmp_path, f"http://127.0.0.1:{port}")
+        async with httpx.AsyncClient(base_url=mirror.url, timeout=60) as client:
+            for _ in range(3):
+                with pytest.raises(httpx.RemoteProtocolError):
+                    await client.get(f"/v2/team/app/blobs/{BLOB_DIGEST}")
+        digest = parse_digest(BLOB_DIGEST)
+        assert not stored(mirror.root, paths.blob_dir(digest)).exists()
+        assert not stored(mirror.root, paths.layer_dir("team/app", digest)).exists()
+        assert not list(stored(mirror.root, paths.proxy_download("x")).parent.glob("*"))
+    finally:
+        await runner.cleanup()
+
+
+def test_writes_are_refused_and_containerd_ns_is_ignored(
+    upstream: DockyardProcess, pusher: Callable[[str], httpx.Client], start_server: StartServer, tmp_path: pathlib.Path,
+) -> None:
+    digest, _ = push_image(pusher("team/app"), "team/app", "v1")
+    mirror = mirror_of(start_server, tmp_path, upstream.url)
+    ns = {"ns": upstream.host}
+    with httpx.Client(base_url=mirror.url, timeout=60) as client:
+        assert client.get("/v2/", params=ns).status_code == 200
+        pulled = client.get("/v2/team/app/manifests/v1", params=ns)
+        assert pulled.status_code == 200, pulled.text
+        assert pulled.headers["Docker-Content-Digest"] == digest
+        for method, path in [
+            ("POST", "/v2/team/app/blobs/uploads/"),
+            ("PUT", "/v2/team/app/manifests/v2"),
+            ("DELETE", f"/v2/team/app/manifests/{digest}"),
+            ("DELETE", "/v2/team/app/manifests/v1"),
+        ]:
+            refused = client.request(method, path, params=ns, content=b"{}")
+            assert refused.status_code == 405, (method, path, refused.text)
+            assert refused.json()["errors"][0]["code"] == "UNSUPPORTED"
+        assert client.get("/v2/team/app/manifests/v1").headers["Docker-Content-Digest"] == digest
+    assert not stored(mirror.root, paths.tags("team/app") + "/v2").exists()
