@@ -257,3 +257,28 @@ def test_writes_are_refused_and_containerd_ns_is_ignored(
             assert refused.json()["errors"][0]["code"] == "UNSUPPORTED"
         assert client.get("/v2/team/app/manifests/v1").headers["Docker-Content-Digest"] == digest
     assert not stored(mirror.root, paths.tags("team/app") + "/v2").exists()
+
+
+async def test_the_upstreams_429_and_retry_after_reach_the_client(start_server: StartServer, tmp_path: pathlib.Path) -> None:
+    asked: list[str] = []
+
+    async def slow_down(request: web.Request) -> web.Response:
+        asked.append(request.path)
+        return web.Response(status=429, headers={"Retry-After": "17"})
+
+    app = web.Application()
+    app.router.add_route("*", "/v2/{tail:.*}", slow_down)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        mirror = mirror_of(start_server, tmp_path, f"http://127.0.0.1:{runner.addresses[0][1]}")
+        async with httpx.AsyncClient(base_url=mirror.url, timeout=60) as client:
+            for path in ("/v2/team/app/manifests/v1", f"/v2/team/app/blobs/{BLOB_DIGEST}"):
+                answer = await client.get(path)
+                assert answer.status_code == 429, answer.text
+                assert answer.headers["Retry-After"] == "17"
+                assert answer.json()["errors"][0]["code"] == "TOOMANYREQUESTS"
+        assert asked == ["/v2/team/app/manifests/v1", f"/v2/team/app/blobs/{BLOB_DIGEST}"]  # asked once each, never again at once
+    finally:
+        await runner.cleanup()
