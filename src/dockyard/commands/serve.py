@@ -178,6 +178,7 @@ def build_app(settings: Settings, prepared: Prepared) -> web.Application:
     registry = Registry(
         build_driver(prepared.storage), delete_enabled=storage.delete.enabled, read_only=storage.maintenance.readonly.enabled,
         cache=cache_from_config(settings.redis_cache), rules=PushRules.of(settings.validation), catalog_max_entries=settings.catalog.maxentries,
+        tags_max_entries=settings.tags.maxtags,
     )
     app = create_app(
         registry, access=access, token_service=tokens, ca_certificate=prepared.ca_pem,
