@@ -9,6 +9,7 @@ from dockyard.api.context import RequestContext
 from dockyard.api.errors import RegistryError
 from dockyard.api.pagination import list_response, page
 
+
 async def get(context: RequestContext) -> web.StreamResponse:
     repository = context.repository
     if not await repository.exists():
