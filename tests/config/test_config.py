@@ -399,11 +399,11 @@ def test_second_driver_from_a_variable(tmp_path: pathlib.Path) -> None:
 
 
 def test_unknown_and_unsupported_keys_are_warned_by_dotted_path(tmp_path: pathlib.Path) -> None:
-    loaded = read(tmp_path, MINIMAL + "http:\n  adr: :5000\n  tls:\n    minimumtls: tls1.2\nfrobnicate: 1\nmiddleware: {}\n")
+    loaded = read(tmp_path, MINIMAL + "http:\n  adr: :5000\n  tls:\n    minimumtls: tls1.2\nfrobnicate: 1\nlog:\n  reportcaller: true\n")
     assert loaded.warnings == (
         "http.adr: unknown key, ignored",
         "frobnicate: unknown key, ignored",
-        "middleware: a registry:2 setting dockyard does not support (storage, registry and repository middleware), ignored",
+        "log.reportcaller: the caller's file and line in each record are not logged, ignored",
     )
 
 
@@ -517,7 +517,7 @@ def test_sections_that_cannot_change_what_is_served_are_warned(tmp_path: pathlib
         reporting:
           newrelic: {licensekey: k}
         """))
-    assert loaded.warnings == ("reporting: not supported, ignored",)
+    assert loaded.warnings == ("reporting.newrelic: nothing is reported to New Relic, ignored",)
 
 
 # ---- showing ----

@@ -84,6 +84,17 @@ def test_catalog_maxentries_bounds_every_page(start_server: Start, tmp_path: pat
     assert client.get("/v2/_catalog", params={"n": 2, "last": "b"}).json() == {"repositories": ["c"]}
 
 
+def test_tags_maxtags_bounds_every_page(start_server: Start, tmp_path: pathlib.Path) -> None:
+    client = serve(start_server, tmp_path, "tags:\n  maxtags: 2\n")
+    for tag in ("a", "b", "c"):
+        push_image(client, "app", tag)
+    asked = client.get("/v2/app/tags/list", params={"n": 50})
+    assert asked.json() == {"name": "app", "tags": ["a", "b"]}
+    assert asked.headers["Link"] == '</v2/app/tags/list?n=2&last=b>; rel="next"'
+    assert client.get("/v2/app/tags/list").json()["tags"] == ["a", "b"]
+    assert client.get("/v2/app/tags/list", params={"n": 2, "last": "b"}).json()["tags"] == ["c"]
+
+
 def foreign_image(client: httpx.Client, url: str) -> httpx.Response:
     config = push_blob(client, "win", b"{}")
     content = json.dumps({

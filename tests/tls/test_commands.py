@@ -302,3 +302,35 @@ def test_trust_fetch_from_nothing_listening(tmp_path: pathlib.Path) -> None:
     result = run_dockyard("trust", f"127.0.0.1:{port}", "--fetch", "--fingerprint", "00" * 32)
     assert_one_line_error(result, "cannot fetch the CA", f"127.0.0.1:{port}")
     assert not (DOCKER_CERTS / f"127.0.0.1:{port}").exists()
+
+
+def test_trust_system_then_remove_leaves_no_link_in_the_store(tmp_path: pathlib.Path) -> None:
+    """Under a root of Debian's layout (never the real /etc), with a CA the store already trusts."""
+    require_tool("update-ca-certificates", "openssl")
+    root = tmp_path / "root"
+    for folder in ("etc/ssl/certs", "etc/ca-certificates/update.d", "usr/local/share/ca-certificates", "usr/share/ca-certificates/other"):
+        (root / folder).mkdir(parents=True)
+    ok("certs", "ca", "--dir", tmp_path / "other", "--days", "30")
+    other = root / "usr/share/ca-certificates/other/other.crt"
+    other.write_bytes((tmp_path / "other" / "ca.crt").read_bytes())
+    (root / "etc/ca-certificates.conf").write_text("other/other.crt\n")
+    ok("certs", "ca", "--dir", tmp_path / "ours", "--days", "30")
+    ours = (tmp_path / "ours" / "ca.crt").read_bytes()
+    store, bundle = root / "etc/ssl/certs", root / "etc/ssl/certs/ca-certificates.crt"
+    anchor = root / "usr/local/share/ca-certificates/dockyard-registry.example.com_5000.crt"
+
+    def linked() -> list[pathlib.Path]:
+        links = [path for path in store.iterdir() if path.is_symlink()]
+        assert all(path.exists() for path in links), [path for path in links if not path.exists()]  # none dangling
+        return sorted(path.resolve() for path in links)
+
+    output = ok("trust", "registry.example.com:5000", "--ca", tmp_path / "ours" / "ca.crt", "--system", "--root", root)
+    assert output == f"wrote {anchor} (system store (Debian))\n"
+    assert linked() == sorted([other, other, anchor, anchor])  # NAME.pem and the hash link, each
+    assert ours in bundle.read_bytes()
+
+    output = ok("trust", "registry.example.com:5000", "--remove", "--system", "--root", root)
+    assert output == f"removed {anchor} (system store (Debian))\n"
+    assert not anchor.exists()
+    assert linked() == [other, other]
+    assert ours not in bundle.read_bytes() and other.read_bytes() in bundle.read_bytes()

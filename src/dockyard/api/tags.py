@@ -9,8 +9,6 @@ from dockyard.api.context import RequestContext
 from dockyard.api.errors import RegistryError
 from dockyard.api.pagination import list_response, page
 
-MAX_TAGS_PER_PAGE = 10_000
-
 
 async def get(context: RequestContext) -> web.StreamResponse:
     repository = context.repository
@@ -21,6 +19,6 @@ async def get(context: RequestContext) -> web.StreamResponse:
         context.query("n"),
         context.query("last"),
         f"/v2/{context.name}/tags/list",
-        MAX_TAGS_PER_PAGE,
+        context.registry.tags_max_entries,
     )
     return list_response("tags", tags, headers, name=context.name)

@@ -182,6 +182,7 @@ def build_app(settings: Settings, prepared: Prepared) -> web.Application:
         build_driver(prepared.storage), delete_enabled=storage.delete.enabled,
         read_only=storage.maintenance.readonly.enabled or proxy is not None,  # a pull-through cache is read-only, as registry:2's
         cache=cache_from_config(settings.redis_cache), rules=PushRules.of(settings.validation), catalog_max_entries=settings.catalog.maxentries,
+        tags_max_entries=settings.tags.maxtags,
     )
     pull_through = None
     if proxy is not None:

@@ -22,9 +22,16 @@ from dockyard.tls.trust import TrustError
 @click.option("--fingerprint", "expected", help="The CA's SHA-256 fingerprint, as serve printed it: required with --fetch unless you confirm at a prompt.")
 @click.option("--docker", is_flag=True, help="Install for docker (/etc/docker/certs.d).")
 @click.option("--containers", is_flag=True, help="Install for podman, buildah and skopeo (/etc/containers/certs.d).")
-@click.option("--system", is_flag=True, help="Install in the system store (curl, browsers, most tools).")
+@click.option(
+    "--system", is_flag=True,
+    help="Install in the system store (curl, git, Python, most tools; not Firefox or Chromium, which keep their own on Linux).",
+)
 @click.option("--dry-run", is_flag=True, help="Print the files and commands instead.")
-@click.option("--remove", is_flag=True, help="Undo an earlier trust of HOST:PORT.")
+@click.option("--remove", is_flag=True, help="Undo an earlier trust of HOST:PORT (with --system, the system store's links too).")
+@click.option(
+    "--root", type=click.Path(file_okay=False, exists=True, path_type=pathlib.Path), default=trust.ROOT, show_default=True,
+    help="Install under this folder instead (a chroot or an image being built).",
+)
 def trust_command(
     host_port: str,
     ca_file: pathlib.Path | None,
@@ -35,6 +42,7 @@ def trust_command(
     system: bool,
     dry_run: bool,
     remove: bool,
+    root: pathlib.Path,
 ) -> None:
     """Install the CA of the registry at HOST:PORT where clients look for it.
 
@@ -45,12 +53,15 @@ def trust_command(
         raise click.BadParameter("expected HOST:PORT, e.g. registry.example.com:5000", param_hint="HOST:PORT")
     if not (docker or containers or system):
         docker = containers = True
-    chosen = trust.targets(host_port, docker, containers, system)
+    try:
+        chosen = trust.targets(host_port, docker, containers, system, root.absolute())
+    except TrustError as error:
+        raise click.ClickException(str(error)) from None
 
     if remove:
         if dry_run:
             for target in chosen:
-                click.echo(f"would remove {target.path}" + (f" and run {' '.join(target.refresh)}" if target.refresh else ""))
+                click.echo(f"would remove {target.path}" + (f" and run {' '.join(target.removal_refresh)}" if target.removal_refresh else ""))
             return
         try:
             removed = trust.remove(chosen)

@@ -166,6 +166,10 @@ def _check_unbuilt(settings: Settings) -> None:
     """Sections that change what the registry does but are not built yet: refused, never ignored."""
     if any(not endpoint.disabled for endpoint in settings.notifications.endpoints):
         raise ConfigError("notifications: not built yet (issue 18): refusing to start rather than silently send no events")
+    if settings.compatibility.schema1.enabled:
+        raise ConfigError(
+            "compatibility.schema1.enabled: refused: schema1 manifests are not served, so pushes registry:2 accepts would be refused"
+        )
     if settings.auth.token is not None and settings.auth.token.autoredirect:
         raise ConfigError(
             "auth.token.autoredirect: refused: the token realm would be built from each request's Host header; "
@@ -189,8 +193,9 @@ def notices(settings: Settings) -> list[str]:
     said = []
     if settings.validation.manifests.indexes.platforms == "none":
         said.append("validation.manifests.indexes.platforms: none: an index is accepted with its manifests missing")
-    if settings.reporting.bugsnag is not None or settings.reporting.newrelic is not None:
-        said.append("reporting: not supported, ignored")
+    for name, service in (("bugsnag", "Bugsnag"), ("newrelic", "New Relic")):
+        if getattr(settings.reporting, name) is not None:
+            said.append(f"reporting.{name}: nothing is reported to {service}, ignored")
     return said + _tls_notices(settings)
 
 

@@ -114,6 +114,11 @@ def _metrics_path_problem(value: str) -> str | None:
     return None if value.startswith("/") and value != HEALTH_PATH else f"expected an absolute path other than {HEALTH_PATH}, got {value!r}"
 
 
+def _private_acl_problem(value: str) -> str | None:
+    # objects are written with the bucket's own permissions: what private asks, and nothing else
+    return None if value == "private" else f"refused: only private is supported; objects would not get the {value} ACL"
+
+
 def _log_field(text: str) -> tuple[str, str]:
     name, separator, value = text.partition("=")
     if not separator or not name:
@@ -185,6 +190,7 @@ class S3:
     storageclass: str = _one_of("STANDARD", ("STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "INTELLIGENT_TIERING", "NONE"))
     encrypt: bool = False
     keyid: str = ""
+    objectacl: str = field(default="private", metadata={"check": _private_acl_problem})
     # Read and kept, as registry:2 does, but botocore has no such levels: its own logging follows log.level.
     loglevel: str = _one_of("off", (
         "off", "debug", "debugwithsigning", "debugwithhttpbody", "debugwithrequestretries", "debugwithrequesterrors", "debugwitheventstreambody",
@@ -415,6 +421,12 @@ class Catalog:
 
 
 @dataclass(frozen=True)
+class Tags:
+    # registry:3.1's clamp on n; without n it lists every tag, dockyard pages at this size (as with catalog.maxentries)
+    maxtags: int = _within(10_000, 1)  # the largest page of /v2/<name>/tags/list, and the page without n
+
+
+@dataclass(frozen=True)
 class Ignore:
     mediatypes: list[str] = field(default_factory=list)
     actions: list[str] = field(default_factory=list)
@@ -640,6 +652,7 @@ class Settings:
     health: Health = _section(Health)
     validation: Validation = _section(Validation)
     catalog: Catalog = _section(Catalog)
+    tags: Tags = _section(Tags)
     notifications: Notifications = _section(Notifications)
     redis: Redis | None = None
     proxy: Proxy | None = None

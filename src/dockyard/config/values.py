@@ -17,13 +17,40 @@ class ConfigError(Exception):
     """A one-line message naming the dotted key, the variable, the option or the file at fault."""
 
 
-REGISTRY2_UNSUPPORTED = {
-    "log.hooks": "mail hooks",
-    "middleware": "storage, registry and repository middleware",
-    "http.http2": "turning HTTP/2 off",
-    "health.file": "file health checks",
-    "health.http": "HTTP health checks",
-    "health.tcp": "TCP health checks",
+# registry:2 and registry:3 keys that dockyard does not build, and what ignoring them would do: in use
+# (see _in_use) they stop the start, since the registry would serve otherwise than the file says.
+REGISTRY2_REFUSED = {
+    "log.hooks": "mail hooks are not built: nobody would be mailed about errors; feed the log (log.formatter: json) to your alerting",
+    "middleware": "registry, repository and storage middleware (cloudfront, redirect, ...) is not built: clients would not be sent where it says",
+    "http.h2c": "HTTP/2 without TLS is not served: a proxy speaking h2c to the registry would get no answer",
+    "health.file": "file health checks are not built: the registry would answer where registry:2 answers 503",
+    "health.http": "HTTP health checks are not built: the registry would answer where registry:2 answers 503",
+    "health.tcp": "TCP health checks are not built: the registry would answer where registry:2 answers 503",
+    "policy": "policy.repository.classes is not built: manifests of every class would be accepted",
+    "auth.token.signingalgorithms": "not built: tokens signed with algorithms the list leaves out would be accepted",
+    "storage.s3.usefipsendpoint": "FIPS endpoints are not built: objects would go through the standard endpoint",
+    "proxy.exec": "credential helper programs are not run: the upstream would be asked without credentials; set proxy.username and proxy.password",
+}
+# Keys that cannot change what the registry serves or who may use it: in use, warned about and ignored.
+REGISTRY2_IGNORED = {
+    "log.reportcaller": "the caller's file and line in each record are not logged",
+    "storage.s3.accelerate": "S3 Transfer Acceleration is not used; the regional endpoint serves",
+    "storage.s3.usedualstack": "dual-stack endpoints are not used; the regional endpoint serves",
+    "storage.s3.useragent": "the S3 client sends its own User-Agent",
+    "proxy.cachewritetimeout": "a blob fetched from the upstream is stored when it has arrived whole and verified, with no time limit of its own",
+    **{f"redis.{name}": "client tuning dockyard's Redis client does not offer (its defaults apply)" for name in (
+        "protocol", "maxretries", "minretrybackoff", "maxretrybackoff", "contexttimeoutenabled", "poolfifo", "pooltimeout",
+        "minidleconns", "maxactiveconns", "connmaxlifetime", "disableidentity", "identitysuffix",
+    )},
+}
+# Keys that do nothing where dockyard serves, as in registry:2 in the same setup: read, nothing to do.
+REGISTRY2_MET = {
+    "http.http2": "dockyard serves HTTP/1.1 only, which TLS clients negotiate: disabled: true is what it does",
+    "storage.cache.blobdescriptorsize": "the size of an in-memory cache, and dockyard keeps none (blobdescriptor: inmemory reads storage)",
+    **{f"redis.{name}": "a cluster's, and dockyard talks to one server (several addrs are refused), where go-redis ignores it too"
+       for name in ("readonly", "routebylatency", "routerandomly", "maxredirects")},
+    **{f"redis.{name}": "a sentinel's, and redis.mastername is refused" for name in ("sentinelusername", "sentinelpassword")},
+    "redis.unstableresp3": "it changes replies only of search commands, which a registry never sends",
 }
 _DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -179,9 +206,24 @@ def kinds(cls: type) -> tuple[str, ...]:
     return getattr(cls, "KINDS", ())
 
 
-def _unknown_key(cls: type, key: str, warnings: list[str]) -> None:
-    if key in REGISTRY2_UNSUPPORTED:
-        warnings.append(f"{key}: a registry:2 setting dockyard does not support ({REGISTRY2_UNSUPPORTED[key]}), ignored")
+def _in_use(value: object) -> bool:
+    """Set to something: not empty, not false, and not only entries that say ``disabled: true``."""
+    if isinstance(value, dict):
+        return value.get("disabled") is not True and any(_in_use(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_in_use(item) for item in value)
+    return bool(value)
+
+
+def _unknown_key(cls: type, key: str, value: object, warnings: list[str]) -> None:
+    if key in REGISTRY2_REFUSED:
+        if _in_use(value):
+            raise ConfigError(f"{key}: refused: {REGISTRY2_REFUSED[key]}")
+    elif key in REGISTRY2_IGNORED:
+        if _in_use(value):
+            warnings.append(f"{key}: {REGISTRY2_IGNORED[key]}, ignored")
+    elif key in REGISTRY2_MET:
+        pass
     elif kinds(cls):
         section = key.rpartition(".")[0]
         raise ConfigError(f"{key}: unknown {section} kind; dockyard knows {', '.join(kinds(cls))}")
@@ -202,7 +244,7 @@ def read_section(cls: type, raw: object, key: str, warnings: list[str]) -> Any:
     for name, value in raw.items():
         dotted = _join(key, str(name))
         if name not in known:
-            _unknown_key(cls, dotted, warnings)
+            _unknown_key(cls, dotted, value, warnings)
         elif value is not None or dataclasses.is_dataclass(without_none(hints[name])):
             values[name] = _convert(hints[name], value, dotted, known[name].metadata, warnings)
     for name, spec in known.items():

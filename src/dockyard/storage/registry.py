@@ -10,19 +10,23 @@ from dockyard.storage.driver import StorageDriver
 from dockyard.storage.repository import PushRules, Repository
 from dockyard.storage.uploads import UploadStore
 
-# registry:2's default for catalog.maxentries.
+# registry:2's default for catalog.maxentries; dockyard's for tags.maxtags.
 CATALOG_MAX_ENTRIES = 1000
+TAGS_MAX_ENTRIES = 10_000
 
 
 class Registry:
     def __init__(
         self, driver: StorageDriver, *, delete_enabled: bool = True, read_only: bool = False, cache: StorageCache | None = None,
         rules: PushRules = PushRules(), catalog_max_entries: int = CATALOG_MAX_ENTRIES,
+        tags_max_entries: int = TAGS_MAX_ENTRIES,
     ) -> None:
         self.driver = driver
         self.rules = rules
         self.catalog_max_entries = catalog_max_entries
         """The largest page of the catalog, and the page a request without ``n`` gets."""
+        self.tags_max_entries = tags_max_entries
+        """The same for a repository's tags."""
         self.delete_enabled = delete_enabled
         self.read_only = read_only
         """Every write (push, delete, upload) is refused; the API dispatcher enforces it."""
