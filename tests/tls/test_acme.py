@@ -7,6 +7,7 @@ real, pebble's VA pointed at the serving port. The HTTP-01 answering is checked 
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import json
@@ -307,6 +308,34 @@ def handshake(port: int, host: str, protocols: list[str] | None) -> tuple[x509.C
             return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True)), tls.selected_alpn_protocol()
 
 
+def split_handshake(port: int, host: str, protocols: list[str], split: int) -> tuple[x509.Certificate, str | None]:
+    """:func:`handshake`, its ClientHello sent in two parts, the second a moment later."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_alpn_protocols(protocols)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_hostname=host)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with contextlib.suppress(ssl.SSLWantReadError):
+            tls.do_handshake()
+        hello = outgoing.read()
+        raw.sendall(hello[:split])
+        time.sleep(0.2)
+        raw.sendall(hello[split:])
+        while True:
+            if not (received := raw.recv(65536)):
+                raise ConnectionError("closed during the handshake")
+            incoming.write(received)
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                raw.sendall(outgoing.read())
+        raw.sendall(outgoing.read())
+    return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True)), tls.selected_alpn_protocol()
+
+
 def test_registry2_config_without_acme_http_addr_gets_a_certificate(tmp_path: pathlib.Path, pebble: Pebble, start_server: StartServer) -> None:
     settings = letsencrypt(tmp_path, pebble.directory_url)
     server = start_acme_server(tmp_path, start_server, settings, acme_http_addr=None)
@@ -355,6 +384,15 @@ def test_pending_tls_alpn01_challenge_is_answered_to_acme_tls_1_only(tmp_path: p
         # No challenge is pending for another name: acme-tls/1 gets nothing.
         with pytest.raises(OSError):
             handshake(server.port, "registry.localhost", ["acme-tls/1"])
+    # A ClientHello arriving in parts is waited for: cut in its record header, then in its body.
+    for split in (3, 10):
+        certificate, protocol = split_handshake(server.port, "localhost", ["acme-tls/1"], split)
+        assert protocol == "acme-tls/1" and der(certificate) != der(served)
+        assert der(split_handshake(server.port, "localhost", ["http/1.1"], split)[0]) == der(served)
+    # What is not TLS goes to OpenSSL as before, which refuses it.
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
+        raw.sendall(b"GET /v2/ HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        assert not raw.recv(65536).startswith(b"HTTP/")
     board.remove_certificate("localhost")
     with pytest.raises(OSError):
         handshake(server.port, "localhost", ["acme-tls/1"])
