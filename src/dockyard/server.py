@@ -34,6 +34,7 @@ from aiohttp.typedefs import Handler
 
 from dockyard.address import Address
 from dockyard.config import Settings
+from dockyard.tls import alpn_challenge
 
 log = logging.getLogger("dockyard.server")
 
@@ -44,6 +45,8 @@ MAX_HEADER_FIELD = 64 * 1024
 
 # Set by whoever builds the app when it serves HTTPS.
 SSL_CONTEXT_KEY = web.AppKey("ssl_context", ssl.SSLContext)
+# Set beside it when ACME's TLS-ALPN-01 challenges are answered on the serving port: where they are.
+TLS_ALPN_CHALLENGES_KEY = web.AppKey[alpn_challenge.ChallengeFile]("tls_alpn_challenges")
 # Builds the registry's app in each process; beside it, the debug server's app from the registry's.
 MakeApp = Callable[[], web.Application]
 MakeDebugApp = Callable[[web.Application], web.Application]
@@ -127,9 +130,16 @@ async def _serve(
     server = runner.server
     assert server is not None
     # Not a web.SockSite: that takes aiohttp's protocol as it is; each connection's goes in a _HeaderDeadline.
-    listener = await loop.create_server(
-        lambda: header_deadlines.watch(server()), sock=sock, ssl=app.get(SSL_CONTEXT_KEY), backlog=BACKLOG,
-    )
+    def protocol() -> _HeaderDeadline:
+        return header_deadlines.watch(server())
+
+    context, challenge_file = app.get(SSL_CONTEXT_KEY), app.get(TLS_ALPN_CHALLENGES_KEY)
+    listener: asyncio.AbstractServer | alpn_challenge.ChallengeListener
+    if context is not None and challenge_file is not None:
+        listener = alpn_challenge.ChallengeListener(sock, challenge_file, (protocol, context), timeouts.header)
+        listener.start()
+    else:
+        listener = await loop.create_server(protocol, sock=sock, ssl=context, backlog=BACKLOG)
     debug_runner = None
     if debug_app is not None and debug_sock is not None:
         debug_runner = web.AppRunner(debug_app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
@@ -279,21 +289,27 @@ def _run_worker(
 
 Announce = Callable[[int | None, int | None], None]
 WorkerExited = Callable[[int], None]
+BeforeServing = Callable[[socket.socket], None]
 
 
 def run(
     settings: Settings, make_app: MakeApp, announce: Announce, make_debug_app: MakeDebugApp | None = None, worker_exited: WorkerExited | None = None,
+    before_serving: BeforeServing | None = None,
 ) -> None:
     """Serve until SIGTERM or SIGINT, as ``settings`` say; ``make_app`` builds the app in each process.
 
     With ``http.debug.addr``, ``make_debug_app(app)`` builds the debug server's app beside
     it; its socket, like the registry's, is bound here once and shared by the workers.
     ``announce(port, debug_port)`` is told the bound ports (``port`` None on a unix socket);
-    ``worker_exited(pid)`` runs in the parent when a worker ends.
+    ``worker_exited(pid)`` runs in the parent when a worker ends. ``before_serving(sock)`` runs
+    once the socket listens, before anything is announced or served (an ACME order that
+    needs the serving port).
     """
     unix_path = settings.http.addr if settings.http.net == "unix" else None
     sock = bind_unix(unix_path) if unix_path is not None else bind(Address.parse(settings.http.addr))
     try:
+        if before_serving is not None:
+            before_serving(sock)
         _run_bound(settings, sock, make_app, announce, make_debug_app, worker_exited)
     finally:
         if unix_path is not None:  # as Go's listener does on close; workers end in os._exit, never here

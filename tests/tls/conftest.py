@@ -110,11 +110,12 @@ StartServer = Callable[..., TlsServer]
 
 @pytest.fixture
 def start_server(tmp_path: pathlib.Path) -> Iterator[StartServer]:
-    """Start TLS servers on ephemeral ports (``root`` defaults to ``tmp_path/root``); all are stopped after the test."""
+    """Start TLS servers on ephemeral ports, or ``port`` (``root`` defaults to ``tmp_path/root``); all are stopped after the test."""
     started: list[TlsServer] = []
 
-    def start(*extra: str, root: pathlib.Path | None = None, **options) -> TlsServer:
+    def start(*extra: str, root: pathlib.Path | None = None, port: int = 0, **options) -> TlsServer:
         server = TlsServer(root or tmp_path / "root", *extra, **options)
+        server.port = port  # 0: an ephemeral one
         started.append(server)
         return server.start()
 

@@ -7,6 +7,7 @@ import functools
 import logging
 import os
 import pathlib
+import socket
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -23,11 +24,11 @@ from dockyard.config.flags import click_options
 from dockyard.forwarding import Forwarding
 from dockyard.logs import ACCESS_LOG_KEY
 from dockyard.ops.debug import OpsSettings
-from dockyard.server import SSL_CONTEXT_KEY
+from dockyard.server import SSL_CONTEXT_KEY, TLS_ALPN_CHALLENGES_KEY
 from dockyard.storage.factory import StorageSettings, StorageUnavailable, check_storage
-from dockyard.tls import acme, policy
+from dockyard.tls import acme, alpn_challenge, policy
 from dockyard.tls.certificates import CertificateError, fingerprint
-from dockyard.tls.serving import ServingCertificate, TlsSettings, keep_renewed, prepare, server_context
+from dockyard.tls.serving import ServingCertificate, TlsSettings, acme_certificate, keep_renewed, prepare, server_context
 
 PASSPHRASE_ENV = "DOCKYARD_TLS_KEY_PASSPHRASE"
 log = logging.getLogger("dockyard")
@@ -70,6 +71,8 @@ def _tls_settings(settings: Settings) -> TlsSettings:
         ciphers=policy.openssl_ciphers(tls.ciphersuites),
         letsencrypt=acme.AcmeSettings(
             pathlib.Path(letsencrypt.cachefile).absolute(), tuple(letsencrypt.hosts), letsencrypt.email, letsencrypt.directoryurl,
+            # registry:2's way, on the serving port, unless a port 80 listener is given
+            challenge=acme.HTTP_01 if own.acme_http_addr else acme.TLS_ALPN_01,
         ) if letsencrypt is not None else None,
     )
 
@@ -112,6 +115,12 @@ class Prepared:
     ui_session_key: bytes | None  # every worker signs web sessions with the same key
     acme_responder: acme.Http01Responder | None  # answers ACME's HTTP-01 challenges while the server runs
 
+    @property
+    def tls_alpn(self) -> acme.AcmeSettings | None:
+        """The ACME settings when challenges are answered on the serving port."""
+        letsencrypt = self.tls.letsencrypt
+        return letsencrypt if letsencrypt is not None and letsencrypt.challenge == acme.TLS_ALPN_01 else None
+
 
 def _prepare(settings: Settings) -> Prepared:
     """Check now, in one line, what would otherwise fail in each worker."""
@@ -124,15 +133,12 @@ def _prepare(settings: Settings) -> Prepared:
         raise click.ClickException(str(error)) from None
     tls = _tls_settings(settings)
     serving = None
-    responder = _start_acme_responder(settings, tls.letsencrypt) if tls.letsencrypt is not None else None
-    if not settings.plain_http:
-        try:
-            serving = prepare(tls)
-            server_context(serving, tls)
-        except (CertificateError, OSError) as error:
-            raise click.ClickException(str(error)) from None
-        for warning in serving.warnings:
-            log.warning("%s", warning)
+    letsencrypt = tls.letsencrypt
+    responder = _start_acme_responder(settings, letsencrypt) if letsencrypt is not None and letsencrypt.challenge == acme.HTTP_01 else None
+    if letsencrypt is not None and letsencrypt.challenge == acme.TLS_ALPN_01:
+        serving = acme_certificate(letsencrypt)  # ordered once the serving port listens: _order_on_serving_port
+    elif not settings.plain_http:
+        serving = _checked_certificate(tls)
     auth = AuthSettings.of(settings, signing_key=tls.directory / "token-signing.key")
     _check_replica_settings(settings, auth)
     if settings.storage.maintenance.readonly.enabled:
@@ -150,6 +156,31 @@ def _prepare(settings: Settings) -> Prepared:
         OpsSettings.of(settings), tls, serving, serving.ca.read_bytes() if serving and serving.ca else None,
         session_key(http.secret) if settings.dockyard.ui else None, responder,
     )
+
+
+def _checked_certificate(tls: TlsSettings) -> ServingCertificate:
+    """The certificate to serve, made, ordered or checked now; its problems said in one line."""
+    try:
+        serving = prepare(tls)
+        server_context(serving, tls)
+    except (CertificateError, OSError) as error:
+        raise click.ClickException(str(error)) from None
+    for warning in serving.warnings:
+        log.warning("%s", warning)
+    return serving
+
+
+def _order_on_serving_port(settings: Settings, prepared: Prepared) -> Callable[[socket.socket], None] | None:
+    """With TLS-ALPN-01, the ACME server checks the serving port: it must listen, and answer, while ordering."""
+    letsencrypt = prepared.tls_alpn
+    if letsencrypt is None:
+        return None
+    board = acme.ChallengeBoard(letsencrypt.challenges)
+
+    def order(sock: socket.socket) -> None:
+        alpn_challenge.answer_while(sock, board.certificate_file, settings.dockyard.header_timeout, lambda: _checked_certificate(prepared.tls))
+
+    return order
 
 
 def _start_acme_responder(settings: Settings, letsencrypt: acme.AcmeSettings) -> acme.Http01Responder:
@@ -216,6 +247,8 @@ def build_app(settings: Settings, prepared: Prepared) -> web.Application:
             app.cleanup_ctx.append(_renewal(keep_renewed(context, prepared.tls)))
         elif prepared.tls.letsencrypt is not None:
             app.cleanup_ctx.append(_renewal(acme.keep_renewed(context, prepared.tls.letsencrypt)))
+            if (tls_alpn := prepared.tls_alpn) is not None:
+                app[TLS_ALPN_CHALLENGES_KEY] = acme.ChallengeBoard(tls_alpn.challenges).certificate_file
     return app
 
 
@@ -231,12 +264,13 @@ def _announcer(settings: Settings, prepared: Prepared) -> Callable[[int | None, 
         click.echo(f"dockyard {__version__} serving {listening} (storage {where}, {settings.dockyard.workers} worker(s))", err=True)
         if settings.plain_http:
             click.echo("WARNING: plain HTTP, no TLS: only behind a TLS-terminating proxy or on a trusted network", err=True)
-        elif (letsencrypt := prepared.tls.letsencrypt) is not None and prepared.acme_responder is not None:
-            click.echo(
-                f"certificate for {', '.join(letsencrypt.hosts)} from {letsencrypt.directory_url}, renewed while serving; "
-                f"HTTP-01 challenges answered on http://{Address.parse(settings.dockyard.acme_http_addr).url_host(prepared.acme_responder.port)}",
-                err=True,
+        elif (letsencrypt := prepared.tls.letsencrypt) is not None:
+            responder = prepared.acme_responder
+            answered = (
+                f"HTTP-01 challenges answered on http://{Address.parse(settings.dockyard.acme_http_addr).url_host(responder.port)}"
+                if responder is not None else "TLS-ALPN-01 challenges answered on this port"
             )
+            click.echo(f"certificate for {', '.join(letsencrypt.hosts)} from {letsencrypt.directory_url}, renewed while serving; {answered}", err=True)
         elif serving is not None and ca is not None:
             click.echo(f"CA certificate: {serving.ca} (sha256 {fingerprint(ca)})", err=True)
             if port is not None:
@@ -263,6 +297,7 @@ def _serve(settings: Settings) -> None:
         run(
             settings, functools.partial(build_app, settings, prepared), _announcer(settings, prepared),
             make_debug_app=ops.debug_app if settings.http.debug.addr else None, worker_exited=ops.worker_exited,
+            before_serving=_order_on_serving_port(settings, prepared),
         )
     except OSError as error:
         raise click.ClickException(f"cannot listen on {settings.http.addr if error.filename is None else error.filename}: {error.strerror}") from None

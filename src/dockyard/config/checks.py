@@ -75,10 +75,10 @@ def _check_letsencrypt(settings: Settings, named: Named) -> None:
         raise ConfigError(f"{insecure}: serves no TLS, but http.tls.letsencrypt is set; drop one of them")
     if not letsencrypt.hosts:
         raise ConfigError("http.tls.letsencrypt.hosts: missing: the names to get certificates for")
-    if not settings.dockyard.acme_http_addr:
+    if settings.http.net == "unix" and not settings.dockyard.acme_http_addr:
         raise ConfigError(
-            "http.tls.letsencrypt: needs dockyard.acme_http_addr (HOST:PORT, port 80) to answer HTTP-01 challenges; "
-            "TLS-ALPN-01 on the serving port, registry:2's way, is not supported yet"
+            "http.tls.letsencrypt: TLS-ALPN-01 challenges are answered on the serving port, which no ACME server reaches on a unix socket; "
+            "set dockyard.acme_http_addr (HOST:PORT, port 80) to answer HTTP-01 there"
         )
 
 

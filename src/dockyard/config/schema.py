@@ -628,7 +628,8 @@ class Dockyard:
     gc: Gc = _section(Gc)
     retention: list[Retention] = field(default_factory=list)
     ui: bool = _plain(True, Flag("--no-ui", "Serve no web page at / (only the API).", inverted=True))  # the web page at / (under http.prefix)
-    # HTTP-01 challenges of http.tls.letsencrypt are answered here (HOST:PORT, port 80 for a public ACME server).
+    # HTTP-01 challenges of http.tls.letsencrypt are answered here (HOST:PORT, port 80 for a public ACME server);
+    # unset, TLS-ALPN-01 is answered on the serving port, as registry:2 does.
     acme_http_addr: str = field(default="", metadata={"check": _optionaladdress_problem})
     header_timeout: Duration = _within(30.0, 0.001, flag=Flag(  # for a request line and headers, from their first byte
         "--header-timeout", "Close a connection whose request line and headers are not all in this many seconds after their first byte.",

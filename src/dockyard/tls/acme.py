@@ -6,11 +6,12 @@ certificate's key (``PRIVATE KEY``), the certificate chain, then the ACME accoun
 (``EC PRIVATE KEY``). The TLS context loads it as it is, certificate and key alike.
 registry:2 keeps a directory of its own format at that path; that is refused, not read.
 
-Challenges are answered over HTTP-01 by :class:`Http01Responder` on the address given
-with ``dockyard.acme_http_addr`` (port 80 for a real ACME server). What it answers is
-kept in files beside the cache file, so that whichever process orders (the one starting,
-or any worker renewing), the responder answers. The ``acme`` library does everything
-in blocking calls: the server runs them in a thread.
+Challenges are answered over TLS-ALPN-01 on the serving port, as registry:2 does
+(:mod:`dockyard.tls.alpn_challenge`), or over HTTP-01 by :class:`Http01Responder` on the
+address given with ``dockyard.acme_http_addr`` (port 80 for a real ACME server) when it
+is set. What is answered is kept in files beside the cache file, so that whichever
+process orders (the one starting, or any worker renewing), the one answering finds it.
+The ``acme`` library does everything in blocking calls: the server runs them in a thread.
 
 A certificate is ordered for ``hosts`` only, at start and when due: a handshake for any
 other name never starts an order.
@@ -22,6 +23,7 @@ import asyncio
 import contextlib
 import datetime
 import fcntl
+import functools
 import http.server
 import logging
 import pathlib
@@ -29,7 +31,7 @@ import re
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import josepy.errors
@@ -43,7 +45,7 @@ from josepy import jwa, jwk
 
 from dockyard import __version__
 from dockyard.atomic import write_file
-from dockyard.tls import certificates
+from dockyard.tls import alpn_challenge, certificates
 from dockyard.tls.certificates import CertificateError
 from dockyard.tls.inspect import subject_alternative_names
 
@@ -56,6 +58,28 @@ RETRY_SECONDS = 3600.0  # after a failed renewal, try again this soon (or sooner
 ORDER_TIMEOUT = datetime.timedelta(seconds=90)
 CHALLENGE_PATH = "/.well-known/acme-challenge/"
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+")  # base64url, as RFC 8555 section 8.3 says: never a path
+_HOST = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*")  # a DNS name as a file name: never a path (SNI comes from anyone)
+HTTP_01, TLS_ALPN_01 = "http-01", "tls-alpn-01"
+
+
+@challenges.ChallengeResponse.register
+class TLSALPN01Response(challenges.KeyAuthorizationChallengeResponse):
+    """The answer posted for tls-alpn-01: an empty object, as for http-01."""
+
+    typ = TLS_ALPN_01
+
+
+@challenges.Challenge.register
+class TLSALPN01(challenges.KeyAuthorizationChallenge):
+    """tls-alpn-01 (RFC 8737), which acme 5 no longer knows (it would read it as an
+    UnrecognizedChallenge): the key authorization goes into a certificate."""
+
+    response_cls = TLSALPN01Response
+    typ = TLS_ALPN_01
+
+    def validation(self, account_key: jwk.JWK, **unused_kwargs: object) -> str:
+        """The key authorization, which goes into the challenge certificate."""
+        return self.key_authorization(account_key)
 
 
 class AcmeError(Exception):
@@ -68,10 +92,12 @@ class AcmeSettings:
     hosts: tuple[str, ...]
     email: str = ""
     directory_url: str = LETS_ENCRYPT
+    challenge: str = TLS_ALPN_01  # or HTTP_01: the challenge type answered
 
     @property
     def challenges(self) -> pathlib.Path:
-        """The key authorizations being asked for, one file per token."""
+        """The challenges being answered: HTTP-01's key authorizations (one file per token) and
+        TLS-ALPN-01's certificates (one file per host name)."""
         return self.cachefile.with_name(f"{self.cachefile.name}.challenges")
 
 
@@ -153,7 +179,9 @@ def _locked(settings: AcmeSettings) -> Iterator[None]:
 
 
 class ChallengeBoard:
-    """The HTTP-01 key authorizations being asked for, as files any process can read."""
+    """The challenges being answered, as files any process can read: HTTP-01's key
+    authorizations named by token, TLS-ALPN-01's certificates by host name (``HOST.pem``:
+    a token has no dot)."""
 
     def __init__(self, directory: pathlib.Path) -> None:
         self.directory = directory
@@ -167,6 +195,21 @@ class ChallengeBoard:
     def remove(self, token: str) -> None:
         if _TOKEN.fullmatch(token):
             (self.directory / token).unlink(missing_ok=True)
+
+    def put_certificate(self, host: str, pem: bytes) -> None:
+        path = self.certificate_file(host)
+        if path is None:
+            raise AcmeError(f"cannot answer tls-alpn-01 for {host!r}: not a DNS name")
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_file(path, pem, 0o600)
+
+    def remove_certificate(self, host: str) -> None:
+        if (path := self.certificate_file(host)) is not None:
+            path.unlink(missing_ok=True)
+
+    def certificate_file(self, host: str) -> pathlib.Path | None:
+        """Where ``host``'s TLS-ALPN-01 certificate is while its challenge is pending."""
+        return self.directory / f"{host}.pem" if _HOST.fullmatch(host) else None
 
     def answer(self, token: str) -> bytes | None:
         if not _TOKEN.fullmatch(token):
@@ -213,22 +256,28 @@ def _order(settings: AcmeSettings, account_key: ec.EllipticCurvePrivateKey) -> N
     key_pem = certificate_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     pending = acme.new_order(crypto_util.make_csr(key_pem, list(settings.hosts)))
     board = ChallengeBoard(settings.challenges)
-    tokens = []
+    answered: list[Callable[[], None]] = []  # what to take back once the order is over
+    kind = TLSALPN01 if settings.challenge == TLS_ALPN_01 else challenges.HTTP01
     try:
         for authorization in pending.authorizations:
             if authorization.body.status == messages.STATUS_VALID:
                 continue  # the server reused an authorization it had already validated
-            challenge = next((c for c in authorization.body.challenges if isinstance(c.chall, challenges.HTTP01)), None)
+            host = authorization.body.identifier.value
+            challenge = next((c for c in authorization.body.challenges if isinstance(c.chall, kind)), None)
             if challenge is None:
-                raise AcmeError(f"the ACME server offers no http-01 challenge for {authorization.body.identifier.value}")
+                raise AcmeError(f"the ACME server offers no {settings.challenge} challenge for {host}")
             response, validation = challenge.chall.response_and_validation(network.key)
-            board.put(challenge.chall.encode("token"), validation)
-            tokens.append(challenge.chall.encode("token"))
+            if isinstance(challenge.chall, TLSALPN01):
+                board.put_certificate(host, alpn_challenge.challenge_certificate(host, validation))
+                answered.append(functools.partial(board.remove_certificate, host))
+            else:
+                board.put(challenge.chall.encode("token"), validation)
+                answered.append(functools.partial(board.remove, challenge.chall.encode("token")))
             acme.answer_challenge(challenge, response)
         finished = acme.poll_and_finalize(pending, datetime.datetime.now() + ORDER_TIMEOUT)
     finally:
-        for token in tokens:
-            board.remove(token)
+        for take_back in answered:
+            take_back()
     _write_cache(settings.cachefile, account_key, certificate_key, finished.fullchain_pem.encode())
     leaf = x509.load_pem_x509_certificate(finished.fullchain_pem.encode())
     log.info("certificate for %s from %s, valid until %s", ", ".join(settings.hosts), settings.directory_url, f"{leaf.not_valid_after_utc:%Y-%m-%d %H:%M:%S}")

@@ -129,10 +129,14 @@ def check_given_certificate(settings: TlsSettings) -> ServingCertificate:
     return ServingCertificate(settings.certificate, settings.key, None, [f"{settings.certificate}: {p}" for p in found])
 
 
+def acme_certificate(settings: acme.AcmeSettings, warnings: list[str] | None = None) -> ServingCertificate:
+    """The cache file serves as certificate and key alike."""
+    return ServingCertificate(settings.cachefile, settings.cachefile, None, warnings or [])
+
+
 def prepare(settings: TlsSettings) -> ServingCertificate:
     if settings.letsencrypt is not None:
-        warnings = acme.prepare(settings.letsencrypt)
-        return ServingCertificate(settings.letsencrypt.cachefile, settings.letsencrypt.cachefile, None, warnings)
+        return acme_certificate(settings.letsencrypt, acme.prepare(settings.letsencrypt))
     return ensure_local_certificates(settings) if settings.generated else check_given_certificate(settings)
 
 
