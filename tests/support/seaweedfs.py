@@ -36,6 +36,10 @@ _PORT_FLAGS = (
     "s3.port", "s3.port.grpc", "s3.port.iceberg", "s3.port.lance", "admin.port", "admin.port.grpc",
 )
 _bucket_numbers = itertools.count(1)
+# weed makes a unix socket beside each gRPC port in /tmp, whatever TMPDIR says, and leaves it
+# there: named here so that stop() can remove them.
+_GRPC_SOCKET_DIRECTORY = pathlib.Path("/tmp")
+_GRPC_SOCKET_KINDS = ("master", "volume", "filer", "s3", "admin")
 
 
 def weed_binary() -> str | None:
@@ -52,6 +56,7 @@ class SeaweedFS:
         self.secret_key = SECRET_KEY
         self.region = REGION
         self.process: subprocess.Popen[bytes] | None = None
+        self.grpc_sockets: list[pathlib.Path] = []
         self._client: Any = None  # made once: a botocore client costs 0.1-0.2 s
         self.log = directory.parent / f"{directory.name}.seaweedfs.log"
         binary = weed_binary()
@@ -65,8 +70,10 @@ class SeaweedFS:
         command = [
             self.binary, "mini", f"-dir={self.directory}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             "-webdav=false", "-admin.ui=false", "-master.telemetry=false",
+            f"-filer.localSocket={self.directory / 'filer.sock'}", f"-s3.localSocket={self.directory / 's3.sock'}",
             *(f"-{flag}={port}" for flag, port in ports.items()),
         ]
+        self.grpc_sockets = [_GRPC_SOCKET_DIRECTORY / f"seaweedfs-{kind}-grpc-{ports[f'{kind}.port.grpc']}.sock" for kind in _GRPC_SOCKET_KINDS]
         environment = {**os.environ, "AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key}
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
@@ -152,6 +159,8 @@ class SeaweedFS:
     def stop(self) -> None:
         terminate(self.process, timeout=5)
         self.process = None
+        for socket_path in self.grpc_sockets:
+            socket_path.unlink(missing_ok=True)
 
     def __enter__(self) -> SeaweedFS:
         return self
