@@ -86,7 +86,8 @@ def write_config(path: pathlib.Path, storage: dict[str, object], redis_settings:
         "version": 0.1,
         # No redirects to S3: the tests are about what the replicas themselves answer.
         "storage": {**storage, "delete": {"enabled": True}, "redirect": {"disable": True}, "maintenance": {"uploadpurging": {"enabled": False}}},
-        "http": {"addr": "127.0.0.1:0", "secret": SECRET},
+        # Relative Locations, as behind a load balancer: an upload started at one replica goes on at any other.
+        "http": {"addr": "127.0.0.1:0", "secret": SECRET, "relativeurls": True},
         **extra,
     }
     if redis_settings is not None:
