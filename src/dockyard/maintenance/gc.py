@@ -67,8 +67,8 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
 from dockyard.concurrency import gather_bounded
-from dockyard.errors import ManifestUnknown
 from dockyard.config import Retention
+from dockyard.errors import ManifestUnknown
 from dockyard.maintenance import inventory, retention
 from dockyard.maintenance.inventory import BlobInfo, Leftover, PushIntent, RepositoryLinks, mtime
 from dockyard.maintenance.marks import ManifestReader, RepositoryMarks, mark_repository
