@@ -8,6 +8,9 @@ import concurrent.futures
 import json
 import os
 import pathlib
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -18,7 +21,7 @@ from dockyard.reference import parse_digest
 from dockyard.storage import paths
 from tests.support.auth import USERS, write_htpasswd
 from tests.support.clients import Podman, Skopeo, layout_blob, layout_entry
-from tests.support.images import single_image_layout
+from tests.support.images import OCI_MANIFEST, single_image_layout
 from tests.support.registry_client import push_image, sha256
 from tests.support.server import DockyardProcess
 
@@ -29,14 +32,15 @@ NO_TLS = "--tls-verify=false"
 USER = "writer"
 
 
-def mirror_config(tmp_path: pathlib.Path, remote_url: str, tag_check_interval: float = 60) -> pathlib.Path:
-    """A registry:2 file with a proxy section (and Dockyard's own tag check interval)."""
+def mirror_config(tmp_path: pathlib.Path, remote_url: str, tag_check_interval: float = 60, ttl: str = "168h") -> pathlib.Path:
+    """A registry:2 file with a proxy section (and Dockyard's own tag check interval); its scheduled
+    collection runs hourly, so within a test only when the test runs it."""
     path = tmp_path / "mirror.yml"
     path.write_text(json.dumps({
         "version": "0.1",
         "storage": {"filesystem": {"rootdirectory": str(tmp_path / "mirror")}},
-        "proxy": {"remoteurl": remote_url, "username": USER, "password": USERS[USER]},
-        "dockyard": {"proxy": {"tag_check_interval": f"{tag_check_interval}s"}},
+        "proxy": {"remoteurl": remote_url, "username": USER, "password": USERS[USER], "ttl": ttl},
+        "dockyard": {"proxy": {"tag_check_interval": f"{tag_check_interval}s"}, "gc": {"interval": "1h"}},
     }))
     return path
 
@@ -67,8 +71,10 @@ def pusher(upstream: DockyardProcess) -> Iterator[Callable[[str], httpx.Client]]
         made.close()
 
 
-def mirror_of(start_server: StartServer, tmp_path: pathlib.Path, remote_url: str, tag_check_interval: float = 60) -> DockyardProcess:
-    return start_server("--config", str(mirror_config(tmp_path, remote_url, tag_check_interval)), root="mirror")
+def mirror_of(
+    start_server: StartServer, tmp_path: pathlib.Path, remote_url: str, tag_check_interval: float = 60, ttl: str = "168h",
+) -> DockyardProcess:
+    return start_server("--config", str(mirror_config(tmp_path, remote_url, tag_check_interval, ttl)), root="mirror")
 
 
 def upstream_gets(upstream: DockyardProcess, path: str) -> int:
@@ -282,3 +288,60 @@ async def test_the_upstreams_429_and_retry_after_reach_the_client(start_server: 
         assert asked == ["/v2/team/app/manifests/v1", f"/v2/team/app/blobs/{BLOB_DIGEST}"]  # asked once each, never again at once
     finally:
         await runner.cleanup()
+
+
+def pull_image(mirror: DockyardProcess, name: str, tag: str) -> dict[str, bytes]:
+    """The manifest and every blob of ``name:tag`` through the mirror, by digest."""
+    with httpx.Client(base_url=mirror.url, timeout=60) as client:
+        manifest = client.get(f"/v2/{name}/manifests/{tag}", headers={"Accept": OCI_MANIFEST})
+        assert manifest.status_code == 200, manifest.text
+        pulled = {manifest.headers["Docker-Content-Digest"]: manifest.content}
+        document = manifest.json()
+        for blob in [document["config"], *document["layers"]]:
+            answer = client.get(f"/v2/{name}/blobs/{blob['digest']}")
+            assert answer.status_code == 200, answer.text
+            assert sha256(answer.content) == blob["digest"]
+            pulled[blob["digest"]] = answer.content
+    return pulled
+
+
+def blob_bytes(root: pathlib.Path) -> int:
+    return sum(path.stat().st_size for path in stored(root, paths.BLOBS).rglob("*") if path.is_file())
+
+
+TTL_SECONDS = 6
+
+
+def test_gc_expires_an_image_not_pulled_within_the_ttl_and_keeps_a_shared_layer(
+    upstream: DockyardProcess, pusher: Callable[[str], httpx.Client], start_server: StartServer, tmp_path: pathlib.Path,
+) -> None:
+    shared = os.urandom(1 << 20)
+    push_image(pusher("team/a"), "team/a", "v1", shared, seed="only in a")
+    push_image(pusher("team/b"), "team/b", "v1", shared, seed="only in b")
+    mirror = mirror_of(start_server, tmp_path, upstream.url, ttl=f"{TTL_SECONDS}s")
+    image_a = pull_image(mirror, "team/a", "v1")
+    time.sleep(TTL_SECONDS + 1)
+    image_b = pull_image(mirror, "team/b", "v1")  # within the TTL when the collection starts
+    only_a = set(image_a) - set(image_b)
+    assert len(only_a) == 2 and sha256(shared) in image_b  # A's manifest and config; the layer is shared
+    before = blob_bytes(mirror.root)
+
+    collected = subprocess.run(
+        [sys.executable, "-m", "dockyard", "gc", "--config", str(tmp_path / "mirror.yml"), "--grace-period", "0s"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+
+    assert collected.returncode == 0, collected.stderr
+    assert "untagged team/a:v1" in collected.stdout
+    for digest in only_a:
+        assert not stored(mirror.root, paths.blob_data(parse_digest(digest))).exists()
+    assert blob_bytes(mirror.root) == before - sum(len(image_a[digest]) for digest in only_a)
+    assert not stored(mirror.root, paths.tag("team/a", "v1")).exists()
+    # B and the layer it shares with A stay whole, served from the cache.
+    for digest, content in image_b.items():
+        assert stored(mirror.root, paths.blob_data(parse_digest(digest))).read_bytes() == content
+    assert pull_image(mirror, "team/b", "v1") == image_b
+    # An expired image is fetched again on its next pull, as registry:2 does; the shared layer is not.
+    assert pull_image(mirror, "team/a", "v1") == image_a
+    assert upstream_gets(upstream, "/v2/team/a/manifests/v1") == 2
+    assert upstream_gets(upstream, f"/v2/team/a/blobs/{sha256(shared)}") == 1

@@ -66,7 +66,8 @@ async def get(context: RequestContext) -> web.StreamResponse:
         # No manifest has that name: registry:2 answers so (only a push says the tag is invalid).
         raise ManifestUnknown(detail=error.detail) from None
     if (pull_through := context.pull_through) is not None:
-        await pull_through.manifest(context.name, context.params["reference"])
+        # Its answer, not the tag read again: an expiry may remove the tag meanwhile.
+        digest = await pull_through.manifest(context.name, context.params["reference"])
     if digest is None:
         assert tag is not None  # _reference gives a digest or a tag
         digest = await repository.resolve_tag(tag)

@@ -12,6 +12,7 @@ from dockyard.config import ConfigError, Settings, load, parse_duration
 from dockyard.maintenance.gc import Collector, Options
 from dockyard.maintenance.progress import for_terminal
 from dockyard.maintenance.uploads_purge import purge_uploads
+from dockyard.proxy.expiry import ttl_lookup
 from dockyard.storage.cache import cache_from_config
 from dockyard.storage.factory import NoRegistryData, StorageSettings, StorageUnavailable, build_driver, check_registry_data
 from dockyard.storage.registry import Registry
@@ -85,6 +86,7 @@ def gc(config_file: pathlib.Path | None, root: pathlib.Path | None, dry_run: boo
         delete_untagged=delete_untagged,
         grace_period=grace_period if grace_period is not None else settings.dockyard.gc.grace_period if settings else Options.grace_period,
         retention=tuple(settings.dockyard.retention) if settings else (),
+        ttl_for=ttl_lookup(settings),  # a pull-through cache's images not pulled within proxy.ttl expire
     )
 
     async def run() -> None:

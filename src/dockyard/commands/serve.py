@@ -199,6 +199,7 @@ def build_app(settings: Settings, prepared: Prepared) -> web.Application:
     """One worker's application."""
     from dockyard.api.app import create_app
     from dockyard.maintenance.schedule import Schedule, scheduled_maintenance
+    from dockyard.proxy.expiry import expiry_interval, ttl_lookup
     from dockyard.storage.cache import cache_from_config
     from dockyard.storage.factory import build_driver
     from dockyard.storage.filesystem import use_io_threads
@@ -237,7 +238,10 @@ def build_app(settings: Settings, prepared: Prepared) -> web.Application:
 
         app.on_startup.append(io_threads)
     # registry:2 purges uploads by default (uploadpurging: enabled, 168h, every 24h).
-    app.cleanup_ctx.append(scheduled_maintenance(Schedule(settings.dockyard.gc, tuple(settings.dockyard.retention), storage.maintenance.uploadpurging)))
+    app.cleanup_ctx.append(scheduled_maintenance(Schedule(
+        settings.dockyard.gc, tuple(settings.dockyard.retention), storage.maintenance.uploadpurging,
+        ttl_lookup(settings), expiry_interval(settings),
+    )))
     if settings.log.accesslog.disabled:
         app[ACCESS_LOG_KEY] = False
     if serving is not None:

@@ -68,10 +68,12 @@ from dataclasses import dataclass, field
 
 from dockyard.concurrency import gather_bounded
 from dockyard.config import Retention
+from dockyard.errors import ManifestUnknown
 from dockyard.maintenance import inventory, retention
 from dockyard.maintenance.inventory import BlobInfo, Leftover, PushIntent, RepositoryLinks, mtime
 from dockyard.maintenance.marks import ManifestReader, RepositoryMarks, mark_repository
 from dockyard.maintenance.progress import Progress
+from dockyard.proxy.expiry import TtlLookup, never_expires, read_time
 from dockyard.reference import Digest
 from dockyard.sizes import human_size
 from dockyard.storage import paths
@@ -94,6 +96,8 @@ class Options:
     delete_untagged: bool = False
     grace_period: float = 3600.0
     retention: Sequence[Retention] = ()
+    ttl_for: TtlLookup = field(default=never_expires)
+    """each repository's pull-through TTL (:func:`dockyard.proxy.expiry.ttl_lookup`)"""
 
 
 @dataclass
@@ -203,7 +207,8 @@ class Collector:
             return report
         report.leftovers_removed = await self._remove_leftovers(leftovers) + await self._delete_files([intent.path for intent in abandoned])
 
-        set_aside_manifests = await self._set_aside_manifests(manifests, started)
+        expired = {(name, digest) for name, marks in first.marks.items() for digest in marks.expired}
+        set_aside_manifests = await self._set_aside_manifests(manifests, expired, started)
         set_aside_blobs = await self._set_aside_blobs(candidates, fresh_after)
         if not set_aside_manifests and not set_aside_blobs:
             return report
@@ -215,6 +220,7 @@ class Collector:
             by_repository.setdefault(name, {})[digest] = subject
         second = await self._mark(await inventory.repository_names(self.driver), reader, started, report, set_aside=by_repository)
         await self._settle_manifests(set_aside_manifests, second, report)
+        await self._forget_pulls([key for key in report.manifests_removed if key in expired], report)
         marked = second.marked()
         wanted = {blob.digest for blob in set_aside_blobs if blob.digest in marked}
         wanted |= await self._freshly_linked([blob.digest for blob in set_aside_blobs if blob.digest not in wanted], second.links, fresh_after)
@@ -241,9 +247,10 @@ class Collector:
             for links in read:
                 if apply_retention:
                     await self._apply_retention(links, started, report)
+                aside = (set_aside or {}).get(links.name, {})
                 marks = await mark_repository(
-                    self.driver, links, reader, self._untagged_before(links.name, started), (set_aside or {}).get(links.name),
-                    pushing.get(links.name, ()),
+                    self.driver, links, reader, self._untagged_before(links.name, started), aside,
+                    pushing.get(links.name, ()), await self._expired(links, aside, started),
                 )
                 marked.append((links, marks))
                 stage.advance()
@@ -254,6 +261,31 @@ class Collector:
         stage.close()
         results = [pair for marked in batches for pair in marked]
         return _Pass({links.name: links for links, _ in results}, {links.name: marks for links, marks in results}, intents)
+
+    def _pulled_before(self, name: str, started: float) -> float | None:
+        """Cached revisions of ``name`` last pulled before this expire; ``None``: none do."""
+        ttl = self.options.ttl_for(name)
+        return started - ttl if ttl is not None and ttl > 0 else None
+
+    async def _expired(self, links: RepositoryLinks, set_aside: dict[Digest, Digest | None], started: float) -> set[Digest] | None:
+        """The revisions of a cached repository (``None`` for another) not pulled within its TTL."""
+        before = self._pulled_before(links.name, started)
+        if before is None:
+            return None
+        linked, aside = sorted(links.revisions, key=str), sorted(set(set_aside) - links.revisions, key=str)
+        times = await gather_bounded(
+            [*((digest, True) for digest in linked), *((digest, False) for digest in aside)],
+            lambda pair: self._last_pulled(links.name, *pair), inventory.SMALL_READS_AT_ONCE,
+        )
+        return {digest for digest, when in zip([*linked, *aside], times, strict=True) if when is None or when < before}
+
+    async def _last_pulled(self, name: str, digest: Digest, linked: bool) -> float | None:
+        """The pull time the cache wrote, or (one fetched but never stamped) when it was stored; a
+        set-aside revision's link has no such time (a move on S3 is a new object)."""
+        times = [await read_time(self.driver, paths.proxy_manifest_pulled(name, digest))]
+        if linked:
+            times.append(await mtime(self.driver, paths.revision_link(name, digest)))
+        return max((when for when in times if when is not None), default=None)
 
     async def _apply_retention(self, links: RepositoryLinks, started: float, report: Report) -> None:
         policy = retention.policy_for(links.name, self.options.retention)
@@ -301,6 +333,24 @@ class Collector:
 
         await gather_bounded(forgotten, forget)
 
+    async def _forget_pulls(self, removed: list[tuple[str, Digest]], report: Report) -> None:
+        """Remove the tags still naming expired revisions that went, and those revisions' pull times.
+        A pull that tags one again meanwhile is served what it resolved (the cache answers the
+        digest); the next one asks the upstream again."""
+
+        async def forget(key: tuple[str, Digest]) -> None:
+            name, digest = key
+            repository = self.registry.repository(name)
+            for tag in await repository.tags():
+                if await inventory.read_link(self.driver, paths.tag_current_link(name, tag)) == digest:
+                    with contextlib.suppress(ManifestUnknown, PathNotFound):
+                        await repository.untag(tag)
+                        report.tags_removed.append((name, tag))
+                    await self._delete_files([paths.proxy_tag_checked(name, tag)])
+            await self._delete_files([paths.proxy_manifest_pulled(name, digest)])
+
+        await gather_bounded(removed, forget)
+
     async def _settle_blobs(self, set_aside: list[BlobInfo], wanted: set[Digest], report: Report) -> None:
         """Put back the set-aside blobs in ``wanted``; delete the rest."""
         stage = self.progress.stage("removing blobs", len(set_aside))
@@ -328,13 +378,19 @@ class Collector:
                 report.put_back += 1
         stage.close()
 
-    async def _set_aside_manifests(self, manifests: dict[tuple[str, Digest], Digest | None], started: float) -> dict[tuple[str, Digest], Digest | None]:
+    async def _set_aside_manifests(
+        self, manifests: dict[tuple[str, Digest], Digest | None], expired: set[tuple[str, Digest]], started: float,
+    ) -> dict[tuple[str, Digest], Digest | None]:
         async def one(key: tuple[str, Digest]) -> bool:
             """Whether the revision was set aside."""
             name, digest = key
-            before = self._untagged_before(name, started)
-            when = await mtime(self.driver, paths.revision_link(name, digest))
-            if before is None or when is None or when >= before:  # pushed again since the mark
+            if key in expired:
+                before = self._pulled_before(name, started)
+                when = await self._last_pulled(name, digest, linked=True)
+            else:
+                before = self._untagged_before(name, started)
+                when = await mtime(self.driver, paths.revision_link(name, digest))
+            if before is None or when is None or when >= before:  # pushed or pulled again since the mark
                 return False
             try:
                 await self.registry.repository(name).set_aside_manifest(digest, manifests[key])

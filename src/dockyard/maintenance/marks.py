@@ -84,6 +84,8 @@ class RepositoryMarks:
     """every blob the kept manifests need, the manifests' own content included"""
     unreachable: dict[Digest, Digest | None] = field(default_factory=dict)
     """revisions to remove → their subject"""
+    expired: set[Digest] = field(default_factory=set)
+    """cached revisions not pulled within their TTL: roots no more"""
 
 
 async def mark_repository(
@@ -93,11 +95,15 @@ async def mark_repository(
     untagged_before: float | None,
     set_aside: dict[Digest, Digest | None] | None = None,
     pushing: Collection[Digest] = (),
+    expired: Collection[Digest] | None = None,
 ) -> RepositoryMarks:
     """Mark what ``links`` keep. ``set_aside`` (digest → subject) are revisions this
     collection removed since it first looked: they count as present, so that what
     links to them now brings them back. ``pushing`` are the manifests push intents
-    name: kept like tagged ones, linked yet or not (a push may have stored its content)."""
+    name: kept like tagged ones, linked yet or not (a push may have stored its content).
+    ``expired`` is given for a pull-through cache's repository: its revisions (set aside
+    or not) other than those are roots, tagged or not; those are roots no more, nor are
+    their tags."""
     set_aside = set_aside or {}
     present = links.revisions | set(set_aside)
     referrers: dict[Digest, set[Digest]] = {subject: found & present for subject, found in links.referrers.items()}
@@ -120,8 +126,11 @@ async def mark_repository(
                     queue.update(child for child in found.children if child in present)
             queue -= marks.kept
 
-    roots = {digest for digest in links.tags.values() if digest in present} | set(pushing)
-    if untagged_before is None:
+    marks.expired = set(expired or ()) & present
+    roots = {digest for digest in links.tags.values() if digest in present - marks.expired} | set(pushing)
+    if expired is not None:
+        roots |= present - marks.expired
+    elif untagged_before is None:
         roots |= links.revisions
     await keep(roots)
     if untagged_before is not None:

@@ -20,6 +20,7 @@ from dockyard.app_keys import REGISTRY_KEY
 from dockyard.config import Gc, Retention, UploadPurging
 from dockyard.maintenance.gc import Collector, Options
 from dockyard.maintenance.uploads_purge import purge_uploads
+from dockyard.proxy.expiry import TtlLookup, never_expires
 from dockyard.storage import paths
 from dockyard.storage.driver import PathNotFound, StorageDriver
 from dockyard.storage.registry import Registry
@@ -32,6 +33,9 @@ class Schedule:
     gc: Gc | None = None
     retention: Sequence[Retention] = ()
     upload_purging: UploadPurging | None = None
+    ttl_for: TtlLookup = never_expires
+    expiry_interval: float | None = None
+    """a pull-through cache's collection interval when ``gc.interval`` is 0 (see :func:`dockyard.proxy.expiry.expiry_interval`)"""
 
 
 async def _when_due(driver: StorageDriver, job: str, interval: float, work: Callable[[], Awaitable[None]]) -> None:
@@ -63,14 +67,18 @@ async def _every(interval: float, job: str, driver: StorageDriver, work: Callabl
 
 def _jobs(registry: Registry, schedule: Schedule) -> list[tuple[float, str, Callable[[], Awaitable[None]]]]:
     jobs: list[tuple[float, str, Callable[[], Awaitable[None]]]] = []
-    gc = schedule.gc
-    if gc is not None and gc.interval > 0:
-        options = Options(dry_run=gc.dry_run, delete_untagged=gc.delete_untagged, grace_period=gc.grace_period, retention=tuple(schedule.retention))
+    gc = schedule.gc or Gc()
+    interval = gc.interval or schedule.expiry_interval or 0.0
+    if interval > 0:
+        options = Options(
+            dry_run=gc.dry_run, delete_untagged=gc.delete_untagged, grace_period=gc.grace_period,
+            retention=tuple(schedule.retention), ttl_for=schedule.ttl_for,
+        )
 
         async def collect() -> None:
             await Collector(registry, options).run()  # logs its summary
 
-        jobs.append((gc.interval, "gc", collect))
+        jobs.append((interval, "gc", collect))
     purging = schedule.upload_purging
     if purging is not None and purging.enabled and purging.interval > 0:
 

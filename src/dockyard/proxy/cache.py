@@ -31,6 +31,7 @@ from typing import Any
 
 from dockyard import manifest as manifests
 from dockyard.errors import BlobUnknown, DigestMismatch, ManifestUnknown, UpstreamRateLimited, UpstreamUnavailable
+from dockyard.proxy.expiry import read_time, stamp_interval, time_stamp
 from dockyard.proxy.upstream import UpstreamClient, pull_scope
 from dockyard.reference import Digest, is_digest, parse_digest
 from dockyard.storage import paths
@@ -46,7 +47,7 @@ STREAM_STEP = 1 << 20
 # Where the download is not a local file (S3), readers see only what the writer committed; each commit
 # is a segment, which S3 copies as a multipart part when the blob moves into place: at least its 5 MiB.
 COMMITTED_STEP = 8 << 20
-# A pull time is written at most this often per manifest or blob: a TTL counts in hours, a pull need not write.
+# A pull time is written at most this often per manifest or blob (and more often for a TTL under ten times this).
 PULL_STAMP_SECONDS = 3600.0
 
 
@@ -118,6 +119,7 @@ class PullThroughCache:
         self.upstream = upstream
         self.ttl = ttl
         """How long a cached image stays without pulls (0: for ever); expiry reads the pull times."""
+        self._stamp_interval = stamp_interval(ttl, PULL_STAMP_SECONDS)
         self.tag_check_interval = tag_check_interval
         self._downloads: dict[tuple[str, Digest], Download] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -131,8 +133,14 @@ class PullThroughCache:
 
     # Manifests
 
-    async def manifest(self, name: str, reference: str) -> None:
-        """Make the manifest ``reference`` (a tag or a digest) of ``name`` readable in storage: cached, or fetched now."""
+    async def manifest(self, name: str, reference: str) -> Digest:
+        """Make the manifest ``reference`` (a tag or a digest) of ``name`` readable in storage: cached, or fetched now.
+
+        The pull time is written, then the manifest is looked for again, as a push writes its
+        links before it checks (see :mod:`dockyard.maintenance.gc`): a collection expiring it
+        either reads this pull time and puts it back, or set it aside before that look, which
+        then fetches it again.
+        """
         repository = self.registry.repository(name)
         if is_digest(reference):
             digest = parse_digest(reference)
@@ -141,6 +149,9 @@ class PullThroughCache:
         else:
             digest = await self._check_tag(repository, reference)
         await self._stamp_pull(paths.proxy_manifest_pulled(name, digest))
+        if not await repository.has_manifest(digest):
+            await self._fetch_manifest(repository, str(digest), digest)
+        return digest
 
     async def _check_tag(self, repository: Repository, tag: str) -> Digest:
         name = repository.name
@@ -148,7 +159,7 @@ class PullThroughCache:
             cached: Digest | None = await repository.resolve_tag(tag)
         except ManifestUnknown:
             cached = None
-        checked = await self._read_time(paths.proxy_tag_checked(name, tag))
+        checked = await read_time(self.registry.driver, paths.proxy_tag_checked(name, tag))
         if cached is not None and checked is not None and time.time() - checked < self.tag_check_interval:
             return cached
         try:
@@ -168,7 +179,7 @@ class PullThroughCache:
             digest = await self._fetch_manifest(repository, tag, digest)
         if digest != cached:
             await repository.tag(tag, digest)
-        await self.registry.driver.put_content(paths.proxy_tag_checked(name, tag), repr(time.time()).encode())
+        await self.registry.driver.put_content(paths.proxy_tag_checked(name, tag), time_stamp())
         return digest
 
     async def _fetch_manifest(self, repository: Repository, reference: str, expected: Digest | None) -> Digest:
@@ -286,16 +297,10 @@ class PullThroughCache:
     async def _stamp_pull(self, path: str) -> None:
         now = time.monotonic()
         last = self._stamped.get(path)
-        if last is not None and now - last < PULL_STAMP_SECONDS:
+        if last is not None and now - last < self._stamp_interval:
             return
         self._stamped[path] = now
-        await self.registry.driver.put_content(path, repr(time.time()).encode())
-
-    async def _read_time(self, path: str) -> float | None:
-        try:
-            return float((await self.registry.driver.get_content(path)).decode())
-        except (PathNotFound, ValueError, UnicodeDecodeError):
-            return None
+        await self.registry.driver.put_content(path, time_stamp())
 
 
 async def _read_at_most(body: AsyncIterator[bytes], limit: int, what: str) -> bytes:
