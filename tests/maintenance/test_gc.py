@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pathlib
 import subprocess
 import sys
 import time
@@ -236,6 +237,31 @@ def test_collects_on_s3_the_same_way(s3_settings) -> None:
         store.run(store.registry.close())
         store.loop.close()
 
+
+
+def test_gc_removes_the_cache_s_downloads_and_fetch_locks_after_the_grace_period_only(store: Store) -> None:
+    """What a pull-through fetch that crashed left (its download, its lock) goes once old; a fetch
+    running now keeps both."""
+    store.image("app", "v1", b"a layer")
+    driver = store.registry.driver
+
+    def write(path: str, content: bytes) -> pathlib.Path:
+        local = driver.local_file(path)
+        assert local is not None
+        local.parent.mkdir(parents=True, exist_ok=True)
+        local.write_bytes(content)
+        return local
+
+    crashed = [write(paths.proxy_download("1" * 32), b"half a bl"), write(paths.proxy_fetch_lock(Digest.of(b"crashed")), b"")]
+    store.age_everything(7200)
+    running = [write(paths.proxy_download("2" * 32), b"arriving"), write(paths.proxy_fetch_lock(Digest.of(b"running")), b"")]
+
+    within_grace = store.collect(grace_period=3 * 3600.0)
+    assert all(path.exists() for path in crashed + running)
+    report = store.collect(grace_period=3600.0)
+    assert [path.exists() for path in crashed + running] == [False, False, True, True]
+    assert (within_grace.leftovers_removed, report.leftovers_removed) == (0, 2)
+    assert store.has_blob(Digest.of(b"a layer"))
 
 
 def test_gc_removes_leftovers_of_interrupted_writes_after_the_grace_period_only(store: Store) -> None:

@@ -194,6 +194,11 @@ class Collector:
         leftovers = [leftover for leftover in await inventory.blob_leftovers(self.driver, digests) if leftover.mtime < fresh_after]
         abandoned_after = started - max(PUSH_INTENT_LIFETIME, self.options.grace_period)
         abandoned = [intent for intent in first.intents if intent.mtime < abandoned_after]
+        # A download is written to as it arrives, and a fetch lock is made when its fetch starts:
+        # past the grace period, the fetch crashed or ended long ago (one still running then may
+        # be fetched a second time, never stored twice).
+        abandoned_paths = [intent.path for intent in abandoned]
+        abandoned_paths += [path for path, when in await inventory.proxy_leftovers(self.driver) if when < fresh_after]
         candidates = [blob for blob in blobs if blob.digest not in marked and blob.mtime < fresh_after]
         candidates = await self._without_fresh_links(candidates, first.links, fresh_after)
         manifests = {
@@ -203,9 +208,9 @@ class Collector:
             report.manifests_removed = sorted(manifests, key=str)
             report.blobs_removed = [blob.digest for blob in candidates]
             report.bytes_freed = sum(blob.size for blob in candidates)
-            report.leftovers_removed = len(leftovers) + len(abandoned)
+            report.leftovers_removed = len(leftovers) + len(abandoned_paths)
             return report
-        report.leftovers_removed = await self._remove_leftovers(leftovers) + await self._delete_files([intent.path for intent in abandoned])
+        report.leftovers_removed = await self._remove_leftovers(leftovers) + await self._delete_files(abandoned_paths)
 
         expired = {(name, digest) for name, marks in first.marks.items() for digest in marks.expired}
         set_aside_manifests = await self._set_aside_manifests(manifests, expired, started)

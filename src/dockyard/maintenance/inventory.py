@@ -6,12 +6,13 @@ Everything goes through the :class:`StorageDriver` and the layout in
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from dockyard.concurrency import gather_bounded
 from dockyard.errors import DigestInvalid, NameInvalid
-from dockyard.reference import Digest, check_name, parse_digest
+from dockyard.reference import DIGEST_ALGORITHMS, Digest, check_name, parse_digest
 from dockyard.storage import catalog, paths
 from dockyard.storage.driver import PathNotFound, StorageDriver
 
@@ -199,6 +200,20 @@ async def blob_leftovers(driver: StorageDriver, digests: Sequence[Digest]) -> li
             found.extend((digest, paths.blob_entry(digest, name)) for name in names if paths.is_temporary(name))
     times = await gather_bounded(found, lambda pair: mtime(driver, pair[1]), SMALL_READS_AT_ONCE)
     return [Leftover(digest, path, when) for (digest, path), when in zip(found, times, strict=True) if when is not None]
+
+
+async def proxy_leftovers(driver: StorageDriver) -> list[tuple[str, float]]:
+    """The pull-through cache's downloads and per-blob fetch locks, with their times: a download
+    left by a fetch that crashed, and the lock files of fetches long finished, are left over."""
+    found: list[str] = []
+    with contextlib.suppress(PathNotFound):
+        found.extend(paths.proxy_download(name) for name in await driver.list(paths.PROXY_DOWNLOADS))
+    folders = {paths.proxy_fetch_locks(algorithm): algorithm for algorithm in DIGEST_ALGORITHMS}
+    for folder, names in (await driver.list_sorted(list(folders))).items():
+        algorithm = folders[folder]
+        found.extend(paths.proxy_fetch_lock(digest) for name in names if (digest := paths.parse_digest_folders(algorithm, name)) is not None)
+    times = await gather_bounded(found, lambda path: mtime(driver, path), SMALL_READS_AT_ONCE)
+    return [(path, when) for path, when in zip(found, times, strict=True) if when is not None]
 
 
 async def blob_infos(driver: StorageDriver, digests: Iterable[Digest]) -> list[BlobInfo]:

@@ -210,12 +210,20 @@ def schedule_stamp(job: str) -> str:
     return f"{SCHEDULE}/{job}"
 
 
+PROXY_DOWNLOADS = f"{PROXY}/downloads"
+PROXY_FETCH_LOCKS = f"{PROXY}/fetching"
+
+
 def proxy_download(download_id: str) -> str:
-    return f"{PROXY}/downloads/{download_id}"
+    return f"{PROXY_DOWNLOADS}/{download_id}"
 
 
 def proxy_fetch_lock(digest: Digest) -> str:
-    return _digest_folder(f"{PROXY}/fetching", digest)
+    return _digest_folder(PROXY_FETCH_LOCKS, digest)
+
+
+def proxy_fetch_locks(algorithm: str) -> str:
+    return f"{PROXY_FETCH_LOCKS}/{algorithm}"
 
 
 def proxy_blob_pulled(digest: Digest) -> str:
