@@ -17,7 +17,7 @@ from aiohttp import web
 from dockyard.reference import parse_digest
 from dockyard.storage import paths
 from tests.support.auth import USERS, write_htpasswd
-from tests.support.clients import Podman, Skopeo, layout_blob, layout_entry
+from tests.support.clients import Containerd, Podman, Skopeo, StartDockerd, layout_blob, layout_entry
 from tests.support.images import single_image_layout
 from tests.support.registry_client import push_image, sha256
 from tests.support.server import DockyardProcess
@@ -123,6 +123,54 @@ def test_podman_pulls_through_a_registry_mirror(
     inspected = json.loads(podman("image", "inspect", f"{upstream.host}/team/podman:v1").stdout)
     assert inspected[0]["Digest"] == descriptor["digest"]
     assert stored(mirror.root, paths.revision_link("team/podman", parse_digest(descriptor["digest"]))).exists()
+
+
+def test_docker_pulls_a_docker_hub_name_through_its_registry_mirrors(
+    start_dockerd: StartDockerd, skopeo: Skopeo, upstream: DockyardProcess, start_server: StartServer, tmp_path: pathlib.Path,
+) -> None:
+    source = tmp_path / "source"
+    descriptor = single_image_layout(source, "v1", seed="docker-mirror")
+    config = json.loads(layout_blob(source, descriptor["digest"]))["config"]["digest"]
+    # docker asks a mirror only for Docker Hub's names: the upstream stands in for Docker Hub's library/.
+    skopeo("copy", "--dest-tls-verify=false", "--dest-creds", f"{USER}:{USERS[USER]}", f"oci:{source}:v1", f"docker://{upstream.host}/library/dockyard-mirrored:v1")
+    mirror = mirror_of(start_server, tmp_path, upstream.url)
+    # dockerd holds no credentials for anything: only the mirror's own ones reach the upstream.
+    docker = start_dockerd({"registry-mirrors": [mirror.url]})
+
+    docker("pull", "dockyard-mirrored:v1")
+
+    pulled = json.loads(docker("image", "inspect", "dockyard-mirrored:v1").stdout)[0]
+    assert pulled["RepoDigests"] == [f"dockyard-mirrored@{descriptor['digest']}"]
+    assert pulled["Id"] == config
+    assert stored(mirror.root, paths.revision_link("library/dockyard-mirrored", parse_digest(descriptor["digest"]))).exists()
+    assert stored(mirror.root, paths.blob_data(parse_digest(config))).exists()
+
+
+def test_containerd_pulls_through_the_mirror_its_hosts_toml_names(
+    containerd: Containerd, skopeo: Skopeo, upstream: DockyardProcess, start_server: StartServer, tmp_path: pathlib.Path,
+) -> None:
+    source = tmp_path / "source"
+    descriptor = single_image_layout(source, "v1", seed="containerd-mirror")
+    manifest = json.loads(layout_blob(source, descriptor["digest"]))
+    skopeo("copy", "--dest-tls-verify=false", "--dest-creds", f"{USER}:{USERS[USER]}", f"oci:{source}:v1", f"docker://{upstream.host}/team/ctr:v1")
+    mirror = mirror_of(start_server, tmp_path, upstream.url)
+    hosts = tmp_path / "hosts"
+    (hosts / upstream.host).mkdir(parents=True)
+    # ctr holds no credentials for the upstream: the mirror pulls with its own.
+    (hosts / upstream.host / "hosts.toml").write_text(
+        f'server = "{upstream.url}"\n[host."{mirror.url}"]\ncapabilities = ["pull", "resolve"]\n'
+    )
+    reference = f"{upstream.host}/team/ctr:v1"
+
+    containerd("images", "pull", "--hosts-dir", hosts, "--snapshotter", "native", reference)
+
+    listed = containerd("images", "list").stdout
+    assert any(line.split()[:1] == [reference] and descriptor["digest"] in line.split() for line in listed.splitlines()), listed
+    for blob in [manifest["config"], *manifest["layers"]]:
+        assert stored(mirror.root, paths.blob_data(parse_digest(blob["digest"]))).read_bytes() == layout_blob(source, blob["digest"])
+    # Every request named the upstream in containerd's ns parameter.
+    requests = [line for line in mirror.log.read_text(errors="replace").splitlines() if '"GET /v2/team/ctr/' in line or '"HEAD /v2/team/ctr/' in line]
+    assert requests and all(f"ns={upstream.host}" in line for line in requests), requests
 
 
 def test_concurrent_first_pulls_fetch_each_blob_once(
