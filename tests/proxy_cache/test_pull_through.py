@@ -270,6 +270,9 @@ def test_tags_are_the_upstreams_paginated_and_the_cached_ones_when_it_is_down(
         cached = api.get("/v2/team/app/tags/list")
         assert cached.status_code == 200, cached.text
         assert cached.json() == {"name": "team/app", "tags": ["v1"]}
+        never_pulled = api.get("/v2/team/other/tags/list")
+        assert never_pulled.status_code == 503, never_pulled.text
+        assert never_pulled.json()["errors"][0]["code"] == "UNAVAILABLE"
         # The catalog is what is cached, as registry:2 lists it.
         assert api.get("/v2/_catalog").json() == {"repositories": ["team/app"]}
 

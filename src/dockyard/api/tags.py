@@ -25,6 +25,8 @@ async def get(context: RequestContext) -> web.StreamResponse:
         try:
             upstream_page = await pull_through.tags(context.name, query)
         except (UpstreamUnavailable, UpstreamRateLimited) as failure:
+            if not await context.repository.exists():
+                raise  # nothing cached: unavailable, not unknown
             log.warning("listing the cached tags of %s: %s", context.name, failure)
         else:
             if upstream_page is None:
