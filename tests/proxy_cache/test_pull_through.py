@@ -20,7 +20,7 @@ from aiohttp import web
 from dockyard.reference import parse_digest
 from dockyard.storage import paths
 from tests.support.auth import USERS, write_htpasswd
-from tests.support.clients import Podman, Skopeo, layout_blob, layout_entry
+from tests.support.clients import Containerd, Podman, Skopeo, StartDockerd, layout_blob, layout_entry
 from tests.support.images import OCI_MANIFEST, single_image_layout
 from tests.support.registry_client import push_image, sha256
 from tests.support.server import DockyardProcess
@@ -131,6 +131,54 @@ def test_podman_pulls_through_a_registry_mirror(
     assert stored(mirror.root, paths.revision_link("team/podman", parse_digest(descriptor["digest"]))).exists()
 
 
+def test_docker_pulls_a_docker_hub_name_through_its_registry_mirrors(
+    start_dockerd: StartDockerd, skopeo: Skopeo, upstream: DockyardProcess, start_server: StartServer, tmp_path: pathlib.Path,
+) -> None:
+    source = tmp_path / "source"
+    descriptor = single_image_layout(source, "v1", seed="docker-mirror")
+    config = json.loads(layout_blob(source, descriptor["digest"]))["config"]["digest"]
+    # docker asks a mirror only for Docker Hub's names: the upstream stands in for Docker Hub's library/.
+    skopeo("copy", "--dest-tls-verify=false", "--dest-creds", f"{USER}:{USERS[USER]}", f"oci:{source}:v1", f"docker://{upstream.host}/library/dockyard-mirrored:v1")
+    mirror = mirror_of(start_server, tmp_path, upstream.url)
+    # dockerd holds no credentials for anything: only the mirror's own ones reach the upstream.
+    docker = start_dockerd({"registry-mirrors": [mirror.url]})
+
+    docker("pull", "dockyard-mirrored:v1")
+
+    pulled = json.loads(docker("image", "inspect", "dockyard-mirrored:v1").stdout)[0]
+    assert pulled["RepoDigests"] == [f"dockyard-mirrored@{descriptor['digest']}"]
+    assert pulled["Id"] == config
+    assert stored(mirror.root, paths.revision_link("library/dockyard-mirrored", parse_digest(descriptor["digest"]))).exists()
+    assert stored(mirror.root, paths.blob_data(parse_digest(config))).exists()
+
+
+def test_containerd_pulls_through_the_mirror_its_hosts_toml_names(
+    containerd: Containerd, skopeo: Skopeo, upstream: DockyardProcess, start_server: StartServer, tmp_path: pathlib.Path,
+) -> None:
+    source = tmp_path / "source"
+    descriptor = single_image_layout(source, "v1", seed="containerd-mirror")
+    manifest = json.loads(layout_blob(source, descriptor["digest"]))
+    skopeo("copy", "--dest-tls-verify=false", "--dest-creds", f"{USER}:{USERS[USER]}", f"oci:{source}:v1", f"docker://{upstream.host}/team/ctr:v1")
+    mirror = mirror_of(start_server, tmp_path, upstream.url)
+    hosts = tmp_path / "hosts"
+    (hosts / upstream.host).mkdir(parents=True)
+    # ctr holds no credentials for the upstream: the mirror pulls with its own.
+    (hosts / upstream.host / "hosts.toml").write_text(
+        f'server = "{upstream.url}"\n[host."{mirror.url}"]\ncapabilities = ["pull", "resolve"]\n'
+    )
+    reference = f"{upstream.host}/team/ctr:v1"
+
+    containerd("images", "pull", "--hosts-dir", hosts, "--snapshotter", "native", reference)
+
+    listed = containerd("images", "list").stdout
+    assert any(line.split()[:1] == [reference] and descriptor["digest"] in line.split() for line in listed.splitlines()), listed
+    for blob in [manifest["config"], *manifest["layers"]]:
+        assert stored(mirror.root, paths.blob_data(parse_digest(blob["digest"]))).read_bytes() == layout_blob(source, blob["digest"])
+    # Every request named the upstream in containerd's ns parameter.
+    requests = [line for line in mirror.log.read_text(errors="replace").splitlines() if '"GET /v2/team/ctr/' in line or '"HEAD /v2/team/ctr/' in line]
+    assert requests and all(f"ns={upstream.host}" in line for line in requests), requests
+
+
 def test_concurrent_first_pulls_fetch_each_blob_once(
     upstream: DockyardProcess, pusher: Callable[[str], httpx.Client], start_server: StartServer, tmp_path: pathlib.Path,
 ) -> None:
@@ -193,6 +241,86 @@ def test_a_tag_the_upstream_removed_is_unknown(
     assert gone.json()["errors"][0]["code"] == "MANIFEST_UNKNOWN"
 
 
+def test_tags_are_the_upstreams_paginated_and_the_cached_ones_when_it_is_down(
+    upstream: DockyardProcess, pusher: Callable[[str], httpx.Client], start_server: StartServer, tmp_path: pathlib.Path,
+) -> None:
+    client = pusher("team/app")
+    for tag in ("v1", "v2", "v3"):
+        push_image(client, "team/app", tag, seed=tag)
+    mirror = mirror_of(start_server, tmp_path, upstream.url)
+    with httpx.Client(base_url=mirror.url, timeout=60) as api:
+        assert api.get("/v2/team/app/manifests/v1").status_code == 200
+        # containerd adds ?ns= to every request: the list is the same.
+        listed = api.get("/v2/team/app/tags/list", params={"ns": upstream.host})
+        assert listed.status_code == 200, listed.text
+        assert listed.json() == {"name": "team/app", "tags": ["v1", "v2", "v3"]}
+
+        first = api.get("/v2/team/app/tags/list", params={"n": 2})
+        assert first.json()["tags"] == ["v1", "v2"]
+        # The next page is the mirror's own URL, not the upstream's.
+        link = first.headers["Link"]
+        assert link.startswith("</v2/team/app/tags/list?") and link.endswith('>; rel="next"'), link
+        second = api.get(link[1:link.index(">")])
+        assert second.json() == {"name": "team/app", "tags": ["v3"]}
+        assert "Link" not in second.headers
+
+        unknown = api.get("/v2/team/nothing/tags/list")
+        assert unknown.status_code == 404, unknown.text
+        assert unknown.json()["errors"][0]["code"] == "NAME_UNKNOWN"
+        invalid = api.get("/v2/team/app/tags/list", params={"n": "two"})
+        assert invalid.status_code == 400, invalid.text
+        assert invalid.json()["errors"][0]["code"] == "PAGINATION_NUMBER_INVALID"
+
+        upstream.stop()
+
+        cached = api.get("/v2/team/app/tags/list")
+        assert cached.status_code == 200, cached.text
+        assert cached.json() == {"name": "team/app", "tags": ["v1"]}
+        never_pulled = api.get("/v2/team/other/tags/list")
+        assert never_pulled.status_code == 503, never_pulled.text
+        assert never_pulled.json()["errors"][0]["code"] == "UNAVAILABLE"
+        # The catalog is what is cached, as registry:2 lists it.
+        assert api.get("/v2/_catalog").json() == {"repositories": ["team/app"]}
+
+
+def test_a_range_of_an_uncached_blob_is_served_from_the_one_fetch(
+    upstream: DockyardProcess, pusher: Callable[[str], httpx.Client], start_server: StartServer, tmp_path: pathlib.Path,
+) -> None:
+    mirror = mirror_of(start_server, tmp_path, upstream.url)
+    layer = os.urandom(4 << 20)
+    push_image(pusher("team/app"), "team/app", "v1", layer)
+    digest = sha256(layer)
+    size = len(layer)
+
+    def fetch(ranges: str) -> httpx.Response:
+        return httpx.get(f"{mirror.url}/v2/team/app/blobs/{digest}", headers={"Range": ranges}, timeout=120)
+
+    # Several ranges asked at once of a blob not yet cached: one fetch serves them all.
+    single = {
+        "bytes=100-199": (100, 199),
+        "bytes=-10": (size - 10, size - 1),
+        "bytes=0-0": (0, 0),
+        f"bytes={size - 5}-": (size - 5, size - 1),
+    }
+    multiple = "bytes=1000-1999,3000-3099"
+    asked = [*single, multiple] * 2
+    with concurrent.futures.ThreadPoolExecutor(len(asked)) as pool:
+        answers = list(pool.map(fetch, asked))
+
+    for header, answer in zip(asked, answers, strict=True):
+        assert answer.status_code == 206, (header, answer.status_code)
+        assert int(answer.headers["Content-Length"]) == len(answer.content)
+        if header == multiple:
+            assert answer.headers["Content-Type"].startswith("multipart/byteranges; boundary=")
+            assert layer[1000:2000] in answer.content and layer[3000:3100] in answer.content
+            continue
+        first, last = single[header]
+        assert answer.headers["Content-Range"] == f"bytes {first}-{last}/{size}"
+        assert answer.content == layer[first:last + 1]
+    assert upstream_gets(upstream, f"/v2/team/app/blobs/{digest}") == 1
+    assert stored(mirror.root, paths.blob_data(parse_digest(digest))).read_bytes() == layer
+
+
 BLOB = os.urandom(300 << 10)
 BLOB_DIGEST = sha256(BLOB)
 
@@ -233,6 +361,9 @@ async def test_a_corrupt_upstream_blob_is_never_stored(kind: str, start_server: 
             for _ in range(3):
                 with pytest.raises(httpx.RemoteProtocolError):
                     await client.get(f"/v2/team/app/blobs/{BLOB_DIGEST}")
+            # A range's last byte waits for the digest check too: a wrong range is never whole.
+            with pytest.raises(httpx.RemoteProtocolError):
+                await client.get(f"/v2/team/app/blobs/{BLOB_DIGEST}", headers={"Range": "bytes=0-99"})
         digest = parse_digest(BLOB_DIGEST)
         assert not stored(mirror.root, paths.blob_dir(digest)).exists()
         assert not stored(mirror.root, paths.layer_dir("team/app", digest)).exists()

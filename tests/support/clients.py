@@ -1,5 +1,5 @@
 """Real container clients as fixtures: a running Dockyard, isolated client settings, and
-skopeo, podman and a private dockerd.
+skopeo, podman, a private dockerd and a private containerd.
 
 Every client talks to ``dockyard serve`` on 127.0.0.1 over plain HTTP, and keeps
 its state (auth file, policy, temporary files, storage) in pytest's temporary
@@ -138,21 +138,28 @@ def layout_entry(layout: pathlib.Path, tag: str) -> dict:
 DOCKERD_START_SECONDS = 60
 
 
+def short_temporary_folder(prefix: str) -> pathlib.Path:
+    """A new folder from ``tempfile.mkdtemp`` under the system temporary directory rather than
+    pytest's (deeper) one, because a unix socket path must fit in 108 bytes."""
+    base = pathlib.Path(tempfile.mkdtemp(prefix=prefix))
+    if len(str(base)) > 60:  # a long TMPDIR: fall back to the usual short one
+        shutil.rmtree(base)
+        base = pathlib.Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    return base
+
+
 class Dockerd:
-    """A private dockerd: vfs storage, no networking changes, every path under one temporary folder.
+    """A private dockerd: vfs storage, no networking changes, every path under one
+    :func:`short_temporary_folder`."""
 
-    The folder comes from ``tempfile.mkdtemp`` under the system temporary directory
-    rather than pytest's (deeper) one, because a unix socket path must fit in 108 bytes.
-    """
-
-    def __init__(self, dockerd: str, docker: str, env: dict[str, str]) -> None:
+    def __init__(self, dockerd: str, docker: str, env: dict[str, str], settings: dict[str, object] | None = None) -> None:
+        """``settings``: the daemon.json (e.g. ``registry-mirrors``); never the host's."""
         self.dockerd = dockerd
         self.docker_cli = docker
         self.env = env
-        self.base = pathlib.Path(tempfile.mkdtemp(prefix="dy-dockerd-"))
-        if len(str(self.base)) > 60:  # a long TMPDIR: fall back to the usual short one
-            shutil.rmtree(self.base)
-            self.base = pathlib.Path(tempfile.mkdtemp(prefix="dy-dockerd-", dir="/tmp"))
+        self.base = short_temporary_folder("dy-dockerd-")
+        self.settings = self.base / "daemon.json"
+        self.settings.write_text(json.dumps(settings or {}))
         self.socket = self.base / "d.sock"
         self.host = f"unix://{self.socket}"
         self.log = self.base / "dockerd.log"
@@ -168,6 +175,7 @@ class Dockerd:
             "--exec-root", str(self.base / "exec"),
             "--pidfile", str(self.base / "dockerd.pid"),
             "--host", self.host,
+            "--config-file", str(self.settings),
         ]
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(
@@ -202,6 +210,88 @@ class Dockerd:
 def docker(client_env: dict[str, str]) -> Iterator[Dockerd]:
     tools = require_tool("dockerd", "docker")
     daemon = Dockerd(tools["dockerd"], tools["docker"], client_env)
+    try:
+        daemon.start()
+        yield daemon
+    finally:
+        daemon.stop()
+
+
+StartDockerd = Callable[[dict[str, object]], Dockerd]
+
+
+@pytest.fixture
+def start_dockerd(client_env: dict[str, str]) -> Iterator[StartDockerd]:
+    """Start a private dockerd of one test with the daemon.json ``settings`` given; it is stopped after the test."""
+    tools = require_tool("dockerd", "docker")
+    started: list[Dockerd] = []
+
+    def start(settings: dict[str, object]) -> Dockerd:
+        daemon = Dockerd(tools["dockerd"], tools["docker"], client_env, settings)
+        started.append(daemon)
+        daemon.start()
+        return daemon
+
+    try:
+        yield start
+    finally:
+        for daemon in started:
+            daemon.stop()
+
+
+class Containerd:
+    """A private containerd (no CRI), its root, state, socket and settings under one
+    :func:`short_temporary_folder`; ``ctr`` talks to it in its own namespace."""
+
+    NAMESPACE = "dockyard-test"
+
+    def __init__(self, containerd: str, ctr: str, env: dict[str, str]) -> None:
+        self.containerd = containerd
+        self.ctr = ctr
+        self.env = env
+        self.base = short_temporary_folder("dy-ctrd-")
+        self.socket = self.base / "c.sock"
+        self.log = self.base / "containerd.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        settings = self.base / "config.toml"
+        settings.write_text(
+            "version = 2\n"
+            f'root = "{self.base / "root"}"\nstate = "{self.base / "state"}"\n'
+            'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n'
+            f'[grpc]\naddress = "{self.socket}"\n'
+            f'[ttrpc]\naddress = "{self.socket}.ttrpc"\n'
+            '[debug]\naddress = ""\n'
+            f'[plugins."io.containerd.internal.v1.opt"]\npath = "{self.base / "opt"}"\n'
+        )
+        with open(self.log, "wb") as log:
+            self.process = subprocess.Popen(
+                [self.containerd, "--config", str(settings)],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env,
+            )
+        deadline = time.monotonic() + DOCKERD_START_SECONDS
+        while time.monotonic() < deadline and self.process.poll() is None:
+            if self.socket.exists() and self("version", check=False).returncode == 0:
+                return
+            time.sleep(0.2)
+        tail = self.log.read_text(errors="replace")[-4000:]
+        self.stop()
+        unavailable(f"containerd could not be started here:\n{tail}")
+
+    def __call__(self, *args: str | os.PathLike[str], check: bool = True) -> subprocess.CompletedProcess[str]:
+        return run([self.ctr, "--address", self.socket, "--namespace", self.NAMESPACE, *args], env=self.env, check=check)
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        terminate(process, timeout=60)
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def containerd(client_env: dict[str, str]) -> Iterator[Containerd]:
+    tools = require_tool("containerd", "ctr")
+    daemon = Containerd(tools["containerd"], tools["ctr"], client_env)
     try:
         daemon.start()
         yield daemon

@@ -27,7 +27,7 @@ pytest_plugins = ["tests.support.clients"]
 TIER_FIXTURES = {
     "s3": {"seaweedfs", "s3_bucket", "s3_settings"},
     "browser": {"browser"},
-    "clients": {"skopeo", "docker", "podman", "oras_client"},
+    "clients": {"skopeo", "docker", "start_dockerd", "containerd", "podman", "oras_client"},
 }
 # Long without any of the above: registry:2 pushes, a 300 MiB image, replica clusters, an ACME server.
 SLOW_FIXTURES = {"registry2_available", "big_image", "cluster", "pebble", "pebble_factory"}

@@ -76,22 +76,34 @@ async def get(context: RequestContext) -> web.StreamResponse:
 
 async def _get_uncached(context: RequestContext, pull_through: PullThroughCache, digest: Digest) -> web.StreamResponse:
     """A blob the cache has not stored in this repository: a HEAD asks the upstream; a GET streams the
-    blob as the one fetch of it brings it in (whole: a Range is for stored blobs)."""
+    blob, or the ranges asked, as the one fetch of it brings it in. A range waits for its bytes, and
+    holds its last one until the blob is verified; with no size from the upstream, a Range is ignored."""
     request = context.request
-    response = web.StreamResponse(headers=_headers(digest))
+    headers = _headers(digest)
     if request.method == "HEAD":
+        response = web.StreamResponse(headers=headers)
         size = await pull_through.blob_size(context.name, digest)
         if size is not None:
             response.content_length = size
         await response.prepare(request)
         return response
     download = await pull_through.blob(context.name, digest)
+    # (heading, start, count): with no size from the upstream, the whole blob however long it is.
+    pieces: list[tuple[bytes, int, int | None]] = [(b"", 0, None)]
+    status, closing = 200, b""
     if download.size is not None:
-        response.content_length = download.size
+        status, sized, closing = _body(request.headers.get("Range"), download.size, headers)
+        pieces = [(piece.heading, piece.start, piece.count) for piece in sized]
+    response = web.StreamResponse(status=status, headers=headers)
+    if download.size is not None:
+        response.content_length = sum(len(heading) + (count or 0) for heading, _, count in pieces) + len(closing)
     await response.prepare(request)
     try:
-        async for chunk in download.chunks(context.registry):
-            await response.write(chunk)
+        for heading, start, count in pieces:
+            if heading:
+                await response.write(heading)
+            async for chunk in download.chunks(context.registry, start, count):
+                await response.write(chunk)
     except Exception as failure:
         if request.transport is None or request.transport.is_closing():
             raise  # the client went away
@@ -99,6 +111,8 @@ async def _get_uncached(context: RequestContext, pull_through: PullThroughCache,
         log.warning("cutting the connection of GET %s of %s: %s", digest, context.name, failure)
         request.transport.abort()
         return response
+    if closing:
+        await response.write(closing)
     await response.write_eof()
     return response
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+from collections.abc import Mapping
 from urllib.parse import urlencode
 
 import orjson
@@ -27,7 +28,12 @@ def page_size(n: str | None, limit: int) -> int:
 
 def next_link(path: str, count: int, last: str) -> dict[str, str]:
     """The headers pointing at the page of ``count`` entries after ``last``."""
-    return {"Link": f'<{path}?{urlencode({"n": count, "last": last})}>; rel="next"'}
+    return link_to(path, {"n": str(count), "last": last})
+
+
+def link_to(path: str, query: Mapping[str, str]) -> dict[str, str]:
+    """The headers pointing at the next page: ``path`` with the pagination ``query``."""
+    return {"Link": f'<{path}?{urlencode(query)}>; rel="next"'}
 
 
 def page(items: list[str], n: str | None, last: str | None, path: str, limit: int) -> tuple[list[str], dict[str, str]]:

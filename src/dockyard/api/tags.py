@@ -2,23 +2,39 @@
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp import web
 
 from dockyard.api import errors
 from dockyard.api.context import RequestContext
 from dockyard.api.errors import RegistryError
-from dockyard.api.pagination import list_response, page
+from dockyard.api.pagination import link_to, list_response, page, page_size
+from dockyard.errors import UpstreamRateLimited, UpstreamUnavailable
+
+log = logging.getLogger("dockyard.api")
 
 
 async def get(context: RequestContext) -> web.StreamResponse:
+    path = f"/v2/{context.name}/tags/list"
+    n, last = context.query("n"), context.query("last")
+    if (pull_through := context.pull_through) is not None:
+        # As registry:2 does: the upstream's tags, and the cached ones only when it cannot say.
+        page_size(n, context.registry.tags_max_entries)  # an invalid n is refused here, not sent on
+        query = {key: value for key, value in (("n", n), ("last", last)) if value is not None}
+        try:
+            upstream_page = await pull_through.tags(context.name, query)
+        except (UpstreamUnavailable, UpstreamRateLimited) as failure:
+            if not await context.repository.exists():
+                raise  # nothing cached: unavailable, not unknown
+            log.warning("listing the cached tags of %s: %s", context.name, failure)
+        else:
+            if upstream_page is None:
+                raise RegistryError(errors.NAME_UNKNOWN, detail={"name": context.name})
+            headers = link_to(path, upstream_page.next_query) if upstream_page.next_query else {}
+            return list_response("tags", upstream_page.tags, headers, name=context.name)
     repository = context.repository
     if not await repository.exists():
         raise RegistryError(errors.NAME_UNKNOWN, detail={"name": context.name})
-    tags, headers = page(
-        await repository.tags(),
-        context.query("n"),
-        context.query("last"),
-        f"/v2/{context.name}/tags/list",
-        context.registry.tags_max_entries,
-    )
+    tags, headers = page(await repository.tags(), n, last, path, context.registry.tags_max_entries)
     return list_response("tags", tags, headers, name=context.name)

@@ -24,10 +24,15 @@ import contextlib
 import functools
 import hashlib
 import logging
+import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import orjson
 
 from dockyard import manifest as manifests
 from dockyard.errors import BlobUnknown, DigestMismatch, ManifestUnknown, UpstreamRateLimited, UpstreamUnavailable
@@ -47,6 +52,9 @@ STREAM_STEP = 1 << 20
 # Where the download is not a local file (S3), readers see only what the writer committed; each commit
 # is a segment, which S3 copies as a multipart part when the blob moves into place: at least its 5 MiB.
 COMMITTED_STEP = 8 << 20
+# Far more than Docker Hub's longest tag lists (some thousands of tags); a page is held whole to be checked.
+MAX_TAG_LIST_BYTES = 8 << 20
+_NEXT_LINK = re.compile(r'<([^>]*)>\s*;[^,]*rel="?next"?')
 # A pull time is written at most this often per manifest or blob (and more often for a TTL under ten times this).
 PULL_STAMP_SECONDS = 3600.0
 
@@ -82,25 +90,30 @@ class Download:
         async with self._changed:
             self._changed.notify_all()
 
-    def _news_after(self, sent: int) -> bool:
-        return self.failure is not None or self.finished or self._readable() > sent
+    def _news_after(self, sent: int, end: int | None) -> bool:
+        return self.failure is not None or self.finished or self._readable(end) > sent
 
     def _moved_from(self, path: str) -> bool:
         return self.failure is not None or self.path != path
 
-    def _readable(self) -> int:
-        # The last byte waits for the digest check: a client never gets a whole body that is wrong.
-        return self.written if self.finished else max(self.written - 1, 0)
+    def _readable(self, end: int | None) -> int:
+        """How far a reader of the bytes before ``end`` (``None``: all) may read now. The last byte
+        waits for the digest check: a client never gets a whole body, or a whole range, that is wrong."""
+        if self.finished:
+            return self.written if end is None else min(self.written, end)
+        return max(min(self.written, end if end is not None else self.written) - 1, 0)
 
-    async def chunks(self, registry: Registry) -> AsyncIterator[bytes]:
-        """The blob's bytes as they arrive; raises the fetch's failure where it stopped."""
-        sent = 0
-        while True:
+    async def chunks(self, registry: Registry, start: int = 0, count: int | None = None) -> AsyncIterator[bytes]:
+        """The blob's bytes from ``start`` (``count`` of them, or to its end) as they arrive;
+        raises the fetch's failure where it stopped."""
+        sent = start
+        end = None if count is None else start + count
+        while end is None or sent < end:
             async with self._changed:
-                await self._changed.wait_for(functools.partial(self._news_after, sent))
+                await self._changed.wait_for(functools.partial(self._news_after, sent, end))
             if self.failure is not None:
                 raise self.failure
-            readable, path = self._readable(), self.path
+            readable, path = self._readable(end), self.path
             if sent >= readable and self.finished:
                 return
             try:
@@ -111,6 +124,13 @@ class Download:
                 # Being moved into place: read on once the move is done (or failed).
                 async with self._changed:
                     await self._changed.wait_for(functools.partial(self._moved_from, path))
+
+
+@dataclass(frozen=True)
+class TagPage:
+    tags: list[str]
+    next_query: dict[str, str] | None
+    """The pagination parameters of the next page (from the upstream's ``Link``), if there is one."""
 
 
 class PullThroughCache:
@@ -198,6 +218,28 @@ class PullThroughCache:
             raise DigestMismatch("the upstream's manifest does not match its digest", detail={"expected": str(expected), "actual": str(actual)})
         await repository.store_manifest(content, manifests.parse(content, content_type), actual)
         return actual
+
+    # Tags
+
+    async def tags(self, name: str, query: Mapping[str, str]) -> TagPage | None:
+        """The upstream's page of ``name``'s tags for the pagination ``query`` (``n``, ``last``), or
+        ``None`` when it knows no such repository; :class:`UpstreamUnavailable` when it cannot say."""
+        path = f"/v2/{name}/tags/list"
+        asked = f"{path}?{urlencode(query)}" if query else path
+        async with self.upstream.request("GET", asked, pull_scope(name)) as answer:
+            if answer.status == 404:
+                return None
+            if answer.status != 200:
+                raise UpstreamUnavailable(f"the upstream answered {answer.status} to GET {path}")
+            content = await _read_at_most(self.upstream.body(answer), MAX_TAG_LIST_BYTES, path)
+            link = answer.headers.get("Link")
+        try:
+            tags = orjson.loads(content).get("tags") or []
+        except (orjson.JSONDecodeError, AttributeError):
+            tags = None
+        if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+            raise UpstreamUnavailable(f"the upstream's answer to GET {path} is not a tag list")
+        return TagPage(tags, _next_query(link))
 
     # Blobs
 
@@ -301,6 +343,16 @@ class PullThroughCache:
             return
         self._stamped[path] = now
         await self.registry.driver.put_content(path, time_stamp())
+
+
+def _next_query(link: str | None) -> dict[str, str] | None:
+    """The ``n`` and ``last`` of a ``Link: <...>; rel="next"`` header: the rest of its URL is the upstream's."""
+    match = _NEXT_LINK.search(link or "")
+    if match is None:
+        return None
+    query = parse_qs(urlsplit(match.group(1)).query)
+    kept: dict[str, str] = {key: query[key][0] for key in ("n", "last") if key in query}
+    return kept or None
 
 
 async def _read_at_most(body: AsyncIterator[bytes], limit: int, what: str) -> bytes:
