@@ -226,6 +226,33 @@ def test_cached_tag_and_blob_are_served_with_the_upstream_stopped(
     assert missing.json()["errors"][0]["code"] == "UNAVAILABLE"
 
 
+def test_the_upstream_stopped_mid_pull_then_back(
+    upstream: DockyardProcess, pusher: Callable[[str], httpx.Client], start_server: StartServer, tmp_path: pathlib.Path,
+) -> None:
+    """The upstream dies between a client's manifest and its blobs: the blob is unavailable (503, a
+    clear error), nothing is stored or left half written; once the upstream is back the pull goes on."""
+    layer = os.urandom(4 << 20)
+    digest, _ = push_image(pusher("team/app"), "team/app", "v1", layer)
+    mirror = mirror_of(start_server, tmp_path, upstream.url)
+    assert httpx.get(f"{mirror.url}/v2/team/app/manifests/v1").status_code == 200
+    assert upstream.process is not None
+    upstream.process.kill()  # no drain: gone at once, as a crashed or unplugged upstream
+    upstream.process.wait()
+    upstream.process = None
+
+    blob = httpx.get(f"{mirror.url}/v2/team/app/blobs/{sha256(layer)}", timeout=60)
+    assert blob.status_code == 503, blob.text
+    assert blob.json()["errors"][0]["code"] == "UNAVAILABLE"
+    assert not stored(mirror.root, paths.blob_data(parse_digest(sha256(layer)))).exists()
+    downloads = stored(mirror.root, paths.PROXY_DOWNLOADS)
+    assert not downloads.exists() or not list(downloads.iterdir())
+
+    upstream.start()  # the same port and root
+    again = httpx.get(f"{mirror.url}/v2/team/app/blobs/{sha256(layer)}", timeout=60)
+    assert again.status_code == 200 and again.content == layer
+    assert stored(mirror.root, paths.blob_data(parse_digest(sha256(layer)))).read_bytes() == layer
+
+
 def test_a_tag_the_upstream_removed_is_unknown(
     upstream: DockyardProcess, pusher: Callable[[str], httpx.Client], start_server: StartServer, tmp_path: pathlib.Path,
 ) -> None:
