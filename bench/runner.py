@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import hashlib
-import os
 import pathlib
 import signal
 import sys
@@ -18,8 +16,8 @@ from bench import layout, machine, s3, secrets
 from bench.load import available_client
 from bench.memory import PeakSampler
 from bench.report import Row, table, write_json
-from bench.servers import Dockyard, Registry2, Server, Variant
-from bench.workloads import MEMORY_WORKLOADS, WORKLOADS, Settings, Workload
+from bench.servers import Dockyard, Registry2, Server, Upstream, Variant
+from bench.workloads import MEMORY_WORKLOADS, WORKLOADS, Settings, Workload, random_file
 
 DEFAULT_JSON = pathlib.Path(__file__).resolve().parent / "results.json"
 KEYS = [workload.key for workload in WORKLOADS]
@@ -47,18 +45,6 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     if min(args.size_mib, args.chunk_mib, args.rounds, args.concurrency, args.repos, args.images, args.parallel, args.workers) < 1:
         parser.error("sizes and counts must be at least 1")
     return args
-
-
-def _random_file(path: pathlib.Path, size_mib: int) -> str:
-    """Write ``size_mib`` MiB of random bytes to ``path``; their digest."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    hasher = hashlib.sha256()
-    with open(path, "wb") as file:
-        for _ in range(size_mib):
-            block = os.urandom(1 << 20)
-            hasher.update(block)
-            file.write(block)
-    return "sha256:" + hasher.hexdigest()
 
 
 def _log(message: str) -> None:
@@ -112,7 +98,7 @@ def _by_variant(workloads: list[Workload]) -> dict[Variant, list[Workload]]:
 def _measure_variant(variant: Variant, workloads: list[Workload], scratch: pathlib.Path, args: argparse.Namespace,
                      shared: secrets.Secrets | None) -> list[Row]:
     """Start a Dockyard and a registry:2 with ``variant``'s settings (and for S3, one SeaweedFS with
-    a bucket for each), measure ``workloads`` on them, stop them."""
+    a bucket for each; for proxy, one upstream both mirror), measure ``workloads`` on them, stop them."""
     folder = scratch / (variant.label.replace(" + ", "-").replace(" ", "-").lower() if variant.label else "")
     with contextlib.ExitStack() as stack:
         buckets: dict[str, s3.Bucket | None] = {"dockyard": None, "registry2": None}
@@ -120,8 +106,15 @@ def _measure_variant(variant: Variant, workloads: list[Workload], scratch: pathl
             seaweedfs = stack.enter_context(s3.start(folder / "seaweedfs"))
             _log(f"{variant.label}: SeaweedFS S3 at {seaweedfs.endpoint} (pid {seaweedfs.process and seaweedfs.process.pid})")
             buckets = {name: s3.Bucket.create(seaweedfs, name) for name in buckets}
-        dockyard = stack.enter_context(Dockyard(folder / "dockyard-root", args.workers, variant, shared, buckets["dockyard"]))
-        registry2 = stack.enter_context(Registry2(folder / "registry2-root", variant, shared, buckets["registry2"]))
+        upstream = None
+        if variant.proxy:
+            assert shared is not None
+            upstream = Upstream(folder / "upstream-root", shared)
+            stack.enter_context(upstream)
+            upstream.start()
+            _log(f"{variant.label}: upstream at {upstream.url} (pid {upstream.pid}), asking for Bearer tokens")
+        dockyard = stack.enter_context(Dockyard(folder / "dockyard-root", args.workers, variant, shared, buckets["dockyard"], upstream))
+        registry2 = stack.enter_context(Registry2(folder / "registry2-root", variant, shared, buckets["registry2"], upstream))
         servers: list[Server] = [dockyard, registry2]
         if any(workload.key == "catalog" for workload in workloads):
             _log(f"seeding {args.repos} repositories and {args.repos} tags in both roots")
@@ -155,6 +148,10 @@ def _notes(args: argparse.Namespace, cores: int) -> list[str]:
         f"dockyard --workers {args.workers}; registry:2 uses every core (GOMAXPROCS default)",
         "pushed blobs and their repository are deleted from the root or bucket after each push round",
         "peak RSS sums the process and its children (forked workers share pages, so the sum overstates)",
+        "rows marked proxy: both servers are pull-through caches (registry:2's proxy section) of one Dockyard upstream "
+        "with --token-auth on 127.0.0.1; every cold pull is of an image of new random bytes pushed to the upstream just before; "
+        "a pull is the manifest by tag, the config and the layer, read and dropped; the warm pull comes 5 s after the cold one; "
+        "upstream bytes are those the upstream's access log counts for the GETs of that image's repository (headers included)",
     ]
     if cores <= 2:
         notes.append(f"only {cores} cores: the load generator and clients compete with the server for CPU")
@@ -169,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
         scratch = pathlib.Path(temporary)
         _log(f"writing a {args.size_mib} MiB random blob in {scratch}")
         blob = scratch / "static" / "blob.bin"
-        digest = _random_file(blob, args.size_mib)
+        digest = random_file(blob, args.size_mib)
 
         _log("measuring the machine: sha256, nginx loopback download, durable disk write")
         limits = {
@@ -184,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
             parallel=args.parallel, load_client=load_client,
         )
         groups = _without_missing_tools(_by_variant([kind(settings) for kind in WORKLOADS if kind.key in args.only]))
-        shared = secrets.make(scratch / "secrets") if any(variant.tls or variant.auth for variant in groups) else None
+        shared = secrets.make(scratch / "secrets") if any(variant.tls or variant.auth or variant.proxy for variant in groups) else None
         rows: list[Row] = []
         for variant, workloads in groups.items():
             rows += _measure_variant(variant, workloads, scratch, args, shared)

@@ -5,7 +5,8 @@ filesystem storage (or, for the S3 rows, a bucket each on one SeaweedFS, with bl
 GETs redirected to it or not), deletes enabled, warnings-only logging and no access log (so
 that neither pays for writing a log line per request), and per :class:`Variant`
 plain HTTP or TLS, no auth or htpasswd, with the same certificate and htpasswd
-file (:mod:`bench.secrets`) for both. nginx
+file (:mod:`bench.secrets`) for both; for the pull-through cache rows, both are
+mirrors (registry:2's ``proxy`` section) of one :class:`Upstream`. nginx
 serves static files for the machine's loopback baseline. Every class is a
 context manager and stops its process on exit, error or Ctrl-C alike.
 """
@@ -23,12 +24,13 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 
 from bench.client import Client
 from bench.s3 import Bucket
-from bench.secrets import Secrets
+from bench.secrets import PASSWORD, USER, Secrets
 from tests.support.processes import free_port
 
 _SERVING = re.compile(r"serving https?://127\.0\.0\.1:(\d+)")
@@ -37,17 +39,19 @@ _SERVING = re.compile(r"serving https?://127\.0\.0\.1:(\d+)")
 @dataclass(frozen=True)
 class Variant:
     """How clients reach both servers: plain HTTP or TLS, no auth or HTTP Basic from an htpasswd file;
-    where they store: a filesystem root or an S3 bucket, whose blob GETs answer 307 to it with ``redirect``."""
+    where they store: a filesystem root or an S3 bucket, whose blob GETs answer 307 to it with ``redirect``;
+    with ``proxy``, both are pull-through caches of one :class:`Upstream` (plain HTTP, filesystem)."""
 
     tls: bool = False
     auth: bool = False
     s3: bool = False
     redirect: bool = False
+    proxy: bool = False
 
     @property
     def label(self) -> str:
-        """``""`` for plain HTTP without auth on filesystems, else what is on: ``TLS``, ``basic auth``, ``S3``, ``redirect``."""
-        on = (("TLS", self.tls), ("basic auth", self.auth), ("S3", self.s3), ("redirect", self.redirect))
+        """``""`` for plain HTTP without auth on filesystems, else what is on: ``TLS``, ``basic auth``, ``S3``, ``redirect``, ``proxy``."""
+        on = (("TLS", self.tls), ("basic auth", self.auth), ("S3", self.s3), ("redirect", self.redirect), ("proxy", self.proxy))
         return " + ".join(name for name, enabled in on if enabled)
 
 
@@ -74,6 +78,7 @@ class Server:
     variant: Variant = PLAIN
     secrets: Secrets | None = None
     bucket: Bucket | None = None  # S3 storage instead of ``root`` (which then holds only the TLS folder)
+    upstream: Upstream | None = None  # what this server mirrors, for the proxy rows
     port: int = 0
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
@@ -161,8 +166,8 @@ class Dockyard(Server):
     """``dockyard serve`` over a root, with ``workers`` processes sharing the port."""
 
     def __init__(self, root: pathlib.Path, workers: int = 1, variant: Variant = PLAIN, secrets: Secrets | None = None,
-                 bucket: Bucket | None = None) -> None:
-        super().__init__("dockyard", root, root.parent / "dockyard.log", variant, secrets, bucket)
+                 bucket: Bucket | None = None, upstream: Upstream | None = None, name: str = "dockyard") -> None:
+        super().__init__(name, root, root.parent / f"{name}.log", variant, secrets, bucket, upstream)
         self.workers = workers
 
     @staticmethod
@@ -180,7 +185,11 @@ class Dockyard(Server):
         return [*flags, *self.insecure_flag()]
 
     def _storage_flags(self) -> list[str]:
-        """``--config`` with the bucket's ``storage.s3`` section, for S3 storage."""
+        """``--config`` with the bucket's ``storage.s3`` section, for S3 storage, or with a ``proxy`` section, for a mirror."""
+        if self.upstream is not None:
+            config = self.root.parent / f"{self.name}.yml"
+            config.write_text(json.dumps({"version": "0.1", "proxy": self.upstream.proxy_section()}))
+            return ["--config", str(config)]
         if self.bucket is None:
             return []
         config = self.bucket.seaweedfs.write_dockyard_config(
@@ -188,11 +197,14 @@ class Dockyard(Server):
         )
         return ["--config", str(config)]
 
+    def _log_flags(self) -> list[str]:
+        return ["--log-level", "warning", "--no-access-log"]
+
     def start(self) -> Dockyard:
         self.root.mkdir(parents=True, exist_ok=True)
         command = [
             sys.executable, "-m", "dockyard", "serve", "--addr", "127.0.0.1:0", "--root", str(self.root),
-            "--workers", str(self.workers), "--log-level", "warning", "--no-access-log", *self._security_flags(), *self._storage_flags(),
+            "--workers", str(self.workers), *self._log_flags(), *self._security_flags(), *self._storage_flags(),
         ]
         self._spawn(command, {**os.environ, "PYTHONUNBUFFERED": "1"})
         deadline = time.monotonic() + 30
@@ -205,14 +217,45 @@ class Dockyard(Server):
         return self
 
 
+class Upstream(Dockyard):
+    """The registry both mirrors pull through: a Dockyard that asks for Bearer tokens from its own token
+    service, as Docker Hub does (registry:2's proxy speaks only that to an upstream that asks for
+    credentials), with its access log on: each line's byte count is what it sent a mirror."""
+
+    def __init__(self, root: pathlib.Path, secrets: Secrets) -> None:
+        super().__init__(root, variant=PLAIN, secrets=secrets, name="upstream")
+
+    def _security_flags(self) -> list[str]:
+        return ["--token-auth", "--htpasswd", str(self._secrets.htpasswd), *self.insecure_flag()]
+
+    def _log_flags(self) -> list[str]:
+        return ["--log-level", "info"]
+
+    def proxy_section(self) -> dict[str, str]:
+        """registry:2's ``proxy`` section naming this upstream and the benchmark's user."""
+        return {"remoteurl": self.url, "username": USER, "password": PASSWORD}
+
+    def bearer_headers(self, repository: str) -> dict[str, str]:
+        """A token's header to push to and pull from ``repository``."""
+        query = urllib.parse.urlencode({"service": "dockyard", "scope": f"repository:{repository}:pull,push"})
+        request = urllib.request.Request(f"{self.url}/auth/token?{query}", headers={"Authorization": self._secrets.basic_authorization})
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return {"Authorization": f"Bearer {json.load(answer)['token']}"}
+
+    def bytes_sent(self, repository: str) -> int:
+        """Bytes (headers included) of the answers to GETs of ``repository``'s manifests and blobs, as this upstream's access log counts them."""
+        pattern = re.compile(rf'"GET /v2/{re.escape(repository)}/(?:manifests|blobs)/\S+ HTTP/[\d.]+" \d+ (\d+) ')
+        return sum(int(found.group(1)) for found in pattern.finditer(self.log.read_text(errors="replace")))
+
+
 class Registry2(Server):
     """Debian's ``docker-registry serve CONFIG`` (registry:2) over a root."""
 
     BINARY = "docker-registry"
 
     def __init__(self, root: pathlib.Path, variant: Variant = PLAIN, secrets: Secrets | None = None,
-                 bucket: Bucket | None = None) -> None:
-        super().__init__("registry2", root, root.parent / "registry2.log", variant, secrets, bucket)
+                 bucket: Bucket | None = None, upstream: Upstream | None = None) -> None:
+        super().__init__("registry2", root, root.parent / "registry2.log", variant, secrets, bucket, upstream)
         self.config = root.parent / "registry2.yml"
 
     def _security_config(self) -> str:
@@ -241,7 +284,13 @@ class Registry2(Server):
             "  maintenance:\n    uploadpurging:\n      enabled: false\n"
             f"http:\n  addr: {self.host}\n"
             + self._security_config()
+            + self._proxy_config()
         )
+
+    def _proxy_config(self) -> str:
+        if self.upstream is None:
+            return ""
+        return "proxy:\n" + "".join(f"  {key}: {json.dumps(value)}\n" for key, value in self.upstream.proxy_section().items())
 
     def start(self) -> Registry2:
         binary = shutil.which(self.BINARY)

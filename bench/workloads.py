@@ -6,6 +6,8 @@ calls ``prepare`` on both servers, then ``measure`` alternately, round by round.
 
 from __future__ import annotations
 
+import concurrent.futures
+import hashlib
 import json
 import os
 import pathlib
@@ -16,9 +18,9 @@ import time
 from dataclasses import dataclass
 
 from bench import images, layout
-from bench.client import OCI_MANIFEST, curl_download
+from bench.client import BLOCK, OCI_MANIFEST, Client, curl_download
 from bench.load import run_load
-from bench.servers import PLAIN, Registry2, Server, Variant
+from bench.servers import PLAIN, Registry2, Server, Upstream, Variant
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,18 @@ class Workload:
 
     def measure(self, server: Server, round_number: int) -> list[float]:
         raise NotImplementedError
+
+
+def random_file(path: pathlib.Path, size_mib: int) -> str:
+    """Write ``size_mib`` MiB of random bytes to ``path``; their digest."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    hasher = hashlib.sha256()
+    with open(path, "wb") as file:
+        for _ in range(size_mib):
+            block = os.urandom(1 << 20)
+            hasher.update(block)
+            file.write(block)
+    return "sha256:" + hasher.hexdigest()
 
 
 def _forget_blob(server: Server, digest: str, repository: str) -> None:
@@ -233,6 +247,100 @@ class GarbageCollect(Workload):
         return [elapsed]
 
 
+# The image of the proxy rows, at most this large (the blob of the other rows is 1 GiB by default).
+PROXY_IMAGE_MIB = 256
+HERD = 8  # concurrent first pulls of one image
+# Between the cold pull and the warm one (untimed): registry:2 stores a blob with a second fetch
+# that outlasts the client's, and until it ends serves the blob from the upstream again.
+SETTLE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class _Image:
+    repository: str
+    layer: str  # its digest
+    layer_size: int
+    size: int  # manifest, config and layer
+
+
+class ProxyPull(Workload):
+    """Both servers as pull-through caches of one upstream (:class:`bench.servers.Upstream`): a cold pull
+    of an image only the upstream holds, the same pull again (warm), and ``HERD`` clients pulling
+    another new image at once, with the bytes the upstream sent for each image (headers included). Each round pushes its images,
+    new random bytes, to the upstream first (untimed) and forgets them everywhere after."""
+
+    key = "proxy"
+    variant = Variant(proxy=True)
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.size_mib = min(settings.size_mib, PROXY_IMAGE_MIB)
+        image = f"{self.size_mib} MiB image"
+        self.metrics = (
+            Metric(f"cold pull through the cache, {image}, time to first layer byte", "s", False),
+            Metric(f"cold pull through the cache, {image}", "s", False),
+            Metric("cold pull, upstream bytes sent / image bytes", "x", False),
+            Metric(f"warm pull through the cache, {image}", "s", False),
+            Metric(f"{HERD} concurrent cold pulls through the cache, {image}", "s", False),
+            Metric(f"{HERD} concurrent cold pulls, upstream bytes sent / image bytes", "x", False),
+        )
+
+    def measure(self, server: Server, round_number: int) -> list[float]:
+        upstream = server.upstream
+        assert upstream is not None, f"{server.name} mirrors no upstream"
+        cold = self._push(upstream, f"bench/proxy-cold/{server.name}-{round_number}")
+        first_byte, cold_seconds = _pull_image(server, cold)
+        time.sleep(SETTLE_SECONDS)
+        cold_sent = upstream.bytes_sent(cold.repository)
+        _, warm_seconds = _pull_image(server, cold)
+        herd = self._push(upstream, f"bench/proxy-herd/{server.name}-{round_number}")
+        start = time.perf_counter()
+        with concurrent.futures.ThreadPoolExecutor(HERD) as pool:
+            list(pool.map(lambda _: _pull_image(server, herd), range(HERD)))
+        herd_seconds = time.perf_counter() - start
+        sent = upstream.bytes_sent(herd.repository)
+        for image in (cold, herd):
+            for holder in (upstream, server):
+                _forget_blob(holder, image.layer, image.repository)
+        return [first_byte, cold_seconds, cold_sent / cold.size, warm_seconds, herd_seconds, sent / herd.size]
+
+    def _push(self, upstream: Upstream, repository: str) -> _Image:
+        """A one-layer image of new random bytes, tagged ``latest`` in ``repository`` of the upstream."""
+        layer = self.settings.scratch / "proxy-layer.bin"
+        digest = random_file(layer, self.size_mib)
+        config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}).encode()
+        with Client(upstream.host, headers=upstream.bearer_headers(repository)) as client:
+            client.push_monolithic(repository, layer, digest)
+            manifest = json.dumps({
+                "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": client.push_bytes(repository, config), "size": len(config)},
+                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest, "size": layer.stat().st_size}],
+            }).encode()
+            client.call("PUT", f"/v2/{repository}/manifests/latest", manifest, {"Content-Type": OCI_MANIFEST}, expect=201)
+        size = layer.stat().st_size
+        layer.unlink()
+        return _Image(repository, digest, size, size + len(config) + len(manifest))
+
+
+def _pull_image(server: Server, image: _Image) -> tuple[float, float]:
+    """Pull ``image`` (manifest by tag, config, layer; read and dropped) from ``server``: seconds to
+    the layer's first byte, and in all."""
+    start = time.perf_counter()
+    with server.client() as client:
+        _, body = client.call("GET", f"/v2/{image.repository}/manifests/latest", headers={"Accept": OCI_MANIFEST})
+        manifest = json.loads(body)
+        client.download(f"/v2/{image.repository}/blobs/{manifest['config']['digest']}")
+        response = client.request("GET", f"/v2/{image.repository}/blobs/{image.layer}")
+        received = len(response.read1(BLOCK))  # what the first read brings, however little
+        first_byte = time.perf_counter() - start
+        buffer = bytearray(BLOCK)
+        while count := response.readinto(buffer):
+            received += count
+    if received != image.layer_size:
+        raise RuntimeError(f"{server.name} sent {received} bytes of the {image.layer_size} of {image.repository}'s layer")
+    return first_byte, time.perf_counter() - start
+
+
 class PushMonolithicTls(PushMonolithic):
     key = "push-tls"
     variant = Variant(tls=True)
@@ -269,7 +377,7 @@ class PullS3Redirect(Pull):
 
 WORKLOADS: tuple[type[Workload], ...] = (
     PushMonolithic, PushChunked, Pull, ManifestGet, SkopeoPush, Catalog, PushMonolithicTls, PullTls, ManifestGetAuth,
-    GarbageCollect, PushMonolithicS3, PullS3, PullS3Redirect,
+    GarbageCollect, PushMonolithicS3, PullS3, PullS3Redirect, ProxyPull,
 )
 MEMORY_WORKLOADS = frozenset({
     "push", "chunked", "pull", "manifest", "skopeo", "push-tls", "pull-tls", "manifest-auth",

@@ -27,7 +27,7 @@ def test_bench_runs_on_tiny_sizes(tmp_path: pathlib.Path) -> None:
         if not _installed(tool):
             message = f"{tool} is not installed (scripts/test installs it)"
             pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
-    only = ["push", "chunked", "pull", "manifest", "catalog", "push-tls", "pull-tls", "manifest-auth"]
+    only = ["push", "chunked", "pull", "manifest", "catalog", "push-tls", "pull-tls", "manifest-auth", "proxy"]
     only += ["skopeo"] if _installed("skopeo") else []
     # SeaweedFS comes with the test extras: CI has it, so the S3 rows are only left out locally.
     only += ["s3-push", "s3-pull", "s3-pull-redirect"] if _installed("weed") or os.environ.get("CI") else []
@@ -52,6 +52,7 @@ def test_bench_runs_on_tiny_sizes(tmp_path: pathlib.Path) -> None:
     expected = [
         "blob push, POST + one PUT", "blob push, PATCH 1 MiB chunks", "blob pull",
         "manifest GET by tag", "_catalog walk, 20 repos", "tags/list walk, 20 tags", "peak RSS during",
+        "cold pull through the cache", "warm pull through the cache", "8 concurrent cold pulls",
     ] + (["skopeo copy 2 3-layer images"] if "skopeo" in only else [])
     for prefix in expected:
         matching = [row for name, row in rows.items() if name.startswith(prefix)]
@@ -66,6 +67,7 @@ def test_bench_runs_on_tiny_sizes(tmp_path: pathlib.Path) -> None:
         "blob push, POST + one PUT, 2 MiB, TLS", "blob pull, 2 MiB, TLS",
         "manifest GET by tag, 4 conns, aiohttp, basic auth", "manifest GET by tag, 4 conns, aiohttp, p99, basic auth",
         "peak RSS during push-tls, pull-tls", "peak RSS during manifest-auth",
+        "8 concurrent cold pulls, upstream bytes sent / image bytes, proxy",
     }
     if "s3-push" in only:
         variants |= {

@@ -83,6 +83,11 @@ class Unavailable(DockyardError):
 class UpstreamUnavailable(Unavailable):
     description = "the upstream registry cannot be reached"
 
+    def __init__(self, message: str | None = None, reason: str = "unavailable") -> None:
+        super().__init__(message)
+        self.reason = reason
+        """What went wrong, for metrics: ``unreachable``, ``status``, ``broken``, ``auth``, ``too_large``."""
+
 
 class UpstreamRateLimited(DockyardError):
     """The upstream answered 429: its ``Retry-After`` (if any) goes to the client as is."""

@@ -16,6 +16,8 @@ from dockyard.auth.htpasswd import Htpasswd, hash_password
 from dockyard.auth.limiter import FailureLimiter
 from dockyard.config import Settings, load
 from dockyard.forwarding import Forwarding
+from dockyard.proxy.cache import PullThroughCache
+from dockyard.proxy.upstream import UpstreamClient
 from dockyard.storage.inmemory import InMemoryDriver
 from dockyard.storage.registry import Registry
 from dockyard.ui import session_key
@@ -134,3 +136,30 @@ async def test_a_new_password_or_a_removed_user_ends_the_session(aiohttp_client,
     assert await signed_in_as("alice")
     rewrite(f"bob:{hash_password('bobs')}\n")
     assert not await signed_in_as("alice")
+
+
+async def test_a_pull_through_cache_says_what_it_caches_and_from_where(aiohttp_client) -> None:
+    driver = InMemoryDriver()
+    writable = await aiohttp_client(create_app(Registry(driver)))
+    config = b'{"architecture":"amd64","os":"linux"}'
+    digest = "sha256:" + hashlib.sha256(config).hexdigest()
+    assert (await writable.post(f"/v2/team/app/blobs/uploads/?digest={digest}", data=config)).status == 201
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest, "size": len(config)}, "layers": [],
+    })
+    put = await writable.put("/v2/team/app/manifests/v1", data=manifest, headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+    assert put.status == 201
+    # The same storage served as a cache of an upstream that is never asked (nothing listens on port 9).
+    remote = "http://127.0.0.1:9"
+    registry = Registry(driver, read_only=True)
+    cache = PullThroughCache(registry, UpstreamClient(remote), ttl=0, tag_check_interval=60)
+    client = await aiohttp_client(create_app(registry, ui_session_key=session_key(""), pull_through=cache))
+
+    listing = await (await client.get("/")).text()
+    assert "read-only mode" not in listing
+    assert f"pull-through cache of <code>{remote}</code>" in listing
+    assert f'<td class="source"><code>{remote}/team/app</code></td>' in listing
+    page = await (await client.get("/ui/r/team/app")).text()
+    assert "read-only mode" not in page
+    assert f"Cached from <code>{remote}/team/app</code>" in page and 'data-tag="v1"' in page

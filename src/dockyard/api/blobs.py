@@ -44,7 +44,7 @@ async def get(context: RequestContext) -> web.StreamResponse:
             raise
         return await _get_uncached(context, pull_through, digest)
     if pull_through is not None:
-        await pull_through.record_blob_pull(digest)
+        await pull_through.cached_blob(digest, sending=request.method == "GET")
     headers = _headers(digest)
     if request.headers.get("If-None-Match") in (headers["ETag"], str(digest)):
         return web.Response(status=304, headers=headers)

@@ -15,7 +15,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
-from dockyard.app_keys import ROUTE_KEY
+from dockyard.app_keys import PULL_THROUGH_KEY, ROUTE_KEY
+from dockyard.proxy.events import CacheEvents, Kind
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 UNMATCHED = "unmatched"
@@ -63,6 +64,40 @@ def _auth_failure(request: web.Request, status: int) -> str | None:
     return None
 
 
+class CacheCounters(CacheEvents):
+    """The pull-through cache's events, counted."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.hits = Counter(
+            "dockyard_proxy_hits", "Pulls (manifest GET and HEAD, blob GET) the pull-through cache answered itself, by kind.",
+            ["kind"], registry=registry,
+        )
+        self.misses = Counter(
+            "dockyard_proxy_misses", "Pulls (manifest GET and HEAD, blob GET) that needed the upstream, by kind.",
+            ["kind"], registry=registry,
+        )
+        self.bytes = Counter(
+            "dockyard_proxy_upstream_bytes", "Manifest and blob bytes received from the upstream, by kind.", ["kind"], registry=registry,
+        )
+        self.errors = Counter(
+            "dockyard_proxy_upstream_errors", "Failed exchanges with the upstream, by kind and reason "
+            "(unreachable, status, broken, auth, too_large, rate_limited, digest_mismatch, invalid).",
+            ["kind", "reason"], registry=registry,
+        )
+
+    def hit(self, kind: Kind) -> None:
+        self.hits.labels(kind).inc()
+
+    def miss(self, kind: Kind) -> None:
+        self.misses.labels(kind).inc()
+
+    def upstream_bytes(self, kind: Kind, count: int) -> None:
+        self.bytes.labels(kind).inc(count)
+
+    def upstream_error(self, kind: Kind, reason: str) -> None:
+        self.errors.labels(kind, reason).inc()
+
+
 class Metrics:
     def __init__(self, multiprocess_dir: str | None = None) -> None:
         self.multiprocess_dir = multiprocess_dir
@@ -90,6 +125,7 @@ class Metrics:
             "dockyard_auth_failures", "Refused credentials (401 with credentials), denied access (403) and throttled logins (429).",
             ["reason"], registry=r,
         )
+        self.pull_through = CacheCounters(r)
 
     def exposition(self) -> bytes:
         if self.multiprocess_dir:
@@ -102,9 +138,11 @@ class Metrics:
         return web.Response(body=self.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     def instrument(self, app: web.Application) -> None:
-        """Count every request of ``app`` (outermost), and its storage errors (innermost)."""
+        """Count every request of ``app`` (outermost), its storage errors (innermost), and what its pull-through cache does."""
         app.middlewares.insert(0, self._outer)
         app.middlewares.append(self._inner)
+        if (cache := app.get(PULL_THROUGH_KEY)) is not None:
+            cache.events = self.pull_through
 
     @web.middleware
     async def _outer(self, request: web.Request, handler: Handler) -> web.StreamResponse:

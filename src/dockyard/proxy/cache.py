@@ -27,7 +27,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -36,6 +36,8 @@ import orjson
 
 from dockyard import manifest as manifests
 from dockyard.errors import BlobUnknown, DigestMismatch, ManifestUnknown, UpstreamRateLimited, UpstreamUnavailable
+from dockyard.logs import audit
+from dockyard.proxy.events import BLOB, MANIFEST, UPSTREAM_FAILURES, CacheEvents, Kind, failure_reason
 from dockyard.proxy.expiry import read_time, stamp_interval, time_stamp
 from dockyard.proxy.upstream import UpstreamClient, pull_scope
 from dockyard.reference import Digest, is_digest, parse_digest
@@ -144,6 +146,8 @@ class PullThroughCache:
         self._downloads: dict[tuple[str, Digest], Download] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._stamped: dict[str, float] = {}  # pull-time path -> when this process last wrote it (monotonic)
+        self.events = CacheEvents()
+        """Told of hits, misses and the upstream's bytes and failures (the metrics replace it)."""
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -164,7 +168,10 @@ class PullThroughCache:
         repository = self.registry.repository(name)
         if is_digest(reference):
             digest = parse_digest(reference)
-            if not await repository.has_manifest(digest):
+            if await repository.has_manifest(digest):
+                self.events.hit(MANIFEST)
+            else:
+                self.events.miss(MANIFEST)
                 await self._fetch_manifest(repository, reference, digest)
         else:
             digest = await self._check_tag(repository, reference)
@@ -181,21 +188,29 @@ class PullThroughCache:
             cached = None
         checked = await read_time(self.registry.driver, paths.proxy_tag_checked(name, tag))
         if cached is not None and checked is not None and time.time() - checked < self.tag_check_interval:
+            self.events.hit(MANIFEST)
             return cached
         try:
-            async with self.upstream.request("HEAD", f"/v2/{name}/manifests/{tag}", pull_scope(name), {"Accept": MANIFEST_ACCEPT}) as answer:
-                status, named = answer.status, answer.headers.get("Docker-Content-Digest")
-            if status == 404:
-                raise ManifestUnknown(f"unknown tag {tag!r}", detail={"tag": tag})
-            if status != 200:
-                raise UpstreamUnavailable(f"the upstream answered {status} to HEAD of {name}:{tag}")
+            with self._exchange(MANIFEST):
+                async with self.upstream.request("HEAD", f"/v2/{name}/manifests/{tag}", pull_scope(name), {"Accept": MANIFEST_ACCEPT}) as answer:
+                    status, named = answer.status, answer.headers.get("Docker-Content-Digest")
+                if status != 200 and status != 404:
+                    raise UpstreamUnavailable(f"the upstream answered {status} to HEAD of {name}:{tag}", "status")
         except (UpstreamUnavailable, UpstreamRateLimited) as failure:
             if cached is None:
+                self.events.miss(MANIFEST)
                 raise
             log.warning("serving %s:%s from the cache: %s", name, tag, failure)
+            self.events.hit(MANIFEST)
             return cached
+        if status == 404:
+            self.events.miss(MANIFEST)
+            raise ManifestUnknown(f"unknown tag {tag!r}", detail={"tag": tag})
         digest = parse_digest(named) if named and is_digest(named) else None
-        if digest is None or not await repository.has_manifest(digest):
+        if digest is not None and await repository.has_manifest(digest):
+            self.events.hit(MANIFEST)
+        else:
+            self.events.miss(MANIFEST)
             digest = await self._fetch_manifest(repository, tag, digest)
         if digest != cached:
             await repository.tag(tag, digest)
@@ -206,17 +221,20 @@ class PullThroughCache:
         """GET a manifest from the upstream, check it is ``expected`` (when known), and store it."""
         name = repository.name
         path = f"/v2/{name}/manifests/{reference}"
-        async with self.upstream.request("GET", path, pull_scope(name), {"Accept": MANIFEST_ACCEPT}) as answer:
-            if answer.status == 404:
-                raise ManifestUnknown(detail={"name": name, "reference": reference})
-            if answer.status != 200:
-                raise UpstreamUnavailable(f"the upstream answered {answer.status} to GET {path}")
-            content = await _read_at_most(self.upstream.body(answer), manifests.MAX_MANIFEST_BYTES, path)
-            content_type = answer.headers.get("Content-Type")
-        actual = Digest.of(content, expected.algorithm if expected else "sha256")
-        if expected is not None and actual != expected:
-            raise DigestMismatch("the upstream's manifest does not match its digest", detail={"expected": str(expected), "actual": str(actual)})
-        await repository.store_manifest(content, manifests.parse(content, content_type), actual)
+        with self._exchange(MANIFEST, name, reference):
+            async with self.upstream.request("GET", path, pull_scope(name), {"Accept": MANIFEST_ACCEPT}) as answer:
+                if answer.status == 404:
+                    raise ManifestUnknown(detail={"name": name, "reference": reference})
+                if answer.status != 200:
+                    raise UpstreamUnavailable(f"the upstream answered {answer.status} to GET {path}", "status")
+                content = await _read_at_most(self.upstream.body(answer), manifests.MAX_MANIFEST_BYTES, path)
+                content_type = answer.headers.get("Content-Type")
+            self.events.upstream_bytes(MANIFEST, len(content))
+            actual = Digest.of(content, expected.algorithm if expected else "sha256")
+            if expected is not None and actual != expected:
+                raise DigestMismatch("the upstream's manifest does not match its digest", detail={"expected": str(expected), "actual": str(actual)})
+            await repository.store_manifest(content, manifests.parse(content, content_type), actual)
+        self._audit_fetch(MANIFEST, name, reference, digest=actual, size=len(content))
         return actual
 
     # Tags
@@ -246,15 +264,17 @@ class PullThroughCache:
     async def blob_size(self, name: str, digest: Digest) -> int | None:
         """What the upstream says of a blob not cached here (HEAD): its size, or :class:`BlobUnknown`."""
         path = f"/v2/{name}/blobs/{digest}"
-        async with self.upstream.request("HEAD", path, pull_scope(name)) as answer:
-            if answer.status == 404:
-                raise BlobUnknown(detail={"digest": str(digest)})
-            if answer.status != 200:
-                raise UpstreamUnavailable(f"the upstream answered {answer.status} to HEAD {path}")
-            return answer.content_length
+        with self._exchange(BLOB):
+            async with self.upstream.request("HEAD", path, pull_scope(name)) as answer:
+                if answer.status == 404:
+                    raise BlobUnknown(detail={"digest": str(digest)})
+                if answer.status != 200:
+                    raise UpstreamUnavailable(f"the upstream answered {answer.status} to HEAD {path}", "status")
+                return answer.content_length
 
     async def blob(self, name: str, digest: Digest) -> Download:
         """The fetch of a blob not cached in ``name``: joined if one runs, else started; once the upstream has answered."""
+        self.events.miss(BLOB)
         key = (name, digest)
         download = self._downloads.get(key)
         if download is None:
@@ -297,32 +317,37 @@ class PullThroughCache:
     async def _download(self, name: str, digest: Digest, download: Download) -> None:
         driver = self.registry.driver
         path = f"/v2/{name}/blobs/{digest}"
-        async with self.upstream.request("GET", path, pull_scope(name)) as answer:
-            if answer.status == 404:
-                raise BlobUnknown(detail={"digest": str(digest)})
-            if answer.status != 200:
-                raise UpstreamUnavailable(f"the upstream answered {answer.status} to GET {path}")
-            download.size = answer.content_length
-            writer = await driver.writer(download.path)
-            download.started.set()
-            try:
-                hasher = hashlib.new(digest.algorithm)
-                committed = driver.local_file(download.path) is None
-                await _stream_into(self.upstream.body(answer), writer, hasher, download, COMMITTED_STEP if committed else STREAM_STEP, committed)
-                await writer.commit()
-                if download.size is not None and writer.size != download.size:
-                    raise UpstreamUnavailable(f"the upstream sent {writer.size} of {download.size} bytes of {digest}")
-                actual = Digest(digest.algorithm, hasher.hexdigest())
-                if actual != digest:
-                    raise DigestMismatch("the upstream's blob does not match its digest", detail={"expected": str(digest), "actual": str(actual)})
-            except BaseException:
-                await writer.cancel()
-                with contextlib.suppress(PathNotFound):
-                    await driver.delete(download.path)
-                raise
-            finally:
-                await writer.close()
+        with self._exchange(BLOB, name, str(digest)):
+            async with self.upstream.request("GET", path, pull_scope(name)) as answer:
+                if answer.status == 404:
+                    raise BlobUnknown(detail={"digest": str(digest)})
+                if answer.status != 200:
+                    raise UpstreamUnavailable(f"the upstream answered {answer.status} to GET {path}", "status")
+                download.size = answer.content_length
+                writer = await driver.writer(download.path)
+                download.started.set()
+                try:
+                    hasher = hashlib.new(digest.algorithm)
+                    committed = driver.local_file(download.path) is None
+                    await _stream_into(
+                        self.upstream.body(answer), writer, hasher, download, COMMITTED_STEP if committed else STREAM_STEP, committed,
+                        functools.partial(self.events.upstream_bytes, BLOB),
+                    )
+                    await writer.commit()
+                    if download.size is not None and writer.size != download.size:
+                        raise UpstreamUnavailable(f"the upstream sent {writer.size} of {download.size} bytes of {digest}", "broken")
+                    actual = Digest(digest.algorithm, hasher.hexdigest())
+                    if actual != digest:
+                        raise DigestMismatch("the upstream's blob does not match its digest", detail={"expected": str(digest), "actual": str(actual)})
+                except BaseException:
+                    await writer.cancel()
+                    with contextlib.suppress(PathNotFound):
+                        await driver.delete(download.path)
+                    raise
+                finally:
+                    await writer.close()
         await self.registry.blobs.ingest(download.path, digest)
+        self._audit_fetch(BLOB, name, str(digest), digest=digest, size=writer.size)
         await self._stored(name, digest, download)
 
     async def _stored(self, name: str, digest: Digest, download: Download) -> None:
@@ -330,6 +355,29 @@ class PullThroughCache:
         download.written = await self.registry.blobs.size(digest)
         await download.finish(paths.blob_data(digest))
         await self.record_blob_pull(digest)
+
+    async def cached_blob(self, digest: Digest, sending: bool) -> None:
+        """A client asks for a blob stored here: a hit when its bytes go out (not a HEAD), and a pull time."""
+        if sending:
+            self.events.hit(BLOB)
+        await self.record_blob_pull(digest)
+
+    # The upstream's failures and fetches, told
+
+    @contextlib.contextmanager
+    def _exchange(self, kind: Kind, name: str | None = None, reference: str | None = None) -> Iterator[None]:
+        """Tells of a failure of the upstream in the block; with ``name``, the block is a fetch, audited when it fails."""
+        try:
+            yield
+        except UPSTREAM_FAILURES as failure:
+            reason = failure_reason(failure)
+            self.events.upstream_error(kind, reason)
+            if name is not None:
+                self._audit_fetch(kind, name, reference, failed=reason)
+            raise
+
+    def _audit_fetch(self, kind: Kind, name: str, reference: str | None, **fields: object) -> None:
+        audit("proxy_fetch", None, upstream=self.upstream.remote_url, kind=kind, repository=name, reference=reference, **fields)
 
     # Pull times
 
@@ -360,15 +408,16 @@ async def _read_at_most(body: AsyncIterator[bytes], limit: int, what: str) -> by
     async for chunk in body:
         content += chunk
         if len(content) > limit:
-            raise UpstreamUnavailable(f"the upstream's answer to {what} is larger than {limit} bytes")
+            raise UpstreamUnavailable(f"the upstream's answer to {what} is larger than {limit} bytes", "too_large")
     return bytes(content)
 
 
 async def _stream_into(
     body: AsyncIterator[bytes], writer: FileWriter, hasher: hashlib._Hash, download: Download, step: int, commit: bool,
+    received: Callable[[int], None],
 ) -> None:
     """Write and hash ``body`` in steps of ``step`` bytes, in threads, while the next step is received;
-    after each step readers may read it (committed first where ``commit``)."""
+    after each step readers may read it (committed first where ``commit``). ``received`` is told of every chunk's size."""
 
     def hash_chunks(chunks: list[bytes]) -> None:
         for chunk in chunks:
@@ -385,6 +434,7 @@ async def _stream_into(
     pending: asyncio.Task[None] | None = None
     try:
         async for chunk in body:
+            received(len(chunk))
             chunks.append(chunk)
             gathered += len(chunk)
             if gathered >= step:

@@ -95,7 +95,7 @@ class UpstreamClient:
                     self._tokens.pop(scope, None)
                     response = await self._send(method, url, scope, dict(headers or {}))
         except (aiohttp.ClientError, TimeoutError, OSError) as error:
-            raise UpstreamUnavailable(f"the upstream {self.remote_url} cannot be reached: {error.__class__.__name__}") from error
+            raise UpstreamUnavailable(f"the upstream {self.remote_url} cannot be reached: {error.__class__.__name__}", "unreachable") from error
         try:
             if response.status == 429:
                 raise UpstreamRateLimited(response.headers.get("Retry-After"), f"the upstream answered 429 to {method} {path}")
@@ -109,7 +109,8 @@ class UpstreamClient:
             async for chunk in response.content.iter_any():
                 yield chunk
         except (aiohttp.ClientError, TimeoutError, OSError) as error:
-            raise UpstreamUnavailable(f"the upstream's answer to {response.method} {response.url.path} broke off: {error.__class__.__name__}") from error
+            what = f"{response.method} {response.url.path}"
+            raise UpstreamUnavailable(f"the upstream's answer to {what} broke off: {error.__class__.__name__}", "broken") from error
 
     async def _send(self, method: str, url: str, scope: str, headers: dict[str, str]) -> aiohttp.ClientResponse:
         challenge = self._challenge
@@ -126,17 +127,17 @@ class UpstreamClient:
             return held[0]
         realm = challenge.parameters.get("realm", "")
         if not realm.startswith(("https://", "http://")):
-            raise UpstreamUnavailable(f"the upstream's token realm is not a URL: {realm[:200]!r}")
+            raise UpstreamUnavailable(f"the upstream's token realm is not a URL: {realm[:200]!r}", "auth")
         query = {"scope": scope} | ({"service": challenge.parameters["service"]} if "service" in challenge.parameters else {})
         async with self._client().get(realm, params=query, auth=self._basic) as answer:
             if answer.status == 429:
                 raise UpstreamRateLimited(answer.headers.get("Retry-After"), "the upstream's token service answered 429")
             if answer.status != 200:
-                raise UpstreamUnavailable(f"the upstream's token service answered {answer.status}")
+                raise UpstreamUnavailable(f"the upstream's token service answered {answer.status}", "auth")
             document = await answer.json(content_type=None)
         token = document.get("token") or document.get("access_token") if isinstance(document, dict) else None
         if not isinstance(token, str) or not token:
-            raise UpstreamUnavailable("the upstream's token service gave no token")
+            raise UpstreamUnavailable("the upstream's token service gave no token", "auth")
         lifetime = document.get("expires_in")
         seconds = lifetime if isinstance(lifetime, int) and lifetime > 0 else DEFAULT_TOKEN_SECONDS
         self._tokens[scope] = (token, time.monotonic() + max(seconds - TOKEN_MARGIN_SECONDS, 1))
