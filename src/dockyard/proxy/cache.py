@@ -113,9 +113,12 @@ class Download:
 
 
 class PullThroughCache:
-    def __init__(self, registry: Registry, upstream: UpstreamClient, ttl: float, tag_check_interval: float) -> None:
+    """One upstream's cache; its repositories are named here ``<prefix>/<upstream's name>`` (no prefix: as there)."""
+
+    def __init__(self, registry: Registry, upstream: UpstreamClient, ttl: float, tag_check_interval: float, prefix: str = "") -> None:
         self.registry = registry
         self.upstream = upstream
+        self.prefix = prefix
         self.ttl = ttl
         """How long a cached image stays without pulls (0: for ever); expiry reads the pull times."""
         self.tag_check_interval = tag_check_interval
@@ -128,6 +131,10 @@ class PullThroughCache:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.upstream.close()
+
+    def upstream_name(self, name: str) -> str:
+        """What the upstream calls the repository ``name`` of this cache."""
+        return name.removeprefix(f"{self.prefix}/") if self.prefix else name
 
     # Manifests
 
@@ -151,8 +158,9 @@ class PullThroughCache:
         checked = await self._read_time(paths.proxy_tag_checked(name, tag))
         if cached is not None and checked is not None and time.time() - checked < self.tag_check_interval:
             return cached
+        remote = self.upstream_name(name)
         try:
-            async with self.upstream.request("HEAD", f"/v2/{name}/manifests/{tag}", pull_scope(name), {"Accept": MANIFEST_ACCEPT}) as answer:
+            async with self.upstream.request("HEAD", f"/v2/{remote}/manifests/{tag}", pull_scope(remote), {"Accept": MANIFEST_ACCEPT}) as answer:
                 status, named = answer.status, answer.headers.get("Docker-Content-Digest")
             if status == 404:
                 raise ManifestUnknown(f"unknown tag {tag!r}", detail={"tag": tag})
@@ -173,9 +181,9 @@ class PullThroughCache:
 
     async def _fetch_manifest(self, repository: Repository, reference: str, expected: Digest | None) -> Digest:
         """GET a manifest from the upstream, check it is ``expected`` (when known), and store it."""
-        name = repository.name
-        path = f"/v2/{name}/manifests/{reference}"
-        async with self.upstream.request("GET", path, pull_scope(name), {"Accept": MANIFEST_ACCEPT}) as answer:
+        name, remote = repository.name, self.upstream_name(repository.name)
+        path = f"/v2/{remote}/manifests/{reference}"
+        async with self.upstream.request("GET", path, pull_scope(remote), {"Accept": MANIFEST_ACCEPT}) as answer:
             if answer.status == 404:
                 raise ManifestUnknown(detail={"name": name, "reference": reference})
             if answer.status != 200:
@@ -192,8 +200,9 @@ class PullThroughCache:
 
     async def blob_size(self, name: str, digest: Digest) -> int | None:
         """What the upstream says of a blob not cached here (HEAD): its size, or :class:`BlobUnknown`."""
-        path = f"/v2/{name}/blobs/{digest}"
-        async with self.upstream.request("HEAD", path, pull_scope(name)) as answer:
+        remote = self.upstream_name(name)
+        path = f"/v2/{remote}/blobs/{digest}"
+        async with self.upstream.request("HEAD", path, pull_scope(remote)) as answer:
             if answer.status == 404:
                 raise BlobUnknown(detail={"digest": str(digest)})
             if answer.status != 200:
@@ -243,8 +252,9 @@ class PullThroughCache:
 
     async def _download(self, name: str, digest: Digest, download: Download) -> None:
         driver = self.registry.driver
-        path = f"/v2/{name}/blobs/{digest}"
-        async with self.upstream.request("GET", path, pull_scope(name)) as answer:
+        remote = self.upstream_name(name)
+        path = f"/v2/{remote}/blobs/{digest}"
+        async with self.upstream.request("GET", path, pull_scope(remote)) as answer:
             if answer.status == 404:
                 raise BlobUnknown(detail={"digest": str(digest)})
             if answer.status != 200:
