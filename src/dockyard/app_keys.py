@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from dockyard.proxy.cache import PullThroughCache
+from dockyard.proxy.mirrors import Mirrors
 from dockyard.storage.registry import Registry
 
 REGISTRY_KEY = web.AppKey("registry", Registry)
-# Set when the registry is a pull-through cache of an upstream (registry:2's proxy section).
-PULL_THROUGH_KEY = web.AppKey("pull_through", PullThroughCache)
+# Set when repositories are cached from upstreams (registry:2's proxy section, or dockyard.mirrors).
+MIRRORS_KEY = web.AppKey("mirrors", Mirrors)
 
 # The name of the registry route a request matched (``manifest``, ``blob``...), for metrics.
 ROUTE_KEY = web.RequestKey("dockyard_route", str)

@@ -4,9 +4,12 @@ during the collection keeps its image."""
 
 from __future__ import annotations
 
+import pathlib
 import time
 
+from dockyard.config import load
 from dockyard.maintenance.gc import Collector
+from dockyard.proxy.expiry import TtlLookup, expiry_interval, ttl_lookup
 from dockyard.reference import Digest
 from dockyard.storage import paths
 from tests.maintenance.conftest import Store
@@ -81,3 +84,30 @@ def test_a_pull_during_the_collection_keeps_its_image(store: Store, monkeypatch)
     assert store.has_manifest("a", a) and store.has_blob(a) and store.has_blob(Digest.of(b"only in a"))
     assert store.run(store.registry.repository("a").resolve_tag("v1")) == a
     assert report.tags_removed == [] and report.blobs_removed == []
+
+
+def test_ttls_come_from_the_proxy_section_or_each_mirror(tmp_path: pathlib.Path) -> None:
+    base = "version: 0.1\nstorage: {inmemory: {}}\n"
+
+    def lookup(text: str) -> tuple[TtlLookup, float | None]:
+        path = tmp_path / "config.yml"
+        path.write_text(base + text)
+        settings = load(path, {}).settings
+        return ttl_lookup(settings), expiry_interval(settings)
+
+    whole, interval = lookup("proxy: {remoteurl: https://hub.example, ttl: 2h}\n")
+    assert (whole("library/alpine"), whole("anything"), interval) == (7200.0, 7200.0, 3600.0)
+    kept, interval = lookup("proxy: {remoteurl: https://hub.example, ttl: 0}\n")
+    assert (kept("library/alpine"), interval) == (None, None)
+    by_prefix, interval = lookup(
+        "dockyard:\n  mirrors:\n"
+        "    - {prefix: docker.io, remoteurl: https://hub.example, ttl: 30m}\n"
+        "    - {prefix: ghcr.io/, remoteurl: https://ghcr.example, ttl: 0}\n"
+    )
+    assert by_prefix("docker.io/library/alpine") == 1800.0
+    assert by_prefix("ghcr.io/owner/tool") is None  # ttl 0: kept for ever
+    assert by_prefix("team/app") is None  # a local repository
+    assert by_prefix("docker.iox/app") is None
+    assert interval == 1800.0
+    local, interval = lookup("")
+    assert (local("team/app"), interval) == (None, None)

@@ -17,6 +17,7 @@ from dockyard.auth.limiter import FailureLimiter
 from dockyard.config import Settings, load
 from dockyard.forwarding import Forwarding
 from dockyard.proxy.cache import PullThroughCache
+from dockyard.proxy.mirrors import Mirrors
 from dockyard.proxy.upstream import UpstreamClient
 from dockyard.storage.inmemory import InMemoryDriver
 from dockyard.storage.registry import Registry
@@ -154,7 +155,7 @@ async def test_a_pull_through_cache_says_what_it_caches_and_from_where(aiohttp_c
     remote = "http://127.0.0.1:9"
     registry = Registry(driver, read_only=True)
     cache = PullThroughCache(registry, UpstreamClient(remote), ttl=0, tag_check_interval=60)
-    client = await aiohttp_client(create_app(registry, ui_session_key=session_key(""), pull_through=cache))
+    client = await aiohttp_client(create_app(registry, ui_session_key=session_key(""), mirrors=Mirrors([cache])))
 
     listing = await (await client.get("/")).text()
     assert "read-only mode" not in listing
@@ -163,3 +164,11 @@ async def test_a_pull_through_cache_says_what_it_caches_and_from_where(aiohttp_c
     page = await (await client.get("/ui/r/team/app")).text()
     assert "read-only mode" not in page
     assert f"Cached from <code>{remote}/team/app</code>" in page and 'data-tag="v1"' in page
+
+    # Caches under prefixes (dockyard.mirrors): team/app is a local repository, not cached from anywhere.
+    hub = PullThroughCache(Registry(driver), UpstreamClient(remote), ttl=0, tag_check_interval=60, prefix="docker.io")
+    mixed = await aiohttp_client(create_app(Registry(driver), ui_session_key=session_key(""), mirrors=Mirrors([hub])))
+    listing = await (await mixed.get("/")).text()
+    assert "pull-through cache of" not in listing and "<th>From</th>" in listing
+    assert '<td class="source"></td>' in listing
+    assert "Cached from" not in await (await mixed.get("/ui/r/team/app")).text()

@@ -17,11 +17,11 @@ from dockyard.api.context import ACCESS_KEY, RequestContext
 from dockyard.api.errors import RegistryError
 from dockyard.api.forwarding import FORWARDING_KEY, path_prefix, public_base_url
 from dockyard.api.token import TokenService
-from dockyard.app_keys import PULL_THROUGH_KEY, REGISTRY_KEY, ROUTE_KEY
+from dockyard.app_keys import MIRRORS_KEY, REGISTRY_KEY, ROUTE_KEY
 from dockyard.errors import DockyardError
 from dockyard.forwarding import Forwarding
 from dockyard.logs import USER_KEY
-from dockyard.proxy.cache import PullThroughCache
+from dockyard.proxy.mirrors import Mirrors
 from dockyard.reference import check_name
 from dockyard.storage.registry import Registry
 from dockyard.tls.trust import CA_URL_PATH
@@ -37,7 +37,7 @@ ResponseHook = Callable[[web.Request, web.StreamResponse], Awaitable[None]]
 # What changes the registry; a read-only registry refuses these on every route.
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 READ_ONLY_MESSAGE = "the registry is in read-only mode"
-PULL_THROUGH_MESSAGE = "the registry is a pull-through cache: push to its upstream"
+PULL_THROUGH_MESSAGE = "the repository is a pull-through cache of an upstream: push there"
 
 
 def error_response(error: RegistryError) -> web.Response:
@@ -68,12 +68,19 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     name = params.pop("name", "")
     if name:
         check_name(name)
+    mirrors = request.app.get(MIRRORS_KEY)
+    mirrored = mirrors.cache_for(name, request.query.get("ns")) if mirrors is not None and name else None
+    # 405 UNSUPPORTED, as registry:2's proxy answers: no credentials would make the push go through.
+    if request.method in WRITE_METHODS and mirrored is not None:
+        raise RegistryError(errors.UNSUPPORTED, PULL_THROUGH_MESSAGE)
     if request.method in WRITE_METHODS and request.app[REGISTRY_KEY].read_only:
-        raise RegistryError(errors.UNSUPPORTED, PULL_THROUGH_MESSAGE if PULL_THROUGH_KEY in request.app else READ_ONLY_MESSAGE)
+        raise RegistryError(errors.UNSUPPORTED, READ_ONLY_MESSAGE)
+    # Access is to the name the client asked for (its token's scope names it); the repository is where it is stored.
     identity = await request.app[ACCESS_KEY].identify(request, needed_scopes(route.name, request.method, name))
     if identity.user:
         request[USER_KEY] = identity.user  # for the access log
-    return await handler(RequestContext(request, request.app[REGISTRY_KEY], identity, name, params))
+    repository, cache = (mirrored.repository, mirrored.cache) if mirrored is not None else (name, None)
+    return await handler(RequestContext(request, request.app[REGISTRY_KEY], identity, repository, params, cache))
 
 
 @web.middleware
@@ -138,8 +145,8 @@ def _configured_headers(headers: Mapping[str, Sequence[str]]) -> ResponseHook:
 
 
 async def _close_registry(app: web.Application) -> None:
-    if PULL_THROUGH_KEY in app:
-        await app[PULL_THROUGH_KEY].close()
+    if MIRRORS_KEY in app:
+        await app[MIRRORS_KEY].close()
     await app[REGISTRY_KEY].close()
 
 
@@ -153,12 +160,12 @@ def create_app(
     ui_session_key: bytes | None = None,
     headers: Mapping[str, Sequence[str]] | None = None,
     relative_urls: bool = True,
-    pull_through: PullThroughCache | None = None,
+    mirrors: Mirrors | None = None,
 ) -> web.Application:
     """The registry's application; ``ca_certificate`` (PEM) is published for ``trust --fetch``;
     with ``ui_session_key`` (see :func:`dockyard.ui.session_key`) the web page is served at ``/``;
     ``headers`` are added to every answer; ``relative_urls`` false makes ``Location`` absolute;
-    with ``pull_through`` (over a read-only ``registry``) what is not stored is fetched from its upstream."""
+    with ``mirrors``, what is not stored of their repositories is fetched from their upstreams."""
     forwarding = forwarding or Forwarding()  # trusted proxies, the public URL, the path prefix
     prefix = forwarding.prefix
     middlewares: list[Middleware] = [errors_middleware]
@@ -166,8 +173,8 @@ def create_app(
         middlewares.insert(0, location_middleware(relative_urls))
     app = web.Application(middlewares=middlewares, client_max_size=1 << 20)
     app[REGISTRY_KEY] = registry
-    if pull_through is not None:
-        app[PULL_THROUGH_KEY] = pull_through
+    if mirrors is not None:
+        app[MIRRORS_KEY] = mirrors
     app[ACCESS_KEY] = access or AccessController()
     app[FORWARDING_KEY] = forwarding
     if token_service is not None:

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from dockyard.api.access import AccessController
-from dockyard.app_keys import PULL_THROUGH_KEY
 from dockyard.auth.access import Identity
 from dockyard.proxy.cache import PullThroughCache
 from dockyard.storage.registry import Registry
@@ -24,14 +23,12 @@ class RequestContext:
     identity: Identity
     name: str = ""
     params: dict[str, str] = field(default_factory=dict)
+    pull_through: PullThroughCache | None = None
+    """The cache ``name`` is fetched into from its upstream; None for a local repository."""
 
     @property
     def repository(self) -> Repository:
         return self.registry.repository(self.name)
-
-    @property
-    def pull_through(self) -> PullThroughCache | None:
-        return self.request.app.get(PULL_THROUGH_KEY)
 
     def query(self, key: str) -> str | None:
         return self.request.query.get(key)

@@ -145,6 +145,8 @@ def _prepare(settings: Settings) -> Prepared:
         log.info("read-only mode: every push, upload and delete is refused with 405 UNSUPPORTED")
     if settings.proxy is not None:
         log.info("pull-through cache of %s: pulls fetch what is not cached; pushes and deletes are refused", settings.proxy.remoteurl)
+    for mirror in settings.dockyard.mirrors:
+        log.info("pull-through cache of %s under %s: pushes and deletes there are refused", mirror.remoteurl, mirror.prefix)
     try:
         log.info("%s", auth.describe())
         auth.build()
@@ -200,6 +202,7 @@ def build_app(settings: Settings, prepared: Prepared) -> web.Application:
     from dockyard.api.app import create_app
     from dockyard.maintenance.schedule import Schedule, scheduled_maintenance
     from dockyard.proxy.expiry import expiry_interval, ttl_lookup
+    from dockyard.proxy.mirrors import build_mirrors
     from dockyard.storage.cache import cache_from_config
     from dockyard.storage.factory import build_driver
     from dockyard.storage.filesystem import use_io_threads
@@ -216,18 +219,10 @@ def build_app(settings: Settings, prepared: Prepared) -> web.Application:
         cache=cache_from_config(settings.redis_cache), rules=PushRules.of(settings.validation), catalog_max_entries=settings.catalog.maxentries,
         tags_max_entries=settings.tags.maxtags,
     )
-    pull_through = None
-    if proxy is not None:
-        from dockyard.proxy.cache import PullThroughCache
-        from dockyard.proxy.upstream import UpstreamClient
-
-        options = settings.dockyard.proxy
-        upstream = UpstreamClient(proxy.remoteurl, proxy.username, proxy.password, options.ca_file)
-        pull_through = PullThroughCache(registry, upstream, proxy.ttl, options.tag_check_interval)
     app = create_app(
         registry, access=access, token_service=tokens, ca_certificate=prepared.ca_pem,
         forwarding=prepared.forwarding, ui_session_key=prepared.ui_session_key,
-        headers=settings.http.headers, relative_urls=settings.http.relativeurls, pull_through=pull_through,
+        headers=settings.http.headers, relative_urls=settings.http.relativeurls, mirrors=build_mirrors(settings, registry),
     )
     prepared.ops.instrument(app)
     if storage.filesystem is not None:

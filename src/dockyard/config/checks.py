@@ -162,6 +162,26 @@ def _check_proxy(settings: Settings) -> None:
         raise ConfigError("dockyard.proxy.ca_file: set without a proxy section, whose upstream it verifies")
 
 
+def _check_mirrors(settings: Settings) -> None:
+    mirrors = settings.dockyard.mirrors
+    if mirrors and settings.proxy is not None:
+        raise ConfigError("dockyard.mirrors: set with a proxy section, which mirrors the whole registry; move its upstream into dockyard.mirrors")
+    prefixes: dict[str, int] = {}
+    for index, mirror in enumerate(mirrors):
+        key = f"dockyard.mirrors.{index}"
+        if mirror.password and mirror.password_file:
+            raise ConfigError(f"{key}: password and password_file both set; keep one")
+        for name, path in (("password_file", mirror.password_file), ("ca_file", mirror.ca_file)):
+            if path and not os.access(path, os.R_OK):
+                raise ConfigError(f"{key}.{name}: cannot read {path}")
+        prefix = mirror.prefix.removesuffix("/")
+        for other, other_index in prefixes.items():
+            # One repository would belong to both: which upstream it came from would depend on the order.
+            if f"{prefix}/".startswith(f"{other}/") or f"{other}/".startswith(f"{prefix}/"):
+                raise ConfigError(f"{key}.prefix: {prefix!r} overlaps dockyard.mirrors.{other_index}.prefix {other!r}")
+        prefixes[prefix] = index
+
+
 def _check_unbuilt(settings: Settings) -> None:
     """Sections that change what the registry does but are not built yet: refused, never ignored."""
     if any(not endpoint.disabled for endpoint in settings.notifications.endpoints):
@@ -185,6 +205,7 @@ def check(settings: Settings, named: Named) -> None:
     _check_serving(settings, named)
     _check_validation(settings)
     _check_proxy(settings)
+    _check_mirrors(settings)
     _check_unbuilt(settings)
 
 

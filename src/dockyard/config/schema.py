@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from dockyard.address import Address
 from dockyard.forwarding import ForwardingError, parse_prefix, parse_public_url
+from dockyard.reference import NAME_PATTERN
 from dockyard.tls.policy import CLIENT_AUTH_MODES, FLOOR, TLS_VERSIONS
 
 Duration = typing.NewType("Duration", float)
@@ -536,6 +537,27 @@ class Proxy:
     ttl: Duration = _within(168 * 3600.0, 0)  # registry:3's: a cached image not pulled for this long goes; 0 keeps it
 
 
+def _mirror_prefix_problem(value: str) -> str | None:
+    if not NAME_PATTERN.fullmatch(value.removesuffix("/")):
+        return f"expected the start of repository names, such as docker.io or ghcr.io, got {value!r}"
+    return None
+
+
+@dataclass(frozen=True)
+class Mirror:
+    """One upstream cached under a prefix: ``<prefix>/<name>`` here is ``<name>`` there, read-only;
+    the keys of registry:2's ``proxy`` section, and of ``dockyard.proxy``, for that upstream."""
+
+    prefix: str = field(default="", metadata={"required": True, "check": _mirror_prefix_problem})
+    remoteurl: str = field(default="", metadata={"required": True, "check": _remote_url_problem})
+    username: str = ""
+    password: str = ""
+    password_file: str = ""  # the password, read at start (a trailing newline dropped), where it is not in this file
+    ttl: Duration = _within(168 * 3600.0, 0)
+    ca_file: str = ""
+    tag_check_interval: Duration = _within(60.0, 0)
+
+
 @dataclass(frozen=True)
 class Bugsnag:
     apikey: str = _required()
@@ -638,6 +660,8 @@ class Dockyard:
         "--idle-timeout", "Close a connection that sends no request for this many seconds (after it opens or after a response); never during a request.",
     ))
     proxy: ProxyOptions = _section(ProxyOptions)
+    # Upstreams cached under repository prefixes; every other repository is an ordinary, writable one.
+    mirrors: list[Mirror] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
-from dockyard.app_keys import PULL_THROUGH_KEY, ROUTE_KEY
+from dockyard.app_keys import MIRRORS_KEY, ROUTE_KEY
 from dockyard.proxy.events import CacheEvents, Kind
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -141,8 +141,9 @@ class Metrics:
         """Count every request of ``app`` (outermost), its storage errors (innermost), and what its pull-through cache does."""
         app.middlewares.insert(0, self._outer)
         app.middlewares.append(self._inner)
-        if (cache := app.get(PULL_THROUGH_KEY)) is not None:
-            cache.events = self.pull_through
+        if (mirrors := app.get(MIRRORS_KEY)) is not None:
+            for cache in mirrors.caches:
+                cache.events = self.pull_through
 
     @web.middleware
     async def _outer(self, request: web.Request, handler: Handler) -> web.StreamResponse:

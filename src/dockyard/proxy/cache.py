@@ -136,9 +136,12 @@ class TagPage:
 
 
 class PullThroughCache:
-    def __init__(self, registry: Registry, upstream: UpstreamClient, ttl: float, tag_check_interval: float) -> None:
+    """One upstream's cache; its repositories are named here ``<prefix>/<upstream's name>`` (no prefix: as there)."""
+
+    def __init__(self, registry: Registry, upstream: UpstreamClient, ttl: float, tag_check_interval: float, prefix: str = "") -> None:
         self.registry = registry
         self.upstream = upstream
+        self.prefix = prefix
         self.ttl = ttl
         """How long a cached image stays without pulls (0: for ever); expiry reads the pull times."""
         self._stamp_interval = stamp_interval(ttl, PULL_STAMP_SECONDS)
@@ -154,6 +157,10 @@ class PullThroughCache:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.upstream.close()
+
+    def upstream_name(self, name: str) -> str:
+        """What the upstream calls the repository ``name`` of this cache."""
+        return name.removeprefix(f"{self.prefix}/") if self.prefix else name
 
     # Manifests
 
@@ -190,9 +197,10 @@ class PullThroughCache:
         if cached is not None and checked is not None and time.time() - checked < self.tag_check_interval:
             self.events.hit(MANIFEST)
             return cached
+        remote = self.upstream_name(name)
         try:
             with self._exchange(MANIFEST):
-                async with self.upstream.request("HEAD", f"/v2/{name}/manifests/{tag}", pull_scope(name), {"Accept": MANIFEST_ACCEPT}) as answer:
+                async with self.upstream.request("HEAD", f"/v2/{remote}/manifests/{tag}", pull_scope(remote), {"Accept": MANIFEST_ACCEPT}) as answer:
                     status, named = answer.status, answer.headers.get("Docker-Content-Digest")
                 if status != 200 and status != 404:
                     raise UpstreamUnavailable(f"the upstream answered {status} to HEAD of {name}:{tag}", "status")
@@ -219,10 +227,10 @@ class PullThroughCache:
 
     async def _fetch_manifest(self, repository: Repository, reference: str, expected: Digest | None) -> Digest:
         """GET a manifest from the upstream, check it is ``expected`` (when known), and store it."""
-        name = repository.name
-        path = f"/v2/{name}/manifests/{reference}"
+        name, remote = repository.name, self.upstream_name(repository.name)
+        path = f"/v2/{remote}/manifests/{reference}"
         with self._exchange(MANIFEST, name, reference):
-            async with self.upstream.request("GET", path, pull_scope(name), {"Accept": MANIFEST_ACCEPT}) as answer:
+            async with self.upstream.request("GET", path, pull_scope(remote), {"Accept": MANIFEST_ACCEPT}) as answer:
                 if answer.status == 404:
                     raise ManifestUnknown(detail={"name": name, "reference": reference})
                 if answer.status != 200:
@@ -242,9 +250,10 @@ class PullThroughCache:
     async def tags(self, name: str, query: Mapping[str, str]) -> TagPage | None:
         """The upstream's page of ``name``'s tags for the pagination ``query`` (``n``, ``last``), or
         ``None`` when it knows no such repository; :class:`UpstreamUnavailable` when it cannot say."""
-        path = f"/v2/{name}/tags/list"
+        remote = self.upstream_name(name)
+        path = f"/v2/{remote}/tags/list"
         asked = f"{path}?{urlencode(query)}" if query else path
-        async with self.upstream.request("GET", asked, pull_scope(name)) as answer:
+        async with self.upstream.request("GET", asked, pull_scope(remote)) as answer:
             if answer.status == 404:
                 return None
             if answer.status != 200:
@@ -263,9 +272,10 @@ class PullThroughCache:
 
     async def blob_size(self, name: str, digest: Digest) -> int | None:
         """What the upstream says of a blob not cached here (HEAD): its size, or :class:`BlobUnknown`."""
-        path = f"/v2/{name}/blobs/{digest}"
+        remote = self.upstream_name(name)
+        path = f"/v2/{remote}/blobs/{digest}"
         with self._exchange(BLOB):
-            async with self.upstream.request("HEAD", path, pull_scope(name)) as answer:
+            async with self.upstream.request("HEAD", path, pull_scope(remote)) as answer:
                 if answer.status == 404:
                     raise BlobUnknown(detail={"digest": str(digest)})
                 if answer.status != 200:
@@ -316,9 +326,10 @@ class PullThroughCache:
 
     async def _download(self, name: str, digest: Digest, download: Download) -> None:
         driver = self.registry.driver
-        path = f"/v2/{name}/blobs/{digest}"
+        remote = self.upstream_name(name)
+        path = f"/v2/{remote}/blobs/{digest}"
         with self._exchange(BLOB, name, str(digest)):
-            async with self.upstream.request("GET", path, pull_scope(name)) as answer:
+            async with self.upstream.request("GET", path, pull_scope(remote)) as answer:
                 if answer.status == 404:
                     raise BlobUnknown(detail={"digest": str(digest)})
                 if answer.status != 200:

@@ -24,18 +24,35 @@ def never_expires(repository: str) -> float | None:
     return None
 
 
+def _ttls(settings: Settings) -> dict[str, float]:
+    """Each cache's TTL by the prefix of the repositories it holds (``""``: registry:2's ``proxy``, every
+    repository); caches kept for ever (a TTL of 0) are left out."""
+    if settings.proxy is not None:
+        ttls = {"": settings.proxy.ttl}
+    else:
+        ttls = {mirror.prefix.removesuffix("/"): mirror.ttl for mirror in settings.dockyard.mirrors}
+    return {prefix: ttl for prefix, ttl in ttls.items() if ttl > 0}
+
+
 def ttl_lookup(settings: Settings | None) -> TtlLookup:
-    """The TTL of each repository, from the settings (registry:2's ``proxy.ttl``; 0 keeps for ever)."""
-    ttl = settings.proxy.ttl if settings is not None and settings.proxy is not None else 0.0
-    if ttl <= 0:
+    """The TTL of each repository (as stored), from registry:2's ``proxy.ttl`` or each of
+    ``dockyard.mirrors``' ``ttl``; local repositories, and caches with a TTL of 0, never expire."""
+    ttls = _ttls(settings) if settings is not None else {}
+    if not ttls:
         return never_expires
-    return lambda repository: ttl
+
+    def ttl_for(repository: str) -> float | None:
+        if "" in ttls:
+            return ttls[""]
+        return next((ttl for prefix, ttl in ttls.items() if repository.startswith(f"{prefix}/")), None)
+
+    return ttl_for
 
 
 def expiry_interval(settings: Settings) -> float | None:
     """How often the server collects to expire cached images when no ``dockyard.gc.interval`` is set; ``None``: never."""
-    ttl = settings.proxy.ttl if settings.proxy is not None else 0.0
-    return min(ttl, EXPIRY_CHECK_SECONDS) if ttl > 0 else None
+    ttls = _ttls(settings)
+    return min(*ttls.values(), EXPIRY_CHECK_SECONDS) if ttls else None
 
 
 def stamp_interval(ttl: float, longest: float) -> float:

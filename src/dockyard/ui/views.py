@@ -15,7 +15,7 @@ from dockyard.api import errors
 from dockyard.api.access import AccessController
 from dockyard.api.context import ACCESS_KEY
 from dockyard.api.forwarding import path_prefix, public_base_url
-from dockyard.app_keys import PULL_THROUGH_KEY, REGISTRY_KEY
+from dockyard.app_keys import MIRRORS_KEY, REGISTRY_KEY
 from dockyard.auth.access import Authenticator, Identity
 from dockyard.auth.binding import CredentialBinding
 from dockyard.concurrency import gather_bounded
@@ -144,7 +144,7 @@ def _secured(response: AnyResponse) -> AnyResponse:
 def render(request: web.Request, who: Visitor, template: str, status: int = 200, **context: Any) -> web.Response:
     ui = request.app[UI_KEY]
     registry = request.app[REGISTRY_KEY]
-    pull_through = request.app.get(PULL_THROUGH_KEY)
+    mirrors = request.app.get(MIRRORS_KEY)
     html = ui.templates.get_template(template).render({
         "section": "",  # which item of the navigation bar is this page's
         "prefix": path_prefix(request),
@@ -153,7 +153,9 @@ def render(request: web.Request, who: Visitor, template: str, status: int = 200,
         "csrf": ui.signer.csrf_token(who.session),
         "read_only": registry.read_only,
         # A pull-through cache is read-only by design: the page says what it caches, not that it is locked.
-        "upstream": pull_through.upstream.remote_url if pull_through is not None else None,
+        "upstream": mirrors.whole_registry_upstream if mirrors is not None else None,
+        "mirrored": mirrors is not None,
+        "source": mirrors.source if mirrors is not None else lambda repository: None,
         **context,
     })
     response = web.Response(text=html, status=status, content_type="text/html")
