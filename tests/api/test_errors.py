@@ -33,6 +33,8 @@ EXPECTED: dict[type[domain.DockyardError], tuple[str, int]] = {
     domain.Unsupported: ("UNSUPPORTED", 405),
     domain.Unavailable: ("UNAVAILABLE", 503),
     domain.TooManyFailedLogins: ("TOOMANYREQUESTS", 429),
+    domain.UpstreamUnavailable: ("UNAVAILABLE", 503),
+    domain.UpstreamRateLimited: ("TOOMANYREQUESTS", 429),
 }
 
 
@@ -52,6 +54,8 @@ def _instance(kind: type[domain.DockyardError]) -> domain.DockyardError:
         return domain.TooManyFailedLogins(30)
     if kind is domain.UploadOffsetInvalid:
         return domain.UploadOffsetInvalid("team/app", "0" * 8, 10)
+    if kind is domain.UpstreamRateLimited:
+        return domain.UpstreamRateLimited("17")
     return kind()
 
 
@@ -73,6 +77,7 @@ def test_message_and_detail_are_passed_on() -> None:
 
 def test_failures_that_tell_the_client_when_or_where_to_resume_carry_headers() -> None:
     assert from_domain(domain.TooManyFailedLogins(30)).headers == {"Retry-After": "30"}
+    assert from_domain(domain.UpstreamRateLimited("17")).headers == {"Retry-After": "17"}  # the upstream's, as it sent it
     upload = "0" * 8 + "-0000-0000-0000-" + "0" * 12
     headers = from_domain(domain.UploadOffsetInvalid("team/app", upload, 10)).headers
     assert headers["Range"] == "0-9"
