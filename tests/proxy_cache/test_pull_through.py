@@ -503,3 +503,39 @@ def test_gc_expires_an_image_not_pulled_within_the_ttl_and_keeps_a_shared_layer(
     assert pull_image(mirror, "team/a", "v1") == image_a
     assert upstream_gets(upstream, "/v2/team/a/manifests/v1") == 2
     assert upstream_gets(upstream, f"/v2/team/a/blobs/{sha256(shared)}") == 1
+
+
+def test_gc_expires_a_cached_image_and_keeps_the_local_one_sharing_its_layer(
+    upstream: DockyardProcess, pusher: Callable[[str], httpx.Client], start_server: StartServer, tmp_path: pathlib.Path,
+) -> None:
+    """Several upstreams (dockyard.mirrors): beside the cache under ``hub/``, the registry takes pushes;
+    a local image pushed with a layer the expired cached image has keeps it."""
+    shared = os.urandom(1 << 20)
+    push_image(pusher("team/a"), "team/a", "v1", shared, seed="only in a")
+    config = tmp_path / "mirrors.yml"
+    config.write_text(json.dumps({
+        "version": "0.1",
+        "storage": {"filesystem": {"rootdirectory": str(tmp_path / "mirror")}},
+        "dockyard": {"mirrors": [{"prefix": "hub", "remoteurl": upstream.url, "username": USER, "password": USERS[USER], "ttl": f"{TTL_SECONDS}s"}]},
+    }))
+    mirror = start_server("--config", str(config), root="mirror")
+    cached = pull_image(mirror, "hub/team/a", "v1")
+    with httpx.Client(base_url=mirror.url, timeout=60) as client:
+        push_image(client, "local/app", "v1", shared, seed="only local")
+    local = pull_image(mirror, "local/app", "v1")
+    time.sleep(TTL_SECONDS + 1)  # the cached image ages past its TTL; the local one has none
+    only_cached = set(cached) - set(local)
+    assert len(only_cached) == 2 and sha256(shared) in local
+
+    collected = subprocess.run(
+        [sys.executable, "-m", "dockyard", "gc", "--config", str(config), "--grace-period", "0s"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+
+    assert collected.returncode == 0, collected.stderr
+    for digest in only_cached:
+        assert not stored(mirror.root, paths.blob_data(parse_digest(digest))).exists()
+    assert not stored(mirror.root, paths.tag("hub/team/a", "v1")).exists()
+    for digest, content in local.items():
+        assert stored(mirror.root, paths.blob_data(parse_digest(digest))).read_bytes() == content
+    assert pull_image(mirror, "local/app", "v1") == local
