@@ -5,8 +5,9 @@ Blobs stream through: the first request for an uncached blob starts one fetch (p
 repository and digest in this process; across workers and replicas the storage
 driver's lock on ``proxy/fetching/<digest>`` makes the others wait and then find it
 stored). The fetch runs on its own, whoever asked first may go away, and writes into a
-download file while hashing; every client of that blob reads the growing file as it
-grows, all but its last byte, which is sent only once the digest is verified. A blob
+download file while hashing; every client of that blob gets the bytes as they arrive (from
+memory while it keeps up, else from the growing file), all but its last byte, which is sent
+only once the digest is verified. A blob
 that does not match its digest, or comes short, is never stored, and its clients'
 connections are cut before their last byte, so none takes it for whole.
 
@@ -20,6 +21,7 @@ Dockyard's own area (:mod:`dockyard.storage.paths`), for expiry after ``ttl``.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import hashlib
@@ -49,7 +51,7 @@ from dockyard.storage.repository import Repository
 log = logging.getLogger("dockyard.proxy")
 
 MANIFEST_ACCEPT = ", ".join(sorted(manifests.MANIFEST_TYPES))
-# Received bytes are written (and hashed, in a thread) in steps this large: each step is what readers get at once.
+# Received bytes are written (and hashed, in a thread) in steps this large; readers get them from memory before.
 STREAM_STEP = 1 << 20
 # Where the download is not a local file (S3), readers see only what the writer committed; each commit
 # is a segment, which S3 copies as a multipart part when the blob moves into place: at least its 5 MiB.
@@ -68,23 +70,37 @@ class Download:
         self.path = path
         """The download file while it grows, then the stored blob."""
         self.size: int | None = None  # the upstream's Content-Length, when it sent one
+        self.received = 0
         self.written = 0
+        """How many bytes readers may read from ``path``."""
+        # The received bytes not yet written, and about a step before them, as (offset, chunk): readers
+        # that keep up are sent these without reading the file back (nor waiting for it to be written).
+        self._recent: collections.deque[tuple[int, bytes]] = collections.deque()
         self.finished = False
         self.failure: Exception | None = None
         self.started = asyncio.Event()  # size known, or failed before
         self._changed = asyncio.Condition()
 
+    async def receive(self, chunk: bytes) -> None:
+        self._recent.append((self.received, chunk))
+        self.received += len(chunk)
+        await self._notify()
+
     async def advance(self, written: int) -> None:
         self.written = written
+        while self._recent and self._recent[0][0] + len(self._recent[0][1]) <= written - STREAM_STEP:
+            self._recent.popleft()
         await self._notify()
 
     async def finish(self, path: str) -> None:
         self.path, self.finished = path, True
+        self._recent.clear()
         self.started.set()
         await self._notify()
 
     async def fail(self, failure: Exception) -> None:
         self.failure = failure
+        self._recent.clear()
         self.started.set()
         await self._notify()
 
@@ -103,7 +119,20 @@ class Download:
         waits for the digest check: a client never gets a whole body, or a whole range, that is wrong."""
         if self.finished:
             return self.written if end is None else min(self.written, end)
-        return max(min(self.written, end if end is not None else self.written) - 1, 0)
+        return max(min(self.received, end if end is not None else self.received) - 1, 0)
+
+    def _remembered(self, start: int, stop: int) -> list[bytes] | None:
+        """The bytes from ``start`` to ``stop`` held in memory, or ``None`` when ``start`` is no longer there."""
+        if not self._recent or self._recent[0][0] > start:
+            return None
+        pieces = []
+        for offset, chunk in self._recent:
+            if offset + len(chunk) <= start:
+                continue
+            if offset >= stop:
+                break
+            pieces.append(chunk[max(start - offset, 0):stop - offset] if offset < start or offset + len(chunk) > stop else chunk)
+        return pieces
 
     async def chunks(self, registry: Registry, start: int = 0, count: int | None = None) -> AsyncIterator[bytes]:
         """The blob's bytes from ``start`` (``count`` of them, or to its end) as they arrive;
@@ -118,8 +147,15 @@ class Download:
             readable, path = self._readable(end), self.path
             if sent >= readable and self.finished:
                 return
+            remembered = self._remembered(sent, readable)
+            if remembered is not None:
+                for chunk in remembered:
+                    sent += len(chunk)
+                    yield chunk
+                continue
             try:
-                async for chunk in registry.driver.read(path, sent, readable - sent):
+                # Behind what memory holds: from the file, as far as it is written.
+                async for chunk in registry.driver.read(path, sent, min(readable, self.written) - sent):
                     sent += len(chunk)
                     yield chunk
             except PathNotFound:
@@ -427,8 +463,9 @@ async def _stream_into(
     body: AsyncIterator[bytes], writer: FileWriter, hasher: hashlib._Hash, download: Download, step: int, commit: bool,
     received: Callable[[int], None],
 ) -> None:
-    """Write and hash ``body`` in steps of ``step`` bytes, in threads, while the next step is received;
-    after each step readers may read it (committed first where ``commit``). ``received`` is told of every chunk's size."""
+    """Write and hash ``body`` in steps of ``step`` bytes, in threads, while the next step is received
+    (and sent to readers from memory); after each step readers may read it from the file (committed
+    first where ``commit``). ``received`` is told of every chunk's size."""
 
     def hash_chunks(chunks: list[bytes]) -> None:
         for chunk in chunks:
@@ -446,6 +483,7 @@ async def _stream_into(
     try:
         async for chunk in body:
             received(len(chunk))
+            await download.receive(chunk)
             chunks.append(chunk)
             gathered += len(chunk)
             if gathered >= step:

@@ -1,0 +1,74 @@
+"""A blob's fetch as its readers see it: bytes go out as they arrive, before they are written,
+all but the last until the fetch is done; a reader behind what memory holds reads the file."""
+
+from __future__ import annotations
+
+import asyncio
+
+from dockyard.proxy.cache import STREAM_STEP, Download
+from dockyard.storage import paths
+from dockyard.storage.inmemory import InMemoryDriver
+from dockyard.storage.registry import Registry
+
+# A reader waiting for bytes that will never come fails the test after this long instead of hanging it.
+HANG_GUARD_SECONDS = 10
+
+
+class _Reader:
+    """A client of ``download``: what it got so far."""
+
+    def __init__(self, download: Download, registry: Registry) -> None:
+        self.got = bytearray()
+        self._progress = asyncio.Event()
+        self.task = asyncio.ensure_future(self._read(download, registry))
+
+    async def _read(self, download: Download, registry: Registry) -> None:
+        async for chunk in download.chunks(registry):
+            self.got.extend(chunk)
+            self._progress.set()
+
+    async def has(self, count: int) -> None:
+        """Returns once ``count`` bytes came (or the reader stopped); a reader stuck short of them fails the test."""
+        async with asyncio.timeout(HANG_GUARD_SECONDS):
+            while len(self.got) < count and not self.task.done():
+                self._progress.clear()
+                await asyncio.wait([asyncio.ensure_future(self._progress.wait()), self.task], return_when=asyncio.FIRST_COMPLETED)
+
+
+async def test_received_bytes_reach_readers_before_they_are_written() -> None:
+    registry = Registry(InMemoryDriver())
+    download = Download(paths.proxy_download("unwritten"))
+    reader = _Reader(download, registry)
+    await download.receive(b"abc")
+    await download.receive(b"def")
+    await reader.has(5)
+    assert bytes(reader.got) == b"abcde"  # none of it in storage yet; the last byte waits for the end
+    await registry.driver.put_content(download.path, b"abcdef")
+    await download.advance(6)
+    assert bytes(reader.got) == b"abcde"
+    await download.finish(download.path)
+    await asyncio.wait_for(reader.task, HANG_GUARD_SECONDS)
+    assert bytes(reader.got) == b"abcdef"
+
+
+async def test_a_reader_behind_memory_reads_the_file_then_memory() -> None:
+    registry = Registry(InMemoryDriver())
+    download = Download(paths.proxy_download("growing"))
+    chunk_size = STREAM_STEP // 4
+    blob = bytes(index % 251 for index in range(chunk_size * 16))
+    chunks = [blob[offset:offset + chunk_size] for offset in range(0, len(blob), chunk_size)]
+    for chunk in chunks[:12]:
+        await download.receive(chunk)
+    written = 10 * chunk_size  # memory keeps a step before this: the first bytes are only in the file
+    await registry.driver.put_content(download.path, blob[:written])
+    await download.advance(written)
+    reader = _Reader(download, registry)
+    for chunk in chunks[12:]:
+        await download.receive(chunk)
+    await reader.has(len(blob) - 1)
+    assert bytes(reader.got) == blob[:-1]
+    await registry.driver.put_content(download.path, blob)
+    download.written = len(blob)
+    await download.finish(download.path)
+    await asyncio.wait_for(reader.task, HANG_GUARD_SECONDS)
+    assert bytes(reader.got) == blob
