@@ -47,6 +47,7 @@ from dockyard.storage import paths
 from dockyard.storage.driver import FileWriter, PathNotFound
 from dockyard.storage.registry import Registry
 from dockyard.storage.repository import Repository
+from dockyard.storage.uploads import pump
 
 log = logging.getLogger("dockyard.proxy")
 
@@ -465,34 +466,17 @@ async def _stream_into(
 ) -> None:
     """Write and hash ``body`` in steps of ``step`` bytes, in threads, while the next step is received
     (and sent to readers from memory); after each step readers may read it from the file (committed
-    first where ``commit``). ``received`` is told of every chunk's size."""
+    first where ``commit``). ``received`` is told of every chunk's size. Nothing of a failed fetch is kept."""
 
-    def hash_chunks(chunks: list[bytes]) -> None:
-        for chunk in chunks:
-            hasher.update(chunk)
+    async def observed() -> AsyncIterator[bytes]:
+        async for chunk in body:
+            received(len(chunk))
+            await download.receive(chunk)
+            yield chunk
 
-    async def flush(chunks: list[bytes]) -> None:
-        await asyncio.gather(asyncio.to_thread(hash_chunks, chunks), writer.write_chunks(chunks))
+    async def stepped() -> None:
         if commit:
             await writer.commit()
         await download.advance(writer.size)
 
-    chunks: list[bytes] = []
-    gathered = 0
-    pending: asyncio.Task[None] | None = None
-    try:
-        async for chunk in body:
-            received(len(chunk))
-            await download.receive(chunk)
-            chunks.append(chunk)
-            gathered += len(chunk)
-            if gathered >= step:
-                if pending is not None:
-                    await pending
-                pending = asyncio.ensure_future(flush(chunks))
-                chunks, gathered = [], 0
-    finally:
-        if pending is not None:
-            await pending
-    if chunks:
-        await flush(chunks)
+    await pump(observed(), writer, hasher, step, stepped, keep_partial=False)

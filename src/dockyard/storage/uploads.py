@@ -18,7 +18,7 @@ import contextlib
 import hashlib
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 
 from dockyard.errors import DigestMismatch, UploadOffsetInvalid, UploadUnknown
@@ -79,7 +79,7 @@ class UploadStore:
             hasher = await self._hasher(name, upload_id, size)
             writer = await self.driver.writer(paths.upload_data(name, upload_id), append=True)
             try:
-                await _pump(body, writer, hasher)
+                await pump(body, writer, hasher)
             except BaseException:
                 # What was received is kept, so that a client whose connection broke
                 # can ask for the offset and resume; the hash is redone from storage.
@@ -106,7 +106,7 @@ class UploadStore:
             writer = await self.driver.writer(data_path, append=True)
             try:
                 if body is not None:
-                    await _pump(body, writer, hasher)
+                    await pump(body, writer, hasher)
                 await writer.commit()
             except BaseException:
                 self._hashers.pop(upload_id, None)
@@ -179,8 +179,14 @@ def range_header(name: str, upload_id: str, size: int) -> dict[str, str]:
     }
 
 
-async def _pump(body: AsyncIterator[bytes], writer: FileWriter, hasher: hashlib._Hash) -> None:
-    """Stream ``body`` into ``writer`` and ``hasher``, overlapping receiving with both.
+async def pump(
+    body: AsyncIterator[bytes], writer: FileWriter, hasher: hashlib._Hash, step: int = FLUSH_BYTES,
+    after_step: Callable[[], Awaitable[None]] | None = None, keep_partial: bool = True,
+) -> None:
+    """Stream ``body`` into ``writer`` and ``hasher`` in steps of at least ``step`` bytes: each step is
+    hashed and written, then ``after_step`` runs, while the next is received. The last, shorter step
+    is written at the end, and with ``keep_partial`` also when receiving failed (what arrived of an
+    upload is kept, to be resumed).
 
     Received chunks are kept by reference, not copied into one buffer, so the event
     loop only receives; hashing and writing run in worker threads (both release the GIL).
@@ -192,6 +198,8 @@ async def _pump(body: AsyncIterator[bytes], writer: FileWriter, hasher: hashlib.
 
     async def flush(chunks: list[bytes]) -> None:
         await asyncio.gather(asyncio.to_thread(hash_chunks, chunks), writer.write_chunks(chunks))
+        if after_step is not None:
+            await after_step()
 
     chunks: list[bytes] = []
     gathered = 0
@@ -200,13 +208,18 @@ async def _pump(body: AsyncIterator[bytes], writer: FileWriter, hasher: hashlib.
         async for chunk in body:
             chunks.append(chunk)
             gathered += len(chunk)
-            if gathered >= FLUSH_BYTES:
+            if gathered >= step:
                 if pending is not None:
                     await pending
                 pending = asyncio.ensure_future(flush(chunks))
                 chunks, gathered = [], 0
-    finally:
+    except BaseException:
         if pending is not None:
             await pending
-        if chunks:
+        if keep_partial and chunks:
             await flush(chunks)
+        raise
+    if pending is not None:
+        await pending
+    if chunks:
+        await flush(chunks)
