@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import time
 
 import pytest
 
@@ -246,6 +247,11 @@ async def test_put_racing_a_layer_delete_changes_nothing_when_refused(client, st
     layer = b"the layer deleted meanwhile"
     layer_link = paths.layer_link(NAME, parse_digest(sha256(layer))).lstrip("/")
     rng = random.Random(14)
+    # The DELETE is sent at a random moment within about twice a manifest PUT's time, which is
+    # milliseconds on a filesystem and far more on S3: a PUT of the subject again, timed here.
+    started = time.monotonic()
+    assert (await put_manifest(client, NAME, "again", subject_content, OCI_MANIFEST)).status == 201
+    window = 2 * (time.monotonic() - started)
     refused = 0
     for attempt in range(RACE_TRIES):
         config = json.dumps({"attempt": attempt}).encode()
@@ -258,7 +264,7 @@ async def test_put_racing_a_layer_delete_changes_nothing_when_refused(client, st
         before = snapshot(storage)
 
         async def delete_layer():
-            await asyncio.sleep(rng.random() * 0.03)
+            await asyncio.sleep(rng.random() * window)
             return await client.delete(f"/v2/{NAME}/blobs/{sha256(layer)}")
 
         put, deleted = await asyncio.gather(put_manifest(client, NAME, "race", content, OCI_MANIFEST), delete_layer())

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -337,13 +338,16 @@ def podman(tmp_path_factory: pytest.TempPathFactory, client_env: dict[str, str])
 def lowercase_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pathlib.Path]:
     """A temporary folder whose path is all lowercase.
 
-    podman names an image pulled from ``oci:DIR`` after DIR, and image names are lowercase.
+    podman names an image pulled from ``oci:DIR`` after DIR: lowercase letters and digits, with
+    single separators between them.
     """
     candidate = tmp_path_factory.mktemp("podmanlayout")
     if str(candidate) == str(candidate).lower():
         yield candidate
         return
-    made = pathlib.Path(tempfile.mkdtemp(prefix="dy-podman-", dir="/tmp"))  # tempfile's names are lowercase
+    # Not tempfile's names: they may hold "_" next to "-", which no image name may.
+    made = pathlib.Path("/tmp") / f"dy-podman-{secrets.token_hex(8)}"
+    made.mkdir()
     try:
         yield made
     finally:

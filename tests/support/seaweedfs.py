@@ -36,6 +36,9 @@ _PORT_FLAGS = (
     "s3.port", "s3.port.grpc", "s3.port.iceberg", "s3.port.lance", "admin.port", "admin.port.grpc",
 )
 _bucket_numbers = itertools.count(1)
+# Ports are picked free, then bound by weed: another process may take one in between.
+START_ATTEMPTS = 3
+_PORT_TAKEN_SIGNS = ("address already in use", "is not available on 127.0.0.1")  # at bind; weed's own check before
 # weed makes a unix socket beside each gRPC port in /tmp, whatever TMPDIR says, and leaves it
 # there: named here so that stop() can remove them.
 _GRPC_SOCKET_DIRECTORY = pathlib.Path("/tmp")
@@ -44,6 +47,10 @@ _GRPC_SOCKET_KINDS = ("master", "volume", "filer", "s3", "admin")
 
 def weed_binary() -> str | None:
     return shutil.which("weed")
+
+
+class _PortTaken(RuntimeError):
+    """weed exited at start because a port picked for it was taken meanwhile."""
 
 
 class SeaweedFS:
@@ -57,6 +64,7 @@ class SeaweedFS:
         self.region = REGION
         self.process: subprocess.Popen[bytes] | None = None
         self.grpc_sockets: list[pathlib.Path] = []
+        self._log_offset = 0
         self._client: Any = None  # made once: a botocore client costs 0.1-0.2 s
         self.log = directory.parent / f"{directory.name}.seaweedfs.log"
         binary = weed_binary()
@@ -65,7 +73,19 @@ class SeaweedFS:
         self.binary = binary
 
     def start(self) -> SeaweedFS:
+        """Start ``weed mini`` on free ports; again on others when one was taken before weed bound it."""
+        for attempt in range(START_ATTEMPTS):
+            try:
+                return self._start_once()
+            except _PortTaken:
+                if attempt == START_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _start_once(self) -> SeaweedFS:
         self.directory.mkdir(parents=True, exist_ok=True)
+        self._client = None  # it names the endpoint, whose port may be new
+        self._log_offset = self.log.stat().st_size if self.log.exists() else 0
         ports = {flag: free_port() for flag in _PORT_FLAGS}
         command = [
             self.binary, "mini", f"-dir={self.directory}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
@@ -107,7 +127,9 @@ class SeaweedFS:
         last: Exception | None = None
         while time.monotonic() < deadline:
             if self.process is None or self.process.poll() is not None:
-                raise RuntimeError(f"weed mini exited at start:\n{self._tail()}")
+                tail = self._tail()
+                taken = any(sign in tail for sign in _PORT_TAKEN_SIGNS)
+                raise (_PortTaken if taken else RuntimeError)(f"weed mini exited at start:\n{tail}")
             try:
                 client.create_bucket(Bucket="ready")
                 client.delete_bucket(Bucket="ready")
@@ -151,8 +173,11 @@ class SeaweedFS:
         return path
 
     def _tail(self) -> str:
+        """What the last start logged."""
         try:
-            return self.log.read_text(errors="replace")[-10000:]
+            with open(self.log, "rb") as log:
+                log.seek(self._log_offset)
+                return log.read().decode(errors="replace")[-10000:]
         except FileNotFoundError:
             return ""
 
