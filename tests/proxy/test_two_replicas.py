@@ -27,15 +27,14 @@ import pytest
 from click.testing import CliRunner
 
 from dockyard.cli import main
-from tests.proxy import CHUNK, NGINX, NginxProcess, chunked_upload, nginx_test, write_nginx_conf
+from tests.proxy import CHUNK, NginxProcess, chunked_upload, nginx_test, write_nginx_conf
 from tests.proxy.topologies import (
     LAYER_BYTES,
     PASSWORD,
     USER,
     BigImage,
     Topology,
-    dockyard_cli,
-    make_htpasswd,
+    proxy_files,
     push_and_pull,
     sha256_file,
 )
@@ -43,7 +42,6 @@ from tests.support.clients import Skopeo, layout_blob, layout_entry
 from tests.support.images import OCI_MANIFEST, single_image_layout
 from tests.support.processes import free_port
 from tests.support.server import DockyardProcess
-from tests.support.tools import require_tool
 
 
 class Replicas:
@@ -60,14 +58,7 @@ class Replicas:
 
 
 def two_replicas(tmp: pathlib.Path, *replica_args: str, auth_at_proxy: bool) -> Iterator[Replicas]:
-    require_tool(NGINX)
-    nginx_tls = tmp / "nginx-tls"
-    dockyard_cli("certs", "ca", "--dir", nginx_tls)
-    dockyard_cli("certs", "issue", "127.0.0.1", "--dir", nginx_tls)
-    cert_dir = tmp / "client-certs"  # only the CA: skopeo would take ca.key for a client key
-    cert_dir.mkdir()
-    (cert_dir / "ca.crt").write_bytes((nginx_tls / "ca.crt").read_bytes())
-    htpasswd = make_htpasswd(tmp / "users.htpasswd")
+    nginx_tls, cert_dir, htpasswd = proxy_files(tmp)
 
     root = tmp / "root"
     args = list(replica_args) if auth_at_proxy else ["--htpasswd", str(htpasswd), *replica_args]

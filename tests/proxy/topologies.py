@@ -106,7 +106,9 @@ class Topology:
         return ssl.create_default_context(cafile=str(self.cert_dir / "ca.crt"))
 
 
-def start_topology(tmp: pathlib.Path, *, auth_at_proxy: bool) -> Iterator[Topology]:
+def proxy_files(tmp: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path, pathlib.Path]:
+    """nginx's TLS folder (a CA and a certificate for 127.0.0.1), the clients' certificate folder
+    (the CA only) and a user file, for an nginx in front of Dockyard."""
     require_tool(NGINX)
     nginx_tls = tmp / "nginx-tls"
     dockyard_cli("certs", "ca", "--dir", nginx_tls)
@@ -114,7 +116,11 @@ def start_topology(tmp: pathlib.Path, *, auth_at_proxy: bool) -> Iterator[Topolo
     cert_dir = tmp / "client-certs"  # only the CA: skopeo would take ca.key for a client key
     cert_dir.mkdir()
     (cert_dir / "ca.crt").write_bytes((nginx_tls / "ca.crt").read_bytes())
-    htpasswd = make_htpasswd(tmp / "users.htpasswd")
+    return nginx_tls, cert_dir, make_htpasswd(tmp / "users.htpasswd")
+
+
+def start_topology(tmp: pathlib.Path, *, auth_at_proxy: bool) -> Iterator[Topology]:
+    nginx_tls, cert_dir, htpasswd = proxy_files(tmp)
 
     if auth_at_proxy:
         dockyard = DockyardProcess(tmp / "root")  # --insecure-http, no auth

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import os
 import pathlib
 import socket
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +22,7 @@ from dockyard.config import ConfigError, Settings, load
 from dockyard.config.flags import click_options
 from dockyard.forwarding import Forwarding
 from dockyard.logs import ACCESS_LOG_KEY
-from dockyard.ops.debug import OpsSettings
+from dockyard.ops.debug import OpsSettings, for_app_lifetime
 from dockyard.server import SSL_CONTEXT_KEY, TLS_ALPN_CHALLENGES_KEY
 from dockyard.storage.factory import StorageSettings, StorageUnavailable, check_storage
 from dockyard.tls import acme, alpn_challenge, policy
@@ -243,9 +242,9 @@ def build_app(settings: Settings, prepared: Prepared) -> web.Application:
         context = server_context(serving, prepared.tls)
         app[SSL_CONTEXT_KEY] = context
         if prepared.tls.generated:
-            app.cleanup_ctx.append(_renewal(keep_renewed(context, prepared.tls)))
+            app.cleanup_ctx.append(for_app_lifetime(keep_renewed(context, prepared.tls)))
         elif prepared.tls.letsencrypt is not None:
-            app.cleanup_ctx.append(_renewal(acme.keep_renewed(context, prepared.tls.letsencrypt)))
+            app.cleanup_ctx.append(for_app_lifetime(acme.keep_renewed(context, prepared.tls.letsencrypt)))
             if (tls_alpn := prepared.tls_alpn) is not None:
                 app[TLS_ALPN_CHALLENGES_KEY] = acme.ChallengeBoard(tls_alpn.challenges).certificate_file
     return app
@@ -321,10 +320,3 @@ def _check_replica_settings(settings: Settings, auth: AuthSettings) -> None:
         log.info("cache: blob sizes, layer links and tags in redis at %s (db %d)", redis.address, redis.db)
 
 
-def _renewal(renewing: Coroutine[Any, Any, None]) -> Callable[[web.Application], AsyncIterator[None]]:
-    async def renewal(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.ensure_future(renewing)
-        yield
-        task.cancel()
-
-    return renewal

@@ -14,9 +14,9 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -98,7 +98,7 @@ class OpsSettings:
         if metrics is not None:
             debug.router.add_get(self.metrics_path, metrics.handle)
         if health is not None:
-            debug.cleanup_ctx.append(_checking(health))
+            debug.cleanup_ctx.append(for_app_lifetime(health.run()))
         return debug
 
 
@@ -118,11 +118,13 @@ class _State:
         return web.Response(status=status, text=json.dumps(failing), content_type="application/json")
 
 
-def _checking(health: StorageHealth) -> Callable[[web.Application], AsyncIterator[None]]:
-    async def checking(_: web.Application) -> AsyncIterator[None]:
-        task = asyncio.ensure_future(health.run())
+def for_app_lifetime(work: Coroutine[Any, Any, None]) -> Callable[[web.Application], AsyncIterator[None]]:
+    """An application cleanup context that runs ``work`` while the application runs, cancelled at its end."""
+
+    async def running(_: web.Application) -> AsyncIterator[None]:
+        task = asyncio.ensure_future(work)
         yield
         task.cancel()
 
-    return checking
+    return running
 
