@@ -23,9 +23,11 @@ from dockyard.doctor.machine import Machine, TrustStore
 from dockyard.doctor.network import Target
 from dockyard.doctor.push import location_problem
 from dockyard.doctor.registry import Challenge
+from dockyard.doctor.run import realm_certificate
 from dockyard.tls import certificates
 from dockyard.tls.certificates import CertificateAuthority
-from tests.doctor.conftest import client_machine
+from tests.doctor.conftest import client_machine, trust
+from tests.tls.conftest import issue_files, make_ca, plain_tls_server, server_context
 
 HOST = Target("registry.example.test", 5000)
 NOW = datetime.datetime.now(datetime.UTC)
@@ -208,3 +210,22 @@ def test_text_output_names_the_fix_and_never_a_traceback(closing_port: int, tmp_
 
     wrong = CliRunner().invoke(main, ["doctor", "https://registry.example.test"])
     assert wrong.exit_code == 2 and "expected HOST or HOST:PORT" in wrong.output and "Traceback" not in wrong.output
+
+
+def test_a_token_realm_elsewhere_is_judged_like_the_registry(tmp_path: pathlib.Path) -> None:
+    ca = make_ca(tmp_path)
+    cert, key = issue_files(ca, tmp_path, "realm", ["127.0.0.1"])
+    machine_root = client_machine(tmp_path / "client")
+    registry = Target("127.0.0.1", 5000)  # not contacted: only the realm is
+    with plain_tls_server(server_context(cert, key)) as port:
+        challenge = Challenge("bearer", {"realm": f"https://127.0.0.1:{port}/token", "service": "registry"})
+        untrusted = realm_certificate(Machine(machine_root, {}), registry, challenge)
+        assert [(check.name, check.outcome.value) for check in untrusted] == [("auth realm certificate", "fail")]
+        assert "signed by unknown authority" in untrusted[0].message and f"certs.d/127.0.0.1:{port}/ca.crt" in untrusted[0].fix
+
+        trust(machine_root, f"127.0.0.1:{port}", tmp_path / "ca.crt")
+        trusted = realm_certificate(Machine(machine_root, {}), registry, challenge)
+        assert [(check.name, check.outcome.value) for check in trusted] == [("auth realm certificate", "ok")]
+    # The registry's own address: judged once, with the registry.
+    same = Challenge("bearer", {"realm": "https://127.0.0.1:5000/auth/token"})
+    assert realm_certificate(Machine(machine_root, {}), registry, same) == []

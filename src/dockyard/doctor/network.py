@@ -76,11 +76,17 @@ def connect(target: Target) -> Check:
     return ok("tcp", f"{target.host_port} accepts connections")
 
 
-def tls_handshake(host: str, port: int) -> Handshake | str:
-    """The certificates the server sends, unverified (judged later, as Go would); or why TLS failed."""
+def unverified_context() -> ssl.SSLContext:
+    """For what is judged apart (:mod:`dockyard.doctor.certificates`) or carries no secret."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def tls_handshake(host: str, port: int) -> Handshake | str:
+    """The certificates the server sends, unverified (judged later, as Go would); or why TLS failed."""
+    context = unverified_context()
     try:
         with socket.create_connection((host, port), timeout=TIMEOUT) as raw:
             with context.wrap_socket(raw, server_hostname=host) as tls:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass
 
+import httpx
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from dockyard.doctor import certificates, network, push, registry
@@ -43,11 +44,11 @@ def diagnose(options: Options) -> list[Check]:
         certificate_ok = all(check.outcome is not Outcome.FAIL for check in judgement.checks if check.name.startswith("certificate"))
         scheme = "https"
         # The password goes only where a client here would send it: a certificate it accepts.
-        verify: ssl.SSLContext = _context(trusted[0]) if trusted and certificate_ok else _unverified()
+        verify: ssl.SSLContext = _context(trusted[0]) if trusted and certificate_ok else network.unverified_context()
         send_credentials = bool(trusted) and certificate_ok
     elif network.speaks_plain_http(target.host, target.port):
         checks.append(_plain_http_check(target, plain_http, handshake))
-        scheme, verify, send_credentials = "http", _unverified(), True
+        scheme, verify, send_credentials = "http", network.unverified_context(), True
     else:
         checks.append(fail(
             "protocol", f"{target.host_port} speaks neither TLS ({handshake}) nor HTTP",
@@ -61,7 +62,7 @@ def diagnose(options: Options) -> list[Check]:
         if answer is None:
             return checks
         found, challenge = registry.challenge_checks(client, target, scheme, answer)
-        checks += found
+        checks += found + realm_certificate(options.machine, target, challenge)
         # The push test cancels its uploads with DELETE, which registries grant to "delete" only.
         scope = f"repository:{options.push_repository or TEST_REPOSITORY}:{'pull,push,delete' if options.push_repository else 'pull'}"
         credentials = options.credentials
@@ -108,9 +109,22 @@ def _context(store: TrustStore) -> ssl.SSLContext:
     return ssl.create_default_context(cadata=pem)
 
 
-def _unverified() -> ssl.SSLContext:
-    """For the API checks once the certificate has been judged: they report what lies behind it."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
+def realm_certificate(machine: Machine, target: Target, challenge: registry.Challenge | None) -> list[Check]:
+    """A token realm on another address than the registry's: its certificate, judged the same way."""
+    if challenge is None or challenge.scheme != "bearer":
+        return []
+    realm = httpx.URL(challenge.parameters.get("realm", ""))
+    if realm.scheme != "https":
+        return []
+    realm_target = Target(realm.host, realm.port or 443)
+    if realm_target == target:
+        return []
+    handshake = network.tls_handshake(realm_target.host, realm_target.port)
+    if not isinstance(handshake, Handshake):
+        return []  # the realm check said it cannot be reached
+    judged = certificates.chain_checks(realm_target, handshake.chain, machine.trust_stores(realm_target.host_port), {})
+    failures = [check for check in judged.checks if check.outcome is Outcome.FAIL]
+    if failures:
+        said = "; ".join(f"{check.name}: {check.message}" for check in failures)
+        return [fail("auth realm certificate", f"{realm_target.host_port}: {said}", failures[0].fix)]
+    return [ok("auth realm certificate", f"{realm_target.host_port}'s certificate is accepted")]
