@@ -9,6 +9,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.verification import Criticality, ExtensionPolicy, PolicyBuilder, Store, VerificationError
 
@@ -114,7 +115,7 @@ def _verify(leaf: x509.Certificate, intermediates: list[x509.Certificate], roots
     )
     try:
         builder.build_client_verifier().verify(leaf, intermediates)
-    except VerificationError as error:
+    except (VerificationError, ValueError, UnsupportedAlgorithm) as error:  # Go refuses what cryptography cannot read too
         return str(error)
     return None
 

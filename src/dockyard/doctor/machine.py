@@ -96,7 +96,7 @@ class Machine:
         if found is None:
             return []
         path, hosts = found
-        sections = [hosts, *(hosts.get("host") or {}).values()]
+        sections = [hosts, *_table(hosts, "host").values()]
         files: list[pathlib.Path] = []
         for section in sections:
             value = section.get("ca") if isinstance(section, dict) else None
@@ -125,7 +125,9 @@ class Machine:
             entries = []
         host = host_port.rpartition(":")[0].strip("[]") or host_port
         networks = [DOCKER_DEFAULT_INSECURE]
-        for entry in entries:
+        for entry in entries if isinstance(entries, list) else []:
+            if not isinstance(entry, str):
+                continue
             if entry in (host_port, host):
                 return True
             try:
@@ -147,10 +149,11 @@ class Machine:
                 document = tomllib.loads(path.read_text())
             except (OSError, tomllib.TOMLDecodeError):
                 continue
-            for registry in document.get("registry") or []:
-                if host_port in (registry.get("location"), registry.get("prefix")) and "insecure" in registry:
+            registries = document.get("registry")
+            for registry in registries if isinstance(registries, list) else []:
+                if isinstance(registry, dict) and host_port in (registry.get("location"), registry.get("prefix")) and "insecure" in registry:
                     insecure = bool(registry["insecure"])
-            if host_port in ((document.get("registries") or {}).get("insecure") or {}).get("registries", []):
+            if host_port in _table(_table(document, "registries"), "insecure").get("registries", []):
                 insecure = True  # the version 1 format
         return insecure
 
@@ -159,7 +162,7 @@ class Machine:
         if found is None:
             return False
         hosts = found[1]
-        servers = [str(hosts.get("server", "")), *(hosts.get("host") or {})]
+        servers = [str(hosts.get("server", "")), *_table(hosts, "host")]
         return any(server.startswith("http://") for server in servers)
 
     # --- saved passwords ---
@@ -182,6 +185,12 @@ class Machine:
                 continue
             return Credentials(username, password, str(path))
         return None
+
+
+def _table(document: dict[str, Any], key: str) -> dict[str, Any]:
+    """A TOML table, or an empty one where the file has none (or something else) under ``key``."""
+    value = document.get(key)
+    return value if isinstance(value, dict) else {}
 
 
 def _load_roots(path: pathlib.Path) -> list[x509.Certificate]:

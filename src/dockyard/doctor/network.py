@@ -95,7 +95,12 @@ def tls_handshake(host: str, port: int) -> Handshake | str:
                 version = tls.version() or "TLS"
     except (OSError, ssl.SSLError) as error:
         return str(error)
-    chain = [x509.load_pem_x509_certificate(cert.public_bytes().encode()) for cert in sent or []]
+    try:
+        chain = [x509.load_pem_x509_certificate(cert.public_bytes().encode()) for cert in sent or []]
+    except ValueError as error:
+        return f"the server's certificate cannot be parsed: {error}"
+    if not chain:
+        return "the server sent no certificate"
     return Handshake(chain, version)
 
 

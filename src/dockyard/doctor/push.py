@@ -23,7 +23,10 @@ PROXY_HEADERS_FIX = (
 
 def location_problem(target: Target, scheme: str, location: str) -> str | None:
     """Why a client following ``location`` would leave the registry it was talking to."""
-    url = httpx.URL(location)
+    try:
+        url = httpx.URL(location)
+    except httpx.InvalidURL:
+        return f"Location {location!r} is not a URL"
     if url.is_relative_url:
         return None
     if scheme == "https" and url.scheme == "http":
@@ -36,8 +39,10 @@ def location_problem(target: Target, scheme: str, location: str) -> str | None:
 
 def _path(location: str) -> str:
     """Where to send the next request: the Location's path, always on the address being checked."""
-    url = httpx.URL(location)
-    return url.raw_path.decode()
+    try:
+        return httpx.URL(location).raw_path.decode()
+    except httpx.InvalidURL:
+        return location
 
 
 def _streamed() -> Iterator[bytes]:

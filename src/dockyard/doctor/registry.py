@@ -37,7 +37,7 @@ def request(client: httpx.Client, method: str, url: str, **options: object) -> h
     """The response, or what went wrong on the way as one line."""
     try:
         return client.request(method, url, **options)  # type: ignore[arg-type]
-    except httpx.HTTPError as error:
+    except (httpx.HTTPError, httpx.InvalidURL) as error:
         return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 

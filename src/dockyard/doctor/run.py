@@ -113,8 +113,11 @@ def realm_certificate(machine: Machine, target: Target, challenge: registry.Chal
     """A token realm on another address than the registry's: its certificate, judged the same way."""
     if challenge is None or challenge.scheme != "bearer":
         return []
-    realm = httpx.URL(challenge.parameters.get("realm", ""))
-    if realm.scheme != "https":
+    try:
+        realm = httpx.URL(challenge.parameters.get("realm", ""))
+    except httpx.InvalidURL:
+        return []  # the auth check named it
+    if realm.scheme != "https" or not realm.host:
         return []
     realm_target = Target(realm.host, realm.port or 443)
     if realm_target == target:
