@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import base64
 import datetime
+import email.utils
 import json
 import pathlib
 import socket
 import threading
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from click.testing import CliRunner
 from cryptography import x509
@@ -22,7 +24,7 @@ from dockyard.doctor.certificates import chain_checks
 from dockyard.doctor.machine import Machine, TrustStore
 from dockyard.doctor.network import Target
 from dockyard.doctor.push import location_problem
-from dockyard.doctor.registry import Challenge
+from dockyard.doctor.registry import Challenge, clock_check
 from dockyard.doctor.run import realm_certificate
 from dockyard.tls import certificates
 from dockyard.tls.certificates import CertificateAuthority
@@ -229,3 +231,14 @@ def test_a_token_realm_elsewhere_is_judged_like_the_registry(tmp_path: pathlib.P
     # The registry's own address: judged once, with the registry.
     same = Challenge("bearer", {"realm": "https://127.0.0.1:5000/auth/token"})
     assert realm_certificate(Machine(machine_root, {}), registry, same) == []
+
+
+def test_clock_skew_against_the_servers_date() -> None:
+    def skewed(seconds: float) -> str:
+        date = email.utils.format_datetime(datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=seconds), usegmt=True)
+        return clock_check(httpx.Response(200, headers={"Date": date})).outcome.value
+
+    assert skewed(0) == "ok"
+    assert skewed(-120) == "warn"
+    assert skewed(600) == "fail"
+    assert clock_check(httpx.Response(200)).outcome.value == "warn"

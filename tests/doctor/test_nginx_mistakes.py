@@ -13,7 +13,7 @@ import pytest
 
 from tests.doctor.conftest import Diagnosis, client_machine, run_doctor, trust
 from tests.proxy import NginxProcess, nginx_test, write_nginx_conf
-from tests.proxy.topologies import proxy_files
+from tests.proxy.topologies import PASSWORD, USER, proxy_files
 from tests.support.processes import free_port
 from tests.support.registry2 import Registry2Process, registry2_binary
 from tests.support.tools import require_tool, unavailable
@@ -30,6 +30,8 @@ class Site:
     refuse_chunked: bool = False
     forwarded_proto: bool = True
     host_header: str = "$http_host"  # what the client asked for; $proxy_host is the upstream's address
+    users: pathlib.Path | None = None  # Basic authentication at nginx, as the seeds set it up
+    version_header: bool = True  # on nginx's own 401
 
     @property
     def host(self) -> str:
@@ -40,6 +42,11 @@ class Site:
         # proxies without chunked support) did.
         refuse = "if ($http_transfer_encoding ~* chunked) { return 411; }" if self.refuse_chunked else ""
         proto = "proxy_set_header X-Forwarded-Proto $scheme;" if self.forwarded_proto else ""
+        # nginx's own 401 carries no API version header unless added, as the seeds do.
+        auth = (
+            f'auth_basic "registry"; auth_basic_user_file {self.users}; '
+            + ("add_header Docker-Distribution-Api-Version registry/2.0 always;" if self.version_header else "")
+        ) if self.users else ""
         return f"""
 server {{
     listen 127.0.0.1:{self.port} ssl;
@@ -49,6 +56,7 @@ server {{
     client_max_body_size {self.body_limit};
     {refuse}
     location /v2/ {{
+        {auth}
         proxy_pass http://{upstream};
         proxy_set_header Host {self.host_header};
         {proto}
@@ -63,8 +71,8 @@ class Proxy:
     sites: dict[str, Site]
     machine: pathlib.Path  # trusts each site's certificate as docker and podman would
 
-    def diagnose(self, site: str, *args: str) -> Diagnosis:
-        return run_doctor(self.sites[site].host, self.machine, *args)
+    def diagnose(self, site: str, *args: str, stdin: str | None = None) -> Diagnosis:
+        return run_doctor(self.sites[site].host, self.machine, *args, stdin=stdin)
 
 
 def common_name_only_certificate(folder: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
@@ -84,16 +92,17 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
     if registry2_binary() is None:
         unavailable("docker-registry (registry:2) is not installed")
     tmp = tmp_path_factory.mktemp("doctor-nginx")
-    nginx_tls, _, _ = proxy_files(tmp)
+    nginx_tls, _, users = proxy_files(tmp)
     good_cert, good_key = nginx_tls / "127.0.0.1.crt", nginx_tls / "127.0.0.1.key"
     cn_cert, cn_key = common_name_only_certificate(tmp)
     sites = {
-        "healthy": Site(free_port(), good_cert, good_key),
+        "healthy": Site(free_port(), good_cert, good_key, users=users),
         "common name only": Site(free_port(), cn_cert, cn_key),
         "body limit": Site(free_port(), good_cert, good_key, body_limit="1m"),
         "no chunked": Site(free_port(), good_cert, good_key, refuse_chunked=True),
         "no forwarded proto": Site(free_port(), good_cert, good_key, forwarded_proto=False),
         "upstream host": Site(free_port(), good_cert, good_key, host_header="$proxy_host"),
+        "no version header": Site(free_port(), good_cert, good_key, users=users, version_header=False),
     }
     machine = client_machine(tmp / "client")
     for site in sites.values():
@@ -110,12 +119,18 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
 
 
 def test_healthy_nginx_in_front_of_registry2_shows_nothing(proxy: Proxy) -> None:
-    diagnosis = proxy.diagnose("healthy", "--push-test", SCRATCH)
+    diagnosis = proxy.diagnose("healthy", "--username", USER, "--password-stdin", "--push-test", SCRATCH, stdin=PASSWORD)
     assert diagnosis.exit_code == 0, diagnosis.output
     assert diagnosis.named("fail") == set(), diagnosis.output
     assert diagnosis.named("warn") <= {"trust: system store"}, diagnosis.output
-    for name in ("certificate name", "api", "push: streamed chunk", "push: large body", "push: locations"):
+    for name in ("certificate name", "api", "auth", "sign-in", "push: streamed chunk", "push: large body", "push: locations"):
         assert diagnosis.outcome(name) == "ok", (name, diagnosis.output)
+    assert "Basic" in diagnosis.checks["auth"]["message"]
+
+    wrong = proxy.diagnose("healthy", "--username", USER, "--password-stdin", "--push-test", SCRATCH, stdin="wrong")
+    assert wrong.exit_code == 1
+    assert wrong.checks["sign-in"]["outcome"] == "fail"
+    assert "unauthorized: authentication required" in wrong.checks["sign-in"]["message"]
 
 
 def test_common_name_only_certificate(proxy: Proxy) -> None:
@@ -170,3 +185,13 @@ def test_proxy_pass_with_the_upstreams_host_header(proxy: Proxy) -> None:
     assert f"not {proxy.sites['upstream host'].host}: an address behind the proxy" in check["message"]
     assert "proxy_set_header Host $http_host" in check["fix"]
     assert diagnosis.named("fail") == {"push: locations"}, diagnosis.output
+
+
+def test_auth_at_nginx_without_the_api_version_header(proxy: Proxy) -> None:
+    diagnosis = proxy.diagnose("no version header")
+    assert diagnosis.exit_code == 0  # today's clients do without it
+    check = diagnosis.checks["api"]
+    assert check["outcome"] == "warn"
+    assert "answered 401 without 'Docker-Distribution-Api-Version: registry/2.0'" in check["message"]
+    assert "add_header Docker-Distribution-Api-Version registry/2.0 always" in check["fix"]
+    assert diagnosis.named("warn") - {"trust: system store"} == {"api"}, diagnosis.output
