@@ -128,3 +128,12 @@ def test_registry2_on_plain_http_where_clients_expect_https(registry2: Registry2
     assert allowed.named("fail") == set()
     for name in ("api", "auth", "push: streamed chunk", "push: large body", "push: locations"):
         assert allowed.outcome(name) == "ok", (name, allowed.output)
+
+
+def test_push_test_without_a_sign_in(dockyard_tls: DockyardProcess, trusting_machine: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    nowhere = {"DOCKER_CONFIG": str(tmp_path), "REGISTRY_AUTH_FILE": str(tmp_path / "none.json"), "XDG_CONFIG_HOME": str(tmp_path)}
+    diagnosis = run_doctor(dockyard_tls.host, trusting_machine, "--push-test", "doctor/scratch", env=nowhere)
+    assert diagnosis.exit_code == 1
+    assert diagnosis.outcome("sign-in") == "ok"  # nothing to try: not a problem by itself
+    assert diagnosis.named("fail") == {"push"}, diagnosis.output
+    assert "--username" in diagnosis.checks["push"]["fix"]

@@ -7,7 +7,9 @@ import base64
 import datetime
 import email.utils
 import re
+import ssl
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -33,10 +35,10 @@ class Challenge:
         return cls(scheme.lower(), parameters)
 
 
-def request(client: httpx.Client, method: str, url: str, **options: object) -> httpx.Response | str:
+def request(client: httpx.Client, method: str, url: str, **options: Any) -> httpx.Response | str:
     """The response, or what went wrong on the way as one line."""
     try:
-        return client.request(method, url, **options)  # type: ignore[arg-type]
+        return client.request(method, url, **options)
     except (httpx.HTTPError, httpx.InvalidURL) as error:
         return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
@@ -152,10 +154,8 @@ def token(client: httpx.Client, challenge: Challenge, credentials: Credentials, 
     return found
 
 
-def authorization(client: httpx.Client, challenge: Challenge | None, credentials: Credentials | None, scope: str) -> dict[str, str] | Check:
+def authorization(client: httpx.Client, challenge: Challenge, credentials: Credentials, scope: str) -> dict[str, str] | Check:
     """The header that signs requests in for ``scope``, or the failed check."""
-    if challenge is None or credentials is None:
-        return {}
     if challenge.scheme == "basic":
         pair = base64.b64encode(f"{credentials.username}:{credentials.password}".encode()).decode()
         return {"Authorization": f"Basic {pair}"}
@@ -163,27 +163,25 @@ def authorization(client: httpx.Client, challenge: Challenge | None, credentials
     return found if isinstance(found, Check) else {"Authorization": f"Bearer {found}"}
 
 
-def sign_in(client: httpx.Client, challenge: Challenge | None, credentials: Credentials | None, scope: str) -> list[Check]:
-    if challenge is None:
-        return []
-    if credentials is None:
-        return [ok("sign-in", "not tried: no --username, and no saved login for this registry")]
+def sign_in(client: httpx.Client, challenge: Challenge, credentials: Credentials, scope: str) -> tuple[list[Check], dict[str, str] | None]:
+    """The checks, and the header that signs requests in for ``scope`` when the sign-in worked."""
     header = authorization(client, challenge, credentials, scope)
     if isinstance(header, Check):
-        return [header]
+        return [header], None
     checks = [ok("token", f"a token for {scope}")] if challenge.scheme == "bearer" else []
     answer = request(client, "GET", "/v2/", headers=header)
     if isinstance(answer, str):
         checks.append(fail("sign-in", f"GET /v2/ signed in failed: {answer}", "retry; check the registry's logs"))
     elif answer.status_code == 200:
         checks.append(ok("sign-in", f"{credentials.username} signs in ({credentials.source})"))
+        return checks, header
     else:
         checks.append(fail(
             "sign-in", f"{credentials.username} is refused ({answer.status_code}): 'unauthorized: authentication required'",
             f"check the user name and password ({credentials.source}); a registry:2 htpasswd file needs bcrypt hashes (htpasswd -B)",
         ))
-    return checks
+    return checks, None
 
 
-def new_client(target: Target, scheme: str, verify: object) -> httpx.Client:
-    return httpx.Client(base_url=f"{scheme}://{target.host_port}", verify=verify, timeout=TIMEOUT, follow_redirects=False)  # type: ignore[arg-type]
+def new_client(target: Target, scheme: str, verify: ssl.SSLContext) -> httpx.Client:
+    return httpx.Client(base_url=f"{scheme}://{target.host_port}", verify=verify, timeout=TIMEOUT, follow_redirects=False)

@@ -65,23 +65,25 @@ def diagnose(options: Options) -> list[Check]:
         checks += found + realm_certificate(options.machine, target, challenge)
         # The push test cancels its uploads with DELETE, which registries grant to "delete" only.
         scope = f"repository:{options.push_repository or TEST_REPOSITORY}:{'pull,push,delete' if options.push_repository else 'pull'}"
-        credentials = options.credentials
-        if credentials is not None and not send_credentials:
-            checks.append(warn(
-                "sign-in", "not tried: the password is sent only over a connection whose certificate a client here trusts",
-                "fix the certificate problems above, then run again",
-            ))
-            credentials = None
-        else:
-            checks += registry.sign_in(client, challenge, credentials, scope)
+        header: dict[str, str] | None = {}
+        if challenge is not None:
+            header = None
+            if options.credentials is None:
+                checks.append(ok("sign-in", "not tried: no --username, and no saved login for this registry"))
+            elif not send_credentials:
+                checks.append(warn(
+                    "sign-in", "not tried: the password is sent only over a connection whose certificate a client here trusts",
+                    "fix the certificate problems above, then run again",
+                ))
+            else:
+                found, header = registry.sign_in(client, challenge, options.credentials, scope)
+                checks += found
         if options.push_repository is not None:
-            if challenge is not None and credentials is None:
+            if header is not None:
+                checks += push.PushTest(client, target, scheme, options.push_repository, header).run()
+            elif options.credentials is None:
                 checks.append(fail("push", "not tried: pushing needs a sign-in", "give --username (with --password-stdin) or docker login first"))
-                return checks
-            header = registry.authorization(client, challenge, credentials, scope)
-            if isinstance(header, Check):
-                return checks  # the sign-in checks named it
-            checks += push.PushTest(client, target, scheme, options.push_repository, header).run()
+            # otherwise the sign-in's failure is named above, and the push test waits for it
     return checks
 
 
