@@ -15,7 +15,7 @@ from cryptography.x509.verification import Criticality, ExtensionPolicy, PolicyB
 
 from dockyard.doctor.machine import TrustStore
 from dockyard.doctor.network import Target
-from dockyard.doctor.results import Check, Outcome, fail, ok, warn
+from dockyard.doctor.results import Check, fail, ok, warn
 from dockyard.tls import inspect
 
 SOON = datetime.timedelta(days=14)
@@ -158,8 +158,13 @@ def chain_checks(target: Target, chain: list[x509.Certificate], stores: list[Tru
             checks.append(warn(name, f"{message}; {store.client} skips verification for {target.host_port} ({why})", fix))
         elif store.client in CLIENTS:
             checks.append(fail(name, message, fix))
+        elif len(stores) == 1:  # no container client configured here: the system store is what Go reads
+            checks.append(fail(name, message, fix))
+        elif any(trusted.client in CLIENTS for trusted in trusted_by):
+            # The clients trust it through their own folders, as `dockyard trust` sets them up: not a problem for them.
+            checks.append(ok(name, f"{ca_name} is not in {store.where}, which only curl, git and Python need: {fix}"))
         else:
-            checks.append(Check(name, Outcome.FAIL if len(stores) == 1 else Outcome.WARN, f"{message} (curl, git, Python)", fix))
+            checks.append(warn(name, f"{message} (curl, git, Python)", fix))
     return Judgement(checks, trusted_by)
 
 

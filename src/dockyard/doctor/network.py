@@ -47,16 +47,16 @@ class Handshake:
     version: str
 
 
-def resolve(target: Target) -> tuple[Check, list[str]]:
+def resolve(target: Target) -> Check:
     try:
         found = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as error:
         return fail(
             "resolve", f"{target.host} does not resolve: {error}",
             "check the name, the DNS server, or add it to /etc/hosts on this machine",
-        ), []
-    addresses = list(dict.fromkeys(str(entry[4][0]) for entry in found))
-    return ok("resolve", f"{target.host} is {', '.join(addresses)}"), addresses
+        )
+    addresses = dict.fromkeys(str(entry[4][0]) for entry in found)
+    return ok("resolve", f"{target.host} is {', '.join(addresses)}")
 
 
 def connect(target: Target) -> Check:

@@ -26,9 +26,8 @@ class Options:
 
 def diagnose(options: Options) -> list[Check]:
     target = options.target
-    check, _ = network.resolve(target)
-    checks = [check]
-    if check.outcome is Outcome.FAIL:
+    checks = [network.resolve(target)]
+    if checks[-1].outcome is Outcome.FAIL:
         return checks
     checks.append(network.connect(target))
     if checks[-1].outcome is Outcome.FAIL:
