@@ -26,12 +26,11 @@ class Options:
 
 def diagnose(options: Options) -> list[Check]:
     target = options.target
-    checks = [network.resolve(target)]
-    if checks[-1].outcome is Outcome.FAIL:
-        return checks
-    checks.append(network.connect(target))
-    if checks[-1].outcome is Outcome.FAIL:
-        return checks
+    checks: list[Check] = []
+    for step in (network.resolve, network.connect):  # each needs the one before
+        checks.append(step(target))
+        if checks[-1].outcome is Outcome.FAIL:
+            return checks
 
     plain_http = options.machine.plain_http_allowed(target.host_port)
     handshake = network.tls_handshake(target.host, target.port)
