@@ -244,3 +244,11 @@ def test_clock_skew_against_the_servers_date() -> None:
     assert skewed(-120) == "warn"
     assert skewed(600) == "fail"
     assert clock_check(httpx.Response(200)).outcome.value == "warn"
+
+
+def test_password_options_are_checked_before_any_network_use(tmp_path: pathlib.Path) -> None:
+    alone = CliRunner().invoke(main, ["doctor", "127.0.0.1:1", "--password-stdin"], input="pw\n")
+    assert alone.exit_code == 2 and "--password-stdin needs --username" in alone.output
+    unsaved = CliRunner().invoke(main, ["doctor", "127.0.0.1:1", "--username", "nobody"], env={"DOCKER_CONFIG": str(tmp_path)})
+    assert unsaved.exit_code == 2 and "give the password with --password-stdin" in unsaved.output
+    assert "resolve" not in alone.output + unsaved.output
