@@ -100,8 +100,8 @@ class Machine:
         files: list[pathlib.Path] = []
         for section in sections:
             value = section.get("ca") if isinstance(section, dict) else None
-            for name in [value] if isinstance(value, str) else value if isinstance(value, list) else []:
-                named = pathlib.Path(name)
+            names = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+            for named in (pathlib.Path(name) for name in names if isinstance(name, str)):
                 files.append(self.path(named) if named.is_absolute() else path.parent / named)
         return files
 
