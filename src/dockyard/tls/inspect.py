@@ -65,6 +65,12 @@ def problems(certificate: x509.Certificate, now: datetime.datetime | None = None
             "no subjectAltName: modern clients (Go since 1.15: docker, podman, skopeo) ignore the common "
             "name and reject it ('x509: certificate relies on legacy Common Name field')"
         )
+    return found + key_problems(certificate)
+
+
+def key_problems(certificate: x509.Certificate) -> list[str]:
+    """Why a client would refuse the certificate's key or signature."""
+    found = []
     _, weak = _key_description(certificate)
     if weak:
         found.append(weak)
