@@ -32,6 +32,7 @@ class Site:
     host_header: str = "$http_host"  # what the client asked for; $proxy_host is the upstream's address
     users: pathlib.Path | None = None  # Basic authentication at nginx, as the seeds set it up
     version_header: bool = True  # on nginx's own 401
+    body_timeout: str = "60s"  # nginx's default client_body_timeout: the longest pause between two reads of a body
 
     @property
     def host(self) -> str:
@@ -54,6 +55,7 @@ server {{
     ssl_certificate {self.tls_cert};
     ssl_certificate_key {self.tls_key};
     client_max_body_size {self.body_limit};
+    client_body_timeout {self.body_timeout};
     {refuse}
     location /v2/ {{
         {auth}
@@ -103,6 +105,8 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
         "no forwarded proto": Site(free_port(), good_cert, good_key, forwarded_proto=False),
         "upstream host": Site(free_port(), good_cert, good_key, host_header="$proxy_host"),
         "no version header": Site(free_port(), good_cert, good_key, users=users, version_header=False),
+        # Stands in for a proxy whose time limit is shorter than a push over a slow link lasts.
+        "short timeout": Site(free_port(), good_cert, good_key, body_timeout="500ms"),
     }
     machine = client_machine(tmp / "client")
     for site in sites.values():
@@ -119,11 +123,13 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
 
 
 def test_healthy_nginx_in_front_of_registry2_shows_nothing(proxy: Proxy) -> None:
-    diagnosis = proxy.diagnose("healthy", "--username", USER, "--password-stdin", "--push-test", SCRATCH, stdin=PASSWORD)
+    diagnosis = proxy.diagnose(
+        "healthy", "--username", USER, "--password-stdin", "--push-test", SCRATCH, "--long-request", "2", stdin=PASSWORD,
+    )
     assert diagnosis.exit_code == 0, diagnosis.output
     assert diagnosis.named("fail") == set(), diagnosis.output
     assert diagnosis.named("warn") == set(), diagnosis.output
-    for name in ("certificate name", "api", "auth", "sign-in", "push: streamed chunk", "push: large body", "push: locations"):
+    for name in ("certificate name", "api", "auth", "sign-in", "push: streamed chunk", "push: large body", "push: long request", "push: locations"):
         assert diagnosis.outcome(name) == "ok", (name, diagnosis.output)
     assert "Basic" in diagnosis.checks["auth"]["message"]
 
@@ -161,6 +167,18 @@ def test_chunked_uploads_refused(proxy: Proxy) -> None:
     assert check["outcome"] == "fail"
     assert "411 Length Required" in check["message"] and "chunked" in check["fix"]
     assert diagnosis.named("fail") == {"push: streamed chunk"}, diagnosis.output
+
+
+def test_proxy_time_limit_shorter_than_a_slow_push(proxy: Proxy) -> None:
+    diagnosis = proxy.diagnose("short timeout", "--push-test", SCRATCH, "--long-request", "3")
+    assert diagnosis.exit_code == 1
+    check = diagnosis.checks["push: long request"]
+    assert check["outcome"] == "fail"
+    assert "a piece a second for 3 s" in check["message"]
+    assert "client_body_timeout" in check["fix"] and "readTimeout" in check["fix"]
+    assert diagnosis.named("fail") == {"push: long request"}, diagnosis.output
+    # The quick measures pass: only an upload that lasts shows the limit.
+    assert diagnosis.outcome("push: large body") == "ok"
 
 
 def test_proxy_pass_to_plain_http_without_forwarded_proto(proxy: Proxy) -> None:

@@ -48,13 +48,13 @@ def assert_healthy(diagnosis: Diagnosis) -> None:
 def test_healthy_dockyard_with_its_ca_trusted(dockyard_tls: DockyardProcess, trusting_machine: pathlib.Path) -> None:
     diagnosis = run_doctor(
         dockyard_tls.host, trusting_machine, "--username", USER, "--password-stdin", "--push-test", "doctor/scratch",
-        stdin=PASSWORD + "\n",
+        "--long-request", "2", stdin=PASSWORD + "\n",
     )
     assert_healthy(diagnosis)
     for name in (
         "resolve", "tcp", "protocol", "certificate name", "certificate validity", "certificate key", "certificate chain",
         "trust: docker", "trust: podman/skopeo", "api", "clock", "auth", "auth realm", "token", "sign-in",
-        "push: streamed chunk", "push: large body", "push: locations",
+        "push: streamed chunk", "push: large body", "push: long request", "push: locations",
     ):
         assert diagnosis.outcome(name) == "ok", (name, diagnosis.output)
     assert "Bearer" in diagnosis.checks["auth"]["message"]

@@ -10,6 +10,7 @@ import click
 
 from dockyard.doctor.machine import Credentials, Machine
 from dockyard.doctor.network import Target
+from dockyard.doctor.push import LONG_REQUEST
 from dockyard.doctor.results import Outcome, passed, summary
 from dockyard.doctor.run import Options, diagnose
 from dockyard.tls.trust import ROOT
@@ -26,12 +27,18 @@ _MARKS = {Outcome.OK: "ok  ", Outcome.WARN: "WARN", Outcome.FAIL: "FAIL"}
     help="Also start uploads to REPO and cancel them: measures what a proxy does to pushes (nothing is committed).",
 )
 @click.option(
+    "--long-request", type=click.FloatRange(min=0), default=LONG_REQUEST, show_default=True, metavar="SECONDS",
+    help="With --push-test: how long the slow upload that meets proxies' time limits lasts (0 skips it).",
+)
+@click.option(
     "--root", type=click.Path(file_okay=False, exists=True, path_type=pathlib.Path), default=ROOT, show_default=True,
     envvar="DOCKYARD_DOCTOR_ROOT",
     help="Read the clients' configuration (/etc/docker, /etc/containers, /etc/containerd, the system store) under this folder.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def doctor(address: str, username: str | None, password_stdin: bool, push_repository: str | None, root: pathlib.Path, as_json: bool) -> None:
+def doctor(
+    address: str, username: str | None, password_stdin: bool, push_repository: str | None, long_request: float, root: pathlib.Path, as_json: bool,
+) -> None:
     """Check, as docker, podman, skopeo and containerd would, the registry at HOST[:PORT] (443 by default).
 
     Exits 0 when nothing found would stop docker, podman or skopeo; 1 otherwise.
@@ -42,7 +49,9 @@ def doctor(address: str, username: str | None, password_stdin: bool, push_reposi
         raise click.BadParameter(str(error), param_hint="HOST[:PORT]") from None
     machine = Machine(root.absolute())
     credentials = _credentials(machine, target, username, password_stdin)
-    checks = diagnose(Options(target, machine, credentials, push_repository))
+    if push_repository is not None and long_request > 0:
+        click.echo(f"the push test sends one upload slowly for {long_request:.0f} s (--long-request 0 skips it)", err=True)
+    checks = diagnose(Options(target, machine, credentials, push_repository, long_request))
     if as_json:
         click.echo(json.dumps({"registry": target.host_port, "passed": passed(checks), "checks": [check.to_json() for check in checks]}, indent=2))
     else:

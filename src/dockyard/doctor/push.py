@@ -1,10 +1,12 @@
 """What a proxy in front does to pushes, measured with real uploads to a scratch repository that
 are cancelled afterwards (nothing is committed): a streamed PATCH without Content-Length, a body
-over nginx's default 1 MiB, and where the ``Location`` headers send the client next."""
+over nginx's default 1 MiB, an upload that lasts longer than proxies' usual time limits, and where
+the ``Location`` headers send the client next."""
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -15,6 +17,9 @@ from dockyard.doctor.results import Check, fail, ok, warn
 
 STREAMED_BYTES = 128 * 1024
 LARGE_BYTES = 1024 * 1024 + 512 * 1024  # over nginx's default client_max_body_size of 1m
+LONG_REQUEST = 65.0  # seconds: past the 60 s that proxies' timeouts default to (nginx, Traefik, cloud load balancers)
+PACE = 1.0  # seconds between the pieces of the long upload
+PACED_PIECE = 16 * 1024
 PROXY_HEADERS_FIX = (
     "the proxy must pass the client's host and scheme: nginx 'proxy_set_header Host $http_host;' and "
     "'proxy_set_header X-Forwarded-Proto $scheme;' (or set the registry's http.host to the public https:// URL)"
@@ -50,9 +55,25 @@ def _streamed() -> Iterator[bytes]:
         yield os.urandom(16384)
 
 
+def _paced(seconds: float) -> Iterator[bytes]:
+    """A piece every second for ``seconds``, as a layer crossing a slow link arrives: a proxy that
+    limits a request's total time (Traefik's readTimeout of 60 s, load balancers) or the pauses
+    between its pieces cuts it, where a quick test upload passes."""
+    end = time.monotonic() + seconds
+    while True:
+        yield os.urandom(PACED_PIECE)
+        left = end - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(PACE, left))
+
+
 class PushTest:
-    def __init__(self, client: httpx.Client, target: Target, scheme: str, repository: str, headers: dict[str, str]) -> None:
+    def __init__(
+        self, client: httpx.Client, target: Target, scheme: str, repository: str, headers: dict[str, str], long_request: float = 0,
+    ) -> None:
         self.client = client
+        self.long_request = long_request  # seconds; 0 skips that measure
         self.target = target
         self.scheme = scheme
         self.repository = repository
@@ -91,14 +112,17 @@ class PushTest:
         if isinstance(answer, str) or answer.status_code not in (200, 202, 204):
             self.left_behind.append(answer if isinstance(answer, str) else f"answered {answer.status_code}")
 
-    def _patch(self, name: str, content: bytes | Iterator[bytes], refusals: dict[int, tuple[str, str]], what: str) -> list[Check]:
+    def _patch(
+        self, name: str, content: bytes | Iterator[bytes], refusals: dict[int, tuple[str, str]], what: str,
+        cut_fix: str = "the proxy cut the request: check its logs and its timeouts (proxy_read_timeout)",
+    ) -> list[Check]:
         location = self._start()
         if isinstance(location, Check):
             return [location]
         answer = request(self.client, "PATCH", location, content=content, headers={**self.headers, "Content-Type": "application/octet-stream"})
         checks = []
         if isinstance(answer, str):
-            checks.append(fail(name, f"{what} failed: {answer}", "the proxy cut the request: check its logs and its timeouts (proxy_read_timeout)"))
+            checks.append(fail(name, f"{what} failed: {answer}", cut_fix))
         elif answer.status_code in refusals:
             message, fix = refusals[answer.status_code]
             checks.append(fail(name, f"{what} answered {answer.status_code}: {message}", fix))
@@ -125,6 +149,15 @@ class PushTest:
                    "lift the proxy's limit: nginx 'client_max_body_size 0;' in the registry's server block")},
             f"a PATCH of {LARGE_BYTES / 1024 / 1024:.1f} MiB",
         )
+        if self.long_request > 0:
+            cut = ("the proxy cut an upload that took {seconds:.0f} s: a layer that takes as long to cross the network cannot be pushed",
+                   "raise the proxy's time limits for the registry: nginx client_body_timeout, proxy_read_timeout and proxy_send_timeout "
+                   "(the seeds' 900), Traefik's entryPoints respondingTimeouts.readTimeout (0 lifts it), a load balancer's idle timeout")
+            message, fix = cut[0].format(seconds=self.long_request), cut[1]
+            checks += self._patch(
+                "push: long request", _paced(self.long_request), {408: (message, fix), 502: (message, fix), 504: (message, fix)},
+                f"a PATCH sent a piece a second for {self.long_request:.0f} s", cut_fix=fix,
+            )
         if self.left_behind:
             checks.append(warn(
                 "push: cleanup", f"cancelling the test uploads: {'; '.join(self.left_behind)}",

@@ -22,6 +22,7 @@ class Options:
     machine: Machine
     credentials: Credentials | None = None
     push_repository: str | None = None
+    long_request: float = 0  # seconds the push test's slow upload lasts; 0 skips it
 
 
 def diagnose(options: Options) -> list[Check]:
@@ -78,7 +79,7 @@ def diagnose(options: Options) -> list[Check]:
                 checks += found
         if options.push_repository is not None:
             if header is not None:
-                checks += push.PushTest(client, target, scheme, options.push_repository, header).run()
+                checks += push.PushTest(client, target, scheme, options.push_repository, header, options.long_request).run()
             elif options.credentials is None:
                 checks.append(fail("push", "not tried: pushing needs a sign-in", "give --username (with --password-stdin) or docker login first"))
             # otherwise the sign-in's failure is named above, and the push test waits for it
