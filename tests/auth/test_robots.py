@@ -14,16 +14,30 @@ import json
 import logging
 import pathlib
 import re
+from collections.abc import AsyncIterator
 
 import pytest
 
 from dockyard.api.context import ACCESS_KEY
 from dockyard.auth.robots import LAST_USED_INTERVAL, RobotAccounts, RobotError
 from dockyard.storage import paths
+from dockyard.storage.driver import StorageDriver
 from dockyard.storage.inmemory import InMemoryDriver
+from tests.storage.test_drivers import FACTORIES
 from tests.support.auth import USERS, basic, make_app, settings
+from tests.support.plugin import storage_marks
 
 ROBOT = "robot$ci"
+
+
+@pytest.fixture(params=[pytest.param(factory, id=name, marks=storage_marks(name)) for name, factory in FACTORIES.items()])
+async def driver(request: pytest.FixtureRequest) -> AsyncIterator[StorageDriver]:
+    """Each storage driver, S3 included: robots live wherever the registry's data does."""
+    instance = request.param(request)
+    try:
+        yield instance
+    finally:
+        await instance.close()
 
 
 class Clock:
@@ -34,8 +48,7 @@ class Clock:
         return self.now
 
 
-async def test_add_verify_remove_and_what_is_stored() -> None:
-    driver = InMemoryDriver()
+async def test_add_verify_remove_and_what_is_stored(driver: StorageDriver) -> None:
     robots = RobotAccounts(driver, cache_seconds=0)
     robot, secret = await robots.add("ci", ["team/*"], ["team/ci/**"], [], None)
     stored = await driver.get_content(paths.robot_record("ci"))
@@ -75,8 +88,7 @@ async def test_bad_names_and_globs_are_refused(name: str, globs: list[str], mess
     assert await robots.list() == []
 
 
-async def test_expiry_and_another_replicas_removal() -> None:
-    driver = InMemoryDriver()
+async def test_expiry_and_another_replicas_removal(driver: StorageDriver) -> None:
     clock = Clock()
     here = RobotAccounts(driver, cache_seconds=0, clock=clock)
     there = RobotAccounts(driver, cache_seconds=0, clock=clock)  # a replica on the same storage

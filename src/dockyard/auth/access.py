@@ -1,6 +1,7 @@
 """Who is asking and what they may do: an :class:`Identity`, and an :class:`Authenticator`
-that checks htpasswd credentials (and robot accounts' secrets) under the failed-login limits. The HTTP side (reading
-the ``Authorization`` header, challenging) is :mod:`dockyard.api.access`."""
+that checks htpasswd credentials (and robot accounts' secrets) under the failed-login
+limits. The HTTP side (reading the ``Authorization`` header, challenging) is
+:mod:`dockyard.api.access`."""
 
 from __future__ import annotations
 
