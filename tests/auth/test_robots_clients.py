@@ -21,7 +21,7 @@ import pytest
 from click.testing import CliRunner
 
 from dockyard.cli import main
-from tests.support.auth import write_htpasswd
+from tests.support.auth import basic, write_htpasswd
 from tests.support.clients import Dockerd, Skopeo, run
 from tests.support.images import single_image_layout
 from tests.support.server import DockyardProcess
@@ -158,14 +158,14 @@ def test_a_removal_takes_effect_on_running_replicas_and_basic_servers(servers: S
     bearer = {"Authorization": f"Bearer {issued.json()['token']}"}
     assert tags_status(second, "ci/app", bearer) == 404  # good at the other replica (the repository is empty)
     basic_secret = add_robot(servers.basic.root, "removed", "--pull", "ci/*")
-    basic = {"Authorization": httpx.BasicAuth("robot$removed", basic_secret)._auth_header}
-    assert tags_status(servers.basic, "ci/app", basic) == 404
+    as_robot = {"Authorization": basic("robot$removed", basic_secret)}
+    assert tags_status(servers.basic, "ci/app", as_robot) == 404
 
     remove_robot(first.root, "removed")
     remove_robot(servers.basic.root, "removed")
     assert within(TAKES_EFFECT_SECONDS, lambda: all(tags_status(server, "ci/app", bearer) == 401 for server in (first, second)))
     assert within(TAKES_EFFECT_SECONDS, lambda: all(token(server, "robot$removed", secret, "").status_code == 401 for server in (first, second)))
-    assert within(TAKES_EFFECT_SECONDS, lambda: tags_status(servers.basic, "ci/app", basic) == 401)
+    assert within(TAKES_EFFECT_SECONDS, lambda: tags_status(servers.basic, "ci/app", as_robot) == 401)
 
 
 def test_an_expiry_takes_effect_on_running_replicas(servers: Servers) -> None:
