@@ -15,6 +15,7 @@ _COMMANDS = {
     "certs": "dockyard.commands.certs:certs",
     "trust": "dockyard.commands.trust:trust_command",
     "user": "dockyard.commands.user:user",
+    "robot": "dockyard.commands.robot:robot",
     "config": "dockyard.commands.config:config",
     "proxy-config": "dockyard.commands.proxy_config:proxy_config",
     "gc": "dockyard.commands.gc:gc",

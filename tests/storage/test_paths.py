@@ -30,12 +30,13 @@ TEMPORARY = f".data.{'e' * 32}.tmp"
 PLACEHOLDERS = {
     "<alg>": DIGEST.algorithm, "<hex[:2]>": DIGEST.hex[:2], "<hex>": DIGEST.hex, "<subject hex>": SUBJECT.hex,
     "<name>": "library/app", "<tag>": "v1.0", "<id>": "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
-    "<32 hex>": "e" * 32, "<job>": "gc",
+    "<32 hex>": "e" * 32, "<job>": "gc", "<robot>": "ci-builder",
 }
 ARGUMENTS: dict[str, object] = {
     "digest": DIGEST, "referrer": DIGEST, "subject": SUBJECT, "algorithm": DIGEST.algorithm, "shard": DIGEST.hex[:2],
     "name": PLACEHOLDERS["<name>"], "tag_name": PLACEHOLDERS["<tag>"], "upload_id": PLACEHOLDERS["<id>"],
     "intent_id": PLACEHOLDERS["<32 hex>"], "download_id": PLACEHOLDERS["<32 hex>"], "job": PLACEHOLDERS["<job>"], "entry": TEMPORARY,
+    "robot": PLACEHOLDERS["<robot>"],
     "folder": paths.layers(PLACEHOLDERS["<name>"]),
 }
 

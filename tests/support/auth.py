@@ -15,8 +15,10 @@ import bcrypt
 
 from dockyard.api.app import create_app
 from dockyard.api.auth_setup import AuthSettings
+from dockyard.auth.robots import RobotAccounts
 from dockyard.storage.filesystem import FilesystemDriver
 from dockyard.storage.registry import Registry
+from dockyard.ui import session_key
 
 # user -> password; "root" is the policy's admin.
 USERS = {"reader": "read-pw", "writer": "write-pw", "root": "root-pw"}
@@ -73,10 +75,14 @@ def settings(tmp_path: pathlib.Path, mode: str, **overrides: Any) -> AuthSetting
     return AuthSettings(**values)
 
 
-def make_app(root: pathlib.Path, auth: AuthSettings | None = None):
+def make_app(root: pathlib.Path, auth: AuthSettings | None = None, robot_cache_seconds: float | None = None, ui: bool = False):
+    """An app on ``root``; with ``robot_cache_seconds``, the storage's robot accounts sign in too;
+    with ``ui``, the web page is served."""
     root.mkdir(parents=True, exist_ok=True)
     registry = Registry(FilesystemDriver(root))
+    key = session_key("") if ui else None
     if auth is None:
-        return create_app(registry)
-    access, token_service = auth.build()
-    return create_app(registry, access=access, token_service=token_service)
+        return create_app(registry, ui_session_key=key)
+    robots = RobotAccounts(registry.driver, robot_cache_seconds) if robot_cache_seconds is not None else None
+    access, token_service = auth.build(robots)
+    return create_app(registry, access=access, token_service=token_service, ui_session_key=key)

@@ -18,8 +18,10 @@ from dockyard.auth import scopes
 from dockyard.auth.access import ANONYMOUS, Authenticator, Identity, client_address, parse_basic
 from dockyard.auth.binding import CredentialBinding
 from dockyard.auth.policy import OPEN_TO_USERS, Policy
+from dockyard.auth.robots import is_robot_user
 from dockyard.auth.scopes import Scope
 from dockyard.auth.tokens import InvalidToken, TokenVerifier
+from dockyard.logs import audit
 
 log = logging.getLogger("dockyard.auth")
 
@@ -48,7 +50,8 @@ class AccessController:
         token_realm: str | None = None,
         binding: CredentialBinding | None = None,
     ) -> None:
-        """``binding``: the built-in token service's, whose users' tokens must still match the htpasswd file."""
+        """``binding``: the built-in token service's, whose users' tokens must still match the htpasswd file
+        (robots': their record in storage)."""
         self.policy = policy if policy is not None else (OPEN_TO_USERS if authenticator or verifier else None)
         self.authenticator = authenticator
         self.verifier = verifier
@@ -92,10 +95,10 @@ class AccessController:
             except InvalidToken as error:
                 log.info("refused a token from %s: %s", client_address(request), error)
                 raise self._unauthorized(request, needed, "invalid_token", "invalid or expired token") from None
-            if grant.subject and self.binding is not None and not self.binding.holds(grant.subject, grant.credential):
+            if grant.subject and self.binding is not None and not await self.binding.still_holds(grant.subject, grant.credential):
                 log.info("refused a token of %r from %s: the user was removed or their password changed", grant.subject, client_address(request))
                 raise self._unauthorized(request, needed, "invalid_token", "the token's user was removed or their password changed")
-            identity = Identity(grant.subject or None, self.policy, grant.access)
+            identity = Identity(grant.subject or None, await self._policy_for(grant.subject or None), grant.access)
             if not self._permits(identity, needed):
                 raise self._unauthorized(request, needed, "insufficient_scope", "the token does not grant this access")
             return identity
@@ -106,15 +109,20 @@ class AccessController:
             if credentials is None or (credentials != ANONYMOUS and not await self.authenticator.check(request, *credentials)):
                 raise self._unauthorized(request, needed, message="wrong user name or password")
             user = credentials[0] or None
+            if is_robot_user(user):
+                audit("login", request, user=user, via="basic")
         if user is None and self.authenticator is not None and not needed:
             # /v2/ must ask for credentials: ``docker login`` takes a 200 here as success.
             raise self._unauthorized(request, needed)
-        identity = Identity(user, self.policy)
+        identity = Identity(user, await self._policy_for(user))
         if self._permits(identity, needed):
             return identity
         if user is None and self.authenticator is not None:
             raise self._unauthorized(request, needed)
         raise RegistryError(errors.DENIED, detail=[scope.claim() for scope in needed])
+
+    async def _policy_for(self, user: str | None) -> Policy | None:
+        return self.policy if self.authenticator is None else await self.authenticator.policy_for(user, self.policy)
 
     @staticmethod
     def _permits(identity: Identity, needed: list[Scope]) -> bool:

@@ -13,6 +13,7 @@ from dockyard.auth.access import Authenticator
 from dockyard.auth.binding import CredentialBinding
 from dockyard.auth.htpasswd import Htpasswd
 from dockyard.auth.limiter import FailureLimiter
+from dockyard.auth.robots import RobotAccounts
 from dockyard.auth.tokens import TokenIssuer, TokenVerifier, load_or_create_signing_key
 from dockyard.config import Settings
 from dockyard.secrets import token_signing_key
@@ -78,13 +79,14 @@ class AuthSettings:
         rules = f"access policy {self.policy_file}" if self.policy_file else "no access policy: every signed-in user may do everything"
         return f"authentication: {mode}; {rules}"
 
-    def build(self) -> tuple[AccessController, TokenService | None]:
+    def build(self, robots: RobotAccounts | None = None) -> tuple[AccessController, TokenService | None]:
+        """``robots``: the storage's robot accounts, who sign in beside the htpasswd file's users."""
         try:
             policy = policies.load(self.policy_file) if self.policy_file else None
         except policies.PolicyError as error:
             raise AuthSetupError(str(error)) from None
         try:
-            authenticator = Authenticator(Htpasswd(self.htpasswd), FailureLimiter(self.max_failures, self.failure_window)) if self.htpasswd else None
+            authenticator = Authenticator(Htpasswd(self.htpasswd), FailureLimiter(self.max_failures, self.failure_window), robots) if self.htpasswd else None
         except OSError as error:
             raise AuthSetupError(f"cannot read {self.htpasswd}: {error.strerror}") from None
         if self.external_tokens:
@@ -99,7 +101,7 @@ class AuthSettings:
             key = self._signing_key()
             issuer = TokenIssuer(key, self.token_issuer, self.token_service)
             verifier = TokenVerifier([key.public_key()], self.token_issuer, self.token_service)
-            binding = CredentialBinding.for_signing_key(authenticator.htpasswd, key) if authenticator else None
+            binding = CredentialBinding.for_signing_key(authenticator.htpasswd, key, robots) if authenticator else None
             controller = AccessController(policy, authenticator, verifier, self.realm, self.token_realm, binding)
             assert controller.policy is not None  # with a verifier it falls back to OPEN_TO_USERS
             return controller, TokenService(issuer, controller.policy, authenticator, binding)

@@ -2,9 +2,10 @@
 
 ``GET /auth/token?service=&scope=...`` with optional Basic credentials, and
 ``POST /auth/token`` with ``grant_type=password`` or ``refresh_token``. What a token
-grants is what was asked for, cut down to what the access policy allows. A signed-in
-user's tokens carry a stamp of their htpasswd entry (see :mod:`dockyard.auth.binding`):
-a refresh token of a user since removed, or whose password has changed, gets nothing.
+grants is what was asked for, cut down to what the access policy allows (for a robot:
+its own globs). A signed-in user's tokens carry a stamp of their htpasswd entry (a
+robot's, of its record; see :mod:`dockyard.auth.binding`): a refresh token of a user
+since removed, or whose password has changed, gets nothing.
 """
 
 from __future__ import annotations
@@ -58,10 +59,12 @@ class TokenService:
         self.authenticator = authenticator
         self.binding = binding
 
-    def _respond(self, signed_in: Grant | None, requested: list[Scope], offline: bool) -> web.Response:
+    async def _respond(self, signed_in: Grant | None, requested: list[Scope], offline: bool) -> web.Response:
         """Tokens for ``signed_in`` (its subject and credential stamp; ``None``: anonymous)."""
         user, credential = (signed_in.subject, signed_in.credential) if signed_in else (None, None)
-        token, expires_in, issued_at = self.issuer.issue(user or "", granted(self.policy, user, requested), credential)
+        policy = await self.authenticator.policy_for(user, self.policy) if self.authenticator else self.policy
+        assert policy is not None
+        token, expires_in, issued_at = self.issuer.issue(user or "", granted(policy, user, requested), credential)
         body: dict[str, object] = {
             "token": token,
             "access_token": token,
@@ -79,19 +82,19 @@ class TokenService:
     async def _login(self, request: web.Request, user: str, password: str) -> Grant:
         # Stamped before the check: should the file change meanwhile, the tokens are bound to the
         # older entry (and refused), never to one the password was not checked against.
-        credential = self.binding.stamp(user) if self.binding else None
+        credential = await self.binding.current_stamp(user) if self.binding else None
         if self.authenticator is None or not await self.authenticator.check(request, user, password):
             raise RegistryError(errors.UNAUTHORIZED, "wrong user name or password", headers={"WWW-Authenticate": 'Basic realm="Dockyard token service"'})
         request[USER_KEY] = user
         audit("login", request, user=user, via="token_service")
         return Grant(user, (), credential)
 
-    def _refresh(self, request: web.Request, token: str) -> Grant:
+    async def _refresh(self, request: web.Request, token: str) -> Grant:
         try:
             signed_in = self.issuer.check_refresh_token(token)
         except InvalidToken:
             raise RegistryError(errors.UNAUTHORIZED, "invalid or expired refresh token") from None
-        if self.binding is None or not self.binding.holds(signed_in.subject, signed_in.credential):
+        if self.binding is None or not await self.binding.still_holds(signed_in.subject, signed_in.credential):
             # Not a password guess: not counted by the failed-login limiter.
             audit("login_failed", request, user=signed_in.subject, via="refresh_token")
             raise RegistryError(errors.UNAUTHORIZED, "the refresh token's user was removed or their password changed: log in again")
@@ -110,7 +113,7 @@ class TokenService:
             if credentials != ANONYMOUS:
                 signed_in = await self._login(request, *credentials)
         offline = request.query.get("offline_token", "").lower() == "true"
-        return self._respond(signed_in, _scopes(request.query.getall("scope", [])), offline)
+        return await self._respond(signed_in, _scopes(request.query.getall("scope", [])), offline)
 
     async def post(self, request: web.Request) -> web.StreamResponse:
         form = await request.post()
@@ -120,8 +123,8 @@ class TokenService:
             credentials = (str(form.get("username", "")), str(form.get("password", "")))
             signed_in = None if credentials == ANONYMOUS else await self._login(request, *credentials)
         elif grant_type == "refresh_token":
-            signed_in = self._refresh(request, str(form.get("refresh_token", "")))
+            signed_in = await self._refresh(request, str(form.get("refresh_token", "")))
         else:
             raise RegistryError(errors.TOKEN_REQUEST_INVALID, "grant_type must be password or refresh_token")
         offline = str(form.get("access_type", "")) == "offline"
-        return self._respond(signed_in, _scopes([str(form.get("scope", ""))]), offline)
+        return await self._respond(signed_in, _scopes([str(form.get("scope", ""))]), offline)

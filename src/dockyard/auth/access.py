@@ -1,6 +1,7 @@
 """Who is asking and what they may do: an :class:`Identity`, and an :class:`Authenticator`
-that checks htpasswd credentials under the failed-login limits. The HTTP side (reading
-the ``Authorization`` header, challenging) is :mod:`dockyard.api.access`."""
+that checks htpasswd credentials (and robot accounts' secrets) under the failed-login
+limits. The HTTP side (reading the ``Authorization`` header, challenging) is
+:mod:`dockyard.api.access`."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from aiohttp import web
 from dockyard.auth.htpasswd import Htpasswd
 from dockyard.auth.limiter import FailureLimiter
 from dockyard.auth.policy import ACTIONS, Policy
+from dockyard.auth.robots import RobotAccounts, is_robot_user
 from dockyard.auth.scopes import Scope
 from dockyard.errors import TooManyFailedLogins
 from dockyard.logs import audit
@@ -81,19 +83,37 @@ def client_address(request: web.Request) -> str:
     return request.remote or "unknown"
 
 
-class Authenticator:
-    """Checks htpasswd credentials, with the failed-login limits (basic mode and the token service)."""
+NO_ACCESS = Policy()
 
-    def __init__(self, htpasswd: Htpasswd, limiter: FailureLimiter) -> None:
+
+class Authenticator:
+    """Checks htpasswd credentials, and with ``robots`` robot accounts' (``robot$NAME``), with
+    the failed-login limits (basic mode and the token service)."""
+
+    def __init__(self, htpasswd: Htpasswd, limiter: FailureLimiter, robots: RobotAccounts | None = None) -> None:
         self.htpasswd = htpasswd
         self.limiter = limiter
+        self.robots = robots
+
+    async def _verify(self, user: str, password: str) -> bool:
+        if self.robots is not None and is_robot_user(user):
+            return await self.robots.verify(user, password) is not None
+        return await self.htpasswd.verify(user, password)
+
+    async def policy_for(self, user: str | None, policy: Policy | None) -> Policy | None:
+        """What decides ``user``'s access: ``policy``, but for a robot its own globs (nothing once it is gone)."""
+        if self.robots is None or not is_robot_user(user):
+            return policy
+        assert user is not None
+        robot = await self.robots.find(user)
+        return robot.policy if robot is not None else NO_ACCESS
 
     async def check(self, request: web.Request, user: str, password: str) -> bool:
         keys = (f"address:{client_address(request)}", f"user:{user}")
         wait = self.limiter.retry_after(*keys)
         if wait is not None:
             raise TooManyFailedLogins(wait, "too many failed logins: try again later")
-        if await self.htpasswd.verify(user, password):
+        if await self._verify(user, password):
             return True
         self.limiter.failed(*keys)
         log.warning("failed login for user %r from %s", user, client_address(request))

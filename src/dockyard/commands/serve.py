@@ -199,6 +199,7 @@ def _start_acme_responder(settings: Settings, letsencrypt: acme.AcmeSettings) ->
 def build_app(settings: Settings, prepared: Prepared) -> web.Application:
     """One worker's application."""
     from dockyard.api.app import create_app
+    from dockyard.auth.robots import RobotAccounts
     from dockyard.maintenance.schedule import Schedule, scheduled_maintenance
     from dockyard.proxy.expiry import expiry_interval, ttl_lookup
     from dockyard.proxy.mirrors import build_mirrors
@@ -209,7 +210,6 @@ def build_app(settings: Settings, prepared: Prepared) -> web.Application:
     from dockyard.storage.repository import PushRules
 
     storage = settings.storage
-    access, tokens = prepared.auth.build()
     serving = prepared.serving
     proxy = settings.proxy
     registry = Registry(
@@ -218,6 +218,7 @@ def build_app(settings: Settings, prepared: Prepared) -> web.Application:
         cache=cache_from_config(settings.redis_cache), rules=PushRules.of(settings.validation), catalog_max_entries=settings.catalog.maxentries,
         tags_max_entries=settings.tags.maxtags,
     )
+    access, tokens = prepared.auth.build(RobotAccounts(registry.driver))
     app = create_app(
         registry, access=access, token_service=tokens, ca_certificate=prepared.ca_pem,
         forwarding=prepared.forwarding, ui_session_key=prepared.ui_session_key,

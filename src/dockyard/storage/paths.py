@@ -28,6 +28,8 @@ splits layout strings. ``tests/storage/test_paths.py`` holds each function to th
         proxy/pulled/blobs/<alg>/<hex>                           when the cache last served that blob (a Unix time)
         proxy/pulled/repositories/<name>/_manifests/<alg>/<hex>  when the cache last served that manifest of <name>
         proxy/checked/<name>/_tags/<tag>                         when the upstream last said what <tag> names (a Unix time)
+        robots/<robot>/record                                    a robot account: its permissions, expiry and secret's hash (JSON)
+        robots/<robot>/lastused                                  when a server last let <robot> in (a Unix time)
 
 A link file holds ``<alg>:<hex>`` with no newline; removing a link removes its folder, as
 registry:2 does. Every argument here has been validated by :mod:`dockyard.reference`
@@ -51,6 +53,7 @@ QUARANTINE = f"{MAINTENANCE}/quarantine"
 PUSH_INTENTS = f"{MAINTENANCE}/pushing"
 SCHEDULE = f"{MAINTENANCE}/schedule"
 PROXY = f"{MAINTENANCE}/proxy"
+ROBOTS = f"{MAINTENANCE}/robots"
 
 RESERVED_PREFIX = "_"
 """What a repository's own folders (``_layers``, ``_manifests``, ``_uploads``) begin with:
@@ -236,6 +239,21 @@ def proxy_manifest_pulled(name: str, digest: Digest) -> str:
 
 def proxy_tag_checked(name: str, tag_name: str) -> str:
     return f"{PROXY}/checked/{name}/_tags/{tag_name}"
+
+
+def robot(robot: str) -> str:
+    """A robot account's folder: its record and when it was last used (removed together)."""
+    return f"{ROBOTS}/{robot}"
+
+
+def robot_record(robot: str) -> str:
+    return f"{ROBOTS}/{robot}/record"
+
+
+def robot_last_used(robot: str) -> str:
+    # A file of its own: a server's write racing ``robot remove`` can leave it behind, but never
+    # bring back the record (see dockyard.auth.robots).
+    return f"{ROBOTS}/{robot}/lastused"
 
 
 def parse_digest_folders(algorithm: str, encoded: str) -> Digest | None:

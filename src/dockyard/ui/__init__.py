@@ -15,7 +15,7 @@ from aiohttp import web
 
 from dockyard.sizes import human_size
 from dockyard.ui import format as formats
-from dockyard.ui import views
+from dockyard.ui import robots, views
 from dockyard.ui.browse import Browser
 from dockyard.ui.sessions import SessionSigner, session_key
 from dockyard.ui.summaries import Summaries
@@ -61,6 +61,9 @@ def setup(app: web.Application, prefix: str, key: bytes) -> None:
     router.add_get(prefix + "/ui/login", views.login_form)
     router.add_post(prefix + "/ui/login", views.login)
     router.add_post(prefix + "/ui/logout", views.logout)
+    router.add_get(prefix + "/ui/robots", robots.robots_page)
+    router.add_post(prefix + "/ui/robots", robots.add_robot)
+    router.add_post(prefix + "/ui/robots/{name}/remove", robots.remove_robot)
     router.add_get(prefix + "/ui/r/{tail:.+}", views.repository_pages)
     router.add_post(prefix + "/ui/r/{tail:.+}", views.delete)
     router.add_static(prefix + "/ui/static", _HERE / "static", append_version=False)

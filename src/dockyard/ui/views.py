@@ -18,6 +18,7 @@ from dockyard.api.forwarding import path_prefix, public_base_url
 from dockyard.app_keys import MIRRORS_KEY, REGISTRY_KEY
 from dockyard.auth.access import Authenticator, Identity
 from dockyard.auth.binding import CredentialBinding
+from dockyard.auth.robots import RobotAccounts, is_robot_user
 from dockyard.concurrency import gather_bounded
 from dockyard.deletes import delete_reference
 from dockyard.errors import DockyardError, TooManyFailedLogins
@@ -95,6 +96,18 @@ def _can_sign_in(request: web.Request) -> bool:
     return _access(request).authenticator is not None
 
 
+def robot_accounts(request: web.Request) -> RobotAccounts | None:
+    """The registry's robot accounts, where anyone can sign in at all."""
+    authenticator = _access(request).authenticator
+    return authenticator.robots if authenticator is not None else None
+
+
+def manages_robots(request: web.Request, who: Visitor) -> bool:
+    """Administrators manage robot accounts (see :mod:`dockyard.ui.robots`)."""
+    policy = who.identity.policy
+    return robot_accounts(request) is not None and policy is not None and policy.is_admin(who.user)
+
+
 def visitor(request: web.Request) -> Visitor:
     ui = request.app[UI_KEY]
     access = _access(request)
@@ -150,6 +163,7 @@ def render(request: web.Request, who: Visitor, template: str, status: int = 200,
         "prefix": path_prefix(request),
         "user": who.user,
         "can_sign_in": _can_sign_in(request),
+        "may_manage_robots": manages_robots(request, who),
         "csrf": ui.signer.csrf_token(who.session),
         "read_only": registry.read_only,
         # A pull-through cache is read-only by design: the page says what it caches, not that it is locked.
@@ -395,6 +409,9 @@ async def login(request: web.Request, who: Visitor) -> web.StreamResponse:
     user, password = str(form.get("user", "")), str(form.get("password", ""))
     if authenticator is None:
         raise Refused(404, "This registry has no users to sign in as.")
+    if is_robot_user(user):
+        return render(request, who, "login.html", status=401, section="sign-in", title="Sign in", next=next_url, user_name=user,
+                      error="Robot accounts sign in to the registry's API, not to this page.")
     # Stamped before the check: should the file change meanwhile, the session is bound to the
     # older entry (and ends), never to one the password was not checked against.
     credential = _binding(request.app[UI_KEY], authenticator).stamp(user)
