@@ -236,10 +236,7 @@ class Quotas:
     @contextlib.asynccontextmanager
     async def _locked(self, rule: QuotaRule) -> AsyncIterator[None]:
         lock = paths.quota_lock(rule.id)
-        try:
-            await self.driver.stat(lock)
-        except PathNotFound:
-            await self.driver.put_content(lock, b"")
+        await self.driver.create_empty(lock)
         # Redis's lock (if there is one) where the driver's holds within one process only.
         shared = contextlib.nullcontext() if self.driver.locks_across_machines else self.cache.lock(f"quota:{rule.id}")
         async with shared, self.driver.lock(lock):
