@@ -76,6 +76,10 @@ class Unsupported(DockyardError):
     description = "the operation is disabled on this registry"
 
 
+class QuotaExceeded(DockyardError):
+    description = "the push would exceed a storage quota"
+
+
 class Unavailable(DockyardError):
     description = "a service the registry needs cannot be reached"
 

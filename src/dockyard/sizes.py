@@ -6,7 +6,14 @@ load the web page (its templates, aiohttp) to print a size.
 
 from __future__ import annotations
 
+import re
+
 _UNITS = ("B", "KB", "MB", "GB", "TB", "PB")
+_WRITTEN_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGTP]i?B|B)?")
+_UNIT_BYTES = {"B": 1} | {
+    f"{prefix}{infix}B": base ** (power + 1)
+    for power, prefix in enumerate("KMGTP") for infix, base in (("", 1000), ("i", 1024))
+}
 
 
 def human_size(size: int | None) -> str:
@@ -21,3 +28,12 @@ def human_size(size: int | None) -> str:
             return f"{value:.1f} {unit}" if value < 100 else f"{value:.0f} {unit}"
         value /= 1000
     raise AssertionError("unreachable")
+
+
+def parse_size(text: str) -> int:
+    """Bytes in a size written for people: ``40MiB``, ``10GiB``, ``1.5GB``, ``512`` (bytes); ``ValueError`` otherwise."""
+    found = _WRITTEN_SIZE.fullmatch(text.strip())
+    if found is None:
+        raise ValueError(text)
+    number, unit = found.groups()
+    return int(float(number) * _UNIT_BYTES[unit or "B"])

@@ -31,6 +31,7 @@ EXPECTED: dict[type[domain.DockyardError], tuple[str, int]] = {
     domain.ManifestInvalid: ("MANIFEST_INVALID", 400),
     domain.ManifestTooLarge: ("MANIFEST_INVALID", 413),
     domain.Unsupported: ("UNSUPPORTED", 405),
+    domain.QuotaExceeded: ("DENIED", 403),
     domain.Unavailable: ("UNAVAILABLE", 503),
     domain.TooManyFailedLogins: ("TOOMANYREQUESTS", 429),
     domain.UpstreamUnavailable: ("UNAVAILABLE", 503),

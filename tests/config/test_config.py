@@ -18,6 +18,7 @@ from dockyard.config import (
     ConfigError,
     Gc,
     Loaded,
+    Quota,
     Redis,
     Retention,
     Settings,
@@ -290,6 +291,18 @@ def test_zero_integer_duration_is_zero_without_a_warning(tmp_path: pathlib.Path)
     loaded = read(tmp_path, MINIMAL + "http:\n  draintimeout: 0\n")
     assert loaded.settings.http.draintimeout == 0
     assert loaded.warnings == ()
+
+
+def test_quotas_take_sizes_written_for_people(tmp_path: pathlib.Path) -> None:
+    loaded = read(tmp_path, MINIMAL + "dockyard:\n  quotas:\n    - {repositories: team/*, max_bytes: 40MiB}\n"
+                  "    - {repositories: ci/*, max_bytes: 10GiB}\n    - {repositories: tiny, max_bytes: 1.5KB}\n    - {repositories: raw, max_bytes: 512}\n")
+    assert loaded.settings.dockyard.quotas == [
+        Quota("team/*", 40 << 20), Quota("ci/*", 10 << 30), Quota("tiny", 1500), Quota("raw", 512),
+    ]
+    assert "dockyard.quotas.0.max_bytes: expected a size like 40MiB" in error_of(
+        tmp_path, MINIMAL + "dockyard:\n  quotas: [{repositories: team/*, max_bytes: 40 megs}]\n",
+    )
+    assert error_of(tmp_path, MINIMAL + "dockyard:\n  quotas: [{repositories: team/*}]\n") == "dockyard.quotas.0.max_bytes: missing"
 
 
 # ---- REGISTRY_* variables ----

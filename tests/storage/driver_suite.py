@@ -353,6 +353,30 @@ class DriverSuite:
             if other is not driver:
                 await other.close()
 
+    async def test_a_lock_file_made_by_many_at_once_is_one_they_take_turns_on(
+        self, driver: StorageDriver, reopen: Callable[[], StorageDriver],
+    ) -> None:
+        # Each makes the missing file, then counts under its lock: none may replace the file another holds.
+        other = reopen()
+
+        async def count(on: StorageDriver) -> None:
+            await on.create_empty("/counted/lock")
+            async with on.lock("/counted/lock"):
+                seen = int(await on.get_content("/counted/value")) if "value" in await on.list("/counted") else 0
+                await asyncio.sleep(0.001)
+                await on.put_content("/counted/value", str(seen + 1).encode())
+
+        try:
+            await asyncio.gather(*(count(driver if number % 2 else other) for number in range(20)))
+            assert await driver.get_content("/counted/value") == b"20"
+            assert await driver.get_content("/counted/lock") == b""
+            await driver.put_content("/counted/lock", b"kept")
+            await driver.create_empty("/counted/lock")
+            assert await driver.get_content("/counted/lock") == b"kept"
+        finally:
+            if other is not driver:
+                await other.close()
+
     # -- stat ------------------------------------------------------------------------
 
     async def test_stat_of_a_file(self, driver: StorageDriver) -> None:

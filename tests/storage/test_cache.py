@@ -53,7 +53,7 @@ async def replicas(tmp_path: pathlib.Path, redis_server: RedisProcess, flushed: 
 async def push_blob(registry: Registry, data: bytes) -> Digest:
     digest = Digest.of(data)
     upload = await registry.uploads.start(NAME)
-    await registry.uploads.finish(NAME, upload, digest, chunks(data))
+    await registry.uploads.finish(registry.repository(NAME), upload, digest, chunks(data))
     await registry.repository(NAME).link_layer(digest)
     return digest
 

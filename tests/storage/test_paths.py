@@ -35,8 +35,8 @@ PLACEHOLDERS = {
 ARGUMENTS: dict[str, object] = {
     "digest": DIGEST, "referrer": DIGEST, "subject": SUBJECT, "algorithm": DIGEST.algorithm, "shard": DIGEST.hex[:2],
     "name": PLACEHOLDERS["<name>"], "tag_name": PLACEHOLDERS["<tag>"], "upload_id": PLACEHOLDERS["<id>"],
-    "intent_id": PLACEHOLDERS["<32 hex>"], "download_id": PLACEHOLDERS["<32 hex>"], "job": PLACEHOLDERS["<job>"], "entry": TEMPORARY,
-    "robot": PLACEHOLDERS["<robot>"],
+    "intent_id": PLACEHOLDERS["<32 hex>"], "download_id": PLACEHOLDERS["<32 hex>"], "quota_id": PLACEHOLDERS["<32 hex>"],
+    "job": PLACEHOLDERS["<job>"], "entry": TEMPORARY, "robot": PLACEHOLDERS["<robot>"],
     "folder": paths.layers(PLACEHOLDERS["<name>"]),
 }
 

@@ -51,7 +51,7 @@ async def test_patches_of_one_upload_at_two_replicas_take_turns(tmp_path: pathli
     assert answer.headers["Range"] == f"0-{len(chunk) - 1}"
     # The other replica finishes it, from storage: the content is the first chunk alone.
     digest = Digest("sha256", hashlib.sha256(chunk).hexdigest())
-    assert await b.uploads.finish(NAME, upload, digest, None) == len(chunk)
+    assert await b.uploads.finish(b.repository(NAME), upload, digest, None) == len(chunk)
     assert await b.blobs.get(digest) == chunk
     with pytest.raises(UploadUnknown) as gone:
         await a.uploads.append(NAME, upload, body(b"late"), start=len(chunk))

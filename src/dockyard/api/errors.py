@@ -88,6 +88,7 @@ DOMAIN_CODES: dict[type[domain.DockyardError], ErrorCode] = {
     domain.ManifestInvalid: MANIFEST_INVALID,
     domain.ManifestTooLarge: MANIFEST_TOO_LARGE,
     domain.Unsupported: UNSUPPORTED,
+    domain.QuotaExceeded: DENIED,
     domain.Unavailable: UNAVAILABLE,
     domain.TooManyFailedLogins: TOO_MANY_REQUESTS,
     domain.UpstreamRateLimited: TOO_MANY_REQUESTS,

@@ -8,6 +8,7 @@ from dockyard.api import errors
 from dockyard.api.context import RequestContext
 from dockyard.api.errors import RegistryError
 from dockyard.api.ranges import content_range
+from dockyard.errors import BlobUnknown
 from dockyard.logs import audit
 from dockyard.reference import Digest, check_name, check_upload_id, parse_digest
 from dockyard.storage.uploads import range_header
@@ -24,6 +25,16 @@ def _in_progress(name: str, upload_id: str, size: int, status: int = 202) -> web
     return web.Response(status=status, headers=range_header(name, upload_id, size))
 
 
+async def _mountable_size(context: RequestContext, source: str, digest: Digest) -> int | None:
+    """The blob's size if the client may pull it from ``source`` and ``source`` holds it."""
+    if not context.identity.may("pull", source):
+        return None
+    try:
+        return await context.registry.repository(source).layer_size(digest)
+    except BlobUnknown:
+        return None
+
+
 async def start(context: RequestContext) -> web.StreamResponse:
     registry, name = context.registry, context.name
     mount, source = context.query("mount"), context.query("from")
@@ -32,9 +43,10 @@ async def start(context: RequestContext) -> web.StreamResponse:
         digest = parse_digest(mount)
         if source is not None and source != name:
             check_name(source)
-            readable = context.identity.may("pull", source)
-            if readable and await registry.repository(source).has_layer(digest):
-                await context.repository.link_layer(digest)
+            size = await _mountable_size(context, source, digest)
+            if size is not None:
+                async with context.repository.admitting({digest: size}):
+                    await context.repository.link_layer(digest)
                 audit("mount", context.request, repository=name, source=source, digest=digest, user=context.identity.user)
                 return _created(name, digest)
         elif await context.repository.has_layer(digest):
@@ -46,8 +58,7 @@ async def start(context: RequestContext) -> web.StreamResponse:
     upload_id = await registry.uploads.start(name)
     if digest is None:
         return _in_progress(name, upload_id, 0)
-    await registry.uploads.finish(name, upload_id, digest, context.body())
-    await context.repository.link_layer(digest)
+    await registry.uploads.finish(context.repository, upload_id, digest, context.body())
     return _created(name, digest)
 
 
@@ -98,8 +109,7 @@ async def finish(context: RequestContext) -> web.StreamResponse:
     digest = parse_digest(digest_text)
     start = await _chunk_start(context, upload_id)
     body = context.body() if context.has_body() else None
-    await context.registry.uploads.finish(context.name, upload_id, digest, body, start)
-    await context.repository.link_layer(digest)
+    await context.registry.uploads.finish(context.repository, upload_id, digest, body, start)
     return _created(context.name, digest)
 
 

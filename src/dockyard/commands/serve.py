@@ -206,6 +206,7 @@ def build_app(settings: Settings, prepared: Prepared) -> web.Application:
     from dockyard.storage.cache import cache_from_config
     from dockyard.storage.factory import build_driver
     from dockyard.storage.filesystem import use_io_threads
+    from dockyard.storage.quotas import QuotaRule
     from dockyard.storage.registry import Registry
     from dockyard.storage.repository import PushRules
 
@@ -216,7 +217,7 @@ def build_app(settings: Settings, prepared: Prepared) -> web.Application:
         build_driver(prepared.storage), delete_enabled=storage.delete.enabled,
         read_only=storage.maintenance.readonly.enabled or proxy is not None,  # a pull-through cache is read-only, as registry:2's
         cache=cache_from_config(settings.redis_cache), rules=PushRules.of(settings.validation), catalog_max_entries=settings.catalog.maxentries,
-        tags_max_entries=settings.tags.maxtags,
+        tags_max_entries=settings.tags.maxtags, quotas=QuotaRule.all_of(settings.dockyard.quotas),
     )
     access, tokens = prepared.auth.build(RobotAccounts(registry.driver))
     app = create_app(
@@ -232,6 +233,11 @@ def build_app(settings: Settings, prepared: Prepared) -> web.Application:
             use_io_threads(threads)
 
         app.on_startup.append(io_threads)
+
+    async def count_quotas(app: web.Application) -> None:
+        await registry.quotas.prepare()
+
+    app.on_startup.append(count_quotas)
     # registry:2 purges uploads by default (uploadpurging: enabled, 168h, every 24h).
     app.cleanup_ctx.append(scheduled_maintenance(Schedule(
         settings.dockyard.gc, tuple(settings.dockyard.retention), storage.maintenance.uploadpurging,

@@ -18,6 +18,8 @@ from dockyard.tls.policy import CLIENT_AUTH_MODES, FLOOR, TLS_VERSIONS
 
 Duration = typing.NewType("Duration", float)
 """Seconds; written in the file as a Go duration."""
+ByteSize = typing.NewType("ByteSize", int)
+"""Bytes; written in the file as a number of bytes or a size such as ``40MiB`` or ``10GiB``."""
 
 SERVE_ROOT = "./data"
 # What ``dockyard serve`` uses when no file is given: its own defaults.
@@ -616,6 +618,14 @@ class Retention:
 
 
 @dataclass(frozen=True)
+class Quota:
+    """The blobs linked by the repositories ``repositories`` (a glob) matches, each counted once, stay within ``max_bytes``."""
+
+    repositories: str = _required()
+    max_bytes: ByteSize = field(default=ByteSize(0), metadata={"required": True, "minimum": 0})
+
+
+@dataclass(frozen=True)
 class ProxyOptions:
     """What registry:2's ``proxy`` section cannot say."""
 
@@ -649,6 +659,7 @@ class Dockyard:
     ))
     gc: Gc = _section(Gc)
     retention: list[Retention] = field(default_factory=list)
+    quotas: list[Quota] = field(default_factory=list)  # every rule matching a pushed-to repository must hold
     ui: bool = _plain(True, Flag("--no-ui", "Serve no web page at / (only the API).", inverted=True))  # the web page at / (under http.prefix)
     # HTTP-01 challenges of http.tls.letsencrypt are answered here (HOST:PORT, port 80 for a public ACME server);
     # unset, TLS-ALPN-01 is answered on the serving port, as registry:2 does.

@@ -10,7 +10,8 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from dockyard.config.schema import Duration
+from dockyard.config.schema import ByteSize, Duration
+from dockyard.sizes import parse_size
 
 
 class ConfigError(Exception):
@@ -136,6 +137,17 @@ def _duration(value: object, key: str, warnings: list[str]) -> float:
     raise ConfigError(f"{key}: expected a duration like 300s, 10m or 1h30m, got {shown(value)}")
 
 
+def _size(value: object, key: str, warnings: list[str]) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        try:
+            return parse_size(value)
+        except ValueError:
+            pass
+    raise ConfigError(f"{key}: expected a size like 40MiB, 10GiB or a number of bytes, got {shown(value)}")
+
+
 def _anything(value: object, key: str, warnings: list[str]) -> object:
     return value
 
@@ -145,6 +157,7 @@ _SCALARS: dict[object, Callable[[object, str, list[str]], object]] = {
     bool: _boolean,
     int: _integer,
     Duration: _duration,
+    ByteSize: _size,
     object: _anything,
 }
 

@@ -165,6 +165,8 @@ class Collector:
         else:
             async with exclusive(self.driver):
                 report = await self._collect()
+            # What was removed leaves the quotas' counts: they are counted again.
+            await self.registry.quotas.reconcile()
         log.info("garbage collection: %s", report.summary())
         return report
 

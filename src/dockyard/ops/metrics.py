@@ -9,14 +9,18 @@ worker answers a scrape sums them all. Import this module only after that.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
-from dockyard.app_keys import MIRRORS_KEY, ROUTE_KEY
+from dockyard.app_keys import MIRRORS_KEY, REGISTRY_KEY, ROUTE_KEY
 from dockyard.proxy.events import CacheEvents, Kind
+from dockyard.storage.quotas import Quotas
+
+log = logging.getLogger("dockyard.ops")
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 UNMATCHED = "unmatched"
@@ -126,6 +130,15 @@ class Metrics:
             ["reason"], registry=r,
         )
         self.pull_through = CacheCounters(r)
+        # Read from the quotas' records at each scrape: the answering worker's values are the latest.
+        self.quota_used = Gauge(
+            "dockyard_quota_used_bytes", "Bytes of the blobs the repositories a quota rule matches link (each counted once), by rule.",
+            ["repositories"], registry=r, multiprocess_mode="mostrecent",
+        )
+        self.quota_limit = Gauge(
+            "dockyard_quota_limit_bytes", "The max_bytes of each quota rule.", ["repositories"], registry=r, multiprocess_mode="mostrecent",
+        )
+        self.quotas: Quotas | None = None
 
     def exposition(self) -> bytes:
         if self.multiprocess_dir:
@@ -135,10 +148,26 @@ class Metrics:
         return generate_latest(self.registry)
 
     async def handle(self, request: web.Request) -> web.Response:
+        if self.quotas is not None:
+            await self._read_quotas(self.quotas)
         return web.Response(body=self.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
+    async def _read_quotas(self, quotas: Quotas) -> None:
+        try:
+            uses = await quotas.uses()
+        except OSError:  # storage unreachable: the scrape still answers, with the values read last
+            log.warning("reading the quotas' use for metrics failed", exc_info=True)
+            return
+        for use in uses:
+            self.quota_used.labels(use.rule.repositories).set(use.used_bytes)
+            self.quota_limit.labels(use.rule.repositories).set(use.rule.max_bytes)
+
     def instrument(self, app: web.Application) -> None:
-        """Count every request of ``app`` (outermost), its storage errors (innermost), and what its pull-through cache does."""
+        """Count every request of ``app`` (outermost), its storage errors (innermost), and what its pull-through
+        cache does; show the use of its quotas."""
+        registry = app.get(REGISTRY_KEY)
+        if registry is not None and registry.quotas.rules:
+            self.quotas = registry.quotas
         app.middlewares.insert(0, self._outer)
         app.middlewares.append(self._inner)
         if (mirrors := app.get(MIRRORS_KEY)) is not None:

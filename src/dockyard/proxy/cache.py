@@ -399,8 +399,11 @@ class PullThroughCache:
         await self._stored(name, digest, download)
 
     async def _stored(self, name: str, digest: Digest, download: Download) -> None:
-        await self.registry.repository(name).link_layer(digest)
-        download.written = await self.registry.blobs.size(digest)
+        repository = self.registry.repository(name)
+        size = await self.registry.blobs.size(digest)
+        async with repository.admitting({digest: size}, enforce=False):  # counted, never refused: a pull
+            await repository.link_layer(digest)
+        download.written = size
         await download.finish(paths.blob_data(digest))
         await self.record_blob_pull(digest)
 

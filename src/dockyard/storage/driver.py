@@ -123,6 +123,16 @@ class StorageDriver(abc.ABC):
     async def delete(self, path: str) -> None:
         """Delete a file or a whole tree."""
 
+    async def create_empty(self, path: str) -> None:
+        """An empty file at ``path`` unless there is one: never replaced, so that processes
+        making a missing lock file at once all lock the same file.
+
+        This default suits drivers whose :meth:`lock` is not held on the file itself."""
+        try:
+            await self.stat(path)
+        except PathNotFound:
+            await self.put_content(path, b"")
+
     @contextlib.asynccontextmanager
     async def lock(self, path: str) -> AsyncIterator[None]:
         """Hold the existing file ``path`` exclusively (``PathNotFound`` if it is missing).

@@ -162,6 +162,18 @@ class FilesystemDriver(StorageDriver):
     async def put_content(self, path: str, content: bytes) -> None:
         await asyncio.to_thread(write_file, pathlib.Path(self._full(path)), content)
 
+    async def create_empty(self, path: str) -> None:
+        full = pathlib.Path(self._full(path))
+
+        def create() -> None:
+            full.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.close(os.open(full, os.O_WRONLY | os.O_CREAT | os.O_EXCL))
+            except FileExistsError:
+                pass
+
+        await asyncio.to_thread(create)
+
     async def read(self, path: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
         try:
             file = await asyncio.to_thread(open, self._full(path), "rb")

@@ -22,6 +22,8 @@ splits layout strings. ``tests/storage/test_paths.py`` holds each function to th
         gc/condemned/manifests/<name>/<alg>/<hex>/link           revision link a running collection set aside
         pushing/<32 hex>                                         a manifest push in progress: "<name>\\n<alg>:<hex>"
         quarantine/<alg>/<hex>                                   corrupt blob data that scrub --repair moved away
+        quotas/<32 hex>/usage                                    what a quota rule counts: each blob, its size, the repositories linking it
+        quotas/<32 hex>/lock                                     held while that record is read and rewritten
         schedule/<job>                                           when the server last ran <job> (a Unix time)
         proxy/downloads/<32 hex>                                 a blob the pull-through cache is fetching (not verified yet)
         proxy/fetching/<alg>/<hex>                               locked by the one fetch of that blob, across workers
@@ -51,6 +53,7 @@ CONDEMNED_BLOBS = f"{MAINTENANCE}/gc/condemned/blobs"
 CONDEMNED_MANIFESTS = f"{MAINTENANCE}/gc/condemned/manifests"
 QUARANTINE = f"{MAINTENANCE}/quarantine"
 PUSH_INTENTS = f"{MAINTENANCE}/pushing"
+QUOTAS = f"{MAINTENANCE}/quotas"
 SCHEDULE = f"{MAINTENANCE}/schedule"
 PROXY = f"{MAINTENANCE}/proxy"
 ROBOTS = f"{MAINTENANCE}/robots"
@@ -207,6 +210,14 @@ def push_intent(intent_id: str) -> str:
 
 def quarantined_blob(digest: Digest) -> str:
     return _digest_folder(QUARANTINE, digest)
+
+
+def quota_usage(quota_id: str) -> str:
+    return f"{QUOTAS}/{quota_id}/usage"
+
+
+def quota_lock(quota_id: str) -> str:
+    return f"{QUOTAS}/{quota_id}/lock"
 
 
 def schedule_stamp(job: str) -> str:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from dockyard.errors import Unsupported
 from dockyard.storage import catalog
 from dockyard.storage.blobs import BlobStore
 from dockyard.storage.cache import StorageCache
 from dockyard.storage.driver import StorageDriver
+from dockyard.storage.quotas import QuotaRule, Quotas
 from dockyard.storage.repository import PushRules, Repository
 from dockyard.storage.uploads import UploadStore
 
@@ -19,7 +22,7 @@ class Registry:
     def __init__(
         self, driver: StorageDriver, *, delete_enabled: bool = True, read_only: bool = False, cache: StorageCache | None = None,
         rules: PushRules = PushRules(), catalog_max_entries: int = CATALOG_MAX_ENTRIES,
-        tags_max_entries: int = TAGS_MAX_ENTRIES,
+        tags_max_entries: int = TAGS_MAX_ENTRIES, quotas: Sequence[QuotaRule] = (),
     ) -> None:
         self.driver = driver
         self.rules = rules
@@ -32,13 +35,14 @@ class Registry:
         """Every write (push, delete, upload) is refused; the API dispatcher enforces it."""
         self.blobs = BlobStore(driver, cache)
         self.uploads = UploadStore(driver, self.blobs)
+        self.quotas = Quotas(driver, self.blobs.cache, quotas)
 
     def require_deletes(self) -> None:
         if not self.delete_enabled:
             raise Unsupported("deletes are disabled on this registry")
 
     def repository(self, name: str) -> Repository:
-        return Repository(self.driver, self.blobs, name, self.rules)
+        return Repository(self.driver, self.blobs, name, self.rules, self.quotas)
 
     async def catalog(self) -> list[str]:
         return await catalog.repositories(self.driver)

@@ -12,7 +12,7 @@ import logging
 import re
 import urllib.parse
 import uuid
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from dockyard import config
@@ -24,6 +24,7 @@ from dockyard.storage import paths
 from dockyard.storage.blobs import BlobStore
 from dockyard.storage.cache import layer_key, tag_key
 from dockyard.storage.driver import PathNotFound, StorageDriver
+from dockyard.storage.quotas import Quotas
 
 log = logging.getLogger("dockyard.storage")
 
@@ -84,12 +85,15 @@ class PushRules:
 
 
 class Repository:
-    def __init__(self, driver: StorageDriver, blobs: BlobStore, name: str, rules: PushRules = PushRules()) -> None:
+    def __init__(
+        self, driver: StorageDriver, blobs: BlobStore, name: str, rules: PushRules = PushRules(), quotas: Quotas | None = None,
+    ) -> None:
         self.driver = driver
         self.blobs = blobs
         self.name = name
         self.cache = blobs.cache
         self.rules = rules
+        self.quotas = quotas or Quotas(driver, blobs.cache)
 
     async def exists(self) -> bool:
         try:
@@ -129,6 +133,14 @@ class Repository:
             return False
         return True
 
+    async def links(self, digest: Digest) -> bool:
+        """Whether the repository links the blob, as a layer or as a manifest (what a quota counts)."""
+        return await self._has_link(paths.layer_link(self.name, digest), digest) or await self.has_manifest(digest)
+
+    def admitting(self, blobs: Mapping[Digest, int], enforce: bool = True) -> contextlib.AbstractAsyncContextManager[None]:
+        """Reserve ``blobs`` (digest → size) under the quotas while the block links them (see :meth:`Quotas.admitting`)."""
+        return self.quotas.admitting(self.name, blobs, self.links, enforce)
+
     async def link_layer(self, digest: Digest) -> None:
         """Link a stored blob; :class:`BlobUnknown` if a garbage collection took it meanwhile.
 
@@ -145,6 +157,7 @@ class Repository:
             raise BlobUnknown(detail={"digest": str(digest)})
         async with self.cache.changing(layer_key(self.name, digest)):
             await self.driver.delete(paths.layer_dir(self.name, digest))
+        await self.quotas.release(self.name, [digest], self.links)
 
     # Manifests
 
@@ -207,32 +220,36 @@ class Repository:
         meanwhile either sees the links and keeps what they name, or set something aside
         before the check, which then fails. Tags move only once nothing else can fail, so
         a refused push leaves them as they were. A push that fails removes the links it
-        created (and puts back the tags it moved, if a tag write failed).
+        created (and puts back the tags it moved, if a tag write failed). The manifest is
+        reserved under the quotas before it is stored (:meth:`admitting`).
         """
         async with self.pushing(digest):
             await self.check_references(manifest)
             absent = await self._absent_links(manifest, digest)
             before = dict(zip(tags, await asyncio.gather(*(self._tag_state(tag, digest) for tag in tags)), strict=True))
-            try:
-                await self.blobs.put(content, digest)
-                await self._link_manifest(manifest, digest)
-                await self._check_linked(content, manifest, digest)
-                for tag in tags:
-                    await self.tag(tag, digest)
-            except BaseException:  # refused, failed or cancelled: the push did not happen
-                for tag, state in before.items():
-                    await self._restore_tag(tag, digest, state)
-                for folder in absent:
-                    with contextlib.suppress(PathNotFound):
-                        await self.driver.delete(folder)
-                raise
+            # Its reservation is given back after the links are removed (it stays for what stays linked).
+            async with self.admitting({digest: len(content)}):
+                try:
+                    await self.blobs.put(content, digest)
+                    await self._link_manifest(manifest, digest)
+                    await self._check_linked(content, manifest, digest)
+                    for tag in tags:
+                        await self.tag(tag, digest)
+                except BaseException:  # refused, failed or cancelled: the push did not happen
+                    for tag, state in before.items():
+                        await self._restore_tag(tag, digest, state)
+                    for folder in absent:
+                        with contextlib.suppress(PathNotFound):
+                            await self.driver.delete(folder)
+                    raise
         return {tag: state.named for tag, state in before.items()}
 
     async def store_manifest(self, content: bytes, manifest: Manifest, digest: Digest) -> None:
         """Store and link a verified manifest whose blobs and children need not be here: a pull-through
-        cache's, which fetches each of those when a client asks for it."""
-        await self.blobs.put(content, digest)
-        await self._link_manifest(manifest, digest)
+        cache's, which fetches each of those when a client asks for it. Counted by the quotas, never refused."""
+        async with self.admitting({digest: len(content)}, enforce=False):
+            await self.blobs.put(content, digest)
+            await self._link_manifest(manifest, digest)
 
     @contextlib.asynccontextmanager
     async def pushing(self, digest: Digest) -> AsyncIterator[None]:
@@ -323,6 +340,7 @@ class Repository:
             except PathNotFound:
                 pass
         await self.driver.delete(paths.revision_dir(self.name, digest))
+        await self.quotas.release(self.name, [digest], self.links)
 
     # Garbage collection sets a manifest aside before it decides, so a push that links it
     # meanwhile is seen (see :mod:`dockyard.maintenance.gc`).

@@ -21,11 +21,12 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 
-from dockyard.errors import DigestMismatch, UploadOffsetInvalid, UploadUnknown
+from dockyard.errors import DigestMismatch, QuotaExceeded, UploadOffsetInvalid, UploadUnknown
 from dockyard.reference import Digest
 from dockyard.storage import paths
 from dockyard.storage.blobs import BlobStore
 from dockyard.storage.driver import FileWriter, PathNotFound, StorageDriver
+from dockyard.storage.repository import Repository
 
 # Received bytes are gathered into buffers this large before they are hashed and
 # written, each in a worker thread (both release the GIL): few thread hops per GiB.
@@ -92,13 +93,15 @@ class UploadStore:
 
     async def finish(
         self,
-        name: str,
+        repository: Repository,
         upload_id: str,
         digest: Digest,
         body: AsyncIterator[bytes] | None,
         start: int | None = None,
     ) -> int:
-        """Take a last chunk (``start`` as in :meth:`append`), verify the digest, and move the blob into place."""
+        """Take a last chunk (``start`` as in :meth:`append`), verify the digest, and move the blob into
+        place and link it in ``repository``, once the quotas admit it (else the upload is dropped)."""
+        name = repository.name
         async with self._exclusive(name, upload_id):
             size = await self._size_at(name, upload_id, start)
             hasher = await self._hasher(name, upload_id, size)
@@ -124,8 +127,14 @@ class UploadStore:
                     "the uploaded content does not match the digest",
                     detail={"expected": str(digest), "actual": str(actual)},
                 )
-            await self.blobs.ingest(data_path, digest)
-            await self._forget(name, upload_id)
+            try:
+                async with repository.admitting({digest: size}):
+                    await self.blobs.ingest(data_path, digest)
+                    await self._forget(name, upload_id)
+                    await repository.link_layer(digest)
+            except QuotaExceeded:  # as for a wrong digest: finishing it again would fail again
+                await self._forget(name, upload_id)
+                raise
             return size
 
     async def _size_at(self, name: str, upload_id: str, start: int | None) -> int:

@@ -381,7 +381,8 @@ async def storage(request: web.Request, who: Visitor) -> web.StreamResponse:
     names = await catalog.walk(registry.driver, visible=who.identity.catalog_filter())
     overviews = await gather_bounded(names, lambda name: browser.overview(registry.repository(name)), OVERVIEW_CONCURRENCY)
     use = storage_use(overviews, LARGEST_REPOSITORIES)
-    return render(request, who, "storage.html", title="Storage", section="storage", use=use, count=len(names))
+    quotas = await registry.quotas.uses()
+    return render(request, who, "storage.html", title="Storage", section="storage", use=use, count=len(names), quotas=quotas)
 
 
 # Signing in and out
