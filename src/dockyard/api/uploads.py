@@ -7,6 +7,7 @@ from aiohttp import web
 from dockyard.api import errors
 from dockyard.api.context import RequestContext
 from dockyard.api.errors import RegistryError
+from dockyard.api.events import blob_event
 from dockyard.api.ranges import content_range
 from dockyard.logs import audit
 from dockyard.reference import Digest, check_name, check_upload_id, parse_digest
@@ -36,6 +37,7 @@ async def start(context: RequestContext) -> web.StreamResponse:
             if readable and await registry.repository(source).has_layer(digest):
                 await context.repository.link_layer(digest)
                 audit("mount", context.request, repository=name, source=source, digest=digest, user=context.identity.user)
+                await blob_event(context, "mount", digest, await context.repository.layer_size(digest), from_repository=source)
                 return _created(name, digest)
         elif await context.repository.has_layer(digest):
             return _created(name, digest)
@@ -46,8 +48,9 @@ async def start(context: RequestContext) -> web.StreamResponse:
     upload_id = await registry.uploads.start(name)
     if digest is None:
         return _in_progress(name, upload_id, 0)
-    await registry.uploads.finish(name, upload_id, digest, context.body())
+    size = await registry.uploads.finish(name, upload_id, digest, context.body())
     await context.repository.link_layer(digest)
+    await blob_event(context, "push", digest, size)
     return _created(name, digest)
 
 
@@ -98,8 +101,9 @@ async def finish(context: RequestContext) -> web.StreamResponse:
     digest = parse_digest(digest_text)
     start = await _chunk_start(context, upload_id)
     body = context.body() if context.has_body() else None
-    await context.registry.uploads.finish(context.name, upload_id, digest, body, start)
+    size = await context.registry.uploads.finish(context.name, upload_id, digest, body, start)
     await context.repository.link_layer(digest)
+    await blob_event(context, "push", digest, size)
     return _created(context.name, digest)
 
 

@@ -41,6 +41,7 @@ from dockyard.config.flags import apply_options, by_option, namer
 from dockyard.config.schema import (
     S3,
     SERVE_DEFAULTS,
+    EventDelivery,
     Gc,
     Redis,
     RedisPool,
@@ -55,7 +56,8 @@ from dockyard.config.show import MASK, to_yaml
 from dockyard.config.values import ConfigError, format_duration, parse_duration, read_section, shown
 
 __all__ = [
-    "MASK", "S3", "ConfigError", "Gc", "Loaded", "Redis", "RedisPool", "RedisTls", "Retention", "Settings", "Storage", "UploadPurging", "Validation",
+    "MASK", "S3", "ConfigError", "EventDelivery", "Gc", "Loaded", "Redis", "RedisPool", "RedisTls", "Retention", "Settings", "Storage",
+    "UploadPurging", "Validation",
     "format_duration", "load", "parse_duration", "to_yaml",
 ]
 

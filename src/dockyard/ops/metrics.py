@@ -16,6 +16,8 @@ from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 from dockyard.app_keys import MIRRORS_KEY, ROUTE_KEY
+from dockyard.events import EVENTS_KEY
+from dockyard.events.delivery import DeliveryObserver
 from dockyard.proxy.events import CacheEvents, Kind
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -98,6 +100,39 @@ class CacheCounters(CacheEvents):
         self.errors.labels(kind, reason).inc()
 
 
+class DeliveryCounters(DeliveryObserver):
+    """Events delivery, per endpoint (registry:2's endpoint name)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.sent_events = Counter("dockyard_events_sent", "Events an endpoint took.", ["endpoint"], registry=registry)
+        self.failed_sends = Counter("dockyard_events_failed", "Sends of an event that failed (each retry counts).", ["endpoint"], registry=registry)
+        self.dropped_events = Counter(
+            "dockyard_events_dropped", "Events dropped undelivered, past dockyard.events.max_backlog (reason backlog) or max_age (age).",
+            ["endpoint", "reason"], registry=registry,
+        )
+        # Only the process delivering to an endpoint knows its backlog; the others say 0.
+        self.waiting = Gauge(
+            "dockyard_events_backlog", "Events waiting for an endpoint.", ["endpoint"], registry=registry, multiprocess_mode="livemax",
+        )
+        self.oldest = Gauge(
+            "dockyard_events_oldest_age_seconds", "Age of the oldest event waiting for an endpoint.", ["endpoint"],
+            registry=registry, multiprocess_mode="livemax",
+        )
+
+    def sent(self, endpoint: str) -> None:
+        self.sent_events.labels(endpoint).inc()
+
+    def failed(self, endpoint: str) -> None:
+        self.failed_sends.labels(endpoint).inc()
+
+    def dropped(self, endpoint: str, reason: str, count: int) -> None:
+        self.dropped_events.labels(endpoint, reason).inc(count)
+
+    def backlog(self, endpoint: str, waiting: int, oldest_age: float) -> None:
+        self.waiting.labels(endpoint).set(waiting)
+        self.oldest.labels(endpoint).set(oldest_age)
+
+
 class Metrics:
     def __init__(self, multiprocess_dir: str | None = None) -> None:
         self.multiprocess_dir = multiprocess_dir
@@ -126,6 +161,7 @@ class Metrics:
             ["reason"], registry=r,
         )
         self.pull_through = CacheCounters(r)
+        self.events = DeliveryCounters(r)
 
     def exposition(self) -> bytes:
         if self.multiprocess_dir:
@@ -138,12 +174,14 @@ class Metrics:
         return web.Response(body=self.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     def instrument(self, app: web.Application) -> None:
-        """Count every request of ``app`` (outermost), its storage errors (innermost), and what its pull-through cache does."""
+        """Count every request of ``app`` (outermost), its storage errors (innermost), and what its pull-through cache and its events delivery do."""
         app.middlewares.insert(0, self._outer)
         app.middlewares.append(self._inner)
         if (mirrors := app.get(MIRRORS_KEY)) is not None:
             for cache in mirrors.caches:
                 cache.events = self.pull_through
+        if (notifier := app.get(EVENTS_KEY)) is not None:
+            notifier.observer = self.events
 
     @web.middleware
     async def _outer(self, request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -28,6 +28,9 @@ splits layout strings. ``tests/storage/test_paths.py`` holds each function to th
         proxy/pulled/blobs/<alg>/<hex>                           when the cache last served that blob (a Unix time)
         proxy/pulled/repositories/<name>/_manifests/<alg>/<hex>  when the cache last served that manifest of <name>
         proxy/checked/<name>/_tags/<tag>                         when the upstream last said what <tag> names (a Unix time)
+        events/<endpoint>/pending/<event>                        an event (JSON) waiting for <endpoint>; names sort by time
+        events/<endpoint>/lease                                  "<owner> <expiry>": the replica delivering to <endpoint>
+        events/<endpoint>/recent                                 its last deliveries and failures (JSON), for the web page
 
 A link file holds ``<alg>:<hex>`` with no newline; removing a link removes its folder, as
 registry:2 does. Every argument here has been validated by :mod:`dockyard.reference`
@@ -51,6 +54,7 @@ QUARANTINE = f"{MAINTENANCE}/quarantine"
 PUSH_INTENTS = f"{MAINTENANCE}/pushing"
 SCHEDULE = f"{MAINTENANCE}/schedule"
 PROXY = f"{MAINTENANCE}/proxy"
+EVENTS = f"{MAINTENANCE}/events"
 
 RESERVED_PREFIX = "_"
 """What a repository's own folders (``_layers``, ``_manifests``, ``_uploads``) begin with:
@@ -236,6 +240,22 @@ def proxy_manifest_pulled(name: str, digest: Digest) -> str:
 
 def proxy_tag_checked(name: str, tag_name: str) -> str:
     return f"{PROXY}/checked/{name}/_tags/{tag_name}"
+
+
+def events_pending(endpoint: str) -> str:
+    return f"{EVENTS}/{endpoint}/pending"
+
+
+def event_pending(endpoint: str, event: str) -> str:
+    return f"{events_pending(endpoint)}/{event}"
+
+
+def events_lease(endpoint: str) -> str:
+    return f"{EVENTS}/{endpoint}/lease"
+
+
+def events_recent(endpoint: str) -> str:
+    return f"{EVENTS}/{endpoint}/recent"
 
 
 def parse_digest_folders(algorithm: str, encoded: str) -> Digest | None:
