@@ -89,7 +89,8 @@ class Receiver:
             if done(events):
                 return events
             time.sleep(0.05)
-        raise AssertionError(f"events still missing after {timeout}s: {len(self.events)} taken")
+        taken = [(event["action"], event["request"].get("host"), event["target"].get("digest"), event["target"].get("tag")) for event in self.events]
+        raise AssertionError(f"events still missing after {timeout}s: {len(taken)} taken: {taken[-30:]}")
 
 
 @pytest.fixture(scope="module")
