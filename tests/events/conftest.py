@@ -72,10 +72,10 @@ class Receiver:
 
     @property
     def events(self) -> list[dict[str, Any]]:
-        """Every registry:2 event taken (with its repeats), in the order they came."""
+        """Every registry:2 event taken (with its repeats), in the order they came; of a CloudEvents batch, their data."""
         with self._lock:
-            bodies = [body for _, body in self.requests]
-        return [event for body in bodies for event in json.loads(body)["events"]]
+            bodies = [json.loads(body) for _, body in self.requests]
+        return [event for body in bodies for event in (body["events"] if isinstance(body, dict) else [item["data"] for item in body])]
 
     def clear(self) -> None:
         with self._lock:
@@ -111,17 +111,20 @@ def fresh_receiver(receiver: Receiver) -> Receiver:
     return receiver
 
 
-def events_config(folder: pathlib.Path, root: pathlib.Path, url: str, extra_endpoints: str = "", dockyard: str = "") -> pathlib.Path:
-    """A registry:2 config file sending events to ``url`` (endpoint ``hooks``), with short
-    retries and lease, for ``dockyard serve --config``."""
+def events_config(
+    folder: pathlib.Path, root: pathlib.Path, url: str, *, hooks: str = "", endpoints: str = "", notifications: str = "", dockyard: str = "",
+) -> pathlib.Path:
+    """A registry:2 config file sending events to ``url`` (endpoint ``hooks``, with the lines
+    ``hooks`` more), with short retries and lease, for ``dockyard serve --config``; ``endpoints``
+    are more endpoints, ``notifications`` more of that section, ``dockyard`` more ``dockyard:`` keys."""
     config = folder / f"{root.name}-events.yml"
     config.write_text(
         "version: 0.1\n"
         f"storage:\n  filesystem:\n    rootdirectory: {json.dumps(str(root))}\n  delete:\n    enabled: true\n"
         "http:\n  addr: 127.0.0.1:0\n"
-        "notifications:\n  endpoints:\n"
-        f"    - name: {ENDPOINT}\n      url: {url}\n      timeout: 5s\n      threshold: 2\n      backoff: 100ms\n"
-        f"{extra_endpoints}"
+        f"notifications:\n{notifications}  endpoints:\n"
+        f"    - name: {ENDPOINT}\n      url: {url}\n      timeout: 5s\n      threshold: 2\n      backoff: 100ms\n{hooks}"
+        f"{endpoints}"
         "dockyard:\n  insecure_http: true\n"
         "  events:\n    lease: 2s\n    poll_interval: 100ms\n    max_backoff: 500ms\n"
         f"{dockyard}"

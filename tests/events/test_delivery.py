@@ -97,7 +97,7 @@ def test_an_endpoint_that_does_not_answer_holds_up_neither_pushes_nor_another_en
     other = Receiver().start()
     root = tmp_path / "root"
     extra = f"    - name: other\n      url: {other.url}\n      timeout: 1s\n"
-    server = serve(root, events_config(tmp_path, root, fresh_receiver.url, extra_endpoints=extra))
+    server = serve(root, events_config(tmp_path, root, fresh_receiver.url, endpoints=extra))
     try:
         fresh_receiver.hold()
         with httpx.Client(base_url=server.url, timeout=30) as client:
