@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import collections
 import pathlib
+import re
+import time
 from typing import Any
 
 import httpx
@@ -112,3 +114,40 @@ def test_an_endpoint_that_does_not_answer_holds_up_neither_pushes_nor_another_en
     finally:
         server.stop()
         other.stop()
+
+
+def test_a_full_backlog_drops_its_oldest_events_counted(fresh_receiver: Receiver, tmp_path: pathlib.Path) -> None:
+    root = tmp_path / "root"
+    config = events_config(tmp_path, root, fresh_receiver.url, dockyard="    max_backlog: 4\n")
+    debug_server = "  debug:\n    addr: 127.0.0.1:0\n    prometheus:\n      enabled: true\n"
+    config.write_text(config.read_text().replace("http:\n  addr: 127.0.0.1:0\n", "http:\n  addr: 127.0.0.1:0\n" + debug_server))
+    server = serve(root, config)
+    try:
+        fresh_receiver.status = 503
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            for index in range(3):
+                push_image(client, "full/app", f"v{index}", seed=f"full-{index}")
+        debug = re.search(r"debug server on (http://127\.0\.0\.1:\d+)", server.log.read_text())
+        assert debug is not None
+        # 9 events written, the oldest 5 dropped (while the pushes went on, or after).
+        metrics = _wait_for_metric(debug.group(1) + "/metrics", 'dockyard_events_dropped_total{endpoint="hooks",reason="backlog"} 5.0')
+        assert 'dockyard_events_failed_total{endpoint="hooks"}' in metrics
+        kept = _pending_ids(root)
+        assert len(kept) == 4
+        fresh_receiver.status = 200
+        events = fresh_receiver.wait_for(lambda events: set(_ids(events)) >= kept)
+        assert set(_ids(events)) == kept
+        assert events[-1]["target"]["tag"] == "v2"  # the newest kept: the last push's manifest
+        _wait_for_metric(debug.group(1) + "/metrics", 'dockyard_events_sent_total{endpoint="hooks"} 4.0')
+    finally:
+        server.stop()
+    assert server.log.read_text().count("backlog past its bounds") == 1  # logged once
+
+
+def _wait_for_metric(url: str, line: str) -> str:
+    for _ in range(300):
+        text = httpx.get(url).text
+        if line in text:
+            return text
+        time.sleep(0.05)
+    raise AssertionError(f"{line!r} not in {url}:\n{text}")
