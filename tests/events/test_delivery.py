@@ -134,6 +134,8 @@ def test_a_full_backlog_drops_its_oldest_events_counted(fresh_receiver: Receiver
         assert 'dockyard_events_failed_total{endpoint="hooks"}' in metrics
         kept = _pending_ids(root)
         assert len(kept) == 4
+        page = httpx.get(f"{server.url}/ui/events").text  # the failures and the drop, for admins
+        assert "status 503" in page and "events past max_backlog" in page
         fresh_receiver.status = 200
         events = fresh_receiver.wait_for(lambda events: set(_ids(events)) >= kept)
         assert set(_ids(events)) == kept

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import pathlib
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -104,6 +105,15 @@ def test_each_action_sends_its_event(fresh_receiver: Receiver, signed: Receiver,
     assert [(event["data"]["action"], event["data"]["target"].get("digest", ""), event["data"]["target"].get("tag", "")) for event in cloudevents] == wanted
     first = cloudevents[0]
     assert (first["specversion"], first["type"], first["subject"], first["id"]) == ("1.0", "io.github.dockyard.registry.push", "acts/app", first["data"]["id"])
+
+    # The web page lists each endpoint's deliveries (newest first), once its deliverer wrote them down.
+    for _ in range(100):
+        page = httpx.get(f"{server.url}/ui/events").text
+        if cloudevents[-1]["id"] in page and events[-1]["id"] in page:
+            break
+        time.sleep(0.05)
+    assert page.index(cloudevents[-1]["id"]) < page.index(cloudevents[0]["id"])
+    assert "hooks" in page and "signed" in page and "delivered" in page
 
 
 def test_a_collection_sends_the_events_of_what_it_removed(fresh_receiver: Receiver, served: tuple[DockyardProcess, pathlib.Path]) -> None:

@@ -25,6 +25,7 @@ import os
 import random
 import socket
 import time
+import urllib.parse
 import uuid
 from collections import deque
 from collections.abc import Sequence
@@ -292,3 +293,28 @@ async def read_recent(driver: StorageDriver, endpoint: Endpoint) -> list[Attempt
         return [Attempt(**entry) for entry in entries][-RECENT:]
     except (PathNotFound, ValueError, TypeError):
         return []
+
+
+@dataclass(frozen=True)
+class EndpointStatus:
+    """What the web page shows of an endpoint."""
+
+    name: str
+    where: str  # scheme and host of its URL (a path or query may hold a token)
+    waiting: int
+    deliverer: str  # the lease holder's owner name, "" when none holds it
+    recent: list[Attempt]
+
+
+async def endpoint_status(driver: StorageDriver, endpoint: Endpoint) -> EndpointStatus:
+    try:
+        waiting = sum(1 for name in await driver.list(paths.events_pending(endpoint.folder)) if recorded_at(name) is not None)
+    except PathNotFound:
+        waiting = 0
+    try:
+        owner, expiry = Lease._parse(await driver.get_content(paths.events_lease(endpoint.folder)))
+    except PathNotFound:
+        owner, expiry = "", 0.0
+    parts = urllib.parse.urlsplit(endpoint.url)
+    recent = await read_recent(driver, endpoint)
+    return EndpointStatus(endpoint.name, f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}", waiting, owner if expiry > time.time() else "", recent[::-1])
