@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import pathlib
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 from aiohttp import web
 
@@ -113,14 +115,17 @@ def fresh_receiver(receiver: Receiver) -> Receiver:
 
 def events_config(
     folder: pathlib.Path, root: pathlib.Path, url: str, *, hooks: str = "", endpoints: str = "", notifications: str = "", dockyard: str = "",
+    s3: dict[str, object] | None = None,
 ) -> pathlib.Path:
     """A registry:2 config file sending events to ``url`` (endpoint ``hooks``, with the lines
     ``hooks`` more), with short retries and lease, for ``dockyard serve --config``; ``endpoints``
-    are more endpoints, ``notifications`` more of that section, ``dockyard`` more ``dockyard:`` keys."""
+    are more endpoints, ``notifications`` more of that section, ``dockyard`` more ``dockyard:`` keys;
+    with ``s3`` (registry:2's ``storage.s3`` keys) the storage is that bucket instead of ``root``."""
+    driver = f"  s3: {json.dumps(s3)}\n" if s3 is not None else f"  filesystem:\n    rootdirectory: {json.dumps(str(root))}\n"
     config = folder / f"{root.name}-events.yml"
     config.write_text(
         "version: 0.1\n"
-        f"storage:\n  filesystem:\n    rootdirectory: {json.dumps(str(root))}\n  delete:\n    enabled: true\n"
+        f"storage:\n{driver}  delete:\n    enabled: true\n"
         "http:\n  addr: 127.0.0.1:0\n"
         f"notifications:\n{notifications}  endpoints:\n"
         f"    - name: {ENDPOINT}\n      url: {url}\n      timeout: 5s\n      threshold: 2\n      backoff: 100ms\n{hooks}"
@@ -139,3 +144,9 @@ def pending(root: pathlib.Path) -> list[pathlib.Path]:
 
 def serve(root: pathlib.Path, config: pathlib.Path) -> DockyardProcess:
     return DockyardProcess(root, "--config", str(config)).start()
+
+
+def waiting(server: DockyardProcess) -> list[int]:
+    """The events waiting for each endpoint, as the web page says (any storage)."""
+    page = httpx.get(f"{server.url}/ui/events").text
+    return [int(count.replace(",", "")) for count in re.findall(r'<span class="stat-value waiting">([\d,]+)</span>', page)]

@@ -7,12 +7,16 @@ import collections
 import pathlib
 import re
 import time
+import uuid
 from typing import Any
 
 import httpx
+import pytest
 
-from tests.events.conftest import Receiver, events_config, pending, serve
+from tests.events.conftest import Receiver, events_config, pending, serve, waiting
+from tests.support.plugin import storage_params
 from tests.support.registry_client import push_image
+from tests.support.seaweedfs import SeaweedFS
 
 EVENTS_PER_IMAGE = 3  # its layer, its config, its manifest
 
@@ -71,9 +75,16 @@ def test_kill_9_with_a_backlog_loses_no_event(fresh_receiver: Receiver, tmp_path
     print(f"kill -9: {len(written)} events waiting, {len(events)} taken ({len(events) - len(written)} repeats), none lost")
 
 
-def test_two_replicas_on_one_storage_deliver_each_event_once(fresh_receiver: Receiver, tmp_path: pathlib.Path) -> None:
+@pytest.mark.parametrize("storage", storage_params(["filesystem", "s3"]))
+def test_two_replicas_on_one_storage_deliver_each_event_once(
+    fresh_receiver: Receiver, tmp_path: pathlib.Path, storage: str, request: pytest.FixtureRequest,
+) -> None:
     root = tmp_path / "root"
-    config = events_config(tmp_path, root, fresh_receiver.url)
+    s3 = None
+    if storage == "s3":
+        seaweedfs: SeaweedFS = request.getfixturevalue("seaweedfs")
+        s3 = seaweedfs.storage_config(request.getfixturevalue("s3_bucket"), f"/events-{uuid.uuid4().hex}")
+    config = events_config(tmp_path, root, fresh_receiver.url, s3=s3)
     replicas = [serve(root, config), serve(root, config)]
     try:
         clients = [httpx.Client(base_url=replica.url, timeout=30) for replica in replicas]
@@ -81,8 +92,8 @@ def test_two_replicas_on_one_storage_deliver_each_event_once(fresh_receiver: Rec
             push_image(clients[index % 2], "replicas/app", f"v{index}", seed=f"replicas-{index}")
         for client in clients:
             client.close()
-        events = fresh_receiver.wait_for(lambda events: len(set(_ids(events))) >= 8 * EVENTS_PER_IMAGE)
-        fresh_receiver.wait_for(lambda _: not pending(root))
+        fresh_receiver.wait_for(lambda events: len(set(_ids(events))) >= 8 * EVENTS_PER_IMAGE)
+        fresh_receiver.wait_for(lambda _: waiting(replicas[0]) == [0])  # every send done, none to repeat
         events = fresh_receiver.events
     finally:
         for replica in replicas:
