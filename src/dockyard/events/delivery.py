@@ -88,6 +88,8 @@ class Lease:
     def __init__(self, driver: StorageDriver, endpoint: Endpoint, owner: str, duration: float) -> None:
         self.driver = driver
         self.path = paths.events_lease(endpoint.folder)
+        # A lock is held on a file no one replaces: a rewrite (a rename) would leave a lock holder with the old file.
+        self.claim = paths.events_claim(endpoint.folder)
         self.owner = owner
         self.duration = duration
         self.until = 0.0
@@ -116,13 +118,11 @@ class Lease:
         if owner not in ("", self.owner) and expiry > now:
             self.until = 0.0
             return False
-        if owner == "":
-            with contextlib.suppress(PathNotFound):
-                await self.driver.stat(self.path)
-                owner = "-"
-            if owner == "":
-                await self.driver.put_content(self.path, b"- 0")  # the lock below needs the file
-        async with self.driver.lock(self.path):
+        try:
+            await self.driver.stat(self.claim)
+        except PathNotFound:
+            await self.driver.put_content(self.claim, b"")  # the lock below needs the file
+        async with self.driver.lock(self.claim):
             owner, expiry = await self._read()
             now = time.time()
             if owner != self.owner and expiry > now:
@@ -135,7 +135,7 @@ class Lease:
     async def release(self) -> None:
         if self.until <= time.time():
             return
-        async with self.driver.lock(self.path):
+        async with self.driver.lock(self.claim):
             owner, _ = await self._read()
             if owner == self.owner:
                 await self.driver.put_content(self.path, b"- 0")

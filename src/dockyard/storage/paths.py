@@ -30,6 +30,7 @@ splits layout strings. ``tests/storage/test_paths.py`` holds each function to th
         proxy/checked/<name>/_tags/<tag>                         when the upstream last said what <tag> names (a Unix time)
         events/<endpoint>/pending/<event>                        an event (JSON) waiting for <endpoint>; names sort by time
         events/<endpoint>/lease                                  "<owner> <expiry>": the replica delivering to <endpoint>
+        events/<endpoint>/claim                                  locked while the lease is read and written (empty, never rewritten)
         events/<endpoint>/recent                                 its last deliveries and failures (JSON), for the web page
 
 A link file holds ``<alg>:<hex>`` with no newline; removing a link removes its folder, as
@@ -252,6 +253,10 @@ def event_pending(endpoint: str, event: str) -> str:
 
 def events_lease(endpoint: str) -> str:
     return f"{EVENTS}/{endpoint}/lease"
+
+
+def events_claim(endpoint: str) -> str:
+    return f"{EVENTS}/{endpoint}/claim"
 
 
 def events_recent(endpoint: str) -> str:
