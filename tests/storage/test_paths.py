@@ -30,7 +30,7 @@ TEMPORARY = f".data.{'e' * 32}.tmp"
 PLACEHOLDERS = {
     "<alg>": DIGEST.algorithm, "<hex[:2]>": DIGEST.hex[:2], "<hex>": DIGEST.hex, "<subject hex>": SUBJECT.hex,
     "<name>": "library/app", "<tag>": "v1.0", "<id>": "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
-    "<32 hex>": "e" * 32, "<job>": "gc", "<endpoint>": "hooks-0a1b2c3d4e5f", "<event>": "0000018c2f1e3d4a-" + "f" * 32,
+    "<32 hex>": "e" * 32, "<job>": "gc", "<endpoint>": "hooks-0a1b2c3d4e5f", "<event>": "01796614806661828883-0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
 }
 ARGUMENTS: dict[str, object] = {
     "digest": DIGEST, "referrer": DIGEST, "subject": SUBJECT, "algorithm": DIGEST.algorithm, "shard": DIGEST.hex[:2],
