@@ -145,6 +145,9 @@ def test_a_full_backlog_drops_its_oldest_events_counted(fresh_receiver: Receiver
         assert 'dockyard_events_failed_total{endpoint="hooks"}' in metrics
         kept = _pending_ids(root)
         assert len(kept) == 4
+        metrics = _wait_for_metric(debug.group(1) + "/metrics", 'dockyard_events_backlog{endpoint="hooks"} 4.0')
+        oldest = re.search(r'dockyard_events_oldest_age_seconds\{endpoint="hooks"\} ([\d.e+-]+)', metrics)
+        assert oldest is not None and float(oldest.group(1)) > 0
         page = httpx.get(f"{server.url}/ui/events").text  # the failures and the drop, for admins
         assert "status 503" in page and "events past max_backlog" in page
         fresh_receiver.status = 200
