@@ -5,19 +5,18 @@ check (``choices``, ``minimum``, ``maximum``, ``required``, ``check``)."""
 from __future__ import annotations
 
 import pathlib
-import typing
 import urllib.parse
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from dockyard.address import Address
+from dockyard.config.events import EventDelivery
+from dockyard.config.fields import Duration as Duration  # re-exported: the readers take them from here
+from dockyard.config.fields import Flag as Flag
+from dockyard.config.fields import _flagged, _listed, _one_of, _plain, _required, _section, _within
 from dockyard.forwarding import ForwardingError, parse_prefix, parse_public_url
 from dockyard.reference import NAME_PATTERN
 from dockyard.tls.policy import CLIENT_AUTH_MODES, FLOOR, TLS_VERSIONS
-
-Duration = typing.NewType("Duration", float)
-"""Seconds; written in the file as a Go duration."""
 
 SERVE_ROOT = "./data"
 # What ``dockyard serve`` uses when no file is given: its own defaults.
@@ -33,48 +32,6 @@ SERVE_DEFAULTS: dict[str, object] = {
     "dockyard": {"insecure_http": False},
 }
 LOG_LEVELS = {"error": "error", "warn": "warning", "info": "info", "debug": "debug"}  # registry:2's, Python's
-
-
-@dataclass(frozen=True)
-class Flag:
-    """The ``dockyard serve`` option that sets a key: one more layer over the file and the variables."""
-
-    name: str  # --addr, or a switch pair: --storage-health/--no-storage-health
-    help: str = ""
-    choices: tuple[str, ...] = ()  # what the option takes, where not the key's own choices
-    existing_file: bool = False
-    multiple: bool = False  # repeatable: each use adds an item
-    inverted: bool = False  # a switch that sets the key to false (--no-delete)
-    value: Callable[[Any], object] | None = None  # the key's raw value for the option's, where not the same
-    metavar: str | None = None
-
-
-def _flagged(flag: Flag | None) -> dict[str, Flag]:
-    return {"flag": flag} if flag is not None else {}
-
-
-def _plain(default: object, flag: Flag) -> Any:
-    return field(default=default, metadata=_flagged(flag))
-
-
-def _listed(flag: Flag | None = None) -> Any:
-    return field(default_factory=list, metadata=_flagged(flag))
-
-
-def _one_of(default: str, allowed: tuple[str, ...], flag: Flag | None = None) -> Any:
-    return field(default=default, metadata={"choices": allowed, **_flagged(flag)})
-
-
-def _within(default: float, minimum: float, maximum: float | None = None, flag: Flag | None = None) -> Any:
-    return field(default=default, metadata={"minimum": minimum, "maximum": maximum, **_flagged(flag)})
-
-
-def _required(flag: Flag | None = None) -> Any:
-    return field(default="", metadata={"required": True, **_flagged(flag)})
-
-
-def _section(cls: type) -> Any:
-    return field(default_factory=cls)
 
 
 def address_problem(value: str) -> str | None:
@@ -455,28 +412,6 @@ class Events:
 class Notifications:
     events: Events = _section(Events)
     endpoints: list[Endpoint] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class EndpointOptions:
-    """What an endpoint of ``notifications.endpoints`` (the one with this ``name``) gets beyond registry:2's keys."""
-
-    name: str = _required()
-    format: str = _one_of("registry2", ("registry2", "cloudevents"))  # cloudevents: a CloudEvents 1.0 JSON batch
-    secret_file: str = ""  # its bytes (one trailing newline dropped) sign each body with HMAC-SHA256
-    signature_header: str = "X-Hub-Signature-256"  # where the signature goes: sha256=<hex>, as GitHub's webhooks
-
-
-@dataclass(frozen=True)
-class EventDelivery:
-    """How events wait in storage for their endpoints (see :mod:`dockyard.events`)."""
-
-    max_backlog: int = _within(10_000, 1)  # events waiting per endpoint; beyond it the oldest are dropped
-    max_age: Duration = _within(7 * 86400.0, 1)  # an event still undelivered this long after it happened is dropped
-    max_backoff: Duration = _within(300.0, 0)  # the longest wait between two tries of a failing endpoint
-    lease: Duration = _within(30.0, 0.5)  # a replica's claim on an endpoint, renewed while it lives; then another takes over
-    poll_interval: Duration = _within(1.0, 0.05)  # how often a replica looks for events others wrote
-    endpoints: list[EndpointOptions] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
