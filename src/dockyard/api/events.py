@@ -34,6 +34,12 @@ def _url(context: RequestContext, kind: str, digest: Digest) -> str:
     return f"{public_base_url(request)}{path_prefix(request)}/v2/{context.name}/{kind}/{digest}"
 
 
+def _wanted(context: RequestContext, action: str, media_type: str) -> bool:
+    """Whether an endpoint takes such an event: if none does, nothing is built."""
+    notifier = context.request.app.get(EVENTS_KEY)
+    return notifier is not None and notifier.outbox.wants(action, media_type)
+
+
 async def _emit(context: RequestContext, action: str, target: Target) -> None:
     notifier = context.request.app.get(EVENTS_KEY)
     if notifier is not None and notifier.outbox.wants(action, target.media_type):
@@ -52,10 +58,13 @@ async def manifest_event(
     await _emit(context, action, target)
 
 
-async def blob_event(context: RequestContext, action: str, digest: Digest, size: int, from_repository: str = "") -> None:
-    """A blob pushed, pulled or mounted (from ``from_repository``)."""
+async def blob_event(context: RequestContext, action: str, digest: Digest, size: int | None = None, from_repository: str = "") -> None:
+    """A blob pushed, pulled or mounted (from ``from_repository``); its size read from the repository unless given."""
+    if not _wanted(context, action, BLOB_MEDIA_TYPE):
+        return
     target = Target(
-        context.name, media_type=BLOB_MEDIA_TYPE, digest=str(digest), size=size, url=_url(context, "blobs", digest),
+        context.name, media_type=BLOB_MEDIA_TYPE, digest=str(digest), url=_url(context, "blobs", digest),
+        size=size if size is not None else await context.repository.layer_size(digest),
         from_repository=from_repository,
     )
     await _emit(context, action, target)

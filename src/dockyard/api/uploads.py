@@ -37,7 +37,7 @@ async def start(context: RequestContext) -> web.StreamResponse:
             if readable and await registry.repository(source).has_layer(digest):
                 await context.repository.link_layer(digest)
                 audit("mount", context.request, repository=name, source=source, digest=digest, user=context.identity.user)
-                await blob_event(context, "mount", digest, await context.repository.layer_size(digest), from_repository=source)
+                await blob_event(context, "mount", digest, from_repository=source)
                 return _created(name, digest)
         elif await context.repository.has_layer(digest):
             return _created(name, digest)
@@ -48,9 +48,9 @@ async def start(context: RequestContext) -> web.StreamResponse:
     upload_id = await registry.uploads.start(name)
     if digest is None:
         return _in_progress(name, upload_id, 0)
-    size = await registry.uploads.finish(name, upload_id, digest, context.body())
+    await registry.uploads.finish(name, upload_id, digest, context.body())
     await context.repository.link_layer(digest)
-    await blob_event(context, "push", digest, size)
+    await blob_event(context, "push", digest)
     return _created(name, digest)
 
 
@@ -101,9 +101,9 @@ async def finish(context: RequestContext) -> web.StreamResponse:
     digest = parse_digest(digest_text)
     start = await _chunk_start(context, upload_id)
     body = context.body() if context.has_body() else None
-    size = await context.registry.uploads.finish(context.name, upload_id, digest, body, start)
+    await context.registry.uploads.finish(context.name, upload_id, digest, body, start)
     await context.repository.link_layer(digest)
-    await blob_event(context, "push", digest, size)
+    await blob_event(context, "push", digest)
     return _created(context.name, digest)
 
 
