@@ -128,7 +128,7 @@ def events_config(
         f"storage:\n{driver}  delete:\n    enabled: true\n"
         "http:\n  addr: 127.0.0.1:0\n"
         f"notifications:\n{notifications}  endpoints:\n"
-        f"    - name: {ENDPOINT}\n      url: {url}\n      timeout: 5s\n      threshold: 2\n      backoff: 100ms\n{hooks}"
+        f"    - name: {ENDPOINT}\n      url: {url}\n      timeout: 2s\n      threshold: 2\n      backoff: 100ms\n{hooks}"
         f"{endpoints}"
         "dockyard:\n  insecure_http: true\n"
         "  events:\n    lease: 2s\n    poll_interval: 100ms\n    max_backoff: 500ms\n"

@@ -19,6 +19,7 @@ from tests.support.registry_client import push_image
 from tests.support.seaweedfs import SeaweedFS
 
 EVENTS_PER_IMAGE = 3  # its layer, its config, its manifest
+REPLICA_IMAGES = 4  # pushed alternately through two replicas
 
 
 def _ids(events: list[dict[str, Any]]) -> collections.Counter[str]:
@@ -88,17 +89,17 @@ def test_two_replicas_on_one_storage_deliver_each_event_once(
     replicas = [serve(root, config), serve(root, config)]
     try:
         clients = [httpx.Client(base_url=replica.url, timeout=30) for replica in replicas]
-        for index in range(8):
+        for index in range(REPLICA_IMAGES):
             push_image(clients[index % 2], "replicas/app", f"v{index}", seed=f"replicas-{index}")
         for client in clients:
             client.close()
-        fresh_receiver.wait_for(lambda events: len(set(_ids(events))) >= 8 * EVENTS_PER_IMAGE)
+        fresh_receiver.wait_for(lambda events: len(set(_ids(events))) >= REPLICA_IMAGES * EVENTS_PER_IMAGE)
         fresh_receiver.wait_for(lambda _: waiting(replicas[0]) == [0])  # every send done, none to repeat
         events = fresh_receiver.events
     finally:
         for replica in replicas:
             replica.stop()
-    assert len(_ids(events)) == 8 * EVENTS_PER_IMAGE
+    assert len(_ids(events)) == REPLICA_IMAGES * EVENTS_PER_IMAGE
     assert set(_ids(events).values()) == {1}
     sources = {event["source"]["instanceID"] for event in events}
     assert len(sources) == 2  # both replicas recorded events; one of them sent them all, once

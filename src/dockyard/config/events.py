@@ -25,6 +25,7 @@ class EventDelivery:
     max_backlog: int = _within(10_000, 1)  # events waiting per endpoint; beyond it the oldest are dropped
     max_age: Duration = _within(7 * 86400.0, 1)  # an event still undelivered this long after it happened is dropped
     max_backoff: Duration = _within(300.0, 0)  # the longest wait between two tries of a failing endpoint
-    lease: Duration = _within(30.0, 0.5)  # a replica's claim on an endpoint, renewed while it lives; then another takes over
+    # A replica's claim on an endpoint, renewed while it lives, then taken over (at least twice the endpoint's timeout, and 1s).
+    lease: Duration = _within(30.0, 0.5)
     poll_interval: Duration = _within(1.0, 0.05)  # how often a replica looks for events others wrote
     endpoints: list[EndpointOptions] = field(default_factory=list)

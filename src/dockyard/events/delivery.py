@@ -43,6 +43,7 @@ log = logging.getLogger("dockyard.events")
 
 RECENT = 30  # deliveries and failures kept per endpoint for the web page
 _SHORTEST_RETRY = 0.05  # with backoff 0: never a busy loop
+LEASE_MARGIN = 1.0  # seconds of a lease beyond twice the endpoint's timeout
 
 
 class DeliveryObserver:
@@ -152,7 +153,9 @@ class EndpointDelivery:
         self.options = options
         self.session = session
         self.observer = observer
-        self.lease = Lease(driver, endpoint, owner, options.lease)
+        # Renewed before a send once half of it is gone: that half must outlast the send (and a storage
+        # round trip), or another replica would send the same event meanwhile.
+        self.lease = Lease(driver, endpoint, owner, max(options.lease, 2 * endpoint.timeout + LEASE_MARGIN))
         self.wake = asyncio.Event()
         self.recent: deque[Attempt] = deque(maxlen=RECENT)
         self._recent_loaded = False
