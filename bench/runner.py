@@ -16,7 +16,7 @@ from bench import layout, machine, s3, secrets
 from bench.load import available_client
 from bench.memory import PeakSampler
 from bench.report import Row, table, write_json
-from bench.servers import Dockyard, Registry2, Server, Upstream, Variant
+from bench.servers import Dockyard, Registry2, Server, SlowReceiver, Upstream, Variant
 from bench.workloads import MEMORY_WORKLOADS, WORKLOADS, Settings, Workload, random_file
 
 DEFAULT_JSON = pathlib.Path(__file__).resolve().parent / "results.json"
@@ -113,8 +113,11 @@ def _measure_variant(variant: Variant, workloads: list[Workload], scratch: pathl
             stack.enter_context(upstream)
             upstream.start()
             _log(f"{variant.label}: upstream at {upstream.url} (pid {upstream.pid}), asking for Bearer tokens")
-        dockyard = stack.enter_context(Dockyard(folder / "dockyard-root", args.workers, variant, shared, buckets["dockyard"], upstream))
-        registry2 = stack.enter_context(Registry2(folder / "registry2-root", variant, shared, buckets["registry2"], upstream))
+        events_url = stack.enter_context(SlowReceiver()).url if variant.events else ""
+        dockyard = stack.enter_context(Dockyard(
+            folder / "dockyard-root", args.workers, variant, shared, buckets["dockyard"], upstream, events_url=events_url,
+        ))
+        registry2 = stack.enter_context(Registry2(folder / "registry2-root", variant, shared, buckets["registry2"], upstream, events_url))
         servers: list[Server] = [dockyard, registry2]
         if any(workload.key == "catalog" for workload in workloads):
             _log(f"seeding {args.repos} repositories and {args.repos} tags in both roots")
@@ -152,6 +155,8 @@ def _notes(args: argparse.Namespace, cores: int) -> list[str]:
         "with --token-auth on 127.0.0.1; every cold pull is of an image of new random bytes pushed to the upstream just before; "
         "a pull is the manifest by tag, the config and the layer, read and dropped; the warm pull comes 5 s after the cold one; "
         "upstream bytes are those the upstream's access log counts for the GETs of that image's repository (headers included)",
+        "rows marked events: both servers send registry:2's events (one endpoint, timeout 5s) to one receiver on 127.0.0.1 "
+        "that answers each after 2 s; compare with the same row without events",
     ]
     if cores <= 2:
         notes.append(f"only {cores} cores: the load generator and clients compete with the server for CPU")

@@ -13,6 +13,7 @@ context manager and stops its process on exit, error or Ctrl-C alike.
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import pathlib
@@ -22,6 +23,7 @@ import signal
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -47,11 +49,16 @@ class Variant:
     s3: bool = False
     redirect: bool = False
     proxy: bool = False
+    events: bool = False  # both send registry:2's events to one :class:`SlowReceiver`
+
 
     @property
     def label(self) -> str:
         """``""`` for plain HTTP without auth on filesystems, else what is on: ``TLS``, ``basic auth``, ``S3``, ``redirect``, ``proxy``."""
-        on = (("TLS", self.tls), ("basic auth", self.auth), ("S3", self.s3), ("redirect", self.redirect), ("proxy", self.proxy))
+        on = (
+            ("TLS", self.tls), ("basic auth", self.auth), ("S3", self.s3), ("redirect", self.redirect), ("proxy", self.proxy),
+            ("events to a 2 s receiver", self.events),
+        )
         return " + ".join(name for name, enabled in on if enabled)
 
 
@@ -79,6 +86,7 @@ class Server:
     secrets: Secrets | None = None
     bucket: Bucket | None = None  # S3 storage instead of ``root`` (which then holds only the TLS folder)
     upstream: Upstream | None = None  # what this server mirrors, for the proxy rows
+    events_url: str = ""  # where it sends its events, for the events rows
     port: int = 0
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
@@ -166,8 +174,8 @@ class Dockyard(Server):
     """``dockyard serve`` over a root, with ``workers`` processes sharing the port."""
 
     def __init__(self, root: pathlib.Path, workers: int = 1, variant: Variant = PLAIN, secrets: Secrets | None = None,
-                 bucket: Bucket | None = None, upstream: Upstream | None = None, name: str = "dockyard") -> None:
-        super().__init__(name, root, root.parent / f"{name}.log", variant, secrets, bucket, upstream)
+                 bucket: Bucket | None = None, upstream: Upstream | None = None, name: str = "dockyard", events_url: str = "") -> None:
+        super().__init__(name, root, root.parent / f"{name}.log", variant, secrets, bucket, upstream, events_url)
         self.workers = workers
 
     @staticmethod
@@ -185,7 +193,12 @@ class Dockyard(Server):
         return [*flags, *self.insecure_flag()]
 
     def _storage_flags(self) -> list[str]:
-        """``--config`` with the bucket's ``storage.s3`` section, for S3 storage, or with a ``proxy`` section, for a mirror."""
+        """``--config`` with the bucket's ``storage.s3`` section, for S3 storage, or with a ``proxy`` section, for a mirror,
+        or with a ``notifications`` section, for events."""
+        if self.events_url:
+            config = self.root.parent / f"{self.name}.yml"
+            config.write_text(json.dumps({"version": "0.1", "notifications": notifications_section(self.events_url)}))
+            return ["--config", str(config)]
         if self.upstream is not None:
             config = self.root.parent / f"{self.name}.yml"
             config.write_text(json.dumps({"version": "0.1", "proxy": self.upstream.proxy_section()}))
@@ -254,8 +267,8 @@ class Registry2(Server):
     BINARY = "docker-registry"
 
     def __init__(self, root: pathlib.Path, variant: Variant = PLAIN, secrets: Secrets | None = None,
-                 bucket: Bucket | None = None, upstream: Upstream | None = None) -> None:
-        super().__init__("registry2", root, root.parent / "registry2.log", variant, secrets, bucket, upstream)
+                 bucket: Bucket | None = None, upstream: Upstream | None = None, events_url: str = "") -> None:
+        super().__init__("registry2", root, root.parent / "registry2.log", variant, secrets, bucket, upstream, events_url)
         self.config = root.parent / "registry2.yml"
 
     def _security_config(self) -> str:
@@ -285,6 +298,7 @@ class Registry2(Server):
             f"http:\n  addr: {self.host}\n"
             + self._security_config()
             + self._proxy_config()
+            + (f"notifications: {json.dumps(notifications_section(self.events_url))}\n" if self.events_url else "")
         )
 
     def _proxy_config(self) -> str:
@@ -307,6 +321,45 @@ class Registry2(Server):
                 return self
             self.stop()
         raise self._failed("did not start")
+
+
+def notifications_section(url: str) -> dict[str, object]:
+    """registry:2's ``notifications`` section with one endpoint at ``url``: the same for both servers."""
+    return {"endpoints": [{"name": "bench", "url": url, "timeout": "5s", "threshold": 5, "backoff": "1s"}]}
+
+
+class SlowReceiver:
+    """An events endpoint on 127.0.0.1 that answers each POST after ``delay`` seconds (one thread a request)."""
+
+    def __init__(self, delay: float = 2.0) -> None:
+        self.delay = delay
+        self.taken = 0
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (the name http.server calls)
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                time.sleep(receiver.delay)
+                receiver.taken += 1
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (http.server's name)
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/events"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> SlowReceiver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 class Nginx(Server):

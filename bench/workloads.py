@@ -189,6 +189,13 @@ class SkopeoPush(Workload):
         return [time.perf_counter() - start]
 
 
+class SkopeoPushEvents(SkopeoPush):
+    """The skopeo row with events to an endpoint that answers each after 2 s: a push should not wait for it."""
+
+    key = "skopeo-events"
+    variant = Variant(events=True)
+
+
 class Catalog(Workload):
     """Needs both roots seeded with :func:`bench.layout.seed` before the servers start."""
 
@@ -377,7 +384,7 @@ class PullS3Redirect(Pull):
 
 WORKLOADS: tuple[type[Workload], ...] = (
     PushMonolithic, PushChunked, Pull, ManifestGet, SkopeoPush, Catalog, PushMonolithicTls, PullTls, ManifestGetAuth,
-    GarbageCollect, PushMonolithicS3, PullS3, PullS3Redirect, ProxyPull,
+    GarbageCollect, PushMonolithicS3, PullS3, PullS3Redirect, ProxyPull, SkopeoPushEvents,
 )
 MEMORY_WORKLOADS = frozenset({
     "push", "chunked", "pull", "manifest", "skopeo", "push-tls", "pull-tls", "manifest-auth",

@@ -28,7 +28,7 @@ def test_bench_runs_on_tiny_sizes(tmp_path: pathlib.Path) -> None:
             message = f"{tool} is not installed (scripts/test installs it)"
             pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
     only = ["push", "chunked", "pull", "manifest", "catalog", "push-tls", "pull-tls", "manifest-auth", "proxy"]
-    only += ["skopeo"] if _installed("skopeo") else []
+    only += ["skopeo", "skopeo-events"] if _installed("skopeo") else []
     # SeaweedFS comes with the test extras: CI has it, so the S3 rows are only left out locally.
     only += ["s3-push", "s3-pull", "s3-pull-redirect"] if _installed("weed") or os.environ.get("CI") else []
     result = tmp_path / "results.json"
@@ -53,7 +53,7 @@ def test_bench_runs_on_tiny_sizes(tmp_path: pathlib.Path) -> None:
         "blob push, POST + one PUT", "blob push, PATCH 1 MiB chunks", "blob pull",
         "manifest GET by tag", "_catalog walk, 20 repos", "tags/list walk, 20 tags", "peak RSS during",
         "cold pull through the cache", "warm pull through the cache", "8 concurrent cold pulls",
-    ] + (["skopeo copy 2 3-layer images"] if "skopeo" in only else [])
+    ] + (["skopeo copy 2 3-layer images", "skopeo copy 2 3-layer images, 2 at a time, events to a 2 s receiver"] if "skopeo" in only else [])
     for prefix in expected:
         matching = [row for name, row in rows.items() if name.startswith(prefix)]
         assert matching, f"no row for {prefix!r} in {sorted(rows)}"

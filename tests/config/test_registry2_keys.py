@@ -48,8 +48,13 @@ def refusal(tmp_path: pathlib.Path, text: str) -> str:
 @pytest.mark.parametrize(
     ("text", "line"),
     [
-        ("notifications:\n  endpoints:\n    - {name: n, url: https://n.example.com}\n",
-         "Error: notifications: not built yet (issue 18): refusing to start rather than silently send no events"),
+        ("notifications:\n  endpoints:\n    - {name: n, url: https://n.example.com}\n    - {name: n, url: https://m.example.com}\n",
+         "Error: notifications.endpoints.1.name: 'n' names two endpoints; each keeps its own backlog by name"),
+        ("notifications:\n  endpoints:\n    - {name: n, url: https://n.example.com}\ndockyard:\n  events:\n    endpoints:\n      - {name: m}\n",
+         "Error: dockyard.events.endpoints.0.name: no endpoint of notifications.endpoints is named 'm'"),
+        ("notifications:\n  endpoints:\n    - {name: n, url: https://n.example.com}\n"
+         "dockyard:\n  events:\n    endpoints:\n      - {name: n, secret_file: /nonexistent/secret}\n",
+         "Error: dockyard.events.endpoints.0.secret_file: cannot read /nonexistent/secret"),
         ("proxy:\n  remoteurl: registry-1.docker.io\n",
          "Error: proxy.remoteurl: expected the upstream's http:// or https:// URL, got 'registry-1.docker.io'"),
         ("proxy:\n  remoteurl: https://registry-1.docker.io\ndockyard:\n  proxy:\n    ca_file: /nonexistent/ca.pem\n",

@@ -30,7 +30,8 @@ TEMPORARY = f".data.{'e' * 32}.tmp"
 PLACEHOLDERS = {
     "<alg>": DIGEST.algorithm, "<hex[:2]>": DIGEST.hex[:2], "<hex>": DIGEST.hex, "<subject hex>": SUBJECT.hex,
     "<name>": "library/app", "<tag>": "v1.0", "<id>": "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
-    "<32 hex>": "e" * 32, "<job>": "gc", "<robot>": "ci-builder",
+    "<32 hex>": "e" * 32, "<job>": "gc", "<robot>": "ci-builder", "<endpoint>": "hooks-0a1b2c3d4e5f",
+    "<event>": "01796614806661828883-0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
 }
 ARGUMENTS: dict[str, object] = {
     "digest": DIGEST, "referrer": DIGEST, "subject": SUBJECT, "algorithm": DIGEST.algorithm, "shard": DIGEST.hex[:2],
@@ -38,6 +39,7 @@ ARGUMENTS: dict[str, object] = {
     "intent_id": PLACEHOLDERS["<32 hex>"], "download_id": PLACEHOLDERS["<32 hex>"], "quota_id": PLACEHOLDERS["<32 hex>"],
     "job": PLACEHOLDERS["<job>"], "entry": TEMPORARY, "robot": PLACEHOLDERS["<robot>"],
     "folder": paths.layers(PLACEHOLDERS["<name>"]),
+    "endpoint": PLACEHOLDERS["<endpoint>"], "event": PLACEHOLDERS["<event>"],
 }
 
 

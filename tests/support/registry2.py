@@ -68,9 +68,10 @@ class Registry2Process:
     """A running ``docker-registry serve CONFIG`` over ``root`` (or over ``s3``, registry:2's
     ``storage.s3`` keys, with ``root`` naming only where its config and log go)."""
 
-    def __init__(self, root: pathlib.Path, s3: dict[str, object] | None = None) -> None:
+    def __init__(self, root: pathlib.Path, s3: dict[str, object] | None = None, extra_config: str = "") -> None:
         self.root = root
         self.s3 = s3
+        self.extra_config = extra_config  # more top-level sections of the config (notifications:...)
         self.port = 0
         self.url = ""
         self.process: subprocess.Popen[bytes] | None = None
@@ -99,6 +100,7 @@ class Registry2Process:
             "      enabled: false\n"
             "http:\n"
             f"  addr: 127.0.0.1:{port}\n"
+            f"{self.extra_config}"
         )
         return self.config
 

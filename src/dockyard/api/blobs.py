@@ -11,6 +11,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 
 from dockyard.api.context import RequestContext
+from dockyard.api.events import blob_event, delete_event
 from dockyard.api.ranges import requested_ranges
 from dockyard.api.sendfile import send_file
 from dockyard.errors import BlobUnknown
@@ -48,6 +49,8 @@ async def get(context: RequestContext) -> web.StreamResponse:
     headers = _headers(digest)
     if request.headers.get("If-None-Match") in (headers["ETag"], str(digest)):
         return web.Response(status=304, headers=headers)
+    if request.method == "GET":  # a HEAD is no pull
+        await blob_event(context, "pull", digest, size)
 
     driver = context.registry.driver
     redirect = await driver.redirect_url(paths.blob_data(digest), request.method)
@@ -88,6 +91,7 @@ async def _get_uncached(context: RequestContext, pull_through: PullThroughCache,
         await response.prepare(request)
         return response
     download = await pull_through.blob(context.name, digest)
+    await blob_event(context, "pull", digest, download.size or 0)
     # (heading, start, count): with no size from the upstream, the whole blob however long it is.
     pieces: list[tuple[bytes, int, int | None]] = [(b"", 0, None)]
     status, closing = 200, b""
@@ -174,4 +178,5 @@ async def delete(context: RequestContext) -> web.StreamResponse:
     digest = parse_digest(context.params["digest"])
     await context.repository.unlink_layer(digest)
     audit("delete_blob", context.request, repository=context.name, digest=digest, user=context.identity.user)
+    await delete_event(context, digest=digest)
     return web.Response(status=202, headers={"Docker-Content-Digest": str(digest)})

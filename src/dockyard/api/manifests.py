@@ -9,6 +9,7 @@ from dockyard import manifest as manifests
 from dockyard.api import errors
 from dockyard.api.context import RequestContext
 from dockyard.api.errors import RegistryError
+from dockyard.api.events import delete_event, manifest_event
 from dockyard.deletes import delete_reference
 from dockyard.errors import ManifestUnknown, TagInvalid
 from dockyard.logs import audit
@@ -76,6 +77,8 @@ async def get(context: RequestContext) -> web.StreamResponse:
     headers = {"Docker-Content-Digest": str(digest), "ETag": f'"{digest}"', "Content-Type": media_type}
     if context.request.headers.get("If-None-Match") in (headers["ETag"], str(digest)):
         return web.Response(status=304, headers=headers)
+    if context.request.method == "GET":  # a HEAD is no pull
+        await manifest_event(context, "pull", digest, media_type, len(content), tag or "")
     return web.Response(body=content, headers=headers)
 
 
@@ -122,6 +125,8 @@ async def put(context: RequestContext) -> web.StreamResponse:
     for moved, old in previous.items():
         if old != actual:
             audit("tag", context.request, repository=context.name, tag=moved, old=old, new=actual, user=user)
+    for pushed in tags or [""]:  # written, tags included: now the push event
+        await manifest_event(context, "push", actual, manifest.media_type, len(content), pushed, manifest)
     headers = CIMultiDict({"Location": f"/v2/{context.name}/manifests/{actual}", "Docker-Content-Digest": str(actual)})
     if manifest.subject is not None:
         headers["OCI-Subject"] = str(manifest.subject.digest)
@@ -131,5 +136,10 @@ async def put(context: RequestContext) -> web.StreamResponse:
 
 
 async def delete(context: RequestContext) -> web.StreamResponse:
-    await delete_reference(context.registry, context.name, context.params["reference"], context.identity.user, context.request)
+    reference = context.params["reference"]
+    await delete_reference(context.registry, context.name, reference, context.identity.user, context.request)
+    if is_digest(reference):
+        await delete_event(context, digest=parse_digest(reference))
+    else:
+        await delete_event(context, tag=reference)
     return web.Response(status=202)

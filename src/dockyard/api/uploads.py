@@ -7,6 +7,7 @@ from aiohttp import web
 from dockyard.api import errors
 from dockyard.api.context import RequestContext
 from dockyard.api.errors import RegistryError
+from dockyard.api.events import blob_event
 from dockyard.api.ranges import content_range
 from dockyard.errors import BlobUnknown
 from dockyard.logs import audit
@@ -48,6 +49,7 @@ async def start(context: RequestContext) -> web.StreamResponse:
                 async with context.repository.admitting({digest: size}):
                     await context.repository.link_layer(digest)
                 audit("mount", context.request, repository=name, source=source, digest=digest, user=context.identity.user)
+                await blob_event(context, "mount", digest, from_repository=source)
                 return _created(name, digest)
         elif await context.repository.has_layer(digest):
             return _created(name, digest)
@@ -59,6 +61,7 @@ async def start(context: RequestContext) -> web.StreamResponse:
     if digest is None:
         return _in_progress(name, upload_id, 0)
     await registry.uploads.finish(context.repository, upload_id, digest, context.body())
+    await blob_event(context, "push", digest)
     return _created(name, digest)
 
 
@@ -110,6 +113,7 @@ async def finish(context: RequestContext) -> web.StreamResponse:
     start = await _chunk_start(context, upload_id)
     body = context.body() if context.has_body() else None
     await context.registry.uploads.finish(context.repository, upload_id, digest, body, start)
+    await blob_event(context, "push", digest)
     return _created(context.name, digest)
 
 

@@ -9,6 +9,7 @@ import click
 import uvloop
 
 from dockyard.config import ConfigError, Settings, load, parse_duration
+from dockyard.events import notifier_from
 from dockyard.maintenance.gc import Collector, Options
 from dockyard.maintenance.progress import for_terminal
 from dockyard.maintenance.uploads_purge import purge_uploads
@@ -97,6 +98,9 @@ def gc(config_file: pathlib.Path | None, root: pathlib.Path | None, dry_run: boo
         registry = open_registry(storage, settings)
         try:
             report = await Collector(registry, options, for_terminal()).run()
+            notifier = notifier_from(settings, registry.driver) if settings is not None and not dry_run else None
+            if notifier is not None:
+                await notifier.collected(report)  # sent by the running server's delivery
             purged = await purge_uploads(registry.driver, settings.storage.maintenance.uploadpurging.age if settings else None, dry_run)
         finally:
             await registry.close()

@@ -200,6 +200,7 @@ def build_app(settings: Settings, prepared: Prepared) -> web.Application:
     """One worker's application."""
     from dockyard.api.app import create_app
     from dockyard.auth.robots import RobotAccounts
+    from dockyard.events import EVENTS_KEY, notifier_from
     from dockyard.maintenance.schedule import Schedule, scheduled_maintenance
     from dockyard.proxy.expiry import expiry_interval, ttl_lookup
     from dockyard.proxy.mirrors import build_mirrors
@@ -225,6 +226,10 @@ def build_app(settings: Settings, prepared: Prepared) -> web.Application:
         forwarding=prepared.forwarding, ui_session_key=prepared.ui_session_key,
         headers=settings.http.headers, relative_urls=settings.http.relativeurls, mirrors=build_mirrors(settings, registry),
     )
+    notifier = notifier_from(settings, registry.driver)
+    if notifier is not None:
+        app[EVENTS_KEY] = notifier
+        app.cleanup_ctx.append(notifier.deliver)
     prepared.ops.instrument(app)
     if storage.filesystem is not None:
         threads = storage.filesystem.maxthreads
@@ -241,7 +246,7 @@ def build_app(settings: Settings, prepared: Prepared) -> web.Application:
     # registry:2 purges uploads by default (uploadpurging: enabled, 168h, every 24h).
     app.cleanup_ctx.append(scheduled_maintenance(Schedule(
         settings.dockyard.gc, tuple(settings.dockyard.retention), storage.maintenance.uploadpurging,
-        ttl_lookup(settings), expiry_interval(settings),
+        ttl_lookup(settings), expiry_interval(settings), notifier.collected if notifier is not None else None,
     )))
     if settings.log.accesslog.disabled:
         app[ACCESS_LOG_KEY] = False

@@ -20,7 +20,8 @@ Durations are Go's (``300s``, ``10m``, ``1h30m``) and are kept as seconds. Docky
 own settings live under ``dockyard:``. Every error is a :class:`ConfigError` whose
 one-line message names the dotted key (or the variable, the option or the file) at fault.
 
-The modules: :mod:`.schema` (the tree, and each key's checks and option),
+The modules: :mod:`.schema` (the tree, and each key's checks and option; :mod:`.fields`
+holds what its fields are built with, :mod:`.events` the ``dockyard.events`` section),
 :mod:`.values` (reading a raw tree into it), :mod:`.environment` (``REGISTRY_*``),
 :mod:`.flags` (the options), :mod:`.checks` (across keys) and :mod:`.show` (as YAML).
 """
@@ -37,6 +38,7 @@ import yaml
 
 from dockyard.config.checks import check, notices
 from dockyard.config.environment import apply_environment
+from dockyard.config.events import EventDelivery
 from dockyard.config.flags import apply_options, by_option, namer
 from dockyard.config.schema import (
     S3,
@@ -56,7 +58,8 @@ from dockyard.config.show import MASK, to_yaml
 from dockyard.config.values import ConfigError, format_duration, parse_duration, read_section, shown
 
 __all__ = [
-    "MASK", "S3", "ConfigError", "Gc", "Loaded", "Quota", "Redis", "RedisPool", "RedisTls", "Retention", "Settings", "Storage", "UploadPurging", "Validation",
+    "MASK", "S3", "ConfigError", "EventDelivery", "Gc", "Loaded", "Quota", "Redis", "RedisPool", "RedisTls", "Retention", "Settings", "Storage",
+    "UploadPurging", "Validation",
     "format_duration", "load", "parse_duration", "to_yaml",
 ]
 

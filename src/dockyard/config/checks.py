@@ -182,10 +182,21 @@ def _check_mirrors(settings: Settings) -> None:
         prefixes[prefix] = index
 
 
+def _check_events(settings: Settings) -> None:
+    names = [endpoint.name for endpoint in settings.notifications.endpoints]
+    for index, name in enumerate(names):
+        if name in names[:index]:
+            raise ConfigError(f"notifications.endpoints.{index}.name: {name!r} names two endpoints; each keeps its own backlog by name")
+    for index, options in enumerate(settings.dockyard.events.endpoints):
+        key = f"dockyard.events.endpoints.{index}"
+        if options.name not in names:
+            raise ConfigError(f"{key}.name: no endpoint of notifications.endpoints is named {options.name!r}")
+        if options.secret_file and not os.access(options.secret_file, os.R_OK):
+            raise ConfigError(f"{key}.secret_file: cannot read {options.secret_file}")
+
+
 def _check_unbuilt(settings: Settings) -> None:
     """Sections that change what the registry does but are not built yet: refused, never ignored."""
-    if any(not endpoint.disabled for endpoint in settings.notifications.endpoints):
-        raise ConfigError("notifications: not built yet (issue 18): refusing to start rather than silently send no events")
     if settings.compatibility.schema1.enabled:
         raise ConfigError(
             "compatibility.schema1.enabled: refused: schema1 manifests are not served, so pushes registry:2 accepts would be refused"
@@ -206,6 +217,7 @@ def check(settings: Settings, named: Named) -> None:
     _check_validation(settings)
     _check_proxy(settings)
     _check_mirrors(settings)
+    _check_events(settings)
     _check_unbuilt(settings)
 
 

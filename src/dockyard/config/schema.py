@@ -5,21 +5,19 @@ check (``choices``, ``minimum``, ``maximum``, ``required``, ``check``)."""
 from __future__ import annotations
 
 import pathlib
-import typing
 import urllib.parse
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from dockyard.address import Address
+from dockyard.config.events import EventDelivery
+from dockyard.config.fields import ByteSize as ByteSize  # re-exported: the readers take them from here
+from dockyard.config.fields import Duration as Duration
+from dockyard.config.fields import Flag as Flag
+from dockyard.config.fields import _flagged, _listed, _one_of, _plain, _required, _section, _within
 from dockyard.forwarding import ForwardingError, parse_prefix, parse_public_url
 from dockyard.reference import NAME_PATTERN
 from dockyard.tls.policy import CLIENT_AUTH_MODES, FLOOR, TLS_VERSIONS
-
-Duration = typing.NewType("Duration", float)
-"""Seconds; written in the file as a Go duration."""
-ByteSize = typing.NewType("ByteSize", int)
-"""Bytes; written in the file as a number of bytes or a size such as ``40MiB`` or ``10GiB``."""
 
 SERVE_ROOT = "./data"
 # What ``dockyard serve`` uses when no file is given: its own defaults.
@@ -35,48 +33,6 @@ SERVE_DEFAULTS: dict[str, object] = {
     "dockyard": {"insecure_http": False},
 }
 LOG_LEVELS = {"error": "error", "warn": "warning", "info": "info", "debug": "debug"}  # registry:2's, Python's
-
-
-@dataclass(frozen=True)
-class Flag:
-    """The ``dockyard serve`` option that sets a key: one more layer over the file and the variables."""
-
-    name: str  # --addr, or a switch pair: --storage-health/--no-storage-health
-    help: str = ""
-    choices: tuple[str, ...] = ()  # what the option takes, where not the key's own choices
-    existing_file: bool = False
-    multiple: bool = False  # repeatable: each use adds an item
-    inverted: bool = False  # a switch that sets the key to false (--no-delete)
-    value: Callable[[Any], object] | None = None  # the key's raw value for the option's, where not the same
-    metavar: str | None = None
-
-
-def _flagged(flag: Flag | None) -> dict[str, Flag]:
-    return {"flag": flag} if flag is not None else {}
-
-
-def _plain(default: object, flag: Flag) -> Any:
-    return field(default=default, metadata=_flagged(flag))
-
-
-def _listed(flag: Flag | None = None) -> Any:
-    return field(default_factory=list, metadata=_flagged(flag))
-
-
-def _one_of(default: str, allowed: tuple[str, ...], flag: Flag | None = None) -> Any:
-    return field(default=default, metadata={"choices": allowed, **_flagged(flag)})
-
-
-def _within(default: float, minimum: float, maximum: float | None = None, flag: Flag | None = None) -> Any:
-    return field(default=default, metadata={"minimum": minimum, "maximum": maximum, **_flagged(flag)})
-
-
-def _required(flag: Flag | None = None) -> Any:
-    return field(default="", metadata={"required": True, **_flagged(flag)})
-
-
-def _section(cls: type) -> Any:
-    return field(default_factory=cls)
 
 
 def address_problem(value: str) -> str | None:
@@ -673,6 +629,7 @@ class Dockyard:
     proxy: ProxyOptions = _section(ProxyOptions)
     # Upstreams cached under repository prefixes; every other repository is an ordinary, writable one.
     mirrors: list[Mirror] = field(default_factory=list)
+    events: EventDelivery = _section(EventDelivery)  # beyond notifications: signatures, formats, the backlog's bounds
 
 
 @dataclass(frozen=True)

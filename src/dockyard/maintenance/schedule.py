@@ -18,7 +18,7 @@ from aiohttp import web
 
 from dockyard.app_keys import REGISTRY_KEY
 from dockyard.config import Gc, Retention, UploadPurging
-from dockyard.maintenance.gc import Collector, Options
+from dockyard.maintenance.gc import Collector, Options, Report
 from dockyard.maintenance.uploads_purge import purge_uploads
 from dockyard.proxy.expiry import TtlLookup, never_expires
 from dockyard.storage import paths
@@ -36,6 +36,8 @@ class Schedule:
     ttl_for: TtlLookup = never_expires
     expiry_interval: float | None = None
     """a pull-through cache's collection interval when ``gc.interval`` is 0 (see :func:`dockyard.proxy.expiry.expiry_interval`)"""
+    collected: Callable[[Report], Awaitable[None]] | None = None
+    """told what each collection removed (the events of its removals)"""
 
 
 async def _when_due(driver: StorageDriver, job: str, interval: float, work: Callable[[], Awaitable[None]]) -> None:
@@ -76,7 +78,9 @@ def _jobs(registry: Registry, schedule: Schedule) -> list[tuple[float, str, Call
         )
 
         async def collect() -> None:
-            await Collector(registry, options).run()  # logs its summary
+            report = await Collector(registry, options).run()  # logs its summary
+            if schedule.collected is not None and not report.dry_run:
+                await schedule.collected(report)
 
         jobs.append((interval, "gc", collect))
     purging = schedule.upload_purging

@@ -17,6 +17,8 @@ from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 from dockyard.app_keys import MIRRORS_KEY, REGISTRY_KEY, ROUTE_KEY
+from dockyard.events import EVENTS_KEY
+from dockyard.events.delivery import DeliveryObserver
 from dockyard.proxy.events import CacheEvents, Kind
 from dockyard.storage.quotas import Quotas
 
@@ -102,6 +104,39 @@ class CacheCounters(CacheEvents):
         self.errors.labels(kind, reason).inc()
 
 
+class DeliveryCounters(DeliveryObserver):
+    """Events delivery, per endpoint (registry:2's endpoint name)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.sent_events = Counter("dockyard_events_sent", "Events an endpoint took.", ["endpoint"], registry=registry)
+        self.failed_sends = Counter("dockyard_events_failed", "Sends of an event that failed (each retry counts).", ["endpoint"], registry=registry)
+        self.dropped_events = Counter(
+            "dockyard_events_dropped", "Events dropped undelivered, past dockyard.events.max_backlog (reason backlog) or max_age (age).",
+            ["endpoint", "reason"], registry=registry,
+        )
+        # Only the process delivering to an endpoint knows its backlog; the others say 0.
+        self.waiting = Gauge(
+            "dockyard_events_backlog", "Events waiting for an endpoint.", ["endpoint"], registry=registry, multiprocess_mode="livemax",
+        )
+        self.oldest = Gauge(
+            "dockyard_events_oldest_age_seconds", "Age of the oldest event waiting for an endpoint.", ["endpoint"],
+            registry=registry, multiprocess_mode="livemax",
+        )
+
+    def sent(self, endpoint: str) -> None:
+        self.sent_events.labels(endpoint).inc()
+
+    def failed(self, endpoint: str) -> None:
+        self.failed_sends.labels(endpoint).inc()
+
+    def dropped(self, endpoint: str, reason: str, count: int) -> None:
+        self.dropped_events.labels(endpoint, reason).inc(count)
+
+    def backlog(self, endpoint: str, waiting: int, oldest_age: float) -> None:
+        self.waiting.labels(endpoint).set(waiting)
+        self.oldest.labels(endpoint).set(oldest_age)
+
+
 class Metrics:
     def __init__(self, multiprocess_dir: str | None = None) -> None:
         self.multiprocess_dir = multiprocess_dir
@@ -139,6 +174,7 @@ class Metrics:
             "dockyard_quota_limit_bytes", "The max_bytes of each quota rule.", ["repositories"], registry=r, multiprocess_mode="mostrecent",
         )
         self.quotas: Quotas | None = None
+        self.events = DeliveryCounters(r)
 
     def exposition(self) -> bytes:
         if self.multiprocess_dir:
@@ -164,7 +200,7 @@ class Metrics:
 
     def instrument(self, app: web.Application) -> None:
         """Count every request of ``app`` (outermost), its storage errors (innermost), and what its pull-through
-        cache does; show the use of its quotas."""
+        cache and its events delivery do; show the use of its quotas."""
         registry = app.get(REGISTRY_KEY)
         if registry is not None and registry.quotas.rules:
             self.quotas = registry.quotas
@@ -173,6 +209,8 @@ class Metrics:
         if (mirrors := app.get(MIRRORS_KEY)) is not None:
             for cache in mirrors.caches:
                 cache.events = self.pull_through
+        if (notifier := app.get(EVENTS_KEY)) is not None:
+            notifier.observer = self.events
 
     @web.middleware
     async def _outer(self, request: web.Request, handler: Handler) -> web.StreamResponse:

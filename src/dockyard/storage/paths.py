@@ -32,6 +32,10 @@ splits layout strings. ``tests/storage/test_paths.py`` holds each function to th
         proxy/checked/<name>/_tags/<tag>                         when the upstream last said what <tag> names (a Unix time)
         robots/<robot>/record                                    a robot account: its permissions, expiry and secret's hash (JSON)
         robots/<robot>/lastused                                  when a server last let <robot> in (a Unix time)
+        events/<endpoint>/pending/<event>                        an event (JSON) waiting for <endpoint>; names sort by time
+        events/<endpoint>/lease                                  "<owner> <expiry>": the replica delivering to <endpoint>
+        events/<endpoint>/claim                                  locked while the lease is read and written (empty, never rewritten)
+        events/<endpoint>/recent                                 its last deliveries and failures (JSON), for the web page
 
 A link file holds ``<alg>:<hex>`` with no newline; removing a link removes its folder, as
 registry:2 does. Every argument here has been validated by :mod:`dockyard.reference`
@@ -57,6 +61,7 @@ QUOTAS = f"{MAINTENANCE}/quotas"
 SCHEDULE = f"{MAINTENANCE}/schedule"
 PROXY = f"{MAINTENANCE}/proxy"
 ROBOTS = f"{MAINTENANCE}/robots"
+EVENTS = f"{MAINTENANCE}/events"
 
 RESERVED_PREFIX = "_"
 """What a repository's own folders (``_layers``, ``_manifests``, ``_uploads``) begin with:
@@ -265,6 +270,26 @@ def robot_last_used(robot: str) -> str:
     # A file of its own: a server's write racing ``robot remove`` can leave it behind, but never
     # bring back the record (see dockyard.auth.robots).
     return f"{ROBOTS}/{robot}/lastused"
+
+
+def events_pending(endpoint: str) -> str:
+    return f"{EVENTS}/{endpoint}/pending"
+
+
+def event_pending(endpoint: str, event: str) -> str:
+    return f"{events_pending(endpoint)}/{event}"
+
+
+def events_lease(endpoint: str) -> str:
+    return f"{EVENTS}/{endpoint}/lease"
+
+
+def events_claim(endpoint: str) -> str:
+    return f"{EVENTS}/{endpoint}/claim"
+
+
+def events_recent(endpoint: str) -> str:
+    return f"{EVENTS}/{endpoint}/recent"
 
 
 def parse_digest_folders(algorithm: str, encoded: str) -> Digest | None:

@@ -17,6 +17,7 @@ from dockyard.sizes import human_size
 from dockyard.ui import format as formats
 from dockyard.ui import robots, views
 from dockyard.ui.browse import Browser
+from dockyard.ui.events_page import events_page
 from dockyard.ui.sessions import SessionSigner, session_key
 from dockyard.ui.summaries import Summaries
 
@@ -58,6 +59,7 @@ def setup(app: web.Application, prefix: str, key: bytes) -> None:
         router.add_get(prefix, _to_front_page)
     router.add_get(prefix + "/", views.repositories)
     router.add_get(prefix + "/ui/storage", views.storage)
+    router.add_get(prefix + "/ui/events", events_page)
     router.add_get(prefix + "/ui/login", views.login_form)
     router.add_post(prefix + "/ui/login", views.login)
     router.add_post(prefix + "/ui/logout", views.logout)

@@ -1,0 +1,75 @@
+"""The events of what a request did (see :mod:`dockyard.events`): registry:2's fields, built
+from the request, written to the outbox once the change is made and before the answer."""
+
+from __future__ import annotations
+
+import uuid
+
+from aiohttp import web
+
+from dockyard.api.context import RequestContext
+from dockyard.api.forwarding import path_prefix, public_base_url
+from dockyard.events import EVENTS_KEY, RequestRecord, Target
+from dockyard.events.model import BLOB_MEDIA_TYPE, references
+from dockyard.manifest import Manifest
+from dockyard.reference import Digest
+
+# One id per request, as registry:2's request.id: a push that moves tags shares it.
+_REQUEST_ID_KEY = web.RequestKey("dockyard_event_request_id", str)
+
+
+def _request_record(request: web.Request) -> RequestRecord:
+    if _REQUEST_ID_KEY not in request:
+        request[_REQUEST_ID_KEY] = str(uuid.uuid4())
+    peer = request.transport.get_extra_info("peername") if request.transport is not None else None
+    addr = ""
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        host, port = peer[0], peer[1]
+        addr = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return RequestRecord(request[_REQUEST_ID_KEY], addr, request.host, request.method, request.headers.get("User-Agent", ""))
+
+
+def _url(context: RequestContext, kind: str, digest: Digest) -> str:
+    request = context.request
+    return f"{public_base_url(request)}{path_prefix(request)}/v2/{context.name}/{kind}/{digest}"
+
+
+def _wanted(context: RequestContext, action: str, media_type: str) -> bool:
+    """Whether an endpoint takes such an event: if none does, nothing is built."""
+    notifier = context.request.app.get(EVENTS_KEY)
+    return notifier is not None and notifier.outbox.wants(action, media_type)
+
+
+async def _emit(context: RequestContext, action: str, target: Target) -> None:
+    notifier = context.request.app.get(EVENTS_KEY)
+    if notifier is not None and notifier.outbox.wants(action, target.media_type):
+        await notifier.record(action, target, _request_record(context.request), context.identity.user or "")
+
+
+async def manifest_event(
+    context: RequestContext, action: str, digest: Digest, media_type: str, size: int, tag: str = "", manifest: Manifest | None = None,
+) -> None:
+    """A manifest pushed or pulled (by ``tag``, when it was named by one)."""
+    notifier = context.request.app.get(EVENTS_KEY)
+    listed = references(manifest) if manifest is not None and notifier is not None and notifier.outbox.include_references else ()
+    target = Target(
+        context.name, media_type=media_type, digest=str(digest), size=size, url=_url(context, "manifests", digest), tag=tag, references=listed,
+    )
+    await _emit(context, action, target)
+
+
+async def blob_event(context: RequestContext, action: str, digest: Digest, size: int | None = None, from_repository: str = "") -> None:
+    """A blob pushed, pulled or mounted (from ``from_repository``); its size read from the repository unless given."""
+    if not _wanted(context, action, BLOB_MEDIA_TYPE):
+        return
+    target = Target(
+        context.name, media_type=BLOB_MEDIA_TYPE, digest=str(digest), url=_url(context, "blobs", digest),
+        size=size if size is not None else await context.repository.layer_size(digest),
+        from_repository=from_repository,
+    )
+    await _emit(context, action, target)
+
+
+async def delete_event(context: RequestContext, digest: Digest | None = None, tag: str = "") -> None:
+    """A manifest or blob deleted (``digest``), or a tag (``tag``)."""
+    await _emit(context, "delete", Target(context.name, digest=str(digest) if digest is not None else "", tag=tag))
