@@ -1,8 +1,8 @@
 """Deciding, for each API request, who is asking and whether they may.
 
 Three modes: open (no authentication configured: everyone may do everything the
-policy allows, or everything without a policy), basic (htpasswd credentials on every
-request) and token (a Bearer token from the built-in token service or an external one).
+policy allows, or everything without a policy), basic (credentials of an htpasswd or
+LDAP user on every request) and token (a Bearer token from the built-in token service or an external one).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class AccessController:
         token_realm: str | None = None,
         binding: CredentialBinding | None = None,
     ) -> None:
-        """``binding``: the built-in token service's, whose users' tokens must still match the htpasswd file."""
+        """``binding``: the built-in token service's, whose users' tokens must still match their accounts."""
         self.policy = policy if policy is not None else (OPEN_TO_USERS if authenticator or verifier else None)
         self.authenticator = authenticator
         self.verifier = verifier
@@ -92,24 +92,32 @@ class AccessController:
             except InvalidToken as error:
                 log.info("refused a token from %s: %s", client_address(request), error)
                 raise self._unauthorized(request, needed, "invalid_token", "invalid or expired token") from None
-            if grant.subject and self.binding is not None and not self.binding.holds(grant.subject, grant.credential):
-                log.info("refused a token of %r from %s: the user was removed or their password changed", grant.subject, client_address(request))
-                raise self._unauthorized(request, needed, "invalid_token", "the token's user was removed or their password changed")
-            identity = Identity(grant.subject or None, self.policy, grant.access)
+            groups: frozenset[str] = frozenset()
+            if grant.subject and self.binding is not None:
+                account = await self.binding.current(grant.subject, grant.credential)
+                if account is None:
+                    log.info("refused a token of %r from %s: the user was removed or their password changed", grant.subject, client_address(request))
+                    raise self._unauthorized(request, needed, "invalid_token", "the token's user was removed or their password changed")
+                groups = account.groups
+            identity = Identity(grant.subject or None, self.policy, grant.access, groups)
             if not self._permits(identity, needed):
                 raise self._unauthorized(request, needed, "insufficient_scope", "the token does not grant this access")
             return identity
 
-        user = None
+        account = None
         if header and self.authenticator is not None:
             credentials = parse_basic(header)
-            if credentials is None or (credentials != ANONYMOUS and not await self.authenticator.check(request, *credentials)):
+            if credentials is None:
                 raise self._unauthorized(request, needed, message="wrong user name or password")
-            user = credentials[0] or None
+            if credentials != ANONYMOUS:
+                account = await self.authenticator.check(request, *credentials)
+                if account is None:
+                    raise self._unauthorized(request, needed, message="wrong user name or password")
+        user = account.name if account else None
         if user is None and self.authenticator is not None and not needed:
             # /v2/ must ask for credentials: ``docker login`` takes a 200 here as success.
             raise self._unauthorized(request, needed)
-        identity = Identity(user, self.policy)
+        identity = Identity(user, self.policy, groups=account.groups if account else frozenset())
         if self._permits(identity, needed):
             return identity
         if user is None and self.authenticator is not None:

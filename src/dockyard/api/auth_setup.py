@@ -12,9 +12,12 @@ from dockyard.auth import policy as policies
 from dockyard.auth.access import Authenticator
 from dockyard.auth.binding import CredentialBinding
 from dockyard.auth.htpasswd import Htpasswd
+from dockyard.auth.ldap import LdapDirectory
 from dockyard.auth.limiter import FailureLimiter
+from dockyard.auth.sources import CredentialSource, HtpasswdSource
 from dockyard.auth.tokens import TokenIssuer, TokenVerifier, load_or_create_signing_key
 from dockyard.config import Settings
+from dockyard.config.schema import Ldap
 from dockyard.secrets import token_signing_key
 from dockyard.tls.certificates import CertificateError
 
@@ -39,6 +42,7 @@ class AuthSettings:
     http_secret: str = ""
     max_failures: int = 10
     failure_window: float = 60.0
+    ldap: Ldap | None = None
 
     @classmethod
     def of(cls, settings: Settings, signing_key: pathlib.Path) -> AuthSettings:
@@ -58,6 +62,7 @@ class AuthSettings:
             http_secret=settings.http.secret,
             max_failures=own.login.max_failures,
             failure_window=own.login.failure_window,
+            ldap=own.ldap,
         )
 
     @property
@@ -69,8 +74,10 @@ class AuthSettings:
             mode = f"Bearer tokens from {self.token_realm} (issuer {self.token_issuer}, service {self.token_service})"
         elif self.token_auth:
             mode = f"Bearer tokens from the built-in token service (service {self.token_service})"
-        elif self.htpasswd:
-            mode = f"Basic, users from {self.htpasswd}"
+        elif self.htpasswd or self.ldap:
+            mode = "Basic, " + " and ".join(
+                ([f"users from {self.htpasswd}"] if self.htpasswd else []) + ([f"LDAP users at {self.ldap.url}"] if self.ldap else [])
+            )
         else:
             return "authentication: none, anyone who reaches the registry may pull, push and delete" + (
                 f" as {self.policy_file} allows anonymous users" if self.policy_file else ""
@@ -80,13 +87,12 @@ class AuthSettings:
 
     def build(self) -> tuple[AccessController, TokenService | None]:
         try:
-            policy = policies.load(self.policy_file) if self.policy_file else None
+            # A directory's groups are the policy's too, without being listed in it.
+            policy = policies.load(self.policy_file, outside_groups=self.ldap is not None) if self.policy_file else None
         except policies.PolicyError as error:
             raise AuthSetupError(str(error)) from None
-        try:
-            authenticator = Authenticator(Htpasswd(self.htpasswd), FailureLimiter(self.max_failures, self.failure_window)) if self.htpasswd else None
-        except OSError as error:
-            raise AuthSetupError(f"cannot read {self.htpasswd}: {error.strerror}") from None
+        sources = self._sources()
+        authenticator = Authenticator(sources, FailureLimiter(self.max_failures, self.failure_window)) if sources else None
         if self.external_tokens:
             if not self.token_realm:
                 raise AuthSetupError("an external token issuer needs --token-realm, the URL clients get tokens from")
@@ -99,11 +105,29 @@ class AuthSettings:
             key = self._signing_key()
             issuer = TokenIssuer(key, self.token_issuer, self.token_service)
             verifier = TokenVerifier([key.public_key()], self.token_issuer, self.token_service)
-            binding = CredentialBinding.for_signing_key(authenticator.htpasswd, key) if authenticator else None
+            binding = CredentialBinding.for_signing_key(authenticator.sources, key) if authenticator else None
             controller = AccessController(policy, authenticator, verifier, self.realm, self.token_realm, binding)
             assert controller.policy is not None  # with a verifier it falls back to OPEN_TO_USERS
             return controller, TokenService(issuer, controller.policy, authenticator, binding)
         return AccessController(policy, authenticator, None, self.realm), None
+
+    def _sources(self) -> list[CredentialSource]:
+        """Where users come from, asked in this order: the htpasswd file, then the directory."""
+        sources: list[CredentialSource] = []
+        if self.htpasswd:
+            try:
+                sources.append(HtpasswdSource(Htpasswd(self.htpasswd)))
+            except OSError as error:
+                raise AuthSetupError(f"cannot read {self.htpasswd}: {error.strerror}") from None
+        if self.ldap:
+            password = self.ldap.bind_password
+            if self.ldap.bind_password_file:
+                try:
+                    password = pathlib.Path(self.ldap.bind_password_file).read_text().rstrip("\r\n")
+                except OSError as error:
+                    raise AuthSetupError(f"cannot read dockyard.ldap.bind_password_file {self.ldap.bind_password_file}: {error.strerror}") from None
+            sources.append(LdapDirectory(self.ldap, password))
+        return sources
 
     def _signing_key(self) -> Any:
         if self.http_secret:
