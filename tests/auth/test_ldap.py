@@ -15,6 +15,7 @@ from aiohttp import encode_basic_auth
 
 from dockyard.api.app import create_app
 from dockyard.api.auth_setup import AuthSettings, AuthSetupError
+from dockyard.auth import htpasswd as htpasswd_module
 from dockyard.auth import policy as policies
 from dockyard.config import MASK, ConfigError, load, to_yaml
 from dockyard.config.schema import Ldap
@@ -69,6 +70,21 @@ async def test_directory_users_and_their_groups_in_the_policy(aiohttp_client, tm
     # htpasswd users beside them, with the file's groups.
     assert (await answer(client, "POST", uploads, "writer", USERS["writer"]))[0] == 202
     assert await answer(client, "GET", tags, "reader", USERS["reader"]) == DENIED
+
+
+async def test_directory_users_pay_no_bcrypt_of_the_htpasswd_file(
+    aiohttp_client, tmp_path: pathlib.Path, slapd: Slapd, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The file is asked first: a name it lacks must not cost each request a bcrypt before the directory's cached answer."""
+    client = await aiohttp_client(app(tmp_path, auth_settings(tmp_path, slapd)))
+    checked: list[str] = []
+    real = htpasswd_module._check_bcrypt
+    monkeypatch.setattr(htpasswd_module, "_check_bcrypt", lambda password, hashed: checked.append(hashed) or real(password, hashed))
+    for _ in range(3):
+        assert await answer(client, "GET", "/v2/dev/app/tags/list", "alice", PEOPLE_PASSWORDS["alice"]) == PULLED
+    assert checked == []
+    assert await answer(client, "GET", "/v2/dev/app/tags/list", "writer", "wrong-pw") == UNAUTHORIZED
+    assert len(checked) == 1  # the file's own users: checked as before
 
 
 @pytest.mark.parametrize(("user", "password"), [

@@ -116,7 +116,7 @@ class AuthSettings:
         sources: list[CredentialSource] = []
         if self.htpasswd:
             try:
-                sources.append(HtpasswdSource(Htpasswd(self.htpasswd)))
+                sources.append(HtpasswdSource(Htpasswd(self.htpasswd), equalize_unknown=self.ldap is None))
             except OSError as error:
                 raise AuthSetupError(f"cannot read {self.htpasswd}: {error.strerror}") from None
         if self.ldap:

@@ -49,10 +49,15 @@ class HtpasswdSource:
 
     name = HTPASSWD
 
-    def __init__(self, htpasswd: Htpasswd) -> None:
+    def __init__(self, htpasswd: Htpasswd, equalize_unknown: bool = True) -> None:
+        """``equalize_unknown``: a name the file lacks costs a bcrypt too, as a wrong password does; off when
+        another source is asked next (its users would pay a bcrypt at every request, uncached)."""
         self.htpasswd = htpasswd
+        self.equalize_unknown = equalize_unknown
 
     async def verify(self, user: str, password: str) -> Account | None:
+        if not self.equalize_unknown and self.htpasswd.entry(user) is None:
+            return None
         hashed = await self.htpasswd.verified_entry(user, password)
         return Account(user, self.name, hashed) if hashed is not None else None
 
