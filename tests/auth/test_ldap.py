@@ -256,6 +256,7 @@ def test_the_ldap_keys(tmp_path: pathlib.Path) -> None:
     ldap = settings.dockyard.ldap
     assert ldap is not None and ldap.timeout == 3.0 and ldap.cache_ttl == 30.0 and ldap.group_filter == "(memberUid={username})"
     assert AuthSettings.of(settings, tmp_path / "key").ldap == ldap
+    assert "Basic, LDAP users at ldaps://ldap.example.org;" in AuthSettings.of(settings, tmp_path / "key").describe()
     shown = to_yaml(settings)
     assert "bind-secret-value" not in shown and f"bind_password: '{MASK}'" in shown
 

@@ -70,14 +70,13 @@ class AuthSettings:
         return self.token_rootcertbundle is not None or self.token_jwks is not None
 
     def describe(self) -> str:
+        users = " and ".join(([f"users from {self.htpasswd}"] if self.htpasswd else []) + ([f"LDAP users at {self.ldap.url}"] if self.ldap else []))
         if self.external_tokens:
             mode = f"Bearer tokens from {self.token_realm} (issuer {self.token_issuer}, service {self.token_service})"
         elif self.token_auth:
-            mode = f"Bearer tokens from the built-in token service (service {self.token_service})"
-        elif self.htpasswd or self.ldap:
-            mode = "Basic, " + " and ".join(
-                ([f"users from {self.htpasswd}"] if self.htpasswd else []) + ([f"LDAP users at {self.ldap.url}"] if self.ldap else [])
-            )
+            mode = f"Bearer tokens from the built-in token service (service {self.token_service})" + (f", {users}" if users else "")
+        elif users:
+            mode = f"Basic, {users}"
         else:
             return "authentication: none, anyone who reaches the registry may pull, push and delete" + (
                 f" as {self.policy_file} allows anonymous users" if self.policy_file else ""
