@@ -22,6 +22,7 @@ in the cache, never a way in.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import logging
@@ -87,8 +88,10 @@ class LdapDirectory:
         parsed = urllib.parse.urlsplit(config.url)
         secure = parsed.scheme == "ldaps"
         tls = _VerifiedTls(ssl.create_default_context(cafile=config.ca_file or None)) if secure or config.start_tls else None
-        self._server = ldap3.Server(
-            parsed.hostname or "", port=parsed.port or (636 if secure else 389), use_ssl=secure, tls=tls,
+        # A new ldap3 Server for each connection: one remembers an address that failed, and refuses
+        # it for seconds after, where the directory back at once must be used at once.
+        self._server = functools.partial(
+            ldap3.Server, parsed.hostname or "", port=parsed.port or (636 if secure else 389), use_ssl=secure, tls=tls,
             get_info=ldap3.NONE, connect_timeout=config.timeout,
         )
         self._executor = ThreadPoolExecutor(max_workers=config.pool_size, thread_name_prefix="dockyard-ldap")
@@ -98,9 +101,6 @@ class LdapDirectory:
         # Touched on the event loop only.
         self._sign_ins: dict[str, tuple[bytes, Account, float]] = {}
         self._lookups: dict[str, tuple[Account | None, float]] = {}
-
-    def describe(self) -> str:
-        return f"LDAP users at {self.config.url}" + (" (StartTLS)" if self.config.start_tls else "")
 
     # ---- on the event loop ----
 
@@ -154,21 +154,20 @@ class LdapDirectory:
 
     def _with_connection(self, work: Callable[[_Held], T]) -> T:
         with self._idle_lock:
-            held = self._idle.pop() if self._idle else None
-        if held is not None:
+            pooled = self._idle.pop() if self._idle else None
+        if pooled is not None:
             try:
-                result = work(held)
+                return self._back_to_pool(pooled, work(pooled))
             except LDAPException:
-                # Closed by the directory meanwhile (a restart, an idle timeout): once more on a new connection.
-                _close(held)
-                held = None
-        if held is None:
-            held = _Held(self._open(), as_service=True)
-            try:
-                result = work(held)
-            except LDAPException:
-                _close(held)
-                raise
+                _close(pooled)  # closed by the directory meanwhile (a restart, an idle timeout): once more on a new one
+        opened = _Held(self._open(), as_service=True)
+        try:
+            return self._back_to_pool(opened, work(opened))
+        except LDAPException:
+            _close(opened)
+            raise
+
+    def _back_to_pool(self, held: _Held, result: T) -> T:
         with self._idle_lock:
             self._idle.append(held)
         return result
@@ -176,7 +175,7 @@ class LdapDirectory:
     def _open(self) -> ldap3.Connection:
         auto_bind = ldap3.AUTO_BIND_TLS_BEFORE_BIND if self.config.start_tls else ldap3.AUTO_BIND_NO_TLS
         return ldap3.Connection(
-            self._server, user=self.config.bind_dn or None, password=self._bind_password or None, auto_bind=auto_bind,
+            self._server(), user=self.config.bind_dn or None, password=self._bind_password or None, auto_bind=auto_bind,
             receive_timeout=max(1, round(self.config.timeout)), read_only=True, raise_exceptions=False,
         )
 
