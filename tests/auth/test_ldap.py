@@ -136,6 +136,15 @@ async def test_the_directory_stopped_refuses_new_sign_ins_with_503(aiohttp_clien
     assert await answer(basic, "GET", tags, "alice", "wrong-pw") == UNAUTHORIZED
 
 
+async def test_connections_the_directory_closed_are_replaced(aiohttp_client, tmp_path: pathlib.Path, slapd: Slapd) -> None:
+    client = await aiohttp_client(app(tmp_path, auth_settings(tmp_path, slapd)))
+    assert await answer(client, "GET", "/v2/dev/app/tags/list", "bob", PEOPLE_PASSWORDS["bob"]) == PULLED  # one connection pooled
+    slapd.stop()
+    slapd.start()
+    # Not cached, and the pooled connection is dead: a new one answers (carol is let in, and denied by the policy).
+    assert await answer(client, "GET", "/v2/dev/app/tags/list", "carol", PEOPLE_PASSWORDS["carol"]) == DENIED
+
+
 # --- tokens -------------------------------------------------------------------------------------
 
 
