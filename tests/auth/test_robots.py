@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from dockyard.api.context import ACCESS_KEY
-from dockyard.auth.robots import LAST_USED_INTERVAL, RobotAccounts, RobotError
+from dockyard.auth.robots import LAST_USED_INTERVAL, RobotAccounts, RobotError, robots_among
 from dockyard.storage import paths
 from dockyard.storage.driver import StorageDriver
 from dockyard.storage.inmemory import InMemoryDriver
@@ -170,7 +170,7 @@ async def test_a_corrupt_record_signs_nobody_in(caplog: pytest.LogCaptureFixture
 
 
 def robots_of(client) -> RobotAccounts:
-    robots = client.app[ACCESS_KEY].authenticator.robots
+    robots = robots_among(client.app[ACCESS_KEY].authenticator.sources)
     assert robots is not None
     return robots
 

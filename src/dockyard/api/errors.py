@@ -89,6 +89,7 @@ DOMAIN_CODES: dict[type[domain.DockyardError], ErrorCode] = {
     domain.ManifestTooLarge: MANIFEST_TOO_LARGE,
     domain.Unsupported: UNSUPPORTED,
     domain.Unavailable: UNAVAILABLE,
+    domain.DirectoryUnavailable: UNAVAILABLE,
     domain.TooManyFailedLogins: TOO_MANY_REQUESTS,
     domain.UpstreamRateLimited: TOO_MANY_REQUESTS,
 }
