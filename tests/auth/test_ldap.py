@@ -22,7 +22,7 @@ from dockyard.config.schema import Ldap
 from dockyard.storage.inmemory import InMemoryDriver
 from dockyard.storage.registry import Registry
 from dockyard.ui import session_key
-from tests.support.auth import USERS, settings, write_policy
+from tests.support.auth import USERS, make_app, robots_of, settings, write_policy
 from tests.support.ldap import PEOPLE_PASSWORDS, POLICY, Slapd, ldap_settings, start_slapd
 
 
@@ -201,6 +201,34 @@ async def test_refresh_tokens_end_when_the_directory_no_longer_finds_the_user(ai
 
 
 # --- the web page -------------------------------------------------------------------------------
+
+
+async def directory_only_app(aiohttp_client: Any, tmp_path: pathlib.Path, slapd: Slapd, mode: str) -> tuple[Any, str]:
+    """A client of an app whose users are ``slapd``'s alone (no htpasswd file), with robot ``ci``
+    (pull in ``dev/*``), and its secret."""
+    auth = settings(tmp_path, mode, htpasswd=None, policy_file=write_policy(tmp_path / "ldap-policy.yaml", POLICY), ldap=Ldap(**ldap_settings(slapd)))
+    client = await aiohttp_client(make_app(tmp_path / "root", auth, robot_cache_seconds=0))
+    _, secret = await robots_of(client).add("ci", ["dev/*"], [], [], None)
+    return client, secret
+
+
+async def test_robots_sign_in_where_users_come_from_the_directory_alone(aiohttp_client, tmp_path: pathlib.Path, slapd: Slapd) -> None:
+    client, secret = await directory_only_app(aiohttp_client, tmp_path, slapd, "basic")
+    assert await answer(client, "GET", "/v2/dev/app/tags/list", "robot$ci", secret) == PULLED
+    assert await answer(client, "POST", "/v2/dev/app/blobs/uploads/", "robot$ci", secret) == DENIED  # its globs, not the policy's
+    assert await answer(client, "GET", "/v2/dev/app/tags/list", "robot$ci", "guess") == UNAUTHORIZED
+    assert (await answer(client, "POST", "/v2/dev/app/blobs/uploads/", "alice", PEOPLE_PASSWORDS["alice"]))[0] == 202
+
+
+async def test_robot_tokens_where_users_come_from_the_directory_alone(aiohttp_client, tmp_path: pathlib.Path, slapd: Slapd) -> None:
+    client, secret = await directory_only_app(aiohttp_client, tmp_path, slapd, "token")
+    scope = "repository:dev/app:pull,push"
+    robot = await sign_in(client, "robot$ci", secret, scope)
+    assert await with_token(client, "GET", "/v2/dev/app/tags/list", robot["token"]) == 404  # let in to pull
+    assert await with_token(client, "POST", "/v2/dev/app/blobs/uploads/", robot["token"]) == 401  # push not granted
+    assert (await refresh(client, robot["refresh_token"], scope)).status == 200
+    alice = await sign_in(client, "alice", PEOPLE_PASSWORDS["alice"], scope)
+    assert await with_token(client, "POST", "/v2/dev/app/blobs/uploads/", alice["token"]) == 202
 
 
 async def test_web_sign_in_as_a_directory_user(aiohttp_client, tmp_path: pathlib.Path, slapd: Slapd) -> None:
