@@ -18,6 +18,7 @@ from bench.memory import PeakSampler
 from bench.report import Row, table, write_json
 from bench.servers import Dockyard, Registry2, Server, SlowReceiver, Upstream, Variant
 from bench.workloads import MEMORY_WORKLOADS, WORKLOADS, Settings, Workload, random_file
+from tests.support.ldap import ldap_settings, slapd_binary, start_slapd
 
 DEFAULT_JSON = pathlib.Path(__file__).resolve().parent / "results.json"
 KEYS = [workload.key for workload in WORKLOADS]
@@ -113,9 +114,16 @@ def _measure_variant(variant: Variant, workloads: list[Workload], scratch: pathl
             stack.enter_context(upstream)
             upstream.start()
             _log(f"{variant.label}: upstream at {upstream.url} (pid {upstream.pid}), asking for Bearer tokens")
+        ldap = None
+        if variant.ldap:
+            slapd = start_slapd(folder / "slapd")
+            stack.callback(slapd.stop)
+            slapd.add_person(secrets.USER, secrets.PASSWORD)
+            ldap = ldap_settings(slapd)
+            _log(f"{variant.label}: slapd at {slapd.url} (pid {slapd.process and slapd.process.pid}), Dockyard's user there")
         events_url = stack.enter_context(SlowReceiver()).url if variant.events else ""
         dockyard = stack.enter_context(Dockyard(
-            folder / "dockyard-root", args.workers, variant, shared, buckets["dockyard"], upstream, events_url=events_url,
+            folder / "dockyard-root", args.workers, variant, shared, buckets["dockyard"], upstream, events_url=events_url, ldap=ldap,
         ))
         registry2 = stack.enter_context(Registry2(folder / "registry2-root", variant, shared, buckets["registry2"], upstream, events_url))
         servers: list[Server] = [dockyard, registry2]
@@ -131,12 +139,15 @@ def _measure_variant(variant: Variant, workloads: list[Workload], scratch: pathl
 
 
 def _without_missing_tools(groups: dict[Variant, list[Workload]]) -> dict[Variant, list[Workload]]:
-    """``groups`` without the S3 workloads when SeaweedFS is not installed (said once, on stderr)."""
-    skipped = [workload.key for variant, workloads in groups.items() if variant.s3 for workload in workloads]
-    if not skipped or s3.available():
-        return groups
-    _log(f"skipping {', '.join(skipped)}: {s3.MISSING}")
-    return {variant: workloads for variant, workloads in groups.items() if not variant.s3}
+    """``groups`` without the S3 workloads when SeaweedFS is not installed, nor the LDAP ones without slapd (said once, on stderr)."""
+    missing = {"s3": None if s3.available() else s3.MISSING, "ldap": None if slapd_binary() else "slapd is not installed (apt-get install slapd)"}
+    kept = dict(groups)
+    for kind, reason in missing.items():
+        skipped = [workload.key for variant, workloads in kept.items() if getattr(variant, kind) for workload in workloads]
+        if skipped and reason is not None:
+            _log(f"skipping {', '.join(skipped)}: {reason}")
+            kept = {variant: workloads for variant, workloads in kept.items() if not getattr(variant, kind)}
+    return kept
 
 
 def _notes(args: argparse.Namespace, cores: int) -> list[str]:
@@ -157,6 +168,8 @@ def _notes(args: argparse.Namespace, cores: int) -> list[str]:
         "upstream bytes are those the upstream's access log counts for the GETs of that image's repository (headers included)",
         "rows marked events: both servers send registry:2's events (one endpoint, timeout 5s) to one receiver on 127.0.0.1 "
         "that answers each after 2 s; compare with the same row without events",
+        "rows marked LDAP: Dockyard's user is in a slapd on 127.0.0.1 (started for those rows; sign-ins cached for dockyard.ldap.cache_ttl), "
+        "registry:2, which has no LDAP, keeps the htpasswd file: compare Dockyard's column with the basic auth row's",
     ]
     if cores <= 2:
         notes.append(f"only {cores} cores: the load generator and clients compete with the server for CPU")

@@ -5,7 +5,8 @@ filesystem storage (or, for the S3 rows, a bucket each on one SeaweedFS, with bl
 GETs redirected to it or not), deletes enabled, warnings-only logging and no access log (so
 that neither pays for writing a log line per request), and per :class:`Variant`
 plain HTTP or TLS, no auth or htpasswd, with the same certificate and htpasswd
-file (:mod:`bench.secrets`) for both; for the pull-through cache rows, both are
+file (:mod:`bench.secrets`) for both (for the LDAP rows, Dockyard's user is in a
+``slapd`` instead: registry:2 has no LDAP, so it keeps the file); for the pull-through cache rows, both are
 mirrors (registry:2's ``proxy`` section) of one :class:`Upstream`. nginx
 serves static files for the machine's loopback baseline. Every class is a
 context manager and stops its process on exit, error or Ctrl-C alike.
@@ -42,7 +43,8 @@ _SERVING = re.compile(r"serving https?://127\.0\.0\.1:(\d+)")
 class Variant:
     """How clients reach both servers: plain HTTP or TLS, no auth or HTTP Basic from an htpasswd file;
     where they store: a filesystem root or an S3 bucket, whose blob GETs answer 307 to it with ``redirect``;
-    with ``proxy``, both are pull-through caches of one :class:`Upstream` (plain HTTP, filesystem)."""
+    with ``proxy``, both are pull-through caches of one :class:`Upstream` (plain HTTP, filesystem);
+    with ``ldap`` (and ``auth``), Dockyard's user signs in through an LDAP directory, registry:2's still through the file."""
 
     tls: bool = False
     auth: bool = False
@@ -51,13 +53,14 @@ class Variant:
     proxy: bool = False
     events: bool = False  # both send registry:2's events to one :class:`SlowReceiver`
 
+    ldap: bool = False
 
     @property
     def label(self) -> str:
         """``""`` for plain HTTP without auth on filesystems, else what is on: ``TLS``, ``basic auth``, ``S3``, ``redirect``, ``proxy``."""
         on = (
             ("TLS", self.tls), ("basic auth", self.auth), ("S3", self.s3), ("redirect", self.redirect), ("proxy", self.proxy),
-            ("events to a 2 s receiver", self.events),
+            ("events to a 2 s receiver", self.events), ("LDAP", self.ldap),
         )
         return " + ".join(name for name, enabled in on if enabled)
 
@@ -174,9 +177,12 @@ class Dockyard(Server):
     """``dockyard serve`` over a root, with ``workers`` processes sharing the port."""
 
     def __init__(self, root: pathlib.Path, workers: int = 1, variant: Variant = PLAIN, secrets: Secrets | None = None,
-                 bucket: Bucket | None = None, upstream: Upstream | None = None, name: str = "dockyard", events_url: str = "") -> None:
+                 bucket: Bucket | None = None, upstream: Upstream | None = None, name: str = "dockyard", events_url: str = "",
+                 ldap: dict[str, object] | None = None) -> None:
+        """``ldap``: the ``dockyard.ldap`` section its users come from (with an LDAP variant)."""
         super().__init__(name, root, root.parent / f"{name}.log", variant, secrets, bucket, upstream, events_url)
         self.workers = workers
+        self.ldap = ldap
 
     @staticmethod
     def insecure_flag() -> list[str]:
@@ -187,7 +193,12 @@ class Dockyard(Server):
         return ["--insecure-http"] if "--insecure-http" in help_text else []
 
     def _security_flags(self) -> list[str]:
-        flags = ["--htpasswd", str(self._secrets.htpasswd)] if self.variant.auth else []
+        flags = ["--htpasswd", str(self._secrets.htpasswd)] if self.variant.auth and not self.variant.ldap else []
+        if self.variant.ldap:
+            assert self.ldap is not None and self.bucket is None and self.upstream is None, "LDAP rows: filesystem, no proxy, a directory"
+            config = self.root.parent / f"{self.name}-ldap.yml"
+            config.write_text(json.dumps({"version": "0.1", "dockyard": {"ldap": self.ldap}}))
+            flags = ["--config", str(config)]
         if self.variant.tls:
             return [*flags, "--tls-cert", str(self._secrets.certificate), "--tls-key", str(self._secrets.key)]
         return [*flags, *self.insecure_flag()]

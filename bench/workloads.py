@@ -363,6 +363,14 @@ class ManifestGetAuth(ManifestGet):
     variant = Variant(auth=True)
 
 
+class ManifestGetLdap(ManifestGet):
+    """As ``manifest-auth``, with Dockyard's user in an LDAP directory (registry:2 keeps the htpasswd file):
+    its column against ``manifest-auth``'s is LDAP against htpasswd."""
+
+    key = "manifest-ldap"
+    variant = Variant(auth=True, ldap=True)
+
+
 class PushMonolithicS3(PushMonolithic):
     key = "s3-push"
     variant = Variant(s3=True)
@@ -384,9 +392,9 @@ class PullS3Redirect(Pull):
 
 WORKLOADS: tuple[type[Workload], ...] = (
     PushMonolithic, PushChunked, Pull, ManifestGet, SkopeoPush, Catalog, PushMonolithicTls, PullTls, ManifestGetAuth,
-    GarbageCollect, PushMonolithicS3, PullS3, PullS3Redirect, ProxyPull, SkopeoPushEvents,
+    ManifestGetLdap, GarbageCollect, PushMonolithicS3, PullS3, PullS3Redirect, ProxyPull, SkopeoPushEvents,
 )
 MEMORY_WORKLOADS = frozenset({
-    "push", "chunked", "pull", "manifest", "skopeo", "push-tls", "pull-tls", "manifest-auth",
+    "push", "chunked", "pull", "manifest", "skopeo", "push-tls", "pull-tls", "manifest-auth", "manifest-ldap",
     "s3-push", "s3-pull", "s3-pull-redirect",
 })

@@ -29,6 +29,7 @@ def test_bench_runs_on_tiny_sizes(tmp_path: pathlib.Path) -> None:
             pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
     only = ["push", "chunked", "pull", "manifest", "catalog", "push-tls", "pull-tls", "manifest-auth", "proxy"]
     only += ["skopeo", "skopeo-events"] if _installed("skopeo") else []
+    only += ["manifest-ldap"] if _installed("slapd") or os.environ.get("CI") else []
     # SeaweedFS comes with the test extras: CI has it, so the S3 rows are only left out locally.
     only += ["s3-push", "s3-pull", "s3-pull-redirect"] if _installed("weed") or os.environ.get("CI") else []
     result = tmp_path / "results.json"
@@ -62,13 +63,16 @@ def test_bench_runs_on_tiny_sizes(tmp_path: pathlib.Path) -> None:
                 assert row[server] > 0, f"{row['workload']}: {server} {row[server]}"
                 assert len(row["samples"][server]) >= 1
             assert row["ratio"] > 0
-    assert len([name for name in rows if name.startswith("manifest GET by tag")]) == 4  # req/s and p99, without and with auth
+    # req/s and p99, without and with auth (and with LDAP users)
+    assert len([name for name in rows if name.startswith("manifest GET by tag")]) == (6 if "manifest-ldap" in only else 4)
     variants = {
         "blob push, POST + one PUT, 2 MiB, TLS", "blob pull, 2 MiB, TLS",
         "manifest GET by tag, 4 conns, aiohttp, basic auth", "manifest GET by tag, 4 conns, aiohttp, p99, basic auth",
         "peak RSS during push-tls, pull-tls", "peak RSS during manifest-auth",
         "8 concurrent cold pulls, upstream bytes sent / image bytes, proxy",
     }
+    if "manifest-ldap" in only:
+        variants |= {"manifest GET by tag, 4 conns, aiohttp, basic auth + LDAP", "peak RSS during manifest-ldap"}
     if "s3-push" in only:
         variants |= {
             "blob push, POST + one PUT, 2 MiB, S3", "blob pull, 2 MiB, S3", "blob pull, 2 MiB, S3 + redirect",

@@ -93,6 +93,12 @@ class UpstreamUnavailable(Unavailable):
         """What went wrong, for metrics: ``unreachable``, ``status``, ``broken``, ``auth``, ``too_large``."""
 
 
+class DirectoryUnavailable(Unavailable):
+    """The user directory (LDAP) did not answer: no new sign-in can be checked, so none is let in."""
+
+    description = "the user directory cannot be reached: sign-ins are refused until it answers"
+
+
 class UpstreamRateLimited(DockyardError):
     """The upstream answered 429: its ``Retry-After`` (if any) goes to the client as is."""
 

@@ -35,6 +35,7 @@ EXPECTED: dict[type[domain.DockyardError], tuple[str, int]] = {
     domain.Unavailable: ("UNAVAILABLE", 503),
     domain.TooManyFailedLogins: ("TOOMANYREQUESTS", 429),
     domain.UpstreamUnavailable: ("UNAVAILABLE", 503),
+    domain.DirectoryUnavailable: ("UNAVAILABLE", 503),
     domain.UpstreamRateLimited: ("TOOMANYREQUESTS", 429),
 }
 

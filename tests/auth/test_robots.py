@@ -18,13 +18,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from dockyard.api.context import ACCESS_KEY
+from dockyard.auth import htpasswd as htpasswd_module
 from dockyard.auth.robots import LAST_USED_INTERVAL, RobotAccounts, RobotError
 from dockyard.storage import paths
 from dockyard.storage.driver import StorageDriver
 from dockyard.storage.inmemory import InMemoryDriver
 from tests.storage.test_drivers import FACTORIES
-from tests.support.auth import USERS, basic, make_app, settings
+from tests.support.auth import USERS, basic, make_app, robots_of, settings
 from tests.support.plugin import storage_marks
 
 ROBOT = "robot$ci"
@@ -169,12 +169,6 @@ async def test_a_corrupt_record_signs_nobody_in(caplog: pytest.LogCaptureFixture
 # In the application
 
 
-def robots_of(client) -> RobotAccounts:
-    robots = client.app[ACCESS_KEY].authenticator.robots
-    assert robots is not None
-    return robots
-
-
 def claims(token: str) -> dict:
     return json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "==="))
 
@@ -208,6 +202,23 @@ async def test_basic_mode(aiohttp_client, tmp_path: pathlib.Path, caplog: pytest
 
     await robots.remove("ci")
     assert (await client.get("/v2/a/app/tags/list", headers=as_robot)).status == 401
+
+
+async def test_a_robot_signs_in_without_a_bcrypt_of_the_htpasswd_file(
+    aiohttp_client, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Robots are asked before the file: a robot's name, unknown to the file, would cost each Basic request a bcrypt."""
+    client = await aiohttp_client(make_app(tmp_path / "root", settings(tmp_path, "basic"), robot_cache_seconds=0))
+    _, secret = await robots_of(client).add("ci", ["a/*"], [], [], None)
+    checked: list[str] = []
+    real = htpasswd_module._check_bcrypt
+    monkeypatch.setattr(htpasswd_module, "_check_bcrypt", lambda password, hashed: checked.append(hashed) or real(password, hashed))
+    for _ in range(3):
+        assert (await client.get("/v2/a/app/tags/list", headers={"Authorization": basic(ROBOT, secret)})).status == 404  # allowed, empty
+    assert checked == []
+    # The file's users, and unknown names, are checked as before (a wrong name costs a bcrypt too).
+    assert (await client.get("/v2/a/app/tags/list", headers={"Authorization": basic("nobody", "guess")})).status == 401
+    assert len(checked) == 1
 
 
 async def test_token_mode(aiohttp_client, tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -15,7 +15,8 @@ import bcrypt
 
 from dockyard.api.app import create_app
 from dockyard.api.auth_setup import AuthSettings
-from dockyard.auth.robots import RobotAccounts
+from dockyard.api.context import ACCESS_KEY
+from dockyard.auth.robots import RobotAccounts, robots_among
 from dockyard.storage.filesystem import FilesystemDriver
 from dockyard.storage.registry import Registry
 from dockyard.ui import session_key
@@ -86,3 +87,10 @@ def make_app(root: pathlib.Path, auth: AuthSettings | None = None, robot_cache_s
     robots = RobotAccounts(registry.driver, robot_cache_seconds) if robot_cache_seconds is not None else None
     access, token_service = auth.build(robots)
     return create_app(registry, access=access, token_service=token_service, ui_session_key=key)
+
+
+def robots_of(client: Any) -> RobotAccounts:
+    """The robot accounts of a ``make_app`` app's test client (made with ``robot_cache_seconds``)."""
+    robots = robots_among(client.app[ACCESS_KEY].authenticator.sources)
+    assert robots is not None
+    return robots

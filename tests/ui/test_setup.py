@@ -14,6 +14,7 @@ from dockyard.api.app import create_app
 from dockyard.auth.access import Authenticator
 from dockyard.auth.htpasswd import Htpasswd, hash_password
 from dockyard.auth.limiter import FailureLimiter
+from dockyard.auth.sources import HtpasswdSource
 from dockyard.config import Settings, load
 from dockyard.forwarding import Forwarding
 from dockyard.proxy.cache import PullThroughCache
@@ -57,7 +58,7 @@ async def test_the_page_is_served_only_with_a_session_key(aiohttp_client) -> Non
 async def test_sign_in_failures_go_through_the_api_limiter(aiohttp_client, tmp_path: pathlib.Path) -> None:
     users = tmp_path / "users.htpasswd"
     users.write_text(f"alice:{hash_password('right password')}\n")
-    access = AccessController(authenticator=Authenticator(Htpasswd(users), FailureLimiter(max_failures=2)))
+    access = AccessController(authenticator=Authenticator([HtpasswdSource(Htpasswd(users))], FailureLimiter(max_failures=2)))
     client = await aiohttp_client(create_app(Registry(InMemoryDriver()), access=access, ui_session_key=session_key("")))
     form = await client.get("/ui/login")
     csrf = re.search(r'name="csrf" value="([^"]+)"', await form.text()).group(1)
@@ -110,7 +111,7 @@ async def test_no_delete_button_nor_delete_when_deletes_are_off(aiohttp_client) 
 async def test_a_new_password_or_a_removed_user_ends_the_session(aiohttp_client, tmp_path: pathlib.Path) -> None:
     users = tmp_path / "users.htpasswd"
     users.write_text(f"alice:{hash_password('first')}\nbob:{hash_password('bobs')}\n")
-    access = AccessController(authenticator=Authenticator(Htpasswd(users), FailureLimiter()))
+    access = AccessController(authenticator=Authenticator([HtpasswdSource(Htpasswd(users))], FailureLimiter()))
     client = await aiohttp_client(create_app(Registry(InMemoryDriver()), access=access, ui_session_key=session_key("")))
 
     async def sign_in(user: str, password: str) -> None:

@@ -1,8 +1,9 @@
 """Deciding, for each API request, who is asking and whether they may.
 
 Three modes: open (no authentication configured: everyone may do everything the
-policy allows, or everything without a policy), basic (htpasswd credentials on every
-request) and token (a Bearer token from the built-in token service or an external one).
+policy allows, or everything without a policy), basic (credentials of an htpasswd or
+LDAP user, or of a robot, on every request) and token (a Bearer token from the built-in
+token service or an external one).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dockyard.auth import scopes
 from dockyard.auth.access import ANONYMOUS, Authenticator, Identity, client_address, parse_basic
 from dockyard.auth.binding import CredentialBinding
 from dockyard.auth.policy import OPEN_TO_USERS, Policy
-from dockyard.auth.robots import is_robot_user
+from dockyard.auth.robots import ROBOT
 from dockyard.auth.scopes import Scope
 from dockyard.auth.tokens import InvalidToken, TokenVerifier
 from dockyard.logs import audit
@@ -50,8 +51,7 @@ class AccessController:
         token_realm: str | None = None,
         binding: CredentialBinding | None = None,
     ) -> None:
-        """``binding``: the built-in token service's, whose users' tokens must still match the htpasswd file
-        (robots': their record in storage)."""
+        """``binding``: the built-in token service's, whose users' tokens must still match their accounts."""
         self.policy = policy if policy is not None else (OPEN_TO_USERS if authenticator or verifier else None)
         self.authenticator = authenticator
         self.verifier = verifier
@@ -95,34 +95,38 @@ class AccessController:
             except InvalidToken as error:
                 log.info("refused a token from %s: %s", client_address(request), error)
                 raise self._unauthorized(request, needed, "invalid_token", "invalid or expired token") from None
-            if grant.subject and self.binding is not None and not await self.binding.still_holds(grant.subject, grant.credential):
-                log.info("refused a token of %r from %s: the user was removed or their password changed", grant.subject, client_address(request))
-                raise self._unauthorized(request, needed, "invalid_token", "the token's user was removed or their password changed")
-            identity = Identity(grant.subject or None, await self._policy_for(grant.subject or None), grant.access)
+            account = None
+            if grant.subject and self.binding is not None:
+                account = await self.binding.current(grant.subject, grant.credential)
+                if account is None:
+                    log.info("refused a token of %r from %s: the user was removed or their password changed", grant.subject, client_address(request))
+                    raise self._unauthorized(request, needed, "invalid_token", "the token's user was removed or their password changed")
+            identity = Identity.of(grant.subject or None, self.policy, account, grant.access)
             if not self._permits(identity, needed):
                 raise self._unauthorized(request, needed, "insufficient_scope", "the token does not grant this access")
             return identity
 
-        user = None
+        account = None
         if header and self.authenticator is not None:
             credentials = parse_basic(header)
-            if credentials is None or (credentials != ANONYMOUS and not await self.authenticator.check(request, *credentials)):
+            if credentials is None:
                 raise self._unauthorized(request, needed, message="wrong user name or password")
-            user = credentials[0] or None
-            if is_robot_user(user):
-                audit("login", request, user=user, via="basic")
+            if credentials != ANONYMOUS:
+                account = await self.authenticator.check(request, *credentials)
+                if account is None:
+                    raise self._unauthorized(request, needed, message="wrong user name or password")
+                if account.source == ROBOT:
+                    audit("login", request, user=account.name, via="basic")
+        user = account.name if account else None
         if user is None and self.authenticator is not None and not needed:
             # /v2/ must ask for credentials: ``docker login`` takes a 200 here as success.
             raise self._unauthorized(request, needed)
-        identity = Identity(user, await self._policy_for(user))
+        identity = Identity.of(user, self.policy, account)
         if self._permits(identity, needed):
             return identity
         if user is None and self.authenticator is not None:
             raise self._unauthorized(request, needed)
         raise RegistryError(errors.DENIED, detail=[scope.claim() for scope in needed])
-
-    async def _policy_for(self, user: str | None) -> Policy | None:
-        return self.policy if self.authenticator is None else await self.authenticator.policy_for(user, self.policy)
 
     @staticmethod
     def _permits(identity: Identity, needed: list[Scope]) -> bool:

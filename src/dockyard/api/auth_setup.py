@@ -12,10 +12,13 @@ from dockyard.auth import policy as policies
 from dockyard.auth.access import Authenticator
 from dockyard.auth.binding import CredentialBinding
 from dockyard.auth.htpasswd import Htpasswd
+from dockyard.auth.ldap import LdapDirectory
 from dockyard.auth.limiter import FailureLimiter
-from dockyard.auth.robots import RobotAccounts
+from dockyard.auth.robots import RobotAccounts, RobotSource
+from dockyard.auth.sources import CredentialSource, HtpasswdSource
 from dockyard.auth.tokens import TokenIssuer, TokenVerifier, load_or_create_signing_key
 from dockyard.config import Settings
+from dockyard.config.schema import Ldap
 from dockyard.secrets import token_signing_key
 from dockyard.tls.certificates import CertificateError
 
@@ -40,6 +43,7 @@ class AuthSettings:
     http_secret: str = ""
     max_failures: int = 10
     failure_window: float = 60.0
+    ldap: Ldap | None = None
 
     @classmethod
     def of(cls, settings: Settings, signing_key: pathlib.Path) -> AuthSettings:
@@ -59,6 +63,7 @@ class AuthSettings:
             http_secret=settings.http.secret,
             max_failures=own.login.max_failures,
             failure_window=own.login.failure_window,
+            ldap=own.ldap,
         )
 
     @property
@@ -66,12 +71,13 @@ class AuthSettings:
         return self.token_rootcertbundle is not None or self.token_jwks is not None
 
     def describe(self) -> str:
+        users = " and ".join(([f"users from {self.htpasswd}"] if self.htpasswd else []) + ([f"LDAP users at {self.ldap.url}"] if self.ldap else []))
         if self.external_tokens:
             mode = f"Bearer tokens from {self.token_realm} (issuer {self.token_issuer}, service {self.token_service})"
         elif self.token_auth:
-            mode = f"Bearer tokens from the built-in token service (service {self.token_service})"
-        elif self.htpasswd:
-            mode = f"Basic, users from {self.htpasswd}"
+            mode = f"Bearer tokens from the built-in token service (service {self.token_service})" + (f", {users}" if users else "")
+        elif users:
+            mode = f"Basic, {users}"
         else:
             return "authentication: none, anyone who reaches the registry may pull, push and delete" + (
                 f" as {self.policy_file} allows anonymous users" if self.policy_file else ""
@@ -80,15 +86,14 @@ class AuthSettings:
         return f"authentication: {mode}; {rules}"
 
     def build(self, robots: RobotAccounts | None = None) -> tuple[AccessController, TokenService | None]:
-        """``robots``: the storage's robot accounts, who sign in beside the htpasswd file's users."""
+        """``robots``: the storage's robot accounts, who sign in beside the htpasswd file's and the directory's users."""
         try:
-            policy = policies.load(self.policy_file) if self.policy_file else None
+            # A directory's groups are the policy's too, without being listed in it.
+            policy = policies.load(self.policy_file, outside_groups=self.ldap is not None) if self.policy_file else None
         except policies.PolicyError as error:
             raise AuthSetupError(str(error)) from None
-        try:
-            authenticator = Authenticator(Htpasswd(self.htpasswd), FailureLimiter(self.max_failures, self.failure_window), robots) if self.htpasswd else None
-        except OSError as error:
-            raise AuthSetupError(f"cannot read {self.htpasswd}: {error.strerror}") from None
+        sources = self._sources(robots)
+        authenticator = Authenticator(sources, FailureLimiter(self.max_failures, self.failure_window)) if sources else None
         if self.external_tokens:
             if not self.token_realm:
                 raise AuthSetupError("an external token issuer needs --token-realm, the URL clients get tokens from")
@@ -101,11 +106,31 @@ class AuthSettings:
             key = self._signing_key()
             issuer = TokenIssuer(key, self.token_issuer, self.token_service)
             verifier = TokenVerifier([key.public_key()], self.token_issuer, self.token_service)
-            binding = CredentialBinding.for_signing_key(authenticator.htpasswd, key, robots) if authenticator else None
+            binding = CredentialBinding.for_signing_key(authenticator.sources, key) if authenticator else None
             controller = AccessController(policy, authenticator, verifier, self.realm, self.token_realm, binding)
             assert controller.policy is not None  # with a verifier it falls back to OPEN_TO_USERS
             return controller, TokenService(issuer, controller.policy, authenticator, binding)
         return AccessController(policy, authenticator, None, self.realm), None
+
+    def _sources(self, robots: RobotAccounts | None) -> list[CredentialSource]:
+        """Where users come from, asked in this order: robots (by their ``robot$`` names alone, so a
+        robot's sign-in pays no bcrypt of the htpasswd file's), the htpasswd file, the directory.
+        Robots only where there are users: they never turn authentication on by themselves."""
+        sources: list[CredentialSource] = []
+        if self.htpasswd:
+            try:
+                sources.append(HtpasswdSource(Htpasswd(self.htpasswd), equalize_unknown=self.ldap is None))
+            except OSError as error:
+                raise AuthSetupError(f"cannot read {self.htpasswd}: {error.strerror}") from None
+        if self.ldap:
+            password = self.ldap.bind_password
+            if self.ldap.bind_password_file:
+                try:
+                    password = pathlib.Path(self.ldap.bind_password_file).read_text().rstrip("\r\n")
+                except OSError as error:
+                    raise AuthSetupError(f"cannot read dockyard.ldap.bind_password_file {self.ldap.bind_password_file}: {error.strerror}") from None
+            sources.append(LdapDirectory(self.ldap, password))
+        return [RobotSource(robots), *sources] if sources and robots is not None else sources
 
     def _signing_key(self) -> Any:
         if self.http_secret:

@@ -90,6 +90,7 @@ DOMAIN_CODES: dict[type[domain.DockyardError], ErrorCode] = {
     domain.Unsupported: UNSUPPORTED,
     domain.QuotaExceeded: DENIED,
     domain.Unavailable: UNAVAILABLE,
+    domain.DirectoryUnavailable: UNAVAILABLE,
     domain.TooManyFailedLogins: TOO_MANY_REQUESTS,
     domain.UpstreamRateLimited: TOO_MANY_REQUESTS,
 }

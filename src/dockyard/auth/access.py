@@ -1,23 +1,22 @@
 """Who is asking and what they may do: an :class:`Identity`, and an :class:`Authenticator`
-that checks htpasswd credentials (and robot accounts' secrets) under the failed-login
-limits. The HTTP side (reading the ``Authorization`` header, challenging) is
-:mod:`dockyard.api.access`."""
+that checks credentials against its sources (:mod:`dockyard.auth.sources`: robot accounts,
+an htpasswd file, an LDAP directory) under the failed-login limits. The HTTP side (reading
+the ``Authorization`` header, challenging) is :mod:`dockyard.api.access`."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from aiohttp import web
 
-from dockyard.auth.htpasswd import Htpasswd
 from dockyard.auth.limiter import FailureLimiter
 from dockyard.auth.policy import ACTIONS, Policy
-from dockyard.auth.robots import RobotAccounts, is_robot_user
 from dockyard.auth.scopes import Scope
+from dockyard.auth.sources import Account, CredentialSource
 from dockyard.errors import TooManyFailedLogins
 from dockyard.logs import audit
 
@@ -32,6 +31,15 @@ class Identity:
     policy: Policy | None
     grants: tuple[Scope, ...] | None = None
     """With token authentication: what the token grants (the policy was applied when it was issued)."""
+    groups: frozenset[str] = frozenset()
+    """Groups the user's credential source puts them in (LDAP's), beside the policy's own."""
+
+    @classmethod
+    def of(cls, user: str | None, policy: Policy | None, account: Account | None, grants: tuple[Scope, ...] | None = None) -> Identity:
+        """``user``, judged by ``policy`` or, signed in as ``account``, by its own if it has one (a robot's), with its groups."""
+        if account is None:
+            return cls(user, policy, grants)
+        return cls(user, account.judged_by(policy), grants, account.groups)
 
     def allowed(self, repository: str) -> frozenset[str]:
         if self.grants is not None:
@@ -42,7 +50,7 @@ class Identity:
             ))
         if self.policy is None:
             return ACTIONS
-        return self.policy.allowed(self.user, repository)
+        return self.policy.allowed(self.user, repository, self.groups)
 
     def may(self, action: str, repository: str) -> bool:
         return action in self.allowed(repository)
@@ -50,7 +58,7 @@ class Identity:
     def may_list_catalog(self) -> bool:
         if self.grants is not None:
             return any(grant.type == "registry" and grant.name == "catalog" for grant in self.grants)
-        return self.policy is None or self.policy.may_list_catalog(self.user)
+        return self.policy is None or self.policy.may_list_catalog(self.user, self.groups)
 
     def catalog_filter(self) -> Callable[[str], bool] | None:
         """Which repositories the catalog shows this caller (``None``: all of them).
@@ -60,7 +68,7 @@ class Identity:
         policy = self.policy
         if policy is None or not policy.defined or policy.is_admin(self.user):
             return None
-        return lambda name: "pull" in policy.allowed(self.user, name)
+        return lambda name: "pull" in policy.allowed(self.user, name, self.groups)
 
 
 def parse_basic(header: str) -> tuple[str, str] | None:
@@ -83,39 +91,26 @@ def client_address(request: web.Request) -> str:
     return request.remote or "unknown"
 
 
-NO_ACCESS = Policy()
-
-
 class Authenticator:
-    """Checks htpasswd credentials, and with ``robots`` robot accounts' (``robot$NAME``), with
-    the failed-login limits (basic mode and the token service)."""
+    """Checks credentials against its sources in turn (the first that vouches for the user wins),
+    with the failed-login limits (basic mode, the token service and the web page)."""
 
-    def __init__(self, htpasswd: Htpasswd, limiter: FailureLimiter, robots: RobotAccounts | None = None) -> None:
-        self.htpasswd = htpasswd
+    def __init__(self, sources: Sequence[CredentialSource], limiter: FailureLimiter) -> None:
+        self.sources = tuple(sources)
         self.limiter = limiter
-        self.robots = robots
 
-    async def _verify(self, user: str, password: str) -> bool:
-        if self.robots is not None and is_robot_user(user):
-            return await self.robots.verify(user, password) is not None
-        return await self.htpasswd.verify(user, password)
-
-    async def policy_for(self, user: str | None, policy: Policy | None) -> Policy | None:
-        """What decides ``user``'s access: ``policy``, but for a robot its own globs (nothing once it is gone)."""
-        if self.robots is None or not is_robot_user(user):
-            return policy
-        assert user is not None
-        robot = await self.robots.find(user)
-        return robot.policy if robot is not None else NO_ACCESS
-
-    async def check(self, request: web.Request, user: str, password: str) -> bool:
+    async def check(self, request: web.Request, user: str, password: str) -> Account | None:
+        """The account signed in as, or ``None``; raises :class:`~dockyard.errors.DirectoryUnavailable`
+        when a source that might know the user cannot answer (not counted as a failure)."""
         keys = (f"address:{client_address(request)}", f"user:{user}")
         wait = self.limiter.retry_after(*keys)
         if wait is not None:
             raise TooManyFailedLogins(wait, "too many failed logins: try again later")
-        if await self._verify(user, password):
-            return True
+        for source in self.sources:
+            account = await source.verify(user, password)
+            if account is not None:
+                return account
         self.limiter.failed(*keys)
         log.warning("failed login for user %r from %s", user, client_address(request))
         audit("login_failed", request, user=user)
-        return False
+        return None

@@ -128,14 +128,18 @@ class Htpasswd:
         return self._entries.get(user)
 
     async def verify(self, user: str, password: str) -> bool:
+        return await self.verified_entry(user, password) is not None
+
+    async def verified_entry(self, user: str, password: str) -> str | None:
+        """The stored hash ``password`` was checked against and matched (``None``: no such user or a wrong password)."""
         hashed = self.entry(user)
         # The hash is part of the key: a success cached while the file changed (the check runs in a
         # thread) never lets the old password in against the new entry.
         mac = hmac.new(self._cache_key, f"{user}\0{hashed}\0{password}".encode(), hashlib.sha256).digest()
         cached = self._cache.get(user)
         if cached is not None and cached[1] > time.monotonic() and hmac.compare_digest(cached[0], mac):
-            return True
-        ok = await asyncio.to_thread(_matches, password, hashed)
-        if ok:
-            self._cache[user] = (mac, time.monotonic() + CACHE_SECONDS)
-        return ok
+            return hashed
+        if not await asyncio.to_thread(_matches, password, hashed):
+            return None
+        self._cache[user] = (mac, time.monotonic() + CACHE_SECONDS)
+        return hashed

@@ -14,7 +14,8 @@ A policy file (YAML)::
         actions: [pull, push, delete]
 
 Rules add up. With no policy, every signed-in user may do everything (registry:2's
-behaviour) and anonymous users nothing.
+behaviour) and anonymous users nothing. With an LDAP directory, a user's groups there
+are ``group:NAME`` too, and rules may name groups the file does not list.
 """
 
 from __future__ import annotations
@@ -65,28 +66,28 @@ class Policy:
     defined: bool = True
     """False for the built-in default: signed-in users may do everything."""
 
-    def _groups_of(self, user: str) -> frozenset[str]:
-        return frozenset(f"group:{name}" for name, members in self.groups.items() if user in members)
+    def _groups_of(self, user: str, outside: frozenset[str]) -> frozenset[str]:
+        """``user``'s groups (as rules name them): the file's, and ``outside``, those their credential source gives."""
+        return frozenset(f"group:{name}" for name, members in self.groups.items() if user in members) | {f"group:{name}" for name in outside}
 
     def is_admin(self, user: str | None) -> bool:
         return user is not None and (not self.defined or user in self.admins)
 
-    def allowed(self, user: str | None, repository: str) -> frozenset[str]:
+    def allowed(self, user: str | None, repository: str, outside_groups: frozenset[str] = frozenset()) -> frozenset[str]:
         """The actions ``user`` (``None``: anonymous) may take on ``repository``."""
         if self.is_admin(user):
             return ACTIONS
-        groups = self._groups_of(user) if user else frozenset()
+        groups = self._groups_of(user, outside_groups) if user else frozenset()
         granted: set[str] = set()
         for rule in self.rules:
             if rule.applies(user, groups) and rule.matches(repository):
                 granted |= rule.actions
         return frozenset(granted)
 
-    def may_list_catalog(self, user: str | None) -> bool:
+    def may_list_catalog(self, user: str | None, outside_groups: frozenset[str] = frozenset()) -> bool:
         """Whether the catalog is worth asking for: it is filtered to what may be pulled."""
-        return self.is_admin(user) or any(
-            "pull" in rule.actions and rule.applies(user, self._groups_of(user) if user else frozenset()) for rule in self.rules
-        )
+        groups = self._groups_of(user, outside_groups) if user else frozenset()
+        return self.is_admin(user) or any("pull" in rule.actions and rule.applies(user, groups) for rule in self.rules)
 
 
 OPEN_TO_USERS = Policy(defined=False)
@@ -100,7 +101,8 @@ def _strings(value: object, where: str) -> list[str]:
     return value
 
 
-def from_document(document: object, source: str = "policy") -> Policy:
+def from_document(document: object, source: str = "policy", outside_groups: bool = False) -> Policy:
+    """``outside_groups``: rules may name groups ``groups`` does not list (a directory's)."""
     if not isinstance(document, dict):
         raise PolicyError(f"{source}: expected a mapping with admins, groups and rules")
     unknown = set(document) - {"admins", "groups", "rules"}
@@ -124,7 +126,7 @@ def from_document(document: object, source: str = "policy") -> Policy:
             raise PolicyError(f"{where}.actions: unknown {', '.join(sorted(actions - ACTIONS))} (pull, push, delete)")
         who = frozenset(_strings(rule.get("who", []), f"{where}.who"))
         for name in who:
-            if name.startswith("group:") and name[6:] not in groups:
+            if name.startswith("group:") and name[6:] not in groups and not outside_groups:
                 raise PolicyError(f"{where}.who: no group {name[6:]!r} in groups")
         repositories = tuple(glob_pattern(glob) for glob in _strings(rule.get("repositories", []), f"{where}.repositories"))
         rules.append(Rule(who, repositories, actions))
@@ -132,11 +134,11 @@ def from_document(document: object, source: str = "policy") -> Policy:
     return Policy(tuple(rules), admins, groups)
 
 
-def load(path: pathlib.Path) -> Policy:
+def load(path: pathlib.Path, outside_groups: bool = False) -> Policy:
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise PolicyError(f"cannot read {path}: {error.strerror}") from None
     except yaml.YAMLError as error:
         raise PolicyError(f"{path} is not valid YAML: {error}") from None
-    return from_document(document, str(path))
+    return from_document(document, str(path), outside_groups)

@@ -12,6 +12,11 @@ guessable passwords from offline guessing, and a secret of 32 random bytes canno
 guessed, whatever the hash's speed. A fast hash keeps Basic mode's check on every
 request cheap.
 
+Robots sign in through :class:`RobotSource`, the first credential source the
+:class:`~dockyard.auth.access.Authenticator` asks (see :mod:`dockyard.auth.sources`): it
+answers other names without any work, and a robot's sign-in costs no bcrypt of the
+htpasswd file's.
+
 When a robot was last used is written beside the record, in a file of its own, at most
 once a minute: a server never rewrites the record, so a write racing a removal cannot
 bring a removed robot back.
@@ -29,11 +34,12 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
 from dockyard.auth.policy import Policy, Rule, glob_pattern
+from dockyard.auth.sources import Account, CredentialSource
 from dockyard.config.values import parse_duration
 from dockyard.storage import paths
 from dockyard.storage.driver import PathNotFound, StorageDriver
@@ -263,3 +269,34 @@ class RobotAccounts:
             if robot is not None:
                 found.append(Listed(robot, await self.last_used(name)))
         return found
+
+
+ROBOT = "robot"
+"""The robot source's name (the prefix of robots' token stamps)."""
+
+
+class RobotSource:
+    """Robots as a credential source: a robot's account is stamped with its secret's hash (a
+    removal, an expiry or a new secret ends its tokens) and judged by its own globs alone."""
+
+    name = ROBOT
+
+    def __init__(self, accounts: RobotAccounts) -> None:
+        self.accounts = accounts
+
+    @staticmethod
+    def _account(robot: Robot | None) -> Account | None:
+        return Account(robot.user, ROBOT, robot.secret_sha256, policy=robot.policy) if robot is not None else None
+
+    async def verify(self, user: str, password: str) -> Account | None:
+        # A name other than robot$NAME is answered None without a look in storage (see find).
+        return self._account(await self.accounts.verify(user, password))
+
+    async def lookup(self, user: str, *, fresh: bool = False) -> Account | None:
+        # Never older than CACHE_SECONDS, fresh enough for a refresh token too.
+        return self._account(await self.accounts.find(user))
+
+
+def robots_among(sources: Iterable[CredentialSource]) -> RobotAccounts | None:
+    """The robot accounts among ``sources`` (``None``: robots cannot sign in)."""
+    return next((source.accounts for source in sources if isinstance(source, RobotSource)), None)

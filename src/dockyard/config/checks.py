@@ -195,6 +195,19 @@ def _check_events(settings: Settings) -> None:
             raise ConfigError(f"{key}.secret_file: cannot read {options.secret_file}")
 
 
+def _check_ldap(settings: Settings) -> None:
+    ldap = settings.dockyard.ldap
+    if ldap is None:
+        return
+    if ldap.bind_password and ldap.bind_password_file:
+        raise ConfigError("dockyard.ldap: bind_password and bind_password_file both set; keep one")
+    if ldap.start_tls and ldap.url.startswith("ldaps://"):
+        raise ConfigError("dockyard.ldap.start_tls: set with an ldaps:// url, which is TLS from the start; use ldap:// or drop start_tls")
+    for name, path in (("bind_password_file", ldap.bind_password_file), ("ca_file", ldap.ca_file)):
+        if path and not os.access(path, os.R_OK):
+            raise ConfigError(f"dockyard.ldap.{name}: cannot read {path}")
+
+
 def _check_unbuilt(settings: Settings) -> None:
     """Sections that change what the registry does but are not built yet: refused, never ignored."""
     if settings.compatibility.schema1.enabled:
@@ -218,6 +231,7 @@ def check(settings: Settings, named: Named) -> None:
     _check_proxy(settings)
     _check_mirrors(settings)
     _check_events(settings)
+    _check_ldap(settings)
     _check_unbuilt(settings)
 
 
@@ -229,7 +243,11 @@ def notices(settings: Settings) -> list[str]:
     for name, service in (("bugsnag", "Bugsnag"), ("newrelic", "New Relic")):
         if getattr(settings.reporting, name) is not None:
             said.append(f"reporting.{name}: nothing is reported to {service}, ignored")
+    ldap = settings.dockyard.ldap
+    if ldap is not None and ldap.url.startswith("ldap://") and not ldap.start_tls:
+        said.append("dockyard.ldap: ldap:// without start_tls: passwords cross the network in clear; use ldaps:// or start_tls")
     return said + _tls_notices(settings)
+
 
 
 def _tls_notices(settings: Settings) -> list[str]:

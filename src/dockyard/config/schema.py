@@ -553,6 +553,39 @@ class Login:
     failure_window: Duration = _within(60.0, 0.1, flag=Flag("--login-failure-window", "Seconds a failed login counts."))
 
 
+def _ldap_url_problem(value: str) -> str | None:
+    parsed = urllib.parse.urlsplit(value)
+    if parsed.scheme not in ("ldap", "ldaps") or not parsed.hostname or parsed.path not in ("", "/") or parsed.query or parsed.fragment:
+        return f"expected ldap://HOST[:PORT] or ldaps://HOST[:PORT], got {value!r}"
+    return None
+
+
+def _user_filter_problem(value: str) -> str | None:
+    return None if "{username}" in value else f"expected a filter naming {{username}}, such as (uid={{username}}), got {value!r}"
+
+
+@dataclass(frozen=True)
+class Ldap:
+    """Users of an LDAP directory, beside htpasswd's: a search as ``bind_dn`` finds the user's entry,
+    a bind as that entry checks the password, and the groups found are the access policy's ``group:NAME``."""
+
+    url: str = field(default="", metadata={"required": True, "check": _ldap_url_problem})
+    start_tls: bool = False  # upgrade an ldap:// connection to TLS before binding
+    ca_file: str = ""  # the CAs the directory's certificate is verified against (else the system's)
+    bind_dn: str = ""  # the service account that searches; empty: anonymous searches
+    bind_password: str = ""
+    bind_password_file: str = ""  # the password, read at start (a trailing newline dropped), where it is not in this file
+    user_base: str = _required()
+    user_filter: str = field(default="(uid={username})", metadata={"check": _user_filter_problem})
+    group_base: str = ""  # empty: no groups are looked up
+    group_filter: str = "(member={dn})"  # {dn}: the user's entry, {username}: the name signed in with (memberUid)
+    group_name_attribute: str = "cn"
+    timeout: Duration = _within(5.0, 1.0)  # to connect, and for each answer
+    pool_size: int = _within(4, 1, 64)  # connections kept open per worker, each used by one thread at a time
+    page_size: int = _within(500, 1)  # group search results per page
+    cache_ttl: Duration = _within(60.0, 0)  # how long a successful sign-in, and a user's groups, are reused
+
+
 @dataclass(frozen=True)
 class Gc:
     """Garbage collection run by the server (one worker at a time); ``interval: 0`` runs none."""
@@ -609,6 +642,7 @@ class Dockyard:
     token_issuer: str = _plain("dockyard", Flag("--token-issuer", "The issuer the built-in token service names in its tokens."))
     workers: int = _within(1, 1, 64, flag=Flag("--workers", "Worker processes sharing the port."))
     login: Login = _section(Login)
+    ldap: Ldap | None = None
     trusted_proxies: list[str] = _listed(Flag(  # CIDRs whose X-Forwarded-* are honoured
         "--trusted-proxy", "Honour X-Forwarded-Proto/-Host/-Port from this address or network (repeatable). None is trusted by default, not even loopback.",
         multiple=True, metavar="CIDR",

@@ -11,7 +11,7 @@ from dockyard.config.schema import Duration, Settings
 from dockyard.config.values import format_duration, without_none
 
 MASK = "********"
-SECRET_KEYS = frozenset({"password", "secret", "secretkey", "apikey", "licensekey", "authorization"})
+SECRET_KEYS = frozenset({"password", "bind_password", "secret", "secretkey", "apikey", "licensekey", "authorization"})
 
 # ---- showing it ----
 

@@ -1,6 +1,6 @@
 """The web page's session cookie and CSRF tokens: signed with one key every worker and replica shares.
 
-The cookie holds who signed in (or nobody), the stamp of their htpasswd entry (see
+The cookie holds who signed in (or nobody), the stamp of their account (see
 :mod:`dockyard.auth.binding`: a new password or a removed user ends the session), a
 random nonce and an expiry, with an HMAC-SHA256 over them: nothing is kept on the server, so any worker or replica with
 the same key accepts it. The CSRF token of a session is an HMAC of its nonce, sent in
@@ -38,7 +38,7 @@ class Session:
     user: str | None
     nonce: str
     expires: int
-    credential: str | None = None  # the stamp of the user's htpasswd entry at sign-in
+    credential: str | None = None  # the stamp of the user's account at sign-in
 
 
 def _b64(data: bytes) -> str:

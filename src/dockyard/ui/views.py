@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -18,10 +19,10 @@ from dockyard.api.forwarding import path_prefix, public_base_url
 from dockyard.app_keys import MIRRORS_KEY, REGISTRY_KEY
 from dockyard.auth.access import Authenticator, Identity
 from dockyard.auth.binding import CredentialBinding
-from dockyard.auth.robots import RobotAccounts, is_robot_user
+from dockyard.auth.robots import RobotAccounts, is_robot_user, robots_among
 from dockyard.concurrency import gather_bounded
 from dockyard.deletes import delete_reference
-from dockyard.errors import DockyardError, TooManyFailedLogins
+from dockyard.errors import DirectoryUnavailable, DockyardError, TooManyFailedLogins
 from dockyard.logs import USER_KEY, audit
 from dockyard.reference import check_name, check_tag, is_digest, parse_digest
 from dockyard.storage import catalog
@@ -29,6 +30,8 @@ from dockyard.ui import format as formats
 from dockyard.ui.browse import Browser, storage_use
 from dockyard.ui.pagination import parse_count, parse_sort
 from dockyard.ui.sessions import COOKIE_NAME, Session, SessionSigner
+
+log = logging.getLogger("dockyard.ui")
 
 REPOSITORIES_PER_PAGE = 50
 MAX_REPOSITORIES_PER_PAGE = 500
@@ -99,7 +102,7 @@ def _can_sign_in(request: web.Request) -> bool:
 def robot_accounts(request: web.Request) -> RobotAccounts | None:
     """The registry's robot accounts, where anyone can sign in at all."""
     authenticator = _access(request).authenticator
-    return authenticator.robots if authenticator is not None else None
+    return robots_among(authenticator.sources) if authenticator is not None else None
 
 
 def manages_robots(request: web.Request, who: Visitor) -> bool:
@@ -108,25 +111,29 @@ def manages_robots(request: web.Request, who: Visitor) -> bool:
     return robot_accounts(request) is not None and policy is not None and policy.is_admin(who.user)
 
 
-def visitor(request: web.Request) -> Visitor:
+async def visitor(request: web.Request) -> Visitor:
     ui = request.app[UI_KEY]
     access = _access(request)
     session = ui.signer.decode(request.cookies.get(COOKIE_NAME))
     fresh = session is None
     if session is None:
         session = ui.signer.new(None)
-    user = session.user
+    user, account = session.user, None
     if user is not None:
-        # One stat of the user file, as every API request's check does.
-        if access.authenticator is None or not _binding(ui, access.authenticator).holds(user, session.credential):
-            user = None  # removed from the user file, or their password changed, since signing in
+        # As every API request's check does: one stat of the user file, or a cached directory lookup.
+        try:
+            account = await _binding(ui, access.authenticator).current(user, session.credential) if access.authenticator else None
+        except DirectoryUnavailable:
+            log.warning("the directory cannot say whether %r may still be signed in: shown the page as signed out", user)
+        if account is None:
+            user = None  # removed, or their password changed, since signing in
         else:
             request[USER_KEY] = user  # for the access log
-    return Visitor(session, Identity(user, access.policy), fresh)
+    return Visitor(session, Identity.of(user, access.policy, account), fresh)
 
 
 def _binding(ui: Ui, authenticator: Authenticator) -> CredentialBinding:
-    return CredentialBinding(authenticator.htpasswd, ui.signer.binding_key)
+    return CredentialBinding(authenticator.sources, ui.signer.binding_key)
 
 
 def _path(path: str, **query: str | int | None) -> str:
@@ -198,7 +205,7 @@ def page(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamRespon
     """A page handler, given its visitor; refusals and storage errors become HTML pages."""
 
     async def serve(request: web.Request) -> web.StreamResponse:
-        who = visitor(request)
+        who = await visitor(request)
         try:
             return await handler(request, who)
         except Refused as refused:
@@ -413,18 +420,20 @@ async def login(request: web.Request, who: Visitor) -> web.StreamResponse:
     if is_robot_user(user):
         return render(request, who, "login.html", status=401, section="sign-in", title="Sign in", next=next_url, user_name=user,
                       error="Robot accounts sign in to the registry's API, not to this page.")
-    # Stamped before the check: should the file change meanwhile, the session is bound to the
-    # older entry (and ends), never to one the password was not checked against.
-    credential = _binding(request.app[UI_KEY], authenticator).stamp(user)
     try:
-        accepted = bool(user) and await authenticator.check(request, user, password)
+        account = await authenticator.check(request, user, password) if user else None
     except TooManyFailedLogins:
         return render(request, who, "login.html", status=429, section="sign-in", title="Sign in", next=next_url, user_name=user,
                       error="Too many failed sign-ins: wait a minute and try again.")
-    if not accepted:
+    except DirectoryUnavailable:
+        return render(request, who, "login.html", status=503, section="sign-in", title="Sign in", next=next_url, user_name=user,
+                      error="The user directory cannot be reached: try again later.")
+    if account is None:
         return render(request, who, "login.html", status=401, section="sign-in", title="Sign in", next=next_url, user_name=user,
                       error="Wrong user name or password.")
     audit("login", request, user=user, via="web")
+    # Bound to the account the password was checked against (see dockyard.auth.binding).
+    credential = _binding(request.app[UI_KEY], authenticator).stamp(account)
     return _redirect(request, next_url, request.app[UI_KEY].signer.new(user, credential))
 
 
