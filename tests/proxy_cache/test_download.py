@@ -4,11 +4,14 @@ all but the last until the fetch is done; a reader behind what memory holds read
 from __future__ import annotations
 
 import asyncio
+import hashlib
+from collections.abc import AsyncIterator
 
-from dockyard.proxy.cache import STREAM_STEP, Download
+from dockyard.proxy.cache import STREAM_STEP, Download, _stream_into
 from dockyard.storage import paths
 from dockyard.storage.inmemory import InMemoryDriver
 from dockyard.storage.registry import Registry
+from tests.support.writers import HeldWriter
 
 # A reader waiting for bytes that will never come fails the test after this long instead of hanging it.
 HANG_GUARD_SECONDS = 10
@@ -69,6 +72,37 @@ async def test_a_reader_behind_memory_reads_the_file_then_memory() -> None:
     assert bytes(reader.got) == blob[:-1]
     await registry.driver.put_content(download.path, blob)
     download.written = len(blob)
+    await download.finish(download.path)
+    await asyncio.wait_for(reader.task, HANG_GUARD_SECONDS)
+    assert bytes(reader.got) == blob
+
+
+async def test_readers_get_what_arrives_while_a_step_is_being_written() -> None:
+    registry = Registry(InMemoryDriver())
+    download = Download(paths.proxy_download("held"))
+    chunk_size = STREAM_STEP // 4
+    blob = bytes(index % 241 for index in range(STREAM_STEP * 4))
+    upstream_counted: list[int] = []
+
+    async def upstream() -> AsyncIterator[bytes]:
+        for offset in range(0, len(blob), chunk_size):
+            yield blob[offset:offset + chunk_size]
+
+    release = asyncio.Event()
+    writer = HeldWriter(await registry.driver.writer(download.path), release)
+    hasher = hashlib.sha256()
+    reader = _Reader(download, registry)
+    streaming = asyncio.ensure_future(_stream_into(upstream(), writer, hasher, download, STREAM_STEP, False, upstream_counted.append))
+    # The first step's write is held, yet the rest of the blob reaches the reader (before, one step more did).
+    await reader.has(len(blob) - 1)
+    assert bytes(reader.got) == blob[:-1]
+    assert writer.writes == 1
+    release.set()
+    await asyncio.wait_for(streaming, HANG_GUARD_SECONDS)
+    await writer.commit()
+    assert sum(upstream_counted) == len(blob)
+    assert hasher.hexdigest() == hashlib.sha256(blob).hexdigest()
+    download.written = writer.size
     await download.finish(download.path)
     await asyncio.wait_for(reader.task, HANG_GUARD_SECONDS)
     assert bytes(reader.got) == blob

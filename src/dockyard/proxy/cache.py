@@ -122,20 +122,20 @@ class Download:
             return self.written if end is None else min(self.written, end)
         return max(min(self.received, end if end is not None else self.received) - 1, 0)
 
-    def _remembered(self, start: int, stop: int) -> list[bytes] | None:
-        """The bytes from ``start`` to ``stop`` held in memory, or ``None`` when ``start`` is no longer there."""
+    def _remembered(self, start: int, stop: int) -> list[bytes | memoryview] | None:
+        """The bytes from ``start`` to ``stop`` held in memory (views, not copies), or ``None`` when ``start`` is no longer there."""
         if not self._recent or self._recent[0][0] > start:
             return None
-        pieces = []
+        pieces: list[bytes | memoryview] = []
         for offset, chunk in self._recent:
             if offset + len(chunk) <= start:
                 continue
             if offset >= stop:
                 break
-            pieces.append(chunk[max(start - offset, 0):stop - offset] if offset < start or offset + len(chunk) > stop else chunk)
+            pieces.append(memoryview(chunk)[max(start - offset, 0):stop - offset] if offset < start or offset + len(chunk) > stop else chunk)
         return pieces
 
-    async def chunks(self, registry: Registry, start: int = 0, count: int | None = None) -> AsyncIterator[bytes]:
+    async def chunks(self, registry: Registry, start: int = 0, count: int | None = None) -> AsyncIterator[bytes | memoryview]:
         """The blob's bytes from ``start`` (``count`` of them, or to its end) as they arrive;
         raises the fetch's failure where it stopped."""
         sent = start

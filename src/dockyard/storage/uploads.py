@@ -31,6 +31,8 @@ from dockyard.storage.repository import Repository
 # Received bytes are gathered into buffers this large before they are hashed and
 # written, each in a worker thread (both release the GIL): few thread hops per GiB.
 FLUSH_BYTES = 4 << 20
+# Received steps that may wait for the writing of the one before them.
+STEPS_AHEAD = 4
 HASHER_CACHE_SIZE = 4096
 
 
@@ -190,45 +192,62 @@ def range_header(name: str, upload_id: str, size: int) -> dict[str, str]:
 
 async def pump(
     body: AsyncIterator[bytes], writer: FileWriter, hasher: hashlib._Hash, step: int = FLUSH_BYTES,
-    after_step: Callable[[], Awaitable[None]] | None = None, keep_partial: bool = True,
+    after_step: Callable[[], Awaitable[None]] | None = None, keep_partial: bool = True, steps_ahead: int = STEPS_AHEAD,
 ) -> None:
     """Stream ``body`` into ``writer`` and ``hasher`` in steps of at least ``step`` bytes: each step is
-    hashed and written, then ``after_step`` runs, while the next is received. The last, shorter step
-    is written at the end, and with ``keep_partial`` also when receiving failed (what arrived of an
-    upload is kept, to be resumed).
+    hashed and written, then ``after_step`` runs. The last, shorter step is written at the end, and
+    with ``keep_partial`` also when receiving failed (what arrived of an upload is kept, to be resumed).
 
-    Received chunks are kept by reference, not copied into one buffer, so the event
-    loop only receives; hashing and writing run in worker threads (both release the GIL).
+    Receiving runs in a task of its own that waits on writing only when ``steps_ahead`` received
+    steps are not written yet, so a slow write or hash of one step does not stop the sender. Received
+    chunks are kept by reference, not copied into one buffer, so the event loop only receives;
+    hashing and writing run in worker threads (both release the GIL).
     """
 
     def hash_chunks(chunks: list[bytes]) -> None:
         for chunk in chunks:
             hasher.update(chunk)
 
+    # Received steps in order, then None once the body ended or failed (the receiving task holds the failure).
+    steps: asyncio.Queue[list[bytes] | None] = asyncio.Queue()
+    room = asyncio.Semaphore(steps_ahead)  # a step received takes one, its writing gives it back
+
+    async def receive() -> None:
+        chunks: list[bytes] = []
+        gathered = 0
+        try:
+            async for chunk in body:
+                chunks.append(chunk)
+                gathered += len(chunk)
+                if gathered >= step:
+                    await room.acquire()
+                    steps.put_nowait(chunks)
+                    chunks, gathered = [], 0
+        except BaseException:
+            if keep_partial and chunks:
+                steps.put_nowait(chunks)
+            raise
+        else:
+            if chunks:
+                steps.put_nowait(chunks)
+        finally:
+            steps.put_nowait(None)
+
     async def flush(chunks: list[bytes]) -> None:
         await asyncio.gather(asyncio.to_thread(hash_chunks, chunks), writer.write_chunks(chunks))
+        room.release()
         if after_step is not None:
             await after_step()
 
-    chunks: list[bytes] = []
-    gathered = 0
-    pending: asyncio.Task[None] | None = None
+    receiving = asyncio.ensure_future(receive())
+    flushing: asyncio.Future[None] | None = None
     try:
-        async for chunk in body:
-            chunks.append(chunk)
-            gathered += len(chunk)
-            if gathered >= step:
-                if pending is not None:
-                    await pending
-                pending = asyncio.ensure_future(flush(chunks))
-                chunks, gathered = [], 0
+        while (chunks := await steps.get()) is not None:
+            # Shielded: a cancelled pump still lets the threads finish with the writer before it is closed.
+            flushing = asyncio.ensure_future(flush(chunks))
+            await asyncio.shield(flushing)
     except BaseException:
-        if pending is not None:
-            await pending
-        if keep_partial and chunks:
-            await flush(chunks)
+        receiving.cancel()
+        await asyncio.gather(receiving, *([flushing] if flushing is not None else []), return_exceptions=True)
         raise
-    if pending is not None:
-        await pending
-    if chunks:
-        await flush(chunks)
+    await receiving  # raises the body's failure, once what arrived before it is written (with keep_partial)

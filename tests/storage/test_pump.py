@@ -1,0 +1,105 @@
+"""The stepped pump that uploads and the pull-through cache's fetches stream through: receiving goes
+on while a step is written and hashed, a few steps ahead and no more; what arrived before a broken
+body is kept when asked; a failed write stops receiving too."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
+
+import pytest
+
+from dockyard.storage.inmemory import InMemoryDriver
+from dockyard.storage.uploads import STEPS_AHEAD, pump
+from tests.support.writers import HeldWriter
+
+STEP = 4096
+CHUNK = STEP // 4
+PATH = "pumped"
+# A pump waiting for something that will never come fails the test after this long instead of hanging it.
+HANG_GUARD_SECONDS = 10
+
+
+class _Body:
+    """A request body of ``blob`` in chunks of ``CHUNK`` bytes, counting what was taken; ``failure`` after ``fail_after`` bytes."""
+
+    def __init__(self, blob: bytes, failure: Exception | None = None, fail_after: int | None = None) -> None:
+        self.blob = blob
+        self.taken = 0
+        self.failure = failure
+        self.fail_after = len(blob) if fail_after is None else fail_after
+        self._progress = asyncio.Event()
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        while self.taken < self.fail_after:
+            chunk = self.blob[self.taken:min(self.taken + CHUNK, self.fail_after)]
+            self.taken += len(chunk)
+            self._progress.set()
+            yield chunk
+        if self.failure is not None:
+            raise self.failure
+
+    async def taken_at_least(self, count: int) -> None:
+        async with asyncio.timeout(HANG_GUARD_SECONDS):
+            while self.taken < count:
+                self._progress.clear()
+                await self._progress.wait()
+
+
+async def _settle() -> None:
+    """Lets every task run until each waits for something outside the loop's reach."""
+    for _ in range(200):
+        await asyncio.sleep(0)
+
+
+async def test_receiving_goes_on_while_a_step_is_written_up_to_steps_ahead() -> None:
+    driver = InMemoryDriver()
+    blob = bytes(index % 253 for index in range(STEP * (STEPS_AHEAD + 6)))
+    body, release = _Body(blob), asyncio.Event()
+    writer = HeldWriter(await driver.writer(PATH), release)
+    hasher = hashlib.sha256()
+    pumping = asyncio.ensure_future(pump(body.chunks(), writer, hasher, STEP))
+    # The first step's write is held: the next steps are received meanwhile (before, only one more was).
+    await body.taken_at_least(STEP * (STEPS_AHEAD + 1))
+    await _settle()
+    assert body.taken <= STEP * (STEPS_AHEAD + 1), "receiving ran further ahead of writing than its bound"
+    assert writer.writes == 1
+    release.set()
+    await asyncio.wait_for(pumping, HANG_GUARD_SECONDS)
+    await writer.commit()
+    await writer.close()
+    assert await driver.get_content(PATH) == blob
+    assert hasher.hexdigest() == hashlib.sha256(blob).hexdigest()
+
+
+@pytest.mark.parametrize("keep_partial", [True, False])
+async def test_what_arrived_before_a_broken_body_is_written_when_kept(keep_partial: bool) -> None:
+    driver = InMemoryDriver()
+    blob = bytes(index % 251 for index in range(STEP * 3))
+    arrived = STEP * 2 + CHUNK
+    body = _Body(blob, ConnectionResetError("client went away"), fail_after=arrived)
+    writer = await driver.writer(PATH)
+    hasher = hashlib.sha256()
+    with pytest.raises(ConnectionResetError):
+        await asyncio.wait_for(pump(body.chunks(), writer, hasher, STEP, keep_partial=keep_partial), HANG_GUARD_SECONDS)
+    await writer.commit()
+    await writer.close()
+    kept = blob[:arrived] if keep_partial else blob[:STEP * 2]
+    assert await driver.get_content(PATH) == kept
+    assert hasher.hexdigest() == hashlib.sha256(kept).hexdigest()
+
+
+async def test_a_failed_write_stops_receiving_and_is_raised() -> None:
+    driver = InMemoryDriver()
+    blob = bytes(STEP * (STEPS_AHEAD + 6))
+    body, release = _Body(blob), asyncio.Event()
+    writer = HeldWriter(await driver.writer(PATH), release, OSError("disk full"))
+    pumping = asyncio.ensure_future(pump(body.chunks(), writer, hashlib.sha256(), STEP))
+    await body.taken_at_least(STEP * 2)
+    release.set()
+    with pytest.raises(OSError, match="disk full"):
+        await asyncio.wait_for(pumping, HANG_GUARD_SECONDS)
+    taken = body.taken
+    await _settle()
+    assert body.taken == taken < len(blob)
