@@ -11,8 +11,10 @@ import uuid
 TEMPORARY_NAME = re.compile(r"\..+\.[0-9a-f]{32}\.tmp")
 
 
-def write_file(path: pathlib.Path, content: bytes, mode: int = 0o644) -> None:
-    """Write to a temporary name beside ``path`` (created with ``mode``), fsync, rename."""
+def write_file(path: pathlib.Path, content: bytes, mode: int = 0o644, replace: bool = True) -> bool:
+    """Write to a temporary name beside ``path`` (created with ``mode``), fsync, rename; whether
+    ``path`` was written. With ``replace`` false, a hard link stands for the rename: it fails
+    where ``path`` exists, so only one of many racing writers creates it."""
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -26,7 +28,16 @@ def write_file(path: pathlib.Path, content: bytes, mode: int = 0o644) -> None:
             file.write(content)
             file.flush()
             os.fsync(file.fileno())
-        os.replace(temporary, path)
+        if replace:
+            os.replace(temporary, path)
+            return True
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            return False
+        finally:
+            temporary.unlink(missing_ok=True)
+        return True
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise

@@ -532,3 +532,24 @@ class DriverSuite:
         assert sorted(await driver.list("/many"), key=int) == [str(index) for index in range(50)]
         for index in range(50):
             assert await driver.get_content(f"/many/{index}/link") == str(index).encode()
+
+    # -- create (only where nothing is) ---------------------------------------------
+
+    async def test_create_writes_only_where_nothing_is(self, driver: StorageDriver) -> None:
+        assert await driver.create("/created/link", b"first")
+        assert not await driver.create("/created/link", b"second")
+        assert await driver.get_content("/created/link") == b"first"
+        assert await driver.list("/created") == ["link"]  # no temporary file left beside it
+
+    async def test_concurrent_creates_leave_exactly_one_winner(self, driver: StorageDriver, reopen: Callable[[], StorageDriver]) -> None:
+        other = reopen()  # another process (or replica) on the same storage
+        try:
+            for attempt in range(10):
+                path = f"/race/{attempt}/link"
+                values = [f"writer {index}".encode() for index in range(8)]
+                drivers = [driver if index % 2 else other for index in range(len(values))]
+                won = await asyncio.gather(*(each.create(path, value) for each, value in zip(drivers, values, strict=True)))
+                assert won.count(True) == 1, won
+                assert await driver.get_content(path) == values[won.index(True)]
+        finally:
+            await other.close()

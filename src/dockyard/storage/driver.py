@@ -87,6 +87,11 @@ class StorageDriver(abc.ABC):
         """Atomically replace the file at ``path``."""
 
     @abc.abstractmethod
+    async def create(self, path: str, content: bytes) -> bool:
+        """Write the file at ``path`` only where there is none, atomically against every other
+        writer (on every machine sharing the storage); whether this call wrote it."""
+
+    @abc.abstractmethod
     def read(self, path: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
         """Stream ``length`` bytes (all when ``None``) from ``offset``."""
 
@@ -141,6 +146,11 @@ class StorageDriver(abc.ABC):
             held.users -= 1
             if not held.users:
                 del locks[path]
+
+    async def remove_empty_folder(self, path: str) -> bool:
+        """Remove the folder ``path`` if it is empty (a write into it meanwhile keeps it); whether it went.
+        Only a filesystem has folders that outlive their files: elsewhere there is nothing to remove."""
+        return False
 
     async def redirect_url(self, path: str, method: str) -> str | None:
         """A URL the client may fetch the content from directly, or ``None``."""

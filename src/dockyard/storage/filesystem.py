@@ -162,6 +162,9 @@ class FilesystemDriver(StorageDriver):
     async def put_content(self, path: str, content: bytes) -> None:
         await asyncio.to_thread(write_file, pathlib.Path(self._full(path)), content)
 
+    async def create(self, path: str, content: bytes) -> bool:
+        return await asyncio.to_thread(write_file, pathlib.Path(self._full(path)), content, replace=False)
+
     async def read(self, path: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
         try:
             file = await asyncio.to_thread(open, self._full(path), "rb")
@@ -301,6 +304,13 @@ class FilesystemDriver(StorageDriver):
     async def delete(self, path: str) -> None:
         if not await asyncio.to_thread(_delete_tree, self._full(path)):
             raise PathNotFound(path)
+
+    async def remove_empty_folder(self, path: str) -> bool:
+        try:
+            await asyncio.to_thread(os.rmdir, self._full(path))
+        except OSError:  # not empty (written into meanwhile), or gone
+            return False
+        return True
 
     @contextlib.asynccontextmanager
     async def lock(self, path: str) -> AsyncIterator[None]:
