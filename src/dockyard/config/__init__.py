@@ -42,6 +42,7 @@ from dockyard.config.schema import (
     S3,
     SERVE_DEFAULTS,
     Gc,
+    ImmutableTags,
     Redis,
     RedisPool,
     RedisTls,
@@ -55,7 +56,8 @@ from dockyard.config.show import MASK, to_yaml
 from dockyard.config.values import ConfigError, format_duration, parse_duration, read_section, shown
 
 __all__ = [
-    "MASK", "S3", "ConfigError", "Gc", "Loaded", "Redis", "RedisPool", "RedisTls", "Retention", "Settings", "Storage", "UploadPurging", "Validation",
+    "MASK", "S3", "ConfigError", "Gc", "ImmutableTags", "Loaded", "Redis", "RedisPool", "RedisTls", "Retention", "Settings", "Storage",
+    "UploadPurging", "Validation",
     "format_duration", "load", "parse_duration", "to_yaml",
 ]
 

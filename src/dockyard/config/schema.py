@@ -616,6 +616,15 @@ class Retention:
 
 
 @dataclass(frozen=True)
+class ImmutableTags:
+    """Tags matching ``tags`` (globs) in the repositories ``repositories`` (a glob) matches: once one
+    exists it never moves to another manifest and is never deleted (see :mod:`dockyard.storage.immutable`)."""
+
+    repositories: str = _required()
+    tags: list[str] = field(default_factory=list, metadata={"required": True})
+
+
+@dataclass(frozen=True)
 class ProxyOptions:
     """What registry:2's ``proxy`` section cannot say."""
 
@@ -649,6 +658,7 @@ class Dockyard:
     ))
     gc: Gc = _section(Gc)
     retention: list[Retention] = field(default_factory=list)
+    immutable_tags: list[ImmutableTags] = field(default_factory=list)
     ui: bool = _plain(True, Flag("--no-ui", "Serve no web page at / (only the API).", inverted=True))  # the web page at / (under http.prefix)
     # HTTP-01 challenges of http.tls.letsencrypt are answered here (HOST:PORT, port 80 for a public ACME server);
     # unset, TLS-ALPN-01 is answered on the serving port, as registry:2 does.

@@ -294,7 +294,7 @@ class Collector:
         if policy is None:
             return
         repository = self.registry.repository(links.name)
-        for expired in await retention.expired_tags(self.driver, links, policy, started - self.options.grace_period):
+        for expired in await retention.expired_tags(self.driver, links, policy, started - self.options.grace_period, self.registry.immutable):
             path = paths.tag_current_link(links.name, expired.tag)
             # Moved or pushed again since it was read: the policy no longer applies to it.
             if not self.options.dry_run:

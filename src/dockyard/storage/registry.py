@@ -7,6 +7,7 @@ from dockyard.storage import catalog
 from dockyard.storage.blobs import BlobStore
 from dockyard.storage.cache import StorageCache
 from dockyard.storage.driver import StorageDriver
+from dockyard.storage.immutable import ImmutableTags
 from dockyard.storage.repository import PushRules, Repository
 from dockyard.storage.uploads import UploadStore
 
@@ -19,10 +20,11 @@ class Registry:
     def __init__(
         self, driver: StorageDriver, *, delete_enabled: bool = True, read_only: bool = False, cache: StorageCache | None = None,
         rules: PushRules = PushRules(), catalog_max_entries: int = CATALOG_MAX_ENTRIES,
-        tags_max_entries: int = TAGS_MAX_ENTRIES,
+        tags_max_entries: int = TAGS_MAX_ENTRIES, immutable: ImmutableTags = ImmutableTags(),
     ) -> None:
         self.driver = driver
         self.rules = rules
+        self.immutable = immutable
         self.catalog_max_entries = catalog_max_entries
         """The largest page of the catalog, and the page a request without ``n`` gets."""
         self.tags_max_entries = tags_max_entries
@@ -38,7 +40,7 @@ class Registry:
             raise Unsupported("deletes are disabled on this registry")
 
     def repository(self, name: str) -> Repository:
-        return Repository(self.driver, self.blobs, name, self.rules)
+        return Repository(self.driver, self.blobs, name, self.rules, self.immutable)
 
     async def catalog(self) -> list[str]:
         return await catalog.repositories(self.driver)
