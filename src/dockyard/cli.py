@@ -20,6 +20,7 @@ _COMMANDS = {
     "gc": "dockyard.commands.gc:gc",
     "scrub": "dockyard.commands.scrub:scrub",
     "du": "dockyard.commands.du:du",
+    "repo": "dockyard.commands.repo:repo",
 }
 
 

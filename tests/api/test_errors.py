@@ -35,6 +35,8 @@ EXPECTED: dict[type[domain.DockyardError], tuple[str, int]] = {
     domain.TooManyFailedLogins: ("TOOMANYREQUESTS", 429),
     domain.UpstreamUnavailable: ("UNAVAILABLE", 503),
     domain.UpstreamRateLimited: ("TOOMANYREQUESTS", 429),
+    domain.TagImmutable: ("DENIED", 403),
+    domain.RepositoryUnknown: ("NAME_UNKNOWN", 404),
 }
 
 

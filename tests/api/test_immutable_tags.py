@@ -11,7 +11,6 @@ import time
 import pytest
 
 from dockyard import config
-from dockyard.api.app import create_app
 from dockyard.maintenance.gc import Collector, Options
 from dockyard.storage.immutable import ImmutableTags
 from dockyard.storage.registry import Registry

@@ -35,6 +35,8 @@ CACHED_LISTINGS = 64
 # a coarse clock (a jiffy, a second on some filesystems), so a change within the same
 # tick as the listing could leave the signature as it was.
 SETTLED_NS = 2_000_000_000
+# A tree being written into as it is deleted is deleted again, this many times at most.
+TREE_DELETE_ATTEMPTS = 5
 
 
 def use_io_threads(count: int) -> None:
@@ -72,10 +74,17 @@ def _delete_tree(target: str) -> bool:
     except (IsADirectoryError, PermissionError):  # Linux's answer for a directory, and macOS's
         if not os.path.isdir(target) or os.path.islink(target):
             raise
-        try:
-            shutil.rmtree(target, onerror=_ignore_vanished)
-        except (FileNotFoundError, NotADirectoryError):
-            return False
+        for attempt in range(TREE_DELETE_ATTEMPTS):
+            try:
+                shutil.rmtree(target, onerror=_ignore_vanished)
+            except (FileNotFoundError, NotADirectoryError):
+                return attempt > 0
+            except OSError as error:
+                # A write into the tree meanwhile (a push into a repository being deleted): go again.
+                if error.errno != errno.ENOTEMPTY or attempt == TREE_DELETE_ATTEMPTS - 1:
+                    raise
+                continue
+            break
     return True
 
 

@@ -520,7 +520,9 @@ class S3Driver(StorageDriver):
             renewal.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewal
-            await self._call("delete_object", Key=key)
+            # With the folders it leaves empty: a lock taken just as its file's tree was deleted
+            # (an upload cancelled while a chunk waited for it) would leave SeaweedFS a folder.
+            await self._remove(key, [key])
 
     async def _acquire(self, key: str, token: str) -> str:
         delay = LOCK_POLL_SECONDS[0]
