@@ -154,11 +154,11 @@ async def _upload(client, name: str) -> tuple[int, str]:
 
 async def test_a_delete_during_an_upload_leaves_one_whole_outcome(client, storage) -> None:
     digest = "sha256:" + hashlib.sha256(b"".join(UPLOAD_CHUNKS)).hexdigest()
-    for attempt in range(15):
+    for attempt in range(10):
         name = f"busy/r{attempt}"
         await push_image(client, name, "v1")
         uploading = asyncio.ensure_future(_upload(client, name))
-        await asyncio.sleep(0.002 * attempt)  # the delete lands at a different point of the upload each time
+        await asyncio.sleep(0.003 * attempt)  # the delete lands at a different point of the upload each time
         deleted = await client.delete(delete_path(name))
         outcome = await uploading
         assert deleted.status == 200, await deleted.text()
