@@ -71,6 +71,7 @@ async def test_a_deleted_repository_is_gone_at_once_and_gc_frees_only_its_own_bl
     for reference in ("v1", gone):
         await error_of(await client.get(f"/v2/team/app/manifests/{reference}"), 404, "MANIFEST_UNKNOWN")
     await error_of(await client.delete(delete_path("team/app")), 404, "NAME_UNKNOWN")
+    await error_of(await client.get(delete_path("other")), 405, "UNSUPPORTED")  # DELETE only, answered as the API answers
     assert not [file for file in snapshot(storage) if "repositories/team/app/_" in file]
 
     report = await collect(registry)

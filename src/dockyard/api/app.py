@@ -179,7 +179,7 @@ def create_app(
     compat.add_routes(app.router, prefix)
     if ui_session_key is not None:
         ui.setup(app, prefix, ui_session_key)
-    app.router.add_delete(prefix + repositories.PATH + "{tail:.+}", repositories.delete)
+    app.router.add_route("*", prefix + repositories.PATH + "{tail:.+}", repositories.handle)
     app.router.add_route("*", prefix + "/v2", dispatch)
     app.router.add_route("*", prefix + "/v2/{tail:.*}", dispatch)
     app.on_response_prepare.append(_common_headers)

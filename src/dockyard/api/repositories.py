@@ -24,7 +24,9 @@ PATH = "/dockyard/v1/repositories/"
 FORCE_VALUES = ("1", "true")
 
 
-async def delete(request: web.Request) -> web.StreamResponse:
+async def handle(request: web.Request) -> web.StreamResponse:
+    if request.method != "DELETE":
+        raise RegistryError(errors.METHOD_UNKNOWN, headers={"Allow": "DELETE"})
     name = routes.decode_path(routes.raw_path(request).removeprefix(PATH))
     check_name(name)
     registry = request.app[REGISTRY_KEY]
