@@ -22,6 +22,7 @@ _COMMANDS = {
     "scrub": "dockyard.commands.scrub:scrub",
     "du": "dockyard.commands.du:du",
     "doctor": "dockyard.commands.doctor:doctor",
+    "repo": "dockyard.commands.repo:repo",
 }
 
 

@@ -1,5 +1,5 @@
-"""Deleting a tag or a manifest, wherever it is asked for (the API, the web page): the
-same checks of the reference, the same change, the same audit record."""
+"""Deleting a tag, a manifest or a whole repository, wherever it is asked for (the API, the web
+page, the command line): the same checks, the same change, the same audit record."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from aiohttp import web
 from dockyard.errors import ManifestUnknown
 from dockyard.logs import audit
 from dockyard.reference import Digest, check_tag, is_digest, parse_digest
-from dockyard.storage.registry import Registry
+from dockyard.storage.registry import DeletedRepository, Registry
 from dockyard.storage.repository import Repository
 
 
@@ -34,3 +34,17 @@ async def _tagged(repository: Repository, tag: str) -> Digest | None:
         return await repository.resolve_tag(tag)
     except ManifestUnknown:
         return None
+
+
+async def delete_repository(
+    registry: Registry, name: str, user: str | None, request: web.BaseRequest | None, force: bool = False,
+) -> DeletedRepository:
+    """Delete the repository ``name`` (see :meth:`Registry.delete_repository`); ``force`` (an admin's
+    choice, checked by the caller) deletes it even when it holds immutable tags."""
+    registry.require_deletes()
+    deleted = await registry.delete_repository(name, force)
+    audit(
+        "delete_repository", request, repository=name, tags=len(deleted.tags), manifests=deleted.manifests,
+        uploads_cancelled=deleted.uploads, forced=force, user=user,
+    )
+    return deleted

@@ -115,3 +115,13 @@ class TooManyFailedLogins(DockyardError):
     def __init__(self, retry_after: int, message: str | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class TagImmutable(DockyardError):
+    """A push would move an immutable tag, or a delete would remove one (``dockyard.immutable_tags``)."""
+
+    description = "the tag is immutable"
+
+
+class RepositoryUnknown(DockyardError):
+    description = "repository name not known to registry"

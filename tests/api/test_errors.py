@@ -37,6 +37,8 @@ EXPECTED: dict[type[domain.DockyardError], tuple[str, int]] = {
     domain.UpstreamUnavailable: ("UNAVAILABLE", 503),
     domain.DirectoryUnavailable: ("UNAVAILABLE", 503),
     domain.UpstreamRateLimited: ("TOOMANYREQUESTS", 429),
+    domain.TagImmutable: ("DENIED", 403),
+    domain.RepositoryUnknown: ("NAME_UNKNOWN", 404),
 }
 
 

@@ -17,6 +17,7 @@ from dockyard.config import (
     MASK,
     ConfigError,
     Gc,
+    ImmutableTags,
     Loaded,
     Quota,
     Redis,
@@ -230,6 +231,7 @@ def test_settings_from_every_setting(tmp_path: pathlib.Path) -> None:
           idle_timeout: 1m30s
           gc: {interval: 24h, grace_period: 2h, delete_untagged: true}
           retention: [{repositories: "ci/*", keep_last: 10, keep_tags: ["v*"], untagged_older_than: 72h}]
+          immutable_tags: [{repositories: "prod/*", tags: ["v*", "release-*"]}]
         """)
     settings = loaded.settings
     P = pathlib.Path
@@ -240,6 +242,7 @@ def test_settings_from_every_setting(tmp_path: pathlib.Path) -> None:
     assert (settings.dockyard.header_timeout, settings.dockyard.idle_timeout) == (10.0, 90.0)
     assert settings.dockyard.gc == Gc(interval=86400.0, grace_period=7200.0, dry_run=False, delete_untagged=True)
     assert settings.dockyard.retention == [Retention(repositories="ci/*", keep_last=10, keep_tags=["v*"], untagged_older_than=259200.0)]
+    assert settings.dockyard.immutable_tags == [ImmutableTags(repositories="prod/*", tags=["v*", "release-*"])]
     assert AuthSettings.of(settings, signing_key=P("/srv/tls/token-signing.key")) == AuthSettings(
         htpasswd=None, realm="Dockyard", policy_file=P("/etc/policy.yml"), token_auth=True, token_service="registry.example.com",
         token_issuer="auth.example.com", token_realm="https://auth.example.com/token", token_rootcertbundle=P("/etc/tls/issuer.pem"),

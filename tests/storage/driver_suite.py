@@ -360,7 +360,7 @@ class DriverSuite:
         other = reopen()
 
         async def count(on: StorageDriver) -> None:
-            await on.create_empty("/counted/lock")
+            await on.create("/counted/lock", b"")
             async with on.lock("/counted/lock"):
                 seen = int(await on.get_content("/counted/value")) if "value" in await on.list("/counted") else 0
                 await asyncio.sleep(0.001)
@@ -371,7 +371,7 @@ class DriverSuite:
             assert await driver.get_content("/counted/value") == b"20"
             assert await driver.get_content("/counted/lock") == b""
             await driver.put_content("/counted/lock", b"kept")
-            await driver.create_empty("/counted/lock")
+            await driver.create("/counted/lock", b"")
             assert await driver.get_content("/counted/lock") == b"kept"
         finally:
             if other is not driver:
@@ -556,3 +556,24 @@ class DriverSuite:
         assert sorted(await driver.list("/many"), key=int) == [str(index) for index in range(50)]
         for index in range(50):
             assert await driver.get_content(f"/many/{index}/link") == str(index).encode()
+
+    # -- create (only where nothing is) ---------------------------------------------
+
+    async def test_create_writes_only_where_nothing_is(self, driver: StorageDriver) -> None:
+        assert await driver.create("/created/link", b"first")
+        assert not await driver.create("/created/link", b"second")
+        assert await driver.get_content("/created/link") == b"first"
+        assert await driver.list("/created") == ["link"]  # no temporary file left beside it
+
+    async def test_concurrent_creates_leave_exactly_one_winner(self, driver: StorageDriver, reopen: Callable[[], StorageDriver]) -> None:
+        other = reopen()  # another process (or replica) on the same storage
+        try:
+            for attempt in range(4):
+                path = f"/race/{attempt}/link"
+                values = [f"writer {index}".encode() for index in range(6)]
+                drivers = [driver if index % 2 else other for index in range(len(values))]
+                won = await asyncio.gather(*(each.create(path, value) for each, value in zip(drivers, values, strict=True)))
+                assert won.count(True) == 1, won
+                assert await driver.get_content(path) == values[won.index(True)]
+        finally:
+            await other.close()

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from urllib.parse import unquote
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from dockyard import ui
-from dockyard.api import compat, errors, routes
+from dockyard.api import compat, errors, repositories, routes
 from dockyard.api.access import TOKEN_PATH, AccessController, needed_scopes
 from dockyard.api.context import ACCESS_KEY, RequestContext
-from dockyard.api.errors import RegistryError
+from dockyard.api.errors import PULL_THROUGH_MESSAGE, READ_ONLY_MESSAGE, RegistryError
 from dockyard.api.forwarding import FORWARDING_KEY, path_prefix, public_base_url
 from dockyard.api.token import TokenService
 from dockyard.app_keys import MIRRORS_KEY, REGISTRY_KEY, ROUTE_KEY
@@ -28,16 +26,12 @@ from dockyard.tls.trust import CA_URL_PATH
 
 log = logging.getLogger("dockyard.api")
 
-_ENCODED_SLASH = re.compile("%2f", re.IGNORECASE)
-
 API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
 
 ResponseHook = Callable[[web.Request, web.StreamResponse], Awaitable[None]]
 
 # What changes the registry; a read-only registry refuses these on every route.
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-READ_ONLY_MESSAGE = "the registry is in read-only mode"
-PULL_THROUGH_MESSAGE = "the repository is a pull-through cache of an upstream: push there"
 
 
 def error_response(error: RegistryError) -> web.Response:
@@ -50,13 +44,9 @@ def error_response(error: RegistryError) -> web.Response:
 
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
-    # The raw path, decoded once here: aiohttp's own path has had ``..`` folded away,
-    # which would let ``/v2/a/../b/...`` reach another repository silently. An
-    # encoded slash must not become a separator (``manifests/a%2Fb`` would name
-    # another repository): it decodes to NUL, which no name, tag or digest accepts.
-    raw = request.raw_path.split("?", 1)[0].removeprefix(path_prefix(request))
+    raw = routes.raw_path(request)
     under_v2 = raw == "/v2" or raw.startswith("/v2/")
-    path = unquote(_ENCODED_SLASH.sub("%00", raw[len("/v2/"):]))
+    path = routes.decode_path(raw[len("/v2/"):])
     found = routes.match(path) if under_v2 else None
     if found is None:
         raise RegistryError(errors.NOT_FOUND, detail={"path": raw[:300]})
@@ -189,6 +179,7 @@ def create_app(
     compat.add_routes(app.router, prefix)
     if ui_session_key is not None:
         ui.setup(app, prefix, ui_session_key)
+    app.router.add_route("*", prefix + repositories.PATH + "{tail:.+}", repositories.handle)
     app.router.add_route("*", prefix + "/v2", dispatch)
     app.router.add_route("*", prefix + "/v2/{tail:.*}", dispatch)
     app.on_response_prepare.append(_common_headers)

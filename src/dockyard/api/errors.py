@@ -46,6 +46,9 @@ TOO_MANY_REQUESTS = ErrorCode("TOOMANYREQUESTS", "too many requests", 429)
 UNAVAILABLE = ErrorCode("UNAVAILABLE", "service unavailable", 503)
 UNKNOWN = ErrorCode("UNKNOWN", "unknown error", 500)
 
+READ_ONLY_MESSAGE = "the registry is in read-only mode"
+PULL_THROUGH_MESSAGE = "the repository is a pull-through cache of an upstream: push there"
+
 
 class RegistryError(Exception):
     """A failure to report to the client as the spec's JSON error body."""
@@ -93,6 +96,8 @@ DOMAIN_CODES: dict[type[domain.DockyardError], ErrorCode] = {
     domain.DirectoryUnavailable: UNAVAILABLE,
     domain.TooManyFailedLogins: TOO_MANY_REQUESTS,
     domain.UpstreamRateLimited: TOO_MANY_REQUESTS,
+    domain.TagImmutable: DENIED,
+    domain.RepositoryUnknown: NAME_UNKNOWN,
 }
 
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 from aiohttp import web
 
 from dockyard.api import base, blobs, catalog, manifests, referrers, tags, uploads
 from dockyard.api.context import RequestContext
+from dockyard.api.forwarding import path_prefix
 
 Handler = Callable[[RequestContext], Awaitable[web.StreamResponse]]
 
@@ -44,6 +46,22 @@ ROUTES: tuple[Route, ...] = (
     _route("blob", r"(?P<name>.+)/blobs/(?P<digest>[^/]+)", GET=blobs.get, DELETE=blobs.delete),
     _route("referrers", r"(?P<name>.+)/referrers/(?P<digest>[^/]+)", GET=referrers.get),
 )
+
+
+_ENCODED_SLASH = re.compile("%2f", re.IGNORECASE)
+
+
+def raw_path(request: web.Request) -> str:
+    """The request's path as sent, without ``http.prefix`` or the query."""
+    return request.raw_path.split("?", 1)[0].removeprefix(path_prefix(request))
+
+
+def decode_path(raw: str) -> str:
+    """A raw path (as sent: aiohttp's own path has had ``..`` folded away, which would let
+    ``a/../b`` reach another repository silently) decoded once. An encoded slash must not become a
+    separator (``manifests/a%2Fb`` would name another repository): it decodes to NUL, which no
+    name, tag or digest accepts."""
+    return unquote(_ENCODED_SLASH.sub("%00", raw))
 
 
 def match(path: str) -> tuple[Route, dict[str, str]] | None:

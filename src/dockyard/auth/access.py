@@ -55,6 +55,10 @@ class Identity:
     def may(self, action: str, repository: str) -> bool:
         return action in self.allowed(repository)
 
+    def is_admin(self) -> bool:
+        """An admin of the policy; without a policy file, any signed-in user (and with no authentication, anyone)."""
+        return self.policy is None or self.policy.is_admin(self.user)
+
     def may_list_catalog(self) -> bool:
         if self.grants is not None:
             return any(grant.type == "registry" and grant.name == "catalog" for grant in self.grants)

@@ -16,6 +16,7 @@ from dockyard.maintenance.uploads_purge import purge_uploads
 from dockyard.proxy.expiry import ttl_lookup
 from dockyard.storage.cache import cache_from_config
 from dockyard.storage.factory import NoRegistryData, StorageSettings, StorageUnavailable, build_driver, check_registry_data
+from dockyard.storage.immutable import ImmutableTags
 from dockyard.storage.quotas import QuotaRule
 from dockyard.storage.registry import Registry
 
@@ -53,9 +54,10 @@ def storage_settings(config_file: pathlib.Path | None, root: pathlib.Path | None
 
 
 def open_registry(storage: StorageSettings, settings: Settings | None) -> Registry:
-    """The registry over the storage, with the config's Redis cache: what is deleted must leave it too."""
+    """The registry over the storage, with the config's Redis cache (what is deleted must leave it too),
+    its quotas and immutable tags (which retention keeps)."""
     return Registry(
-        build_driver(storage), cache=cache_from_config(settings.redis_cache if settings else None),
+        build_driver(storage), cache=cache_from_config(settings.redis_cache if settings else None), immutable=ImmutableTags.of(settings),
         quotas=QuotaRule.all_of(settings.dockyard.quotas) if settings else (),
     )
 

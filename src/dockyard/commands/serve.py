@@ -207,6 +207,7 @@ def build_app(settings: Settings, prepared: Prepared) -> web.Application:
     from dockyard.storage.cache import cache_from_config
     from dockyard.storage.factory import build_driver
     from dockyard.storage.filesystem import use_io_threads
+    from dockyard.storage.immutable import ImmutableTags
     from dockyard.storage.quotas import QuotaRule
     from dockyard.storage.registry import Registry
     from dockyard.storage.repository import PushRules
@@ -218,7 +219,7 @@ def build_app(settings: Settings, prepared: Prepared) -> web.Application:
         build_driver(prepared.storage), delete_enabled=storage.delete.enabled,
         read_only=storage.maintenance.readonly.enabled or proxy is not None,  # a pull-through cache is read-only, as registry:2's
         cache=cache_from_config(settings.redis_cache), rules=PushRules.of(settings.validation), catalog_max_entries=settings.catalog.maxentries,
-        tags_max_entries=settings.tags.maxtags, quotas=QuotaRule.all_of(settings.dockyard.quotas),
+        tags_max_entries=settings.tags.maxtags, quotas=QuotaRule.all_of(settings.dockyard.quotas), immutable=ImmutableTags.of(settings),
     )
     access, tokens = prepared.auth.build(RobotAccounts(registry.driver))
     app = create_app(

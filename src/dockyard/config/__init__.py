@@ -44,6 +44,7 @@ from dockyard.config.schema import (
     S3,
     SERVE_DEFAULTS,
     Gc,
+    ImmutableTags,
     Quota,
     Redis,
     RedisPool,
@@ -58,7 +59,8 @@ from dockyard.config.show import MASK, to_yaml
 from dockyard.config.values import ConfigError, format_duration, parse_duration, read_section, shown
 
 __all__ = [
-    "MASK", "S3", "ConfigError", "EventDelivery", "Gc", "Loaded", "Quota", "Redis", "RedisPool", "RedisTls", "Retention", "Settings", "Storage",
+    "MASK", "S3", "ConfigError", "EventDelivery", "Gc", "ImmutableTags", "Loaded", "Quota", "Redis", "RedisPool", "RedisTls", "Retention",
+    "Settings", "Storage",
     "UploadPurging", "Validation",
     "format_duration", "load", "parse_duration", "to_yaml",
 ]

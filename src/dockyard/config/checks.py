@@ -9,7 +9,8 @@ import os
 import re
 from collections.abc import Callable
 
-from dockyard.config.schema import Dockyard, Settings, Storage, address_problem
+from dockyard.config.schema import Dockyard, Settings, Storage
+from dockyard.config.value_checks import address_problem
 from dockyard.config.values import ConfigError, kinds
 from dockyard.forwarding import ForwardingError, parse_trusted
 from dockyard.tls import policy

@@ -9,13 +9,19 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from dockyard.address import Address
 from dockyard.config.events import EventDelivery
 from dockyard.config.fields import ByteSize as ByteSize  # re-exported: the readers take them from here
 from dockyard.config.fields import Duration as Duration
 from dockyard.config.fields import Flag as Flag
 from dockyard.config.fields import _flagged, _listed, _one_of, _plain, _required, _section, _within
-from dockyard.forwarding import ForwardingError, parse_prefix, parse_public_url
+from dockyard.config.value_checks import (
+    https_url_problem,
+    metrics_path_problem,
+    optional_address_problem,
+    prefix_problem,
+    private_acl_problem,
+    public_url_problem,
+)
 from dockyard.reference import NAME_PATTERN
 from dockyard.tls.policy import CLIENT_AUTH_MODES, FLOOR, TLS_VERSIONS
 
@@ -35,47 +41,6 @@ SERVE_DEFAULTS: dict[str, object] = {
 LOG_LEVELS = {"error": "error", "warn": "warning", "info": "info", "debug": "debug"}  # registry:2's, Python's
 
 
-def address_problem(value: str) -> str | None:
-    try:
-        Address.parse(value)
-    except ValueError:
-        return f"expected HOST:PORT, got {value}"
-    return None
-
-
-def _optionaladdress_problem(value: str) -> str | None:
-    return address_problem(value) if value else None
-
-
-def _prefix_problem(value: str) -> str | None:
-    try:
-        parse_prefix(value)
-    except ForwardingError as error:
-        return str(error)
-    return None
-
-
-def _public_url_problem(value: str) -> str | None:
-    try:
-        parse_public_url(value) if value else None
-    except ForwardingError as error:
-        return str(error)
-    return None
-
-
-def _https_url_problem(value: str) -> str | None:
-    return None if value.startswith("https://") else f"expected an https:// URL, got {value!r}"
-
-
-def _metrics_path_problem(value: str) -> str | None:
-    from dockyard.ops.health import HEALTH_PATH
-
-    return None if value.startswith("/") and value != HEALTH_PATH else f"expected an absolute path other than {HEALTH_PATH}, got {value!r}"
-
-
-def _private_acl_problem(value: str) -> str | None:
-    # objects are written with the bucket's own permissions: what private asks, and nothing else
-    return None if value == "private" else f"refused: only private is supported; objects would not get the {value} ACL"
 
 
 def _log_field(text: str) -> tuple[str, str]:
@@ -149,7 +114,7 @@ class S3:
     storageclass: str = _one_of("STANDARD", ("STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "INTELLIGENT_TIERING", "NONE"))
     encrypt: bool = False
     keyid: str = ""
-    objectacl: str = field(default="private", metadata={"check": _private_acl_problem})
+    objectacl: str = field(default="private", metadata={"check": private_acl_problem})
     # Read and kept, as registry:2 does, but botocore has no such levels: its own logging follows log.level.
     loglevel: str = _one_of("off", (
         "off", "debug", "debugwithsigning", "debugwithhttpbody", "debugwithrequestretries", "debugwithrequesterrors", "debugwitheventstreambody",
@@ -230,7 +195,7 @@ class LetsEncrypt:
     cachefile: str = _required()  # the account key, the certificate and its key
     email: str = ""  # the account's contact
     hosts: list[str] = _listed()  # the names certificates are ordered for; no other
-    directoryurl: str = field(default="https://acme-v02.api.letsencrypt.org/directory", metadata={"check": _https_url_problem})
+    directoryurl: str = field(default="https://acme-v02.api.letsencrypt.org/directory", metadata={"check": https_url_problem})
 
 
 @dataclass(frozen=True)
@@ -251,13 +216,13 @@ class Tls:
 class Prometheus:
     enabled: bool = _plain(False, Flag("--metrics", "Serve Prometheus metrics on the debug server (needs --debug-addr)."))
     path: str = field(
-        default="/metrics", metadata={"check": _metrics_path_problem, **_flagged(Flag("--metrics-path", "Where on the debug server the metrics are."))},
+        default="/metrics", metadata={"check": metrics_path_problem, **_flagged(Flag("--metrics-path", "Where on the debug server the metrics are."))},
     )
 
 
 @dataclass(frozen=True)
 class Debug:
-    addr: str = field(default="", metadata={"check": _optionaladdress_problem, **_flagged(Flag(
+    addr: str = field(default="", metadata={"check": optional_address_problem, **_flagged(Flag(
         "--debug-addr", "Serve /debug/health (and --metrics) on this HOST:PORT, apart from the registry (registry:2's http.debug.addr).",
     ))})
     prometheus: Prometheus = _section(Prometheus)
@@ -268,12 +233,12 @@ class Http:
     # checked with net: HOST:PORT for tcp, a path for unix
     addr: str = _plain(":5000", Flag("--addr", "Address to listen on: HOST:PORT, :PORT (every interface) or [IPv6]:PORT."))
     net: str = _one_of("tcp", ("tcp", "unix"))
-    host: str = field(default="", metadata={"check": _public_url_problem, **_flagged(Flag(
+    host: str = field(default="", metadata={"check": public_url_problem, **_flagged(Flag(
         "--public-url",
         "The URL clients use (e.g. https://registry.example.com); written in the token realm, over any X-Forwarded-* header (registry:2's http.host).",
         metavar="URL",
     ))})
-    prefix: str = field(default="", metadata={"check": _prefix_problem, **_flagged(Flag(
+    prefix: str = field(default="", metadata={"check": prefix_problem, **_flagged(Flag(
         "--prefix", "Serve the registry under this path, e.g. /registry (registry:2's http.prefix).", metavar="PATH",
     ))})
     secret: str = ""  # not an option: a secret does not belong on a command line
@@ -495,7 +460,7 @@ class Proxy:
     ttl: Duration = _within(168 * 3600.0, 0)  # registry:3's: a cached image not pulled for this long goes; 0 keeps it
 
 
-def _mirror_prefix_problem(value: str) -> str | None:
+def _mirrorprefix_problem(value: str) -> str | None:
     if not NAME_PATTERN.fullmatch(value.removesuffix("/")):
         return f"expected the start of repository names, such as docker.io or ghcr.io, got {value!r}"
     return None
@@ -506,7 +471,7 @@ class Mirror:
     """One upstream cached under a prefix: ``<prefix>/<name>`` here is ``<name>`` there, read-only;
     the keys of registry:2's ``proxy`` section, and of ``dockyard.proxy``, for that upstream."""
 
-    prefix: str = field(default="", metadata={"required": True, "check": _mirror_prefix_problem})
+    prefix: str = field(default="", metadata={"required": True, "check": _mirrorprefix_problem})
     remoteurl: str = field(default="", metadata={"required": True, "check": _remote_url_problem})
     username: str = ""
     password: str = ""
@@ -615,6 +580,15 @@ class Quota:
 
 
 @dataclass(frozen=True)
+class ImmutableTags:
+    """Tags matching ``tags`` (globs) in the repositories ``repositories`` (a glob) matches: once one
+    exists it never moves to another manifest and is never deleted (see :mod:`dockyard.storage.immutable`)."""
+
+    repositories: str = _required()
+    tags: list[str] = field(default_factory=list, metadata={"required": True})
+
+
+@dataclass(frozen=True)
 class ProxyOptions:
     """What registry:2's ``proxy`` section cannot say."""
 
@@ -650,10 +624,11 @@ class Dockyard:
     gc: Gc = _section(Gc)
     retention: list[Retention] = field(default_factory=list)
     quotas: list[Quota] = field(default_factory=list)  # every rule matching a pushed-to repository must hold
+    immutable_tags: list[ImmutableTags] = field(default_factory=list)
     ui: bool = _plain(True, Flag("--no-ui", "Serve no web page at / (only the API).", inverted=True))  # the web page at / (under http.prefix)
     # HTTP-01 challenges of http.tls.letsencrypt are answered here (HOST:PORT, port 80 for a public ACME server);
     # unset, TLS-ALPN-01 is answered on the serving port, as registry:2 does.
-    acme_http_addr: str = field(default="", metadata={"check": _optionaladdress_problem})
+    acme_http_addr: str = field(default="", metadata={"check": optional_address_problem})
     header_timeout: Duration = _within(30.0, 0.001, flag=Flag(  # for a request line and headers, from their first byte
         "--header-timeout", "Close a connection whose request line and headers are not all in this many seconds after their first byte.",
     ))

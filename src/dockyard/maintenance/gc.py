@@ -57,11 +57,8 @@ never can.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import os
-import pathlib
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -299,7 +296,7 @@ class Collector:
         if policy is None:
             return
         repository = self.registry.repository(links.name)
-        for expired in await retention.expired_tags(self.driver, links, policy, started - self.options.grace_period):
+        for expired in await retention.expired_tags(self.driver, links, policy, started - self.options.grace_period, self.registry.immutable):
             path = paths.tag_current_link(links.name, expired.tag)
             # Moved or pushed again since it was read: the policy no longer applies to it.
             if not self.options.dry_run:
@@ -426,8 +423,7 @@ class Collector:
         folders = {paths.blob_dir(leftover.digest) for leftover in leftovers}
         removed = await self._delete_files([leftover.path for leftover in leftovers if leftover.kind == "temporary file"])
         for folder in sorted(folders):
-            local = self.driver.local_file(folder)  # only a filesystem has folders that outlive their files
-            if local is not None and await asyncio.to_thread(_remove_if_empty, local):
+            if await self.driver.remove_empty_folder(folder):  # rmdir: a push that wrote into it meanwhile keeps it
                 removed += 1
         return removed
 
@@ -452,15 +448,6 @@ class Collector:
             for digest in await inventory.digests_under(self.driver, paths.condemned_manifests(name)):
                 found = await reader.references(digest)
                 await self.registry.repository(name).put_back_manifest(digest, found.subject if found else None)
-
-
-def _remove_if_empty(folder: pathlib.Path) -> bool:
-    # rmdir fails on a folder a push wrote into meanwhile: its data stays.
-    try:
-        os.rmdir(folder)
-    except OSError:
-        return False
-    return True
 
 
 async def _condemned_repositories(driver: StorageDriver) -> list[str]:

@@ -110,3 +110,9 @@ async def walk(
 
 async def repositories(driver: StorageDriver) -> list[str]:
     return await walk(driver)
+
+
+async def is_repository(driver: StorageDriver, name: str) -> bool:
+    """Whether the catalog lists ``name`` (a folder of only other names' folders is no repository)."""
+    folder = paths.repository(name)
+    return _is_repository((await driver.list_sorted([folder])).get(folder, []))

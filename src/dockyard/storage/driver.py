@@ -87,6 +87,11 @@ class StorageDriver(abc.ABC):
         """Atomically replace the file at ``path``."""
 
     @abc.abstractmethod
+    async def create(self, path: str, content: bytes) -> bool:
+        """Write the file at ``path`` only where there is none, atomically against every other
+        writer (on every machine sharing the storage); whether this call wrote it."""
+
+    @abc.abstractmethod
     def read(self, path: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
         """Stream ``length`` bytes (all when ``None``) from ``offset``."""
 
@@ -123,16 +128,6 @@ class StorageDriver(abc.ABC):
     async def delete(self, path: str) -> None:
         """Delete a file or a whole tree."""
 
-    async def create_empty(self, path: str) -> None:
-        """An empty file at ``path`` unless there is one: never replaced, so that processes
-        making a missing lock file at once all lock the same file.
-
-        This default suits drivers whose :meth:`lock` is not held on the file itself."""
-        try:
-            await self.stat(path)
-        except PathNotFound:
-            await self.put_content(path, b"")
-
     @contextlib.asynccontextmanager
     async def lock(self, path: str) -> AsyncIterator[None]:
         """Hold the existing file ``path`` exclusively (``PathNotFound`` if it is missing).
@@ -151,6 +146,11 @@ class StorageDriver(abc.ABC):
             held.users -= 1
             if not held.users:
                 del locks[path]
+
+    async def remove_empty_folder(self, path: str) -> bool:
+        """Remove the folder ``path`` if it is empty (a write into it meanwhile keeps it); whether it went.
+        Only a filesystem has folders that outlive their files: elsewhere there is nothing to remove."""
+        return False
 
     async def redirect_url(self, path: str, method: str) -> str | None:
         """A URL the client may fetch the content from directly, or ``None``."""

@@ -35,6 +35,8 @@ CACHED_LISTINGS = 64
 # a coarse clock (a jiffy, a second on some filesystems), so a change within the same
 # tick as the listing could leave the signature as it was.
 SETTLED_NS = 2_000_000_000
+# A tree being written into as it is deleted is deleted again, this many times at most.
+TREE_DELETE_ATTEMPTS = 5
 
 
 def use_io_threads(count: int) -> None:
@@ -72,10 +74,17 @@ def _delete_tree(target: str) -> bool:
     except (IsADirectoryError, PermissionError):  # Linux's answer for a directory, and macOS's
         if not os.path.isdir(target) or os.path.islink(target):
             raise
-        try:
-            shutil.rmtree(target, onerror=_ignore_vanished)
-        except (FileNotFoundError, NotADirectoryError):
-            return False
+        for attempt in range(TREE_DELETE_ATTEMPTS):
+            try:
+                shutil.rmtree(target, onerror=_ignore_vanished)
+            except (FileNotFoundError, NotADirectoryError):
+                return attempt > 0
+            except OSError as error:
+                # A write into the tree meanwhile (a push into a repository being deleted): go again.
+                if error.errno != errno.ENOTEMPTY or attempt == TREE_DELETE_ATTEMPTS - 1:
+                    raise
+                continue
+            break
     return True
 
 
@@ -162,17 +171,8 @@ class FilesystemDriver(StorageDriver):
     async def put_content(self, path: str, content: bytes) -> None:
         await asyncio.to_thread(write_file, pathlib.Path(self._full(path)), content)
 
-    async def create_empty(self, path: str) -> None:
-        full = pathlib.Path(self._full(path))
-
-        def create() -> None:
-            full.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.close(os.open(full, os.O_WRONLY | os.O_CREAT | os.O_EXCL))
-            except FileExistsError:
-                pass
-
-        await asyncio.to_thread(create)
+    async def create(self, path: str, content: bytes) -> bool:
+        return await asyncio.to_thread(write_file, pathlib.Path(self._full(path)), content, replace=False)
 
     async def read(self, path: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
         try:
@@ -313,6 +313,13 @@ class FilesystemDriver(StorageDriver):
     async def delete(self, path: str) -> None:
         if not await asyncio.to_thread(_delete_tree, self._full(path)):
             raise PathNotFound(path)
+
+    async def remove_empty_folder(self, path: str) -> bool:
+        try:
+            await asyncio.to_thread(os.rmdir, self._full(path))
+        except OSError:  # not empty (written into meanwhile), or gone
+            return False
+        return True
 
     @contextlib.asynccontextmanager
     async def lock(self, path: str) -> AsyncIterator[None]:

@@ -62,6 +62,12 @@ class InMemoryDriver(StorageDriver):
     async def put_content(self, path: str, content: bytes) -> None:
         self._files[path] = _File(content)
 
+    async def create(self, path: str, content: bytes) -> bool:
+        if path in self._files:
+            return False
+        self._files[path] = _File(content)
+        return True
+
     async def read(self, path: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
         file = self._files.get(path)
         if file is None:

@@ -236,7 +236,7 @@ class Quotas:
     @contextlib.asynccontextmanager
     async def _locked(self, rule: QuotaRule) -> AsyncIterator[None]:
         lock = paths.quota_lock(rule.id)
-        await self.driver.create_empty(lock)
+        await self.driver.create(lock, b"")
         # Redis's lock (if there is one) where the driver's holds within one process only.
         shared = contextlib.nullcontext() if self.driver.locks_across_machines else self.cache.lock(f"quota:{rule.id}")
         async with shared, self.driver.lock(lock):

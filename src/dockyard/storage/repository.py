@@ -17,13 +17,14 @@ from dataclasses import dataclass
 
 from dockyard import config
 from dockyard import manifest as manifests
-from dockyard.errors import BlobUnknown, DigestInvalid, ManifestBlobUnknown, ManifestInvalid, ManifestUnknown
+from dockyard.errors import BlobUnknown, DigestInvalid, ManifestBlobUnknown, ManifestInvalid, ManifestUnknown, TagImmutable
 from dockyard.manifest import Descriptor, Manifest
 from dockyard.reference import Digest, parse_digest
 from dockyard.storage import paths
 from dockyard.storage.blobs import BlobStore
 from dockyard.storage.cache import layer_key, tag_key
 from dockyard.storage.driver import PathNotFound, StorageDriver
+from dockyard.storage.immutable import ImmutableTags
 from dockyard.storage.quotas import Quotas
 
 log = logging.getLogger("dockyard.storage")
@@ -84,9 +85,15 @@ class PushRules:
         return (platform.get("os"), platform.get("architecture")) in self.index_platforms
 
 
+def _immutable(tag: str, named: Digest | None) -> TagImmutable:
+    """The refusal to move or delete ``tag`` (``named``: what it names, ``None`` if its link is unreadable)."""
+    return TagImmutable(f"tag {tag} is immutable: it names {named or 'another manifest'}", detail={"tag": tag, "digest": str(named)})
+
+
 class Repository:
     def __init__(
         self, driver: StorageDriver, blobs: BlobStore, name: str, rules: PushRules = PushRules(), quotas: Quotas | None = None,
+        immutable: ImmutableTags = ImmutableTags(),
     ) -> None:
         self.driver = driver
         self.blobs = blobs
@@ -94,6 +101,7 @@ class Repository:
         self.cache = blobs.cache
         self.rules = rules
         self.quotas = quotas or Quotas(driver, blobs.cache)
+        self.immutable = immutable
 
     async def exists(self) -> bool:
         try:
@@ -227,6 +235,9 @@ class Repository:
             await self.check_references(manifest)
             absent = await self._absent_links(manifest, digest)
             before = dict(zip(tags, await asyncio.gather(*(self._tag_state(tag, digest) for tag in tags)), strict=True))
+            for tag, state in before.items():  # refused before anything is stored (tag() checks again as it moves it)
+                if state.named not in (None, digest) and self.immutable.covers(self.name, tag):
+                    raise _immutable(tag, state.named)
             # Its reservation is given back after the links are removed (it stays for what stays linked).
             async with self.admitting({digest: len(content)}):
                 try:
@@ -313,19 +324,46 @@ class Repository:
                     await self.driver.delete(paths.tag_index_dir(self.name, tag, digest))
 
     async def tag(self, tag: str, digest: Digest) -> None:
-        await self.driver.put_content(paths.tag_index_link(self.name, tag, digest), str(digest).encode())
+        """Point ``tag`` at ``digest``; :class:`TagImmutable` if it is immutable and names another manifest."""
+        index, current = paths.tag_index_link(self.name, tag, digest), paths.tag_current_link(self.name, tag)
+        if not self.immutable.covers(self.name, tag):
+            await self.driver.put_content(index, str(digest).encode())
+            async with self.cache.changing(tag_key(self.name, tag)):
+                await self.driver.put_content(current, str(digest).encode())
+            return
+        # Created only where there is none: of two first pushes racing, one creates it and the other reads it.
         async with self.cache.changing(tag_key(self.name, tag)):
-            await self.driver.put_content(paths.tag_current_link(self.name, tag), str(digest).encode())
+            created = await self.driver.create(current, str(digest).encode())
+        named = digest if created else await self._read_link(current)
+        if named != digest:
+            raise _immutable(tag, named)
+        await self.driver.put_content(index, str(digest).encode())
+
+    async def immutable_tags(self, digest: Digest | None = None) -> list[str]:
+        """This repository's immutable tags (those naming ``digest`` only, when given)."""
+        if not self.immutable.may_cover(self.name):
+            return []
+        covered = [tag for tag in await self.tags() if self.immutable.covers(self.name, tag)]
+        if digest is None:
+            return covered
+        named = await asyncio.gather(*(self._read_link(paths.tag_current_link(self.name, tag)) for tag in covered))
+        return [tag for tag, points in zip(covered, named, strict=True) if points == digest]
 
     async def untag(self, tag: str) -> None:
-        if await self._read_link(paths.tag_current_link(self.name, tag)) is None:
+        named = await self._read_link(paths.tag_current_link(self.name, tag))
+        if named is None:
             raise ManifestUnknown(f"unknown tag {tag!r}", detail={"tag": tag})
+        if self.immutable.covers(self.name, tag):
+            raise _immutable(tag, named)
         async with self.cache.changing(tag_key(self.name, tag)):
             await self.driver.delete(paths.tag(self.name, tag))
 
     async def delete_manifest(self, digest: Digest) -> None:
-        """Remove a manifest from the repository, with every tag that points to it."""
+        """Remove a manifest from the repository, with every tag that points to it; :class:`TagImmutable`
+        (and nothing removed) if an immutable tag points to it."""
         content = await self.get_manifest(digest)
+        if held := await self.immutable_tags(digest):
+            raise _immutable(held[0], digest)
         for tag in await self.tags():
             if await self._read_link(paths.tag_current_link(self.name, tag)) == digest:
                 async with self.cache.changing(tag_key(self.name, tag)):

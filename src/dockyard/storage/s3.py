@@ -63,6 +63,10 @@ class PreconditionFailed(S3Error):
     """A conditional write (If-None-Match, If-Match) found the object otherwise."""
 
 
+class ConditionalConflict(S3Error):
+    """A conditional write met another one to the same key in flight (AWS's 409): to retry."""
+
+
 @dataclass(frozen=True)
 class Segment:
     key: str
@@ -188,6 +192,8 @@ class S3Driver(StorageDriver):
                 raise S3Error(f"S3 bucket {self.bucket!r} does not exist ({self.where})") from None
             if code in ("PreconditionFailed", "412"):
                 raise PreconditionFailed(f"S3 {operation} in {self.where}: the object changed meanwhile") from None
+            if code == "ConditionalRequestConflict":
+                raise ConditionalConflict(f"S3 {operation} in {self.where}: another conditional write of the object is in flight") from None
             if code in _DENIED:
                 raise S3Error(f"S3 refused {operation} in {self.where}: {code} {message}".rstrip()) from None
             raise S3Error(f"S3 {operation} failed in {self.where}: {code} {message}".rstrip()) from None
@@ -374,6 +380,19 @@ class S3Driver(StorageDriver):
     async def put_content(self, path: str, content: bytes) -> None:
         await self._call("put_object", Key=self._key(path), Body=content, **self._object_params)
 
+    async def create(self, path: str, content: bytes) -> bool:
+        delay = LOCK_POLL_SECONDS[0]
+        while True:
+            try:
+                await self._call("put_object", Key=self._key(path), Body=content, IfNoneMatch="*", **self._object_params)
+            except PreconditionFailed:
+                return False
+            except ConditionalConflict:  # the write in flight decides: look again once it has
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, LOCK_POLL_SECONDS[1])
+                continue
+            return True
+
     async def read(self, path: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
         found = await self._segments(self._key(path), path)
         if found is None:
@@ -501,7 +520,9 @@ class S3Driver(StorageDriver):
             renewal.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewal
-            await self._call("delete_object", Key=key)
+            # With the folders it leaves empty: a lock taken just as its file's tree was deleted
+            # (an upload cancelled while a chunk waited for it) would leave SeaweedFS a folder.
+            await self._remove(key, [key])
 
     async def _acquire(self, key: str, token: str) -> str:
         delay = LOCK_POLL_SECONDS[0]

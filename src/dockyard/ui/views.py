@@ -21,7 +21,7 @@ from dockyard.auth.access import Authenticator, Identity
 from dockyard.auth.binding import CredentialBinding
 from dockyard.auth.robots import RobotAccounts, is_robot_user, robots_among
 from dockyard.concurrency import gather_bounded
-from dockyard.deletes import delete_reference
+from dockyard.deletes import delete_reference, delete_repository
 from dockyard.errors import DirectoryUnavailable, DockyardError, TooManyFailedLogins
 from dockyard.logs import USER_KEY, audit
 from dockyard.reference import check_name, check_tag, is_digest, parse_digest
@@ -294,7 +294,8 @@ def _split(tail: str) -> tuple[str, str, str]:
     name, _, rest = tail.partition("/-/")
     action, _, reference = rest.partition("/")
     check_name(name)
-    if rest and (action not in ("manifest", "delete") or not reference):
+    # ``-/delete`` alone: the whole repository.
+    if rest and (action not in ("manifest", "delete") or not (reference or action == "delete")):
         raise Refused(404, "No such page.")
     if reference and not is_digest(reference):
         check_tag(reference)
@@ -358,10 +359,22 @@ async def _manifest(request: web.Request, who: Visitor, name: str, reference: st
     )
 
 
+async def _refuse_immutable(request: web.Request, name: str) -> None:
+    """Said before the confirmation: the page never forces a repository delete (an admin does it with
+    ``dockyard repo delete --force`` or the API's ``?force=true``)."""
+    held = await request.app[REGISTRY_KEY].repository(name).immutable_tags()
+    if held:
+        raise Refused(403, f"{name} holds immutable tags ({', '.join(held[:5])}): only an admin may delete it, with the API or the command line.")
+
+
 async def _confirm_delete(request: web.Request, who: Visitor, name: str, reference: str) -> web.StreamResponse:
     _refuse_delete(request, who, name)
+    if not reference:
+        if not await catalog.is_repository(request.app[REGISTRY_KEY].driver, name):
+            raise Refused(404, f"No repository {name}, or you may not see it.")
+        await _refuse_immutable(request, name)
     return render(
-        request, who, "delete.html", title=f"Delete {reference}", section="repositories", name=name,
+        request, who, "delete.html", title=f"Delete {reference or name}", section="repositories", name=name,
         reference=reference, is_tag=not is_digest(reference),
     )
 
@@ -375,6 +388,9 @@ async def delete(request: web.Request, who: Visitor) -> web.StreamResponse:
         raise Refused(405, "Only deletes are posted here.")
     _may_pull(who, name)
     _refuse_delete(request, who, name)
+    if not reference:  # refused (TagImmutable) if it holds immutable tags: the page never forces
+        await delete_repository(request.app[REGISTRY_KEY], name, who.user, request)
+        return _redirect(request, _path("/"))
     await delete_reference(request.app[REGISTRY_KEY], name, reference, who.user, request)
     return _redirect(request, _path(f"/ui/r/{quote(name)}", deleted=reference))
 
