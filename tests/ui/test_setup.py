@@ -160,7 +160,7 @@ async def test_a_pull_through_cache_says_what_it_caches_and_from_where(aiohttp_c
     listing = await (await client.get("/")).text()
     assert "read-only mode" not in listing
     assert f"pull-through cache of <code>{remote}</code>" in listing
-    assert f'<td class="source"><code>{remote}/team/app</code></td>' in listing
+    assert f'<td class="source" data-label="From"><code class="truncate" title="{remote}/team/app">{remote}/team/app</code></td>' in listing
     page = await (await client.get("/ui/r/team/app")).text()
     assert "read-only mode" not in page
     assert f"Cached from <code>{remote}/team/app</code>" in page and 'data-tag="v1"' in page
@@ -170,5 +170,5 @@ async def test_a_pull_through_cache_says_what_it_caches_and_from_where(aiohttp_c
     mixed = await aiohttp_client(create_app(Registry(driver), ui_session_key=session_key(""), mirrors=Mirrors([hub])))
     listing = await (await mixed.get("/")).text()
     assert "pull-through cache of" not in listing and "<th>From</th>" in listing
-    assert '<td class="source"></td>' in listing
+    assert '<td class="source" data-label="From"></td>' in listing
     assert "Cached from" not in await (await mixed.get("/ui/r/team/app")).text()

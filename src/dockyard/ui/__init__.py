@@ -17,6 +17,7 @@ from dockyard.sizes import human_size
 from dockyard.ui import format as formats
 from dockyard.ui import views
 from dockyard.ui.browse import Browser
+from dockyard.ui.pagination import page_numbers
 from dockyard.ui.sessions import SessionSigner, session_key
 from dockyard.ui.summaries import Summaries
 
@@ -38,10 +39,13 @@ def _templates() -> jinja2.Environment:
         "count": "{:,}".format,
         "short": formats.short_digest,
         "kind": lambda media_type: views.MEDIA_TYPE_LABELS.get(media_type, media_type),
+        "command_line": formats.command_line,
     })
     environment.globals.update({
         "ago": lambda value: formats.relative_time(formats.as_datetime(value), datetime.datetime.now(datetime.UTC)),
         "moment": lambda value: formats.absolute_time(formats.as_datetime(value)),
+        "page_numbers": page_numbers,
+        "cosign_subject": formats.cosign_subject,
     })
     return environment
 
@@ -64,3 +68,4 @@ def setup(app: web.Application, prefix: str, key: bytes) -> None:
     router.add_get(prefix + "/ui/r/{tail:.+}", views.repository_pages)
     router.add_post(prefix + "/ui/r/{tail:.+}", views.delete)
     router.add_static(prefix + "/ui/static", _HERE / "static", append_version=False)
+    router.add_get(prefix + "/ui/{tail:.*}", views.not_found)
