@@ -132,6 +132,7 @@ def test_signatures_sboms_and_attestations_are_named_as_such() -> None:
     # cosign's tag-based signature: an image config, simple-signing layers, no artifact type.
     cosign = summarize(_manifest(config=image_config, layers=[layer("application/vnd.dev.cosign.simplesigning.v1+json")] * 2), DIGEST)
     assert (cosign.kind, cosign.role, cosign.label) == ("artifact", "signature", "Cosign signature")
+    assert cosign.artifact_type == "application/vnd.dev.cosign.simplesigning.v1+json"  # not the image config type
     notation = summarize(_manifest(
         artifactType="application/vnd.cncf.notary.signature", config=empty, layers=[layer("application/jose+json")],
     ), DIGEST)

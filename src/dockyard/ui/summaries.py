@@ -26,6 +26,7 @@ IMAGE_CONFIG_TYPES = frozenset({
     "application/vnd.oci.image.config.v1+json",
     "application/vnd.docker.container.image.v1+json",
 })
+EMPTY_CONFIG_TYPE = "application/vnd.oci.empty.v1+json"
 # A config larger than this is not decoded for the page (a real one is a few KiB).
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 # What an artifact is, by the media or artifact types it carries: (role, name for people).
@@ -156,7 +157,11 @@ def summarize(content: bytes, digest: str) -> Summary:
     config, *layers = parsed.blobs
     role, label = describe_artifact(parsed.artifact_type, config.media_type, *(layer.media_type for layer in layers))
     is_image = config.media_type in IMAGE_CONFIG_TYPES and not parsed.artifact_type and role is None
-    artifact_type = parsed.artifact_type or (None if is_image else config.media_type)
+    # Without an artifactType the config's type names an artifact, unless it is an image's or the
+    # empty config (cosign's tag-based signatures): then the first layer's type does.
+    generic = config.media_type in IMAGE_CONFIG_TYPES or config.media_type == EMPTY_CONFIG_TYPE
+    named_by = layers[0].media_type if generic and layers else config.media_type
+    artifact_type = parsed.artifact_type or (None if is_image else named_by)
     return Summary(
         kind="image" if is_image else "artifact", config=_blob(config), layers=tuple(map(_blob, layers)),
         artifact_type=artifact_type, role=role, label="image" if is_image else label, **common,

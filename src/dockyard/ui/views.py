@@ -34,6 +34,8 @@ MAX_REPOSITORIES_PER_PAGE = 500
 TAGS_PER_PAGE = 100
 MAX_TAGS_PER_PAGE = 1000
 LARGEST_REPOSITORIES = 10
+# Other tags of a manifest named on its page; the rest are counted.
+OTHER_TAGS_SHOWN = 20
 # Repositories read at once for the lists (each reads its own tags and manifests concurrently too).
 OVERVIEW_CONCURRENCY = 4
 # What the page may load: only its own files; no inline script, no framing.
@@ -349,6 +351,7 @@ async def _manifest(request: web.Request, who: Visitor, name: str, reference: st
         child_summary = await browser.summary(repository, parse_digest(child.digest))
         children.append((child, child_summary, await browser.size(repository, child_summary)))
     tags = await repository.tags()
+    other_tags = [other for other in await browser.tags_of(repository, digest, tags) if other != tag]
     index = request.query.get("index", "")  # the index the visitor came from, for the way back
     if index and not is_digest(index):
         check_tag(index)
@@ -357,7 +360,7 @@ async def _manifest(request: web.Request, who: Visitor, name: str, reference: st
         section="repositories", name=name, tag=tag, summary=summary, total=await browser.size(repository, summary),
         config=await browser.summaries.config(repository, summary), children=children,
         attachments=await browser.attachments(repository, digest, frozenset(tags)),
-        other_tags=[other for other in await browser.tags_of(repository, digest, tags) if other != tag],
+        other_tags=other_tags[:OTHER_TAGS_SHOWN], more_tags=max(0, len(other_tags) - OTHER_TAGS_SHOWN),
         pull=pull_commands(request, name, tag or str(digest), summary.kind),
         pull_by_digest=pull_commands(request, name, str(digest), summary.kind) if tag else [],
         may_delete=_may_delete(request, who, name), index=index,
