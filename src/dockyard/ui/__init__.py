@@ -12,6 +12,7 @@ import pathlib
 
 import jinja2
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
 from dockyard.sizes import human_size
 from dockyard.ui import format as formats
@@ -54,6 +55,22 @@ async def _to_front_page(request: web.Request) -> web.Response:
     return web.Response(status=302, headers={"Location": "/"})  # the prefix middleware adds the prefix
 
 
+def _friendly_not_found(pages: str) -> Middleware:
+    """A page for an address under ``pages`` that no route serves, instead of aiohttp's plain text
+    (a middleware, not a catch-all route: routes added later for new pages stay reachable)."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPNotFound:
+            if request.method != "GET" or not request.path.startswith(pages):
+                raise
+            return await views.not_found(request)
+
+    return middleware
+
+
 def setup(app: web.Application, prefix: str, key: bytes) -> None:
     """Serve the web page on ``app`` under ``prefix``; ``key`` signs session cookies (see :func:`session_key`)."""
     app[views.UI_KEY] = views.Ui(SessionSigner(key), Browser(Summaries()), _templates())
@@ -68,4 +85,4 @@ def setup(app: web.Application, prefix: str, key: bytes) -> None:
     router.add_get(prefix + "/ui/r/{tail:.+}", views.repository_pages)
     router.add_post(prefix + "/ui/r/{tail:.+}", views.delete)
     router.add_static(prefix + "/ui/static", _HERE / "static", append_version=False)
-    router.add_get(prefix + "/ui/{tail:.*}", views.not_found)
+    app.middlewares.append(_friendly_not_found(prefix + "/ui/"))
