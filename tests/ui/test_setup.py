@@ -183,7 +183,9 @@ async def test_the_front_page_counts_sorts_and_numbers_pages_reading_only_its_ow
     for number in range(120):
         for tag in range(number % 3 + 1):  # 1, 2 or 3 tags: 240 in all
             await driver.put_content(paths.tag_current_link(f"team/app-{number:03d}", f"v{tag}"), str(digest).encode())
-    await driver.put_content(paths.revision_link("team/emptied", digest), str(digest).encode())  # every tag deleted
+    await driver.put_content(paths.revision_link("team/by-digest", digest), str(digest).encode())  # no tags, a manifest
+    await driver.put_content(paths.revision_link("team/emptied", digest), str(digest).encode())
+    await driver.delete(paths.revision_dir("team/emptied", digest))  # its last manifest deleted: nothing left in it
     overviews: list[str] = []
     overview = Browser.overview
 
@@ -198,16 +200,16 @@ async def test_the_front_page_counts_sorts_and_numbers_pages_reading_only_its_ow
         return re.findall(r'<a class="name truncate" href="/ui/r/([^"]+)"', html)
 
     first = await (await client.get("/")).text()
-    assert "120 repositories · 240 tags" in first
+    assert "121 repositories · 240 tags" in first
     assert names(first) == [f"team/app-{number:03d}" for number in range(50)]
     assert overviews == names(first)  # only the rows shown are read beyond their names and tag counts
     assert "Page 1 of 3" in first and '<a class="button" href="/?sort=name&amp;page=3" aria-label="Page 3">3</a>' in first
     assert "team/emptied" not in first
 
     last = await (await client.get("/?page=3")).text()
-    assert names(last) == [f"team/app-{number:03d}" for number in range(100, 120)]
+    assert names(last) == [f"team/app-{number:03d}" for number in range(100, 120)] + ["team/by-digest"]
     most_tags = await (await client.get("/?sort=-tags&n=10")).text()
     assert names(most_tags) == [f"team/app-{number:03d}" for number in range(119, 89, -3)]  # 3 tags each, Z to A
-    assert 'aria-sort="descending"' in most_tags and "Page 1 of 12" in most_tags
+    assert 'aria-sort="descending"' in most_tags and "Page 1 of 13" in most_tags
     assert names(await (await client.get("/?q=app-11&sort=-name")).text()) == [f"team/app-{number}" for number in range(119, 109, -1)]
     assert "There is no such page." in await (await client.get("/ui/nowhere")).text()

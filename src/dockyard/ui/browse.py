@@ -27,16 +27,22 @@ class ListedRepository:
 
 
 async def listed_repositories(driver: StorageDriver, visible: Callable[[str], bool] | None) -> list[ListedRepository]:
-    """Every visible repository that has tags, by name, with its tag count.
+    """Every visible repository that holds something, by name, with its tag count.
 
-    Names only and one listing of each repository's tag folder, all in one batch: what a
-    front page of 10,000 repositories needs for its totals, order and page numbers. A
-    repository without tags (all deleted) is left out: there is nothing in it to pull by name.
+    Names, one listing of each repository's tag folder, and of the manifest folders of those
+    without tags, each in one batch: what a front page of 10,000 repositories needs for its
+    totals, order and page numbers. A repository with neither tags nor manifests (all deleted)
+    is left out; one with manifests but no tags (pulled or pushed by digest only) is listed.
     """
     names = await catalog.walk(driver, visible=visible)
-    listings = await driver.list_sorted([paths.tags(name) for name in names])
-    listed = (ListedRepository(name, len(listings.get(paths.tags(name), []))) for name in names)
-    return [repository for repository in listed if repository.tags]
+    tag_listings = await driver.list_sorted([paths.tags(name) for name in names])
+    counts = {name: len(tag_listings.get(paths.tags(name), [])) for name in names}
+    manifest_folders = {
+        paths.algorithm_folder(paths.revisions(name), algorithm): name
+        for name, count in counts.items() if not count for algorithm in DIGEST_ALGORITHMS
+    }
+    holding = {manifest_folders[folder] for folder, found in (await driver.list_sorted(list(manifest_folders))).items() if found}
+    return [ListedRepository(name, count) for name, count in counts.items() if count or name in holding]
 
 
 @dataclass(frozen=True)
