@@ -11,6 +11,9 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import shutil
+import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +25,7 @@ from dockyard.auth.htpasswd import hash_password
 from dockyard.reference import parse_digest
 from dockyard.storage import paths
 from tests.support.images import Image, Layout, multi_arch_layout
-from tests.support.registry_client import OCI_EMPTY, OCI_MANIFEST, descriptor, push_blob, push_manifest
+from tests.support.registry_client import OCI_CONFIG, OCI_EMPTY, OCI_MANIFEST, descriptor, push_blob, push_manifest
 from tests.support.server import DockyardProcess
 from tests.support.tools import require_tool, unavailable
 
@@ -39,9 +42,13 @@ rules:
     repositories: ["**"]
     actions: [pull]
 """
+AXE_CORE_VERSION = "4.10.3"
 SIGNATURE_TYPE = "application/vnd.dev.cosign.artifact.sig.v1+json"
 SBOM_TYPE = "application/spdx+json"
 MANY_TAGS = 5000
+# A Dockerfile's shell-form CMD, as the config holds it: every character the page must show as written.
+SHELL_SCRIPT = "make && ./run > /dev/null 2>&1 < /dev/null || echo 'failed'"
+LONG_TAG = "1.4.2-amd64-zstd-chunked-20261207.1542-build-with-a-long-suffix"
 
 
 @dataclass
@@ -49,9 +56,10 @@ class Filled:
     """The running registry and what was put in it."""
 
     server: DockyardProcess
-    image_digest: str  # apps/single:1.0, the subject of the signature and the SBOM
+    image_digest: str  # apps/single:1.0 (also LONG_TAG), the subject of the signature and the SBOM
     signature_digest: str
     sbom_digest: str
+    cosign_tag: str  # cosign's tag-based signature of apps/single:1.0: sha256-<hex>.sig
     seed_seconds: float  # writing the 5,000 tags
 
     @property
@@ -85,7 +93,7 @@ def rich_image_layout(path: pathlib.Path) -> None:
     layout = Layout(path)
     descriptor = layout.image(Image(
         layers=[{"bin/app": b"#!/bin/sh\necho app\n" * 200}, {"etc/app.conf": b"port=8080\n"}],
-        cmd=["--serve"], labels={"org.opencontainers.image.source": "https://example.com/app", "team": "platform"},
+        cmd=["/bin/sh", "-c", SHELL_SCRIPT], labels={"org.opencontainers.image.source": "https://example.com/app", "team": "platform"},
     ))
     # Layout.image writes a plain config; give this one an entrypoint, ports and an empty history step.
     manifest_path = path / "blobs" / "sha256" / descriptor["digest"].split(":")[1]
@@ -101,6 +109,22 @@ def rich_image_layout(path: pathlib.Path) -> None:
     manifest["config"] = layout.blob(json.dumps(config).encode(), manifest["config"]["mediaType"])
     del descriptor["platform"]
     layout.tag({**layout.blob(json.dumps(manifest).encode(), OCI_MANIFEST)}, "1.0")
+
+
+def push_cosign_signature(api: httpx.Client, name: str, subject: str) -> str:
+    """A signature as cosign attaches it without referrers: an image manifest of simple-signing
+    layers under the tag ``sha256-<hex>.sig``; the tag."""
+    config = json.dumps({"architecture": "", "os": "", "config": {}, "rootfs": {"type": "layers", "diff_ids": []}}).encode()
+    payload = json.dumps({"critical": {"image": {"docker-manifest-digest": subject}}}).encode()
+    for data in (config, payload):
+        push_blob(api, name, data, monolithic=True)
+    tag = subject.replace(":", "-") + ".sig"
+    push_manifest(api, name, tag, json.dumps({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": descriptor(OCI_CONFIG, config),
+        "layers": [descriptor("application/vnd.dev.cosign.simplesigning.v1+json", payload,
+                              annotations={"dev.cosignproject.cosign/signature": "MEUCIQ"})],
+    }).encode(), OCI_MANIFEST)
+    return tag
 
 
 def seed_tags(root: pathlib.Path, name: str, digests: list[str], count: int) -> None:
@@ -150,12 +174,14 @@ def filled(tmp_path_factory: pytest.TempPathFactory, skopeo) -> Iterator[Filled]
             subject = {"mediaType": OCI_MANIFEST, "digest": served.headers["Docker-Content-Digest"], "size": len(served.content)}
             signature = push_artifact(api, "apps/single", SIGNATURE_TYPE, {"signature.sig": b"fake signature\n"}, subject)
             sbom = push_artifact(api, "apps/single", SBOM_TYPE, {"sbom.spdx.json": json.dumps({"spdxVersion": "SPDX-2.3"}).encode()}, subject)
+            cosign = push_cosign_signature(api, "apps/single", subject["digest"])
+            push_manifest(api, "apps/single", LONG_TAG, served.content, OCI_MANIFEST)
             many = [api.get(f"/v2/big/many/manifests/{tag}", headers={"Accept": "*/*"}).headers["Docker-Content-Digest"]
                     for tag in ("base", "small")]
         started = time.perf_counter()
         seed_tags(server.root, "big/many", many, MANY_TAGS)
         seed_seconds = time.perf_counter() - started
-        yield Filled(server, subject["digest"], signature, sbom, seed_seconds)
+        yield Filled(server, subject["digest"], signature, sbom, cosign, seed_seconds)
     finally:
         server.stop()
 
@@ -200,3 +226,29 @@ def context(browser, filled: Filled):
         yield context
     finally:
         context.close()
+
+
+@pytest.fixture(scope="session")
+def axe_script() -> str:
+    """axe-core's browser script, installed once by npm into the user's cache folder (outside the repository)."""
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.skip("npm is not installed: no axe-core to check accessibility with")
+    cache = pathlib.Path(os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache") / "dockyard-tests"
+    folder = cache / f"axe-core-{AXE_CORE_VERSION}"
+    script = folder / "node_modules" / "axe-core" / "axe.min.js"
+    if not script.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        # Installed beside, then renamed: a run stopped halfway, or one beside this one, leaves no half install.
+        staging = pathlib.Path(tempfile.mkdtemp(prefix=f".axe-core-{AXE_CORE_VERSION}-", dir=cache))
+        try:
+            subprocess.run(
+                [npm, "install", "--prefix", str(staging), "--no-save", "--no-audit", "--no-fund", "--no-package-lock",
+                 f"axe-core@{AXE_CORE_VERSION}"],
+                check=True, capture_output=True, timeout=300,
+            )
+            if not script.exists():
+                staging.rename(folder)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return script.read_text()

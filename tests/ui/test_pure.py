@@ -11,8 +11,8 @@ import pytest
 
 from dockyard.sizes import human_size
 from dockyard.ui.browse import RepositoryOverview, storage_use
-from dockyard.ui.format import parse_time, platform_name, relative_time, short_digest
-from dockyard.ui.pagination import Sort, page_of, parse_count, parse_sort
+from dockyard.ui.format import command_line, cosign_subject, cosign_tag, parse_time, platform_name, relative_time, short_digest
+from dockyard.ui.pagination import REPOSITORY_SORT_KEYS, Page, Sort, page_numbers, page_of, parse_count, parse_sort
 from dockyard.ui.sessions import SessionSigner, session_key
 from dockyard.ui.summaries import Blob, LruCache, decode_config, summarize
 from dockyard.ui.views import next_path
@@ -114,9 +114,59 @@ def test_summaries_tell_indexes_images_and_artifacts_apart() -> None:
         config={"mediaType": "application/vnd.cncf.helm.config.v1+json", "digest": "sha256:" + "e" * 64, "size": 2}, layers=[],
     ), DIGEST)
     assert old_style.kind == "artifact" and old_style.artifact_type == "application/vnd.cncf.helm.config.v1+json"
+    assert old_style.label == "Helm chart" and old_style.role is None
+    assert artifact.role == "sbom" and artifact.label == "SPDX SBOM"
+    assert image.label == "image" and image.role is None
 
     with pytest.raises(ValueError):
         summarize(b"{not json", DIGEST)
+
+
+def test_signatures_sboms_and_attestations_are_named_as_such() -> None:
+    empty = {"mediaType": "application/vnd.oci.empty.v1+json", "digest": "sha256:" + "e" * 64, "size": 2}
+    image_config = {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": "sha256:" + "d" * 64, "size": 5}
+
+    def layer(media_type: str, **annotations: str) -> dict:
+        return {"mediaType": media_type, "digest": "sha256:" + "c" * 64, "size": 10, "annotations": annotations}
+
+    # cosign's tag-based signature: an image config, simple-signing layers, no artifact type.
+    cosign = summarize(_manifest(config=image_config, layers=[layer("application/vnd.dev.cosign.simplesigning.v1+json")] * 2), DIGEST)
+    assert (cosign.kind, cosign.role, cosign.label) == ("artifact", "signature", "Cosign signature")
+    assert cosign.artifact_type == "application/vnd.dev.cosign.simplesigning.v1+json"  # not the image config type
+    notation = summarize(_manifest(
+        artifactType="application/vnd.cncf.notary.signature", config=empty, layers=[layer("application/jose+json")],
+    ), DIGEST)
+    assert (notation.kind, notation.role, notation.label) == ("artifact", "signature", "Notation signature")
+    cyclonedx = summarize(_manifest(config=empty, artifactType="application/vnd.cyclonedx+json", layers=[]), DIGEST)
+    assert (cyclonedx.role, cyclonedx.label) == ("sbom", "CycloneDX SBOM")
+    attestation = summarize(_manifest(config=image_config, layers=[layer("application/vnd.dsse.envelope.v1+json")]), DIGEST)
+    assert (attestation.kind, attestation.role) == ("artifact", "attestation")
+    unknown = summarize(_manifest(artifactType="application/x.example", config=empty, layers=[]), DIGEST)
+    assert (unknown.role, unknown.label) == (None, "application/x.example")
+
+    layers = summarize(_manifest(config=image_config, layers=[
+        layer("application/vnd.oci.image.layer.v1.tar+gzip"), layer("application/vnd.docker.image.rootfs.diff.tar.gzip"),
+        layer("application/vnd.oci.image.layer.v1.tar+zstd"),
+        layer("application/vnd.oci.image.layer.v1.tar+zstd", **{"io.github.containers.zstd-chunked.manifest-checksum": "sha256:1"}),
+        layer("application/vnd.oci.image.layer.v1.tar"),
+    ]), DIGEST).layers
+    assert [blob.compression for blob in layers] == ["gzip", "gzip", "zstd", "zstd:chunked", "none"]
+
+
+def test_commands_as_written_and_cosign_tags() -> None:
+    assert command_line(["/bin/sh", "-c", "make && ./run > /dev/null"]) == ("/bin/sh -c", "make && ./run > /dev/null")
+    assert command_line(["/bin/app", "--name", "it's"]) == ("", "/bin/app --name 'it'\"'\"'s'")
+    assert command_line(["--serve"]) == ("", "--serve")
+    assert cosign_tag(DIGEST, "sig") == "sha256-" + "ab" * 32 + ".sig"
+    assert cosign_subject(cosign_tag(DIGEST, "att")) == DIGEST
+    assert cosign_subject("sha256-abc.sig") is None and cosign_subject("1.0") is None
+
+
+def test_page_numbers() -> None:
+    assert page_numbers(Page(1, 10, 5)) == [1]
+    assert page_numbers(Page(1, 10, 100)) == [1, 2, 3, None, 10]
+    assert page_numbers(Page(6, 10, 100)) == [1, None, 4, 5, 6, 7, 8, None, 10]
+    assert page_numbers(Page(4, 10, 60)) == [1, 2, 3, 4, 5, 6]
 
 
 async def test_lru_cache_shares_one_load_and_forgets_the_oldest() -> None:
@@ -144,10 +194,11 @@ async def test_lru_cache_shares_one_load_and_forgets_the_oldest() -> None:
 
 
 @pytest.mark.parametrize(("text", "key", "descending"), [
-    (None, "name", False), ("size", "size", False), ("-pushed", "pushed", True), ("-bogus", "name", False),
+    (None, "pushed", True), ("size", "size", False), ("-pushed", "pushed", True), ("-bogus", "pushed", True),
 ])
 def test_parse_sort(text: str | None, key: str, descending: bool) -> None:
-    assert parse_sort(text) == Sort(key, descending)
+    assert parse_sort(text) == Sort(key, descending)  # newest push first unless asked otherwise
+    assert parse_sort(text, REPOSITORY_SORT_KEYS) == (Sort(key, descending) if key in REPOSITORY_SORT_KEYS else Sort("name", False))
 
 
 def test_sort_toggles() -> None:

@@ -20,9 +20,12 @@ from dockyard.forwarding import Forwarding
 from dockyard.proxy.cache import PullThroughCache
 from dockyard.proxy.mirrors import Mirrors
 from dockyard.proxy.upstream import UpstreamClient
+from dockyard.reference import parse_digest
+from dockyard.storage import paths
 from dockyard.storage.inmemory import InMemoryDriver
 from dockyard.storage.registry import Registry
 from dockyard.ui import session_key
+from dockyard.ui.browse import Browser
 from dockyard.ui.sessions import COOKIE_NAME, SessionSigner
 
 
@@ -161,7 +164,7 @@ async def test_a_pull_through_cache_says_what_it_caches_and_from_where(aiohttp_c
     listing = await (await client.get("/")).text()
     assert "read-only mode" not in listing
     assert f"pull-through cache of <code>{remote}</code>" in listing
-    assert f'<td class="source"><code>{remote}/team/app</code></td>' in listing
+    assert f'<td class="source" data-label="From"><code class="truncate" title="{remote}/team/app">{remote}/team/app</code></td>' in listing
     page = await (await client.get("/ui/r/team/app")).text()
     assert "read-only mode" not in page
     assert f"Cached from <code>{remote}/team/app</code>" in page and 'data-tag="v1"' in page
@@ -171,5 +174,43 @@ async def test_a_pull_through_cache_says_what_it_caches_and_from_where(aiohttp_c
     mixed = await aiohttp_client(create_app(Registry(driver), ui_session_key=session_key(""), mirrors=Mirrors([hub])))
     listing = await (await mixed.get("/")).text()
     assert "pull-through cache of" not in listing and "<th>From</th>" in listing
-    assert '<td class="source"></td>' in listing
+    assert '<td class="source" data-label="From"></td>' in listing
     assert "Cached from" not in await (await mixed.get("/ui/r/team/app")).text()
+
+
+async def test_the_front_page_counts_sorts_and_numbers_pages_reading_only_its_own_rows(aiohttp_client, monkeypatch) -> None:
+    driver = InMemoryDriver()
+    digest = parse_digest("sha256:" + "a" * 64)
+    for number in range(120):
+        for tag in range(number % 3 + 1):  # 1, 2 or 3 tags: 240 in all
+            await driver.put_content(paths.tag_current_link(f"team/app-{number:03d}", f"v{tag}"), str(digest).encode())
+    await driver.put_content(paths.revision_link("team/by-digest", digest), str(digest).encode())  # no tags, a manifest
+    await driver.put_content(paths.revision_link("team/emptied", digest), str(digest).encode())
+    await driver.delete(paths.revision_dir("team/emptied", digest))  # its last manifest deleted: nothing left in it
+    overviews: list[str] = []
+    overview = Browser.overview
+
+    async def counted(self: Browser, repository):
+        overviews.append(repository.name)
+        return await overview(self, repository)
+
+    monkeypatch.setattr(Browser, "overview", counted)
+    client = await aiohttp_client(create_app(Registry(driver), ui_session_key=session_key("")))
+
+    def names(html: str) -> list[str]:
+        return re.findall(r'<a class="name truncate" href="/ui/r/([^"]+)"', html)
+
+    first = await (await client.get("/")).text()
+    assert "121 repositories · 240 tags" in first
+    assert names(first) == [f"team/app-{number:03d}" for number in range(50)]
+    assert overviews == names(first)  # only the rows shown are read beyond their names and tag counts
+    assert "Page 1 of 3" in first and '<a class="button" href="/?sort=name&amp;page=3" aria-label="Page 3">3</a>' in first
+    assert "team/emptied" not in first
+
+    last = await (await client.get("/?page=3")).text()
+    assert names(last) == [f"team/app-{number:03d}" for number in range(100, 120)] + ["team/by-digest"]
+    most_tags = await (await client.get("/?sort=-tags&n=10")).text()
+    assert names(most_tags) == [f"team/app-{number:03d}" for number in range(119, 89, -3)]  # 3 tags each, Z to A
+    assert 'aria-sort="descending"' in most_tags and "Page 1 of 13" in most_tags
+    assert names(await (await client.get("/?q=app-11&sort=-name")).text()) == [f"team/app-{number}" for number in range(119, 109, -1)]
+    assert "There is no such page." in await (await client.get("/ui/nowhere")).text()

@@ -12,12 +12,14 @@ import pathlib
 
 import jinja2
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
 from dockyard.sizes import human_size
 from dockyard.ui import format as formats
 from dockyard.ui import robots, views
 from dockyard.ui.browse import Browser
 from dockyard.ui.events_page import events_page
+from dockyard.ui.pagination import page_numbers
 from dockyard.ui.sessions import SessionSigner, session_key
 from dockyard.ui.summaries import Summaries
 
@@ -39,16 +41,35 @@ def _templates() -> jinja2.Environment:
         "count": "{:,}".format,
         "short": formats.short_digest,
         "kind": lambda media_type: views.MEDIA_TYPE_LABELS.get(media_type, media_type),
+        "command_line": formats.command_line,
     })
     environment.globals.update({
         "ago": lambda value: formats.relative_time(formats.as_datetime(value), datetime.datetime.now(datetime.UTC)),
         "moment": lambda value: formats.absolute_time(formats.as_datetime(value)),
+        "page_numbers": page_numbers,
+        "cosign_subject": formats.cosign_subject,
     })
     return environment
 
 
 async def _to_front_page(request: web.Request) -> web.Response:
     return web.Response(status=302, headers={"Location": "/"})  # the prefix middleware adds the prefix
+
+
+def _friendly_not_found(pages: str) -> Middleware:
+    """A page for an address under ``pages`` that no route serves, instead of aiohttp's plain text
+    (a middleware, not a catch-all route: routes added later for new pages stay reachable)."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPNotFound:
+            if request.method != "GET" or not request.path.startswith(pages):
+                raise
+            return await views.not_found(request)
+
+    return middleware
 
 
 def setup(app: web.Application, prefix: str, key: bytes) -> None:
@@ -69,3 +90,4 @@ def setup(app: web.Application, prefix: str, key: bytes) -> None:
     router.add_get(prefix + "/ui/r/{tail:.+}", views.repository_pages)
     router.add_post(prefix + "/ui/r/{tail:.+}", views.delete)
     router.add_static(prefix + "/ui/static", _HERE / "static", append_version=False)
+    app.middlewares.append(_friendly_not_found(prefix + "/ui/"))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime
+import re
+import shlex
 
 
 def relative_time(moment: datetime.datetime | None, now: datetime.datetime) -> str:
@@ -58,3 +60,32 @@ def platform_name(platform: dict[str, object] | None) -> str:
         return "unknown"
     parts = [str(platform.get(key)) for key in ("os", "architecture", "variant") if platform.get(key)]
     return "/".join(parts) or "unknown"
+
+
+SHELLS = frozenset({"/bin/sh", "/bin/bash", "sh", "bash", "/bin/ash", "/usr/bin/bash"})
+
+
+def command_line(argv: list[str]) -> tuple[str, str]:
+    """An entrypoint or command as written: ``(shell prefix, text)``.
+
+    The shell form ``["/bin/sh", "-c", "make && ./run"]`` gives ``("/bin/sh -c", "make && ./run")``,
+    the script exactly as the Dockerfile had it; the exec form gives ``("", ...)`` with each
+    argument quoted as a shell would need (``shlex.join``).
+    """
+    if len(argv) == 3 and argv[0] in SHELLS and argv[1] == "-c":
+        return f"{argv[0]} -c", argv[2]
+    return "", shlex.join(argv)
+
+
+COSIGN_TAG = re.compile(r"^(sha256|sha512)-([0-9a-f]{64}|[0-9a-f]{128})\.(sig|att|sbom)$")
+
+
+def cosign_tag(digest: str, suffix: str) -> str:
+    """The tag cosign gives what it attaches to ``digest``: ``sha256-<hex>.sig`` (``.att``, ``.sbom``)."""
+    return f"{digest.replace(':', '-', 1)}.{suffix}"
+
+
+def cosign_subject(tag: str) -> str | None:
+    """The digest a cosign ``sha256-<hex>.sig`` (``.att``, ``.sbom``) tag is attached to, or ``None``."""
+    match = COSIGN_TAG.match(tag)
+    return f"{match.group(1)}:{match.group(2)}" if match else None

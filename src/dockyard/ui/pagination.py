@@ -1,13 +1,15 @@
-"""Pages and sort orders of the tag list (pure: the handlers fetch, this decides what to show)."""
+"""Pages and sort orders of the lists (pure: the handlers fetch, this decides what to show)."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
-SORT_KEYS = ("name", "pushed", "size")
+# Each list's orders, its default first: people look for the newest push among tags.
+TAG_SORT_KEYS = ("pushed", "name", "size")
+REPOSITORY_SORT_KEYS = ("name", "tags")
 # Newest and largest first are what people look for; names read A to Z.
-DEFAULT_DESCENDING = {"name": False, "pushed": True, "size": True}
+DEFAULT_DESCENDING = {"name": False, "pushed": True, "size": True, "tags": True}
 
 
 @dataclass(frozen=True)
@@ -27,13 +29,13 @@ class Sort:
         return Sort(key, DEFAULT_DESCENDING[key])
 
 
-def parse_sort(text: str | None) -> Sort:
-    """``name`` / ``-pushed`` / ``size``...; anything else sorts by name."""
+def parse_sort(text: str | None, keys: tuple[str, ...] = TAG_SORT_KEYS) -> Sort:
+    """``name`` / ``-pushed`` / ``size``... among ``keys``; anything else is the first key's default order."""
     value = (text or "").strip()
     descending = value.startswith("-")
     key = value.removeprefix("-")
-    if key not in SORT_KEYS:
-        return Sort("name", False)
+    if key not in keys:
+        return Sort(keys[0], DEFAULT_DESCENDING[keys[0]])
     return Sort(key, descending)
 
 
@@ -62,6 +64,17 @@ class Page:
     @property
     def has_next(self) -> bool:
         return self.number < self.pages
+
+
+def page_numbers(page: Page, around: int = 2) -> list[int | None]:
+    """The page links of a pager: the first, the last and ``around`` each side of this one; ``None`` for a gap."""
+    shown = sorted({1, page.pages, *range(max(1, page.number - around), min(page.pages, page.number + around) + 1)})
+    numbers: list[int | None] = []
+    for number in shown:
+        if numbers and number - (numbers[-1] or 0) > 1:
+            numbers.append(None)
+        numbers.append(number)
+    return numbers
 
 
 def page_of(total: int, requested: str | None, per_page: int) -> Page:

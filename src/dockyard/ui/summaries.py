@@ -26,8 +26,33 @@ IMAGE_CONFIG_TYPES = frozenset({
     "application/vnd.oci.image.config.v1+json",
     "application/vnd.docker.container.image.v1+json",
 })
+EMPTY_CONFIG_TYPE = "application/vnd.oci.empty.v1+json"
 # A config larger than this is not decoded for the page (a real one is a few KiB).
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
+# What an artifact is, by the media or artifact types it carries: (role, name for people).
+# Cosign's tag-based signatures are image manifests whose layers are simple-signing
+# payloads; its OCI 1.1 referrers carry the artifact type instead.
+SIGNATURE, SBOM, ATTESTATION = "signature", "sbom", "attestation"
+KNOWN_ARTIFACTS: dict[str, tuple[str | None, str]] = {
+    "application/vnd.dev.cosign.artifact.sig.v1+json": (SIGNATURE, "Cosign signature"),
+    "application/vnd.dev.cosign.simplesigning.v1+json": (SIGNATURE, "Cosign signature"),
+    "application/vnd.cncf.notary.signature": (SIGNATURE, "Notation signature"),
+    "application/vnd.dev.sigstore.bundle.v0.3+json": (SIGNATURE, "Sigstore bundle"),
+    "application/vnd.dev.sigstore.bundle+json;version=0.3": (SIGNATURE, "Sigstore bundle"),
+    "application/spdx+json": (SBOM, "SPDX SBOM"),
+    "text/spdx": (SBOM, "SPDX SBOM"),
+    "application/vnd.cyclonedx+json": (SBOM, "CycloneDX SBOM"),
+    "application/vnd.cyclonedx+xml": (SBOM, "CycloneDX SBOM"),
+    "application/vnd.syft+json": (SBOM, "Syft SBOM"),
+    "application/vnd.dev.cosign.artifact.sbom.v1+json": (SBOM, "Cosign SBOM"),
+    "application/vnd.dsse.envelope.v1+json": (ATTESTATION, "in-toto attestation"),
+    "application/vnd.in-toto+json": (ATTESTATION, "in-toto attestation"),
+    "application/vnd.cncf.helm.config.v1+json": (None, "Helm chart"),
+    "application/vnd.wasm.config.v0+json": (None, "WebAssembly module"),
+    "application/vnd.oci.image.layer.v1.tar+encrypted": (None, "encrypted layer"),
+}
+# zstd:chunked is zstd with a table of contents that this annotation points to.
+ZSTD_CHUNKED_ANNOTATION = "io.github.containers.zstd-chunked.manifest-checksum"
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -39,6 +64,17 @@ class Blob:
     media_type: str
     size: int
     title: str | None = None  # org.opencontainers.image.title, for artifact files
+    annotations: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def compression(self) -> str:
+        """``gzip``, ``zstd``, ``zstd:chunked`` or ``none``, from the media type (and annotations)."""
+        media_type = self.media_type.split(";", 1)[0]
+        if media_type.endswith(("+gzip", ".gzip")):
+            return "gzip"
+        if media_type.endswith("+zstd"):
+            return "zstd:chunked" if ZSTD_CHUNKED_ANNOTATION in self.annotations else "zstd"
+        return "none" if media_type.endswith((".tar", ".tar.v1")) else ""
 
 
 @dataclass(frozen=True)
@@ -62,6 +98,8 @@ class Summary:
     artifact_type: str | None = None
     subject: str | None = None
     annotations: dict[str, str] = field(default_factory=dict)
+    role: str | None = None  # SIGNATURE, SBOM, ATTESTATION or None
+    label: str = ""  # what it is, for people: "Cosign signature", "SPDX SBOM", "image"...
 
     @property
     def blobs(self) -> dict[str, int]:
@@ -77,8 +115,20 @@ class Summary:
 
 
 def _blob(descriptor: manifests.Descriptor) -> Blob:
-    title = (descriptor.annotations or {}).get("org.opencontainers.image.title")
-    return Blob(str(descriptor.digest), descriptor.media_type, descriptor.size, title if isinstance(title, str) else None)
+    annotations = {str(key): str(value) for key, value in (descriptor.annotations or {}).items()}
+    return Blob(
+        str(descriptor.digest), descriptor.media_type, descriptor.size, annotations.get("org.opencontainers.image.title"),
+        annotations,
+    )
+
+
+def describe_artifact(*types: str | None) -> tuple[str | None, str]:
+    """(role, name) of an artifact from its artifact, config and layer media types, first known wins;
+    an unknown one is named by its first type."""
+    for media_type in types:
+        if media_type in KNOWN_ARTIFACTS:
+            return KNOWN_ARTIFACTS[media_type]
+    return None, next((media_type for media_type in types if media_type), "artifact")
 
 
 def summarize(content: bytes, digest: str) -> Summary:
@@ -100,13 +150,21 @@ def summarize(content: bytes, digest: str) -> Summary:
             Child(str(child.digest), child.media_type, child.size, platform_name(child.platform), child.artifact_type)
             for child in parsed.children
         )
-        return Summary(kind="index", children=children, artifact_type=parsed.artifact_type, **common)
+        if parsed.artifact_type:
+            role, label = describe_artifact(parsed.artifact_type)
+            return Summary(kind="index", children=children, artifact_type=parsed.artifact_type, role=role, label=label, **common)
+        return Summary(kind="index", children=children, label="index", **common)
     config, *layers = parsed.blobs
-    is_image = config.media_type in IMAGE_CONFIG_TYPES and not parsed.artifact_type
-    artifact_type = parsed.artifact_type or (None if is_image else config.media_type)
+    role, label = describe_artifact(parsed.artifact_type, config.media_type, *(layer.media_type for layer in layers))
+    is_image = config.media_type in IMAGE_CONFIG_TYPES and not parsed.artifact_type and role is None
+    # Without an artifactType the config's type names an artifact, unless it is an image's or the
+    # empty config (cosign's tag-based signatures): then the first layer's type does.
+    generic = config.media_type in IMAGE_CONFIG_TYPES or config.media_type == EMPTY_CONFIG_TYPE
+    named_by = layers[0].media_type if generic and layers else config.media_type
+    artifact_type = parsed.artifact_type or (None if is_image else named_by)
     return Summary(
         kind="image" if is_image else "artifact", config=_blob(config), layers=tuple(map(_blob, layers)),
-        artifact_type=artifact_type, **common,
+        artifact_type=artifact_type, role=role, label="image" if is_image else label, **common,
     )
 
 

@@ -22,13 +22,13 @@ from dockyard.auth.binding import CredentialBinding
 from dockyard.auth.robots import RobotAccounts, is_robot_user, robots_among
 from dockyard.concurrency import gather_bounded
 from dockyard.deletes import delete_reference, delete_repository
-from dockyard.errors import DirectoryUnavailable, DockyardError, TooManyFailedLogins
+from dockyard.errors import DirectoryUnavailable, DockyardError, ManifestUnknown, TooManyFailedLogins
 from dockyard.logs import USER_KEY, audit
 from dockyard.reference import check_name, check_tag, is_digest, parse_digest
 from dockyard.storage import catalog
 from dockyard.ui import format as formats
-from dockyard.ui.browse import Browser, storage_use
-from dockyard.ui.pagination import parse_count, parse_sort
+from dockyard.ui.browse import Browser, listed_repositories, storage_use
+from dockyard.ui.pagination import REPOSITORY_SORT_KEYS, page_of, parse_count, parse_sort
 from dockyard.ui.sessions import COOKIE_NAME, Session, SessionSigner
 
 log = logging.getLogger("dockyard.ui")
@@ -38,6 +38,8 @@ MAX_REPOSITORIES_PER_PAGE = 500
 TAGS_PER_PAGE = 100
 MAX_TAGS_PER_PAGE = 1000
 LARGEST_REPOSITORIES = 10
+# Other tags of a manifest named on its page; the rest are counted.
+OTHER_TAGS_SHOWN = 20
 # Repositories read at once for the lists (each reads its own tags and manifests concurrently too).
 OVERVIEW_CONCURRENCY = 4
 # What the page may load: only its own files; no inline script, no framing.
@@ -85,10 +87,11 @@ class Visitor:
 class Refused(Exception):
     """Stop and show an error page (or send the visitor to the sign-in form)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, repository: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.repository = repository  # the error page links back to it
 
 
 def _access(request: web.Request) -> AccessController:
@@ -198,6 +201,7 @@ def _to_sign_in(request: web.Request, who: Visitor) -> web.Response:
     return _redirect(request, _path("/ui/login", next=here), who.session if who.fresh else None)
 
 
+_ERROR_TITLES = {403: "Not allowed", 404: "Not found", 405: "Not allowed"}
 Handler = Callable[[web.Request, Visitor], Awaitable[web.StreamResponse]]
 
 
@@ -211,11 +215,17 @@ def page(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamRespon
         except Refused as refused:
             if refused.status in (401, 403) and who.user is None and _can_sign_in(request):
                 return _to_sign_in(request, who)
-            return render(request, who, "error.html", status=refused.status, title="Error", message=refused.message)
+            return render(
+                request, who, "error.html", status=refused.status, title=_ERROR_TITLES.get(refused.status, "Error"),
+                message=refused.message, repository=refused.repository,
+            )
         except DockyardError as failure:
             # The status and message the API would answer.
             error = errors.from_domain(failure)
-            return render(request, who, "error.html", status=error.status, title="Error", message=error.message)
+            return render(
+                request, who, "error.html", status=error.status, title=_ERROR_TITLES.get(error.status, "Error"),
+                message=error.message, repository=None,
+            )
 
     return serve
 
@@ -253,11 +263,14 @@ def _refuse_delete(request: web.Request, who: Visitor, name: str) -> None:
         raise refusal
 
 
-def pull_commands(request: web.Request, name: str, reference: str) -> dict[str, str]:
+def pull_commands(request: web.Request, name: str, reference: str, kind: str) -> list[tuple[str, str]]:
+    """(tool, command) pairs that pull ``reference``: docker and podman for images and indexes, oras for artifacts."""
     base = public_base_url(request)
-    image = f"{base.split('://', 1)[1]}/{name}{'@' if is_digest(reference) else ':'}{reference}"
+    target = f"{base.split('://', 1)[1]}/{name}{'@' if is_digest(reference) else ':'}{reference}"
     plain = base.startswith("http://")
-    return {"docker": f"docker pull {image}", "podman": f"podman pull {'--tls-verify=false ' if plain else ''}{image}"}
+    if kind == "artifact":
+        return [("oras", f"oras pull {'--plain-http ' if plain else ''}{target}")]
+    return [("docker", f"docker pull {target}"), ("podman", f"podman pull {'--tls-verify=false ' if plain else ''}{target}")]
 
 
 # Pages
@@ -268,8 +281,8 @@ async def repositories(request: web.Request, who: Visitor) -> web.StreamResponse
     if not who.identity.may_list_catalog():
         raise Refused(403, "You may not list this registry's repositories.")
     query = request.query.get("q", "").strip()
-    last = request.query.get("last", "")
-    count = parse_count(request.query.get("n"), REPOSITORIES_PER_PAGE, MAX_REPOSITORIES_PER_PAGE)
+    sort = parse_sort(request.query.get("sort"), REPOSITORY_SORT_KEYS)
+    per_page = parse_count(request.query.get("n"), REPOSITORIES_PER_PAGE, MAX_REPOSITORIES_PER_PAGE)
     allowed = who.identity.catalog_filter()
     needle = query.lower()
 
@@ -277,15 +290,23 @@ async def repositories(request: web.Request, who: Visitor) -> web.StreamResponse
         return needle in name and (allowed is None or allowed(name))
 
     registry = request.app[REGISTRY_KEY]
-    names = await catalog.walk(registry.driver, last, count + 1, visible)
-    more = len(names) > count
-    names = names[:count]
+    listed = await listed_repositories(registry.driver, visible)
+    if sort.key == "tags":
+        listed.sort(key=lambda repository: (repository.tags, repository.name))
+    if sort.descending:
+        listed.reverse()
+    page = page_of(len(listed), request.query.get("page"), per_page)
     browser = request.app[UI_KEY].browser
-    overviews = await gather_bounded(names, lambda name: browser.overview(registry.repository(name)), OVERVIEW_CONCURRENCY)
+    overviews = await gather_bounded(
+        listed[page.start:page.end], lambda repository: browser.overview(registry.repository(repository.name)),
+        OVERVIEW_CONCURRENCY,
+    )
+    n = per_page if per_page != REPOSITORIES_PER_PAGE else None
     return render(
-        request, who, "repositories.html", title="Repositories", section="repositories", query=query, last=last,
-        overviews=overviews, next_url=_url(request, "/", q=query, last=names[-1]) if more else None,
-        first_url=_url(request, "/", q=query) if last else None,
+        request, who, "repositories.html", title="Repositories", section="repositories", query=query, overviews=overviews,
+        page=page, sort=sort, total_tags=sum(repository.tags for repository in listed),
+        sort_url=lambda key: _url(request, "/", q=query, sort=sort.toggled(key).text, n=n),
+        page_url=lambda number: _url(request, "/", q=query, sort=sort.text, page=number, n=n),
     )
 
 
@@ -296,7 +317,7 @@ def _split(tail: str) -> tuple[str, str, str]:
     check_name(name)
     # ``-/delete`` alone: the whole repository.
     if rest and (action not in ("manifest", "delete") or not (reference or action == "delete")):
-        raise Refused(404, "No such page.")
+        raise Refused(404, "There is no such page.")
     if reference and not is_digest(reference):
         check_tag(reference)
     return name, action, reference
@@ -328,7 +349,7 @@ async def _repository(request: web.Request, who: Visitor, name: str) -> web.Stre
         request, who, "repository.html", title=name, section="repositories", name=name, rows=rows, page=tag_page, sort=sort,
         sort_url=lambda key: _url(request, base, sort=sort.toggled(key).text),
         page_url=lambda number: _url(request, base, sort=sort.text, page=number, n=per_page if per_page != TAGS_PER_PAGE else None),
-        pull=lambda reference: pull_commands(request, name, reference),
+        pull=lambda reference, kind: pull_commands(request, name, reference, kind),
         may_delete=_may_delete(request, who, name), deleted=request.query.get("deleted", ""),
         server_time=elapsed,
     )
@@ -339,23 +360,32 @@ async def _manifest(request: web.Request, who: Visitor, name: str, reference: st
     repository = registry.repository(name)
     browser = request.app[UI_KEY].browser
     tag = None if is_digest(reference) else reference
-    digest = parse_digest(reference) if tag is None else await repository.resolve_tag(tag)
-    if not await repository.has_manifest(digest):
-        raise Refused(404, f"No manifest {reference} in {name}.")
+    try:
+        digest = parse_digest(reference) if tag is None else await repository.resolve_tag(tag)
+    except ManifestUnknown:
+        digest = None
+    if digest is None or not await repository.has_manifest(digest):
+        what = f"tag {tag}" if tag else f"manifest {formats.short_digest(reference, 16)}"
+        raise Refused(404, f"There is no {what} in {name}.", repository=name)
     summary = await browser.summaries.manifest(repository, digest)
     children = []
     for child in summary.children:
         child_summary = await browser.summary(repository, parse_digest(child.digest))
         children.append((child, child_summary, await browser.size(repository, child_summary)))
-    referrers = await repository.referrers(digest)
+    tags = await repository.tags()
+    other_tags = [other for other in await browser.tags_of(repository, digest, tags) if other != tag]
     index = request.query.get("index", "")  # the index the visitor came from, for the way back
     if index and not is_digest(index):
         check_tag(index)
     return render(
         request, who, "manifest.html", title=f"{name}{':' + tag if tag else '@' + formats.short_digest(str(digest))}",
         section="repositories", name=name, tag=tag, summary=summary, total=await browser.size(repository, summary),
-        config=await browser.summaries.config(repository, summary), children=children, referrers=referrers,
-        pull=pull_commands(request, name, tag or str(digest)), may_delete=_may_delete(request, who, name), index=index,
+        config=await browser.summaries.config(repository, summary), children=children,
+        attachments=await browser.attachments(repository, digest, frozenset(tags)),
+        other_tags=other_tags[:OTHER_TAGS_SHOWN], more_tags=max(0, len(other_tags) - OTHER_TAGS_SHOWN),
+        pull=pull_commands(request, name, tag or str(digest), summary.kind),
+        pull_by_digest=pull_commands(request, name, str(digest), summary.kind) if tag else [],
+        may_delete=_may_delete(request, who, name), index=index,
     )
 
 
@@ -406,6 +436,11 @@ async def storage(request: web.Request, who: Visitor) -> web.StreamResponse:
     use = storage_use(overviews, LARGEST_REPOSITORIES)
     quotas = await registry.quotas.uses()
     return render(request, who, "storage.html", title="Storage", section="storage", use=use, count=len(names), quotas=quotas)
+
+
+@page
+async def not_found(request: web.Request, who: Visitor) -> web.StreamResponse:
+    raise Refused(404, "There is no such page.")
 
 
 # Signing in and out
