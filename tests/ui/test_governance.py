@@ -12,6 +12,7 @@ from dockyard.auth.access import Authenticator
 from dockyard.auth.htpasswd import Htpasswd
 from dockyard.auth.limiter import FailureLimiter
 from dockyard.auth.policy import from_document
+from dockyard.auth.sources import HtpasswdSource
 from dockyard.storage.immutable import ImmutableTags
 from dockyard.storage.inmemory import InMemoryDriver
 from dockyard.storage.registry import Registry
@@ -31,7 +32,7 @@ POLICY = {
 
 async def _client(aiohttp_client, tmp_path):
     access = AccessController(
-        policy=from_document(POLICY), authenticator=Authenticator(Htpasswd(write_htpasswd(tmp_path / "users")), FailureLimiter()),
+        policy=from_document(POLICY), authenticator=Authenticator([HtpasswdSource(Htpasswd(write_htpasswd(tmp_path / "users")))], FailureLimiter()),
     )
     client = await aiohttp_client(create_app(Registry(InMemoryDriver(), immutable=RULES), access=access, ui_session_key=session_key("")))
     writer = {"Authorization": basic("writer", USERS["writer"])}

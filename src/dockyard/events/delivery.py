@@ -12,7 +12,7 @@ the endpoint's lease in storage sends its events, oldest first, one at a time.
   a crash another replica takes over once it expires. A delivery whose deletion the crash cut
   short is sent again: at least once, the event's id telling the receiver it is a repeat.
 - *Bounds*: past ``max_backlog`` waiting events, or ``max_age`` after an event happened, the
-  oldest are dropped (counted, and logged once each time the backlog goes over its bounds).
+  oldest are dropped (counted, and logged once per outage: until the endpoint takes an event again).
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ class EndpointDelivery:
         self.recent: deque[Attempt] = deque(maxlen=RECENT)
         self._recent_loaded = False
         self._recent_unsaved = False
-        self._over_bounds = False
+        self._dropping = False  # since the endpoint last took an event: the drops of one outage are logged once
 
     async def run(self) -> None:
         try:
@@ -196,14 +196,13 @@ class EndpointDelivery:
         for reason, dropped in (("age", too_old), ("backlog", too_many)):
             if dropped:
                 await self._drop(reason, dropped)
-        if (too_old or too_many) and not self._over_bounds:
+        if (too_old or too_many) and not self._dropping:
+            self._dropping = True
             log.warning(
-                "endpoint %s: backlog past its bounds (%d events, max_backlog %d, max_age %ss): dropping the oldest events",
+                "endpoint %s: backlog past its bounds (%d events, max_backlog %d, max_age %ss): dropping the oldest events "
+                "until it takes events again",
                 self.endpoint.name, len(names), self.options.max_backlog, self.options.max_age,
             )
-        elif self._over_bounds and not (too_old or too_many):
-            log.info("endpoint %s: backlog within its bounds again", self.endpoint.name)
-        self._over_bounds = bool(too_old or too_many)
         waiting = kept[len(too_many):]
         oldest = recorded_at(waiting[0]) if waiting else None
         self.observer.backlog(self.endpoint.name, len(waiting), now - oldest if oldest is not None else 0.0)
@@ -243,6 +242,9 @@ class EndpointDelivery:
                 await self.driver.delete(path)
                 self.observer.sent(self.endpoint.name)
                 self._remember(Attempt(time.time(), event["id"], event["action"], target.get("repository", ""), "delivered"))
+                if self._dropping:
+                    self._dropping = False
+                    log.info("endpoint %s: takes events again", self.endpoint.name)
                 return True
             failures += 1
             self.observer.failed(self.endpoint.name)
