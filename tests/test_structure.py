@@ -1,10 +1,13 @@
 """Limits on the shape of the sources: no function takes more than 12 parameters (settings
-travel as one tree, not as keyword bags) and no module is over 700 lines."""
+travel as one tree, not as keyword bags), no module is over 700 lines, and a server imports
+no heavy library its configuration does not use (each costs every process megabytes)."""
 
 from __future__ import annotations
 
 import ast
 import pathlib
+import subprocess
+import sys
 
 SOURCES = pathlib.Path(__file__).parents[1] / "src" / "dockyard"
 MAX_PARAMETERS = 12
@@ -35,3 +38,27 @@ def test_no_function_takes_more_than_twelve_parameters() -> None:
 def test_no_module_is_over_seven_hundred_lines() -> None:
     over = [f"{path.relative_to(SOURCES)} ({lines})" for path in _modules() if (lines := len(path.read_text().splitlines())) > MAX_LINES]
     assert over == []
+
+
+# Builds the application as `dockyard serve` does, for plain HTTP on a filesystem root
+# without redis or letsencrypt; prints the top-level packages then imported.
+_SERVE_IMPORTS = """
+import sys
+from dockyard.commands import serve
+from dockyard.config import load
+
+settings = load(None, {}, {"root": sys.argv[1], "insecure_http": True}).settings
+serve.build_app(settings, serve._prepare(settings))
+print(" ".join(sorted({name.split(".")[0] for name in sys.modules})))
+"""
+
+
+def test_serving_imports_no_library_its_configuration_does_not_use(tmp_path: pathlib.Path) -> None:
+    run = subprocess.run(
+        [sys.executable, "-c", _SERVE_IMPORTS, str(tmp_path / "root")], capture_output=True, text=True, timeout=60, check=True,
+    )
+    imported = set(run.stdout.split())
+    assert {"aiohttp", "dockyard"} <= imported, run.stdout
+    # redis-py: only with a redis section; acme, josepy, requests: only with http.tls.letsencrypt;
+    # botocore: only with S3 storage.
+    assert imported & {"redis", "acme", "josepy", "requests", "botocore", "aiobotocore"} == set()
