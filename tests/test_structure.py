@@ -9,6 +9,8 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 SOURCES = pathlib.Path(__file__).parents[1] / "src" / "dockyard"
 MAX_PARAMETERS = 12
 MAX_LINES = 700
@@ -41,24 +43,38 @@ def test_no_module_is_over_seven_hundred_lines() -> None:
 
 
 # Builds the application as `dockyard serve` does, for plain HTTP on a filesystem root
-# without redis or letsencrypt; prints the top-level packages then imported.
+# without redis or letsencrypt; prints the top-level packages then imported, and on a
+# second line the modules that building the app imported (in each worker, after forking).
 _SERVE_IMPORTS = """
 import sys
 from dockyard.commands import serve
 from dockyard.config import load
 
 settings = load(None, {}, {"root": sys.argv[1], "insecure_http": True}).settings
-serve.build_app(settings, serve._prepare(settings))
+prepared = serve._prepare(settings)
+before = set(sys.modules)
+serve.build_app(settings, prepared)
 print(" ".join(sorted({name.split(".")[0] for name in sys.modules})))
+print(" ".join(sorted(set(sys.modules) - before)))
 """
 
 
-def test_serving_imports_no_library_its_configuration_does_not_use(tmp_path: pathlib.Path) -> None:
-    run = subprocess.run(
-        [sys.executable, "-c", _SERVE_IMPORTS, str(tmp_path / "root")], capture_output=True, text=True, timeout=60, check=True,
-    )
-    imported = set(run.stdout.split())
-    assert {"aiohttp", "dockyard"} <= imported, run.stdout
+@pytest.fixture(scope="module")
+def serve_imports(tmp_path_factory: pytest.TempPathFactory) -> list[list[str]]:
+    """The two lines :data:`_SERVE_IMPORTS` prints, each split in names."""
+    root = tmp_path_factory.mktemp("serve-imports") / "root"
+    run = subprocess.run([sys.executable, "-c", _SERVE_IMPORTS, str(root)], capture_output=True, text=True, timeout=60, check=True)
+    return [line.split() for line in run.stdout.split("\n")[:2]]
+
+
+def test_serving_imports_no_library_its_configuration_does_not_use(serve_imports: list[list[str]]) -> None:
+    imported = set(serve_imports[0])
+    assert {"aiohttp", "dockyard"} <= imported, imported
     # redis-py: only with a redis section; acme, josepy, requests: only with http.tls.letsencrypt;
     # botocore: only with S3 storage.
     assert imported & {"redis", "acme", "josepy", "requests", "botocore", "aiobotocore"} == set()
+
+
+def test_workers_import_nothing_the_parent_has_not(serve_imports: list[list[str]]) -> None:
+    # What a worker imports after forking is its own copy; what the parent imported, workers share.
+    assert serve_imports[1] == []

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import gc
 import logging
 import os
 import signal
@@ -371,6 +372,10 @@ def _run_bound(
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    # Workers share the parent's pages until they write to them; a collection writes to the
+    # header of every object it examines, so without this each worker's first full collection
+    # would copy nearly all the parent's heap. Frozen objects are never examined again.
+    gc.freeze()
     for slot in range(workers):
         spawn(slot)
     while children:

@@ -17,14 +17,23 @@ from click.core import ParameterSource
 
 from dockyard import __version__
 from dockyard.address import Address
+from dockyard.api.app import create_app
 from dockyard.api.auth_setup import AuthSettings, AuthSetupError
+from dockyard.auth.robots import RobotAccounts
 from dockyard.config import ConfigError, Settings, load
 from dockyard.config.flags import click_options
 from dockyard.forwarding import Forwarding
 from dockyard.logs import ACCESS_LOG_KEY
+from dockyard.maintenance.schedule import Schedule, scheduled_maintenance
 from dockyard.ops.debug import OpsSettings, for_app_lifetime
+from dockyard.proxy.expiry import expiry_interval, ttl_lookup
+from dockyard.proxy.mirrors import build_mirrors
 from dockyard.server import SSL_CONTEXT_KEY, TLS_ALPN_CHALLENGES_KEY
-from dockyard.storage.factory import StorageSettings, StorageUnavailable, check_storage
+from dockyard.storage.cache import cache_from_config
+from dockyard.storage.factory import StorageSettings, StorageUnavailable, build_driver, check_storage
+from dockyard.storage.filesystem import use_io_threads
+from dockyard.storage.registry import Registry
+from dockyard.storage.repository import PushRules
 from dockyard.tls import acme_settings, alpn_challenge, policy
 from dockyard.tls.certificates import CertificateError, fingerprint
 from dockyard.tls.serving import ServingCertificate, TlsSettings, acme_certificate, keep_renewed, prepare, server_context
@@ -204,17 +213,6 @@ def _start_acme_responder(settings: Settings, letsencrypt: acme_settings.AcmeSet
 
 def build_app(settings: Settings, prepared: Prepared) -> web.Application:
     """One worker's application."""
-    from dockyard.api.app import create_app
-    from dockyard.auth.robots import RobotAccounts
-    from dockyard.maintenance.schedule import Schedule, scheduled_maintenance
-    from dockyard.proxy.expiry import expiry_interval, ttl_lookup
-    from dockyard.proxy.mirrors import build_mirrors
-    from dockyard.storage.cache import cache_from_config
-    from dockyard.storage.factory import build_driver
-    from dockyard.storage.filesystem import use_io_threads
-    from dockyard.storage.registry import Registry
-    from dockyard.storage.repository import PushRules
-
     storage = settings.storage
     serving = prepared.serving
     proxy = settings.proxy
