@@ -100,4 +100,4 @@ def test_bench_skips_the_s3_rows_without_seaweedfs(tmp_path: pathlib.Path) -> No
     )
     assert run.returncode == 0, f"python -m bench failed:\n{run.stdout}\n{run.stderr[-5000:]}"
     assert "skipping s3-push, s3-pull-redirect: weed is not installed" in run.stderr
-    assert [row["workload"] for row in json.loads(result.read_text())["rows"]] == ["blob pull, 1 MiB", "peak RSS during pull"]
+    assert [row["workload"] for row in json.loads(result.read_text())["rows"]] == ["blob pull, 1 MiB", "peak PSS during pull", "peak RSS during pull"]
