@@ -4,6 +4,7 @@ parent, connection timeouts."""
 from __future__ import annotations
 
 import os
+import platform
 import signal
 import socket
 import subprocess
@@ -11,6 +12,7 @@ import sys
 import time
 
 import httpx
+import pytest
 
 from tests.support.processes import children, running
 from tests.support.registry_client import push_image, sha256
@@ -281,3 +283,28 @@ def test_workers_start_with_the_parents_objects_frozen(tmp_path):
         process.wait(timeout=30)
     counts = [int(count) for count in record.read_text().split()]
     assert len(counts) == 2 and min(counts) > 0, counts
+
+
+# A large block allocated and freed twice, as S3's parts are; prints the KiB the second kept.
+_KEPT_AFTER_FREE = """
+from dockyard.server import fix_mmap_threshold
+
+def anonymous_kib():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("RssAnon:"))
+
+fix_mmap_threshold({})
+block = bytearray(10 << 20)
+del block
+before = anonymous_kib()
+block = bytearray(10 << 20)
+del block
+print(anonymous_kib() - before)
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc" or not os.path.exists("/proc/self/status"), reason="glibc's malloc, on Linux")
+def test_large_blocks_go_back_to_the_system_when_freed():
+    # Without a fixed threshold glibc serves the second block from its heap and keeps it.
+    run = subprocess.run([sys.executable, "-c", _KEPT_AFTER_FREE], capture_output=True, text=True, timeout=60, check=True)
+    assert int(run.stdout) < 1024

@@ -292,8 +292,9 @@ def _announcer(settings: Settings, prepared: Prepared) -> Callable[[int | None, 
 
 
 def _serve(settings: Settings) -> None:
-    from dockyard.server import run
+    from dockyard.server import fix_mmap_threshold, run
 
+    fix_mmap_threshold()
     _setup_logging(settings.log.python_level, settings.log.output_format, dict(settings.log.fields))
     prepared = _prepare(settings)
     ops = prepared.ops
