@@ -71,7 +71,8 @@ def _run_workload(workload: Workload, servers: list[Server], rounds: int) -> lis
 
 
 def _measure(workloads: list[Workload], servers: list[Server], rounds: int) -> list[Row]:
-    """Every workload, A B A B; the peak RSS of each server over the workloads that push and pull."""
+    """Every workload, A B A B; the peak PSS and RSS of each server's process tree over the workloads
+    that push and pull."""
     sampled = [workload for workload in workloads if workload.key in MEMORY_WORKLOADS]
     rows: list[Row] = []
     with PeakSampler({server.name: server.pid for server in servers}) as sampler:
@@ -81,10 +82,12 @@ def _measure(workloads: list[Workload], servers: list[Server], rounds: int) -> l
         if workload not in sampled:
             rows += _run_workload(workload, servers, rounds)
     if sampled:
-        memory = Row(f"peak RSS during {', '.join(workload.key for workload in sampled)}", "MiB", False)
-        for name, peak in sampler.peak_mib().items():
-            memory.samples[name].append(peak)
-        rows.append(memory)
+        during = ", ".join(workload.key for workload in sampled)
+        for label, peaks in (("PSS", sampler.peak_pss_mib()), ("RSS", sampler.peak_rss_mib())):
+            memory = Row(f"peak {label} during {during}", "MiB", False)
+            for name, peak in peaks.items():
+                memory.samples[name].append(peak)
+            rows.append(memory)
     return rows
 
 
@@ -161,7 +164,8 @@ def _notes(args: argparse.Namespace, cores: int) -> list[str]:
         "or basic auth (both servers: one htpasswd file, bcrypt from htpasswd -B)",
         f"dockyard --workers {args.workers}; registry:2 uses every core (GOMAXPROCS default)",
         "pushed blobs and their repository are deleted from the root or bucket after each push round",
-        "peak RSS sums the process and its children (forked workers share pages, so the sum overstates)",
+        "peak PSS and peak RSS are each summed over the server's process and its children (sampled every 50 ms); "
+        "PSS counts a page shared by forked workers once in all, RSS once per process (so it overstates)",
         "rows marked proxy: both servers are pull-through caches (registry:2's proxy section) of one Dockyard upstream "
         "with --token-auth on 127.0.0.1; every cold pull is of an image of new random bytes pushed to the upstream just before; "
         "a pull is the manifest by tag, the config and the layer, read and dropped; the warm pull comes 5 s after the cold one; "

@@ -52,7 +52,7 @@ def test_bench_runs_on_tiny_sizes(tmp_path: pathlib.Path) -> None:
     rows = {row["workload"]: row for row in document["rows"]}
     expected = [
         "blob push, POST + one PUT", "blob push, PATCH 1 MiB chunks", "blob pull",
-        "manifest GET by tag", "_catalog walk, 20 repos", "tags/list walk, 20 tags", "peak RSS during",
+        "manifest GET by tag", "_catalog walk, 20 repos", "tags/list walk, 20 tags", "peak PSS during", "peak RSS during",
         "cold pull through the cache", "warm pull through the cache", "8 concurrent cold pulls",
     ] + (["skopeo copy 2 3-layer images", "skopeo copy 2 3-layer images, 2 at a time, events to a 2 s receiver"] if "skopeo" in only else [])
     for prefix in expected:
@@ -68,6 +68,7 @@ def test_bench_runs_on_tiny_sizes(tmp_path: pathlib.Path) -> None:
     variants = {
         "blob push, POST + one PUT, 2 MiB, TLS", "blob pull, 2 MiB, TLS",
         "manifest GET by tag, 4 conns, aiohttp, basic auth", "manifest GET by tag, 4 conns, aiohttp, p99, basic auth",
+        "peak PSS during push-tls, pull-tls", "peak PSS during manifest-auth",
         "peak RSS during push-tls, pull-tls", "peak RSS during manifest-auth",
         "8 concurrent cold pulls, upstream bytes sent / image bytes, proxy",
     }
@@ -76,6 +77,7 @@ def test_bench_runs_on_tiny_sizes(tmp_path: pathlib.Path) -> None:
     if "s3-push" in only:
         variants |= {
             "blob push, POST + one PUT, 2 MiB, S3", "blob pull, 2 MiB, S3", "blob pull, 2 MiB, S3 + redirect",
+            "peak PSS during s3-push, s3-pull", "peak PSS during s3-pull-redirect",
             "peak RSS during s3-push, s3-pull", "peak RSS during s3-pull-redirect",
         }
     assert variants <= set(rows), sorted(variants - set(rows))
@@ -102,4 +104,4 @@ def test_bench_skips_the_s3_rows_without_seaweedfs(tmp_path: pathlib.Path) -> No
     )
     assert run.returncode == 0, f"python -m bench failed:\n{run.stdout}\n{run.stderr[-5000:]}"
     assert "skipping s3-push, s3-pull-redirect: weed is not installed" in run.stderr
-    assert [row["workload"] for row in json.loads(result.read_text())["rows"]] == ["blob pull, 1 MiB", "peak RSS during pull"]
+    assert [row["workload"] for row in json.loads(result.read_text())["rows"]] == ["blob pull, 1 MiB", "peak PSS during pull", "peak RSS during pull"]

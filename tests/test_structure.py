@@ -1,10 +1,15 @@
 """Limits on the shape of the sources: no function takes more than 12 parameters (settings
-travel as one tree, not as keyword bags) and no module is over 700 lines."""
+travel as one tree, not as keyword bags), no module is over 700 lines, and a server imports
+no heavy library its configuration does not use (each costs every process megabytes)."""
 
 from __future__ import annotations
 
 import ast
 import pathlib
+import subprocess
+import sys
+
+import pytest
 
 SOURCES = pathlib.Path(__file__).parents[1] / "src" / "dockyard"
 MAX_PARAMETERS = 12
@@ -35,3 +40,41 @@ def test_no_function_takes_more_than_twelve_parameters() -> None:
 def test_no_module_is_over_seven_hundred_lines() -> None:
     over = [f"{path.relative_to(SOURCES)} ({lines})" for path in _modules() if (lines := len(path.read_text().splitlines())) > MAX_LINES]
     assert over == []
+
+
+# Builds the application as `dockyard serve` does, for plain HTTP on a filesystem root
+# without redis or letsencrypt; prints the top-level packages then imported, and on a
+# second line the modules that building the app imported (in each worker, after forking).
+_SERVE_IMPORTS = """
+import sys
+from dockyard.commands import serve
+from dockyard.config import load
+
+settings = load(None, {}, {"root": sys.argv[1], "insecure_http": True}).settings
+prepared = serve._prepare(settings)
+before = set(sys.modules)
+serve.build_app(settings, prepared)
+print(" ".join(sorted({name.split(".")[0] for name in sys.modules})))
+print(" ".join(sorted(set(sys.modules) - before)))
+"""
+
+
+@pytest.fixture(scope="module")
+def serve_imports(tmp_path_factory: pytest.TempPathFactory) -> list[list[str]]:
+    """The two lines :data:`_SERVE_IMPORTS` prints, each split in names."""
+    root = tmp_path_factory.mktemp("serve-imports") / "root"
+    run = subprocess.run([sys.executable, "-c", _SERVE_IMPORTS, str(root)], capture_output=True, text=True, timeout=60, check=True)
+    return [line.split() for line in run.stdout.split("\n")[:2]]
+
+
+def test_serving_imports_no_library_its_configuration_does_not_use(serve_imports: list[list[str]]) -> None:
+    imported = set(serve_imports[0])
+    assert {"aiohttp", "dockyard"} <= imported, imported
+    # redis-py: only with a redis section; acme, josepy, requests: only with http.tls.letsencrypt;
+    # botocore: only with S3 storage; passlib: only for an htpasswd file's older hash schemes.
+    assert imported & {"redis", "acme", "josepy", "requests", "botocore", "aiobotocore", "passlib"} == set()
+
+
+def test_workers_import_nothing_the_parent_has_not(serve_imports: list[list[str]]) -> None:
+    # What a worker imports after forking is its own copy; what the parent imported, workers share.
+    assert serve_imports[1] == []

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import errno
+import gc
 import logging
 import os
 import signal
@@ -25,7 +27,7 @@ import ssl
 import stat
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import uvloop
@@ -42,6 +44,11 @@ BACKLOG = 1024  # connections the kernel queues before a worker accepts them
 # The longest header line taken (aiohttp's default is 8190 bytes): a zstd:chunked partial pull
 # asks for up to 1024 ranges in one Range header, 16 to 30 KiB. Go's servers take 1 MiB of headers.
 MAX_HEADER_FIELD = 64 * 1024
+# glibc's malloc raises its mmap threshold to the size of each large block freed (up to 32 MiB)
+# and from then on serves such blocks (S3's 10 MiB parts) from its heap, which keeps them once
+# freed. A fixed threshold keeps every block this large in a mapping of its own, unmapped on free.
+MMAP_THRESHOLD = 4 << 20
+_M_MMAP_THRESHOLD = -3  # mallopt's parameter, from glibc's malloc.h
 
 # Set by whoever builds the app when it serves HTTPS.
 SSL_CONTEXT_KEY = web.AppKey("ssl_context", ssl.SSLContext)
@@ -292,6 +299,18 @@ WorkerExited = Callable[[int], None]
 BeforeServing = Callable[[socket.socket], None]
 
 
+def fix_mmap_threshold(environ: Mapping[str, str] = os.environ) -> bool:
+    """Fix glibc's mmap threshold at :data:`MMAP_THRESHOLD`, unless ``MALLOC_MMAP_THRESHOLD_``
+    chose already; whether it was set (not on other C libraries)."""
+    if "MALLOC_MMAP_THRESHOLD_" in environ:
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+
+
 def run(
     settings: Settings, make_app: MakeApp, announce: Announce, make_debug_app: MakeDebugApp | None = None, worker_exited: WorkerExited | None = None,
     before_serving: BeforeServing | None = None,
@@ -371,6 +390,10 @@ def _run_bound(
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    # Workers share the parent's pages until they write to them; a collection writes to the
+    # header of every object it examines, so without this each worker's first full collection
+    # would copy nearly all the parent's heap. Frozen objects are never examined again.
+    gc.freeze()
     for slot in range(workers):
         spawn(slot)
     while children:

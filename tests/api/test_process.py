@@ -4,11 +4,15 @@ parent, connection timeouts."""
 from __future__ import annotations
 
 import os
+import platform
 import signal
 import socket
+import subprocess
+import sys
 import time
 
 import httpx
+import pytest
 
 from tests.support.processes import children, running
 from tests.support.registry_client import push_image, sha256
@@ -244,3 +248,63 @@ def test_slow_upload_outlives_the_timeouts(start_server):
         response = client.put(location, params={"digest": sha256(data)})
         assert response.status_code == 201, response.text
         assert client.get(f"/v2/slow/blobs/{sha256(data)}").content == data
+
+
+# Serves with two workers whose app records how many objects the collector had frozen when it was built.
+_RECORD_FROZEN = """
+import gc, sys
+from aiohttp import web
+from dockyard import server
+from dockyard.config import load
+
+settings = load(None, {}, {"root": sys.argv[1], "addr": "127.0.0.1:0", "insecure_http": True, "workers": 2}).settings
+
+def make_app():
+    with open(sys.argv[2], "a") as record:
+        record.write(f"{gc.get_freeze_count()}\\n")
+    return web.Application()
+
+server.run(settings, make_app, lambda port, debug_port: None)
+"""
+
+
+def test_workers_start_with_the_parents_objects_frozen(tmp_path):
+    # A collection writes to every object it examines: unfrozen, a worker's first full
+    # collection would copy nearly all the heap it shares with the parent and its siblings.
+    record = tmp_path / "frozen"
+    process = subprocess.Popen([sys.executable, "-c", _RECORD_FROZEN, str(tmp_path / "root"), str(record)])
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(record.read_text().split() if record.exists() else []) < 2:
+            assert process.poll() is None, "the server exited"
+            time.sleep(0.05)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    counts = [int(count) for count in record.read_text().split()]
+    assert len(counts) == 2 and min(counts) > 0, counts
+
+
+# A large block allocated and freed twice, as S3's parts are; prints the KiB the second kept.
+_KEPT_AFTER_FREE = """
+from dockyard.server import fix_mmap_threshold
+
+def anonymous_kib():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("RssAnon:"))
+
+fix_mmap_threshold({})
+block = bytearray(10 << 20)
+del block
+before = anonymous_kib()
+block = bytearray(10 << 20)
+del block
+print(anonymous_kib() - before)
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc" or not os.path.exists("/proc/self/status"), reason="glibc's malloc, on Linux")
+def test_large_blocks_go_back_to_the_system_when_freed():
+    # Without a fixed threshold glibc serves the second block from its heap and keeps it.
+    run = subprocess.run([sys.executable, "-c", _KEPT_AFTER_FREE], capture_output=True, text=True, timeout=60, check=True)
+    assert int(run.stdout) < 1024

@@ -23,6 +23,7 @@ from dockyard.reference import Digest
 from dockyard.storage import cache, paths
 from dockyard.storage.cache import blob_key, cache_from_config, layer_key, tag_key
 from dockyard.storage.filesystem import FilesystemDriver
+from dockyard.storage.redis_cache import RedisCache
 from dockyard.storage.registry import Registry
 from tests.support.redis import RedisProcess
 from tests.support.registry2 import free_port
@@ -186,7 +187,7 @@ async def test_redis_locks_hold_across_replicas_and_lapse_when_the_holder_dies(
 
 async def test_pool_keeps_at_most_maxidle_connections_open(redis_server: RedisProcess) -> None:
     registry2_pool = cache_from_config(Redis(addr=redis_server.addr, pool=RedisPool(maxidle=1, maxactive=8)))
-    assert isinstance(registry2_pool, cache.RedisCache)
+    assert isinstance(registry2_pool, RedisCache)
     pool = registry2_pool.client.connection_pool
     held = [await pool.get_connection() for _ in range(4)]
     for connection in held:
@@ -203,7 +204,7 @@ async def client_id(connection: Any) -> int:
 
 async def test_pool_closes_connections_idle_past_connmaxidletime(redis_server: RedisProcess) -> None:
     registry3_pool = cache_from_config(Redis(addrs=[redis_server.addr], connmaxidletime=0.001))
-    assert isinstance(registry3_pool, cache.RedisCache)
+    assert isinstance(registry3_pool, RedisCache)
     pool = registry3_pool.client.connection_pool
     idle = await pool.get_connection()
     first = await client_id(idle)

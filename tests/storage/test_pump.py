@@ -1,17 +1,18 @@
 """The stepped pump that uploads and the pull-through cache's fetches stream through: receiving goes
-on while a step is written and hashed, a few steps ahead and no more; what arrived before a broken
-body is kept when asked; a failed write stops receiving too."""
+on while a step is written and hashed, a few steps ahead and no more (so a pushing connection holds a few MiB at most); what arrived
+before a broken body is kept when asked; a failed write stops receiving too."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
+from dockyard.storage.driver import FileWriter
 from dockyard.storage.inmemory import InMemoryDriver
-from dockyard.storage.uploads import STEPS_AHEAD, pump
+from dockyard.storage.uploads import FLUSH_BYTES, STEPS_AHEAD, pump
 from tests.support.writers import HeldWriter
 
 STEP = 4096
@@ -19,6 +20,9 @@ CHUNK = STEP // 4
 PATH = "pumped"
 # A pump waiting for something that will never come fails the test after this long instead of hanging it.
 HANG_GUARD_SECONDS = 10
+PUSH_CHUNK = 64 * 1024
+# The step being hashed and written, the steps received ahead of it, and the one arriving.
+HELD_AT_MOST = (STEPS_AHEAD + 2) * FLUSH_BYTES
 
 
 class _Body:
@@ -103,3 +107,47 @@ async def test_a_failed_write_stops_receiving_and_is_raised() -> None:
     taken = body.taken
     await _settle()
     assert body.taken == taken < len(blob)
+
+
+class CountingWriter(FileWriter):
+    """Keeps only the number of bytes written."""
+
+    def __init__(self) -> None:
+        self.written = 0
+
+    @property
+    def size(self) -> int:
+        return self.written
+
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += len(data)
+
+    async def write_chunks(self, chunks: Sequence[bytes]) -> None:
+        self.written += sum(len(chunk) for chunk in chunks)
+
+    async def commit(self) -> None:
+        pass
+
+    async def cancel(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_a_push_is_held_a_few_small_steps_at_a_time() -> None:
+    writer, hasher = CountingWriter(), hashlib.sha256()
+    sent, held = 0, []
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal sent
+        for number in range(256):  # 16 MiB
+            held.append(sent - writer.written)
+            chunk = number.to_bytes(2, "big") * (PUSH_CHUNK // 2)
+            sent += len(chunk)
+            yield chunk
+
+    await pump(body(), writer, hasher)
+    assert writer.written == sent == 256 * PUSH_CHUNK
+    assert hasher.hexdigest() == hashlib.sha256(b"".join(n.to_bytes(2, "big") * (PUSH_CHUNK // 2) for n in range(256))).hexdigest()
+    assert max(held) <= HELD_AT_MOST, max(held) / (1 << 20)

@@ -30,7 +30,7 @@ from josepy import jwk
 
 from dockyard.address import Address
 from dockyard.server import bind
-from dockyard.tls import acme, alpn_challenge, certificates, inspect
+from dockyard.tls import acme, acme_settings, alpn_challenge, certificates, inspect
 from dockyard.tls.certificates import CertificateAuthority
 from tests.support.processes import free_port, terminate
 from tests.support.tools import require_tool
@@ -160,7 +160,7 @@ def der(certificate: x509.Certificate) -> bytes:
 
 
 def test_http01_responder_answers_what_the_acme_library_verifies(tmp_path: pathlib.Path) -> None:
-    settings = acme.AcmeSettings(tmp_path / "cache.pem", tuple(HOSTS))
+    settings = acme_settings.AcmeSettings(tmp_path / "cache.pem", tuple(HOSTS))
     account = jwk.JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
     challenge = challenges.HTTP01(token=os.urandom(16))
     response, validation = challenge.response_and_validation(account)
@@ -263,12 +263,12 @@ def test_cached_certificate_is_served_while_the_acme_server_is_unreachable(tmp_p
     assert "serving the cached certificate" in server.output()
 
 
-@pytest.mark.parametrize("challenge", [acme.HTTP_01, acme.TLS_ALPN_01])
+@pytest.mark.parametrize("challenge", [acme_settings.HTTP_01, acme_settings.TLS_ALPN_01])
 def test_renews_before_expiry_and_serves_the_new_certificate_without_a_restart(
     tmp_path: pathlib.Path, pebble_factory: PebbleFactory, start_server: StartServer, challenge: str,
 ) -> None:
     # tls-alpn-01 is validated for real: a worker, not the process starting, answers the renewal's challenge.
-    port = free_port() if challenge == acme.TLS_ALPN_01 else 0
+    port = free_port() if challenge == acme_settings.TLS_ALPN_01 else 0
     pebble = pebble_factory(30, tls_alpn_port=port or None)  # renewed when a third is left: 20 seconds after issue
     settings = letsencrypt(tmp_path, pebble.directory_url)
     if port:
@@ -365,7 +365,7 @@ def test_pending_tls_alpn01_challenge_is_answered_to_acme_tls_1_only(tmp_path: p
     served = leaf_of(pathlib.Path(str(settings["cachefile"])))
     account = jwk.JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
     key_authorization = acme.TLSALPN01(token=os.urandom(16)).key_authorization(account)
-    board = acme.ChallengeBoard(acme.AcmeSettings(pathlib.Path(str(settings["cachefile"])), tuple(HOSTS)).challenges)
+    board = acme.ChallengeBoard(acme_settings.AcmeSettings(pathlib.Path(str(settings["cachefile"])), tuple(HOSTS)).challenges)
     board.put_certificate("localhost", alpn_challenge.challenge_certificate("localhost", key_authorization))
     for _ in range(6):  # both workers answer
         certificate, protocol = handshake(server.port, "localhost", ["acme-tls/1"])

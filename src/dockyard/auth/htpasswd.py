@@ -20,7 +20,6 @@ import time
 from collections.abc import Callable
 
 import bcrypt
-from passlib.hash import apr_md5_crypt, des_crypt, ldap_sha1
 
 from dockyard.atomic import write_file
 
@@ -38,10 +37,24 @@ def _check_bcrypt(password: str, hashed: str) -> bool:
     return bcrypt.checkpw(password.encode(), hashed.encode())
 
 
-# passlib ships no type information; each of these is its verify(secret, hash) -> bool.
-_check_apr1: Callable[[str, str], bool] = apr_md5_crypt.verify
-_check_ldap_sha1: Callable[[str, str], bool] = ldap_sha1.verify
-_check_des_crypt: Callable[[str, str], bool] = des_crypt.verify
+# passlib (megabytes in each process) is imported only when a file holds one of its schemes;
+# it ships no type information: each verify(secret, hash) returns a bool.
+def _check_apr1(password: str, hashed: str) -> bool:
+    from passlib.hash import apr_md5_crypt
+
+    return bool(apr_md5_crypt.verify(password, hashed))
+
+
+def _check_ldap_sha1(password: str, hashed: str) -> bool:
+    from passlib.hash import ldap_sha1
+
+    return bool(ldap_sha1.verify(password, hashed))
+
+
+def _check_des_crypt(password: str, hashed: str) -> bool:
+    from passlib.hash import des_crypt
+
+    return bool(des_crypt.verify(password, hashed))
 
 
 def _matches(password: str, hashed: str | None) -> bool:

@@ -9,7 +9,7 @@ import pathlib
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from aiohttp import web
@@ -17,17 +17,32 @@ from click.core import ParameterSource
 
 from dockyard import __version__
 from dockyard.address import Address
+from dockyard.api.app import create_app
 from dockyard.api.auth_setup import AuthSettings, AuthSetupError
+from dockyard.auth.robots import RobotAccounts
 from dockyard.config import ConfigError, Settings, load
 from dockyard.config.flags import click_options
+from dockyard.events import EVENTS_KEY, notifier_from
 from dockyard.forwarding import Forwarding
 from dockyard.logs import ACCESS_LOG_KEY
+from dockyard.maintenance.schedule import Schedule, scheduled_maintenance
 from dockyard.ops.debug import OpsSettings, for_app_lifetime
+from dockyard.proxy.expiry import expiry_interval, ttl_lookup
+from dockyard.proxy.mirrors import build_mirrors
 from dockyard.server import SSL_CONTEXT_KEY, TLS_ALPN_CHALLENGES_KEY
-from dockyard.storage.factory import StorageSettings, StorageUnavailable, check_storage
-from dockyard.tls import acme, alpn_challenge, policy
+from dockyard.storage.cache import cache_from_config
+from dockyard.storage.factory import StorageSettings, StorageUnavailable, build_driver, check_storage
+from dockyard.storage.filesystem import use_io_threads
+from dockyard.storage.immutable import ImmutableTags
+from dockyard.storage.quotas import QuotaRule
+from dockyard.storage.registry import Registry
+from dockyard.storage.repository import PushRules
+from dockyard.tls import acme_settings, alpn_challenge, policy
 from dockyard.tls.certificates import CertificateError, fingerprint
 from dockyard.tls.serving import ServingCertificate, TlsSettings, acme_certificate, keep_renewed, prepare, server_context
+
+if TYPE_CHECKING:  # imported where used: only servers with http.tls.letsencrypt pay for the acme library
+    from dockyard.tls import acme
 
 PASSPHRASE_ENV = "DOCKYARD_TLS_KEY_PASSPHRASE"
 log = logging.getLogger("dockyard")
@@ -68,10 +83,10 @@ def _tls_settings(settings: Settings) -> TlsSettings:
         client_auth=tls.clientauth or policy.DEFAULT_CLIENT_AUTH,
         minimum_version=policy.minimum_version(tls.minimumtls, tls.ciphersuites),
         ciphers=policy.openssl_ciphers(tls.ciphersuites),
-        letsencrypt=acme.AcmeSettings(
+        letsencrypt=acme_settings.AcmeSettings(
             pathlib.Path(letsencrypt.cachefile).absolute(), tuple(letsencrypt.hosts), letsencrypt.email, letsencrypt.directoryurl,
             # registry:2's way, on the serving port, unless a port 80 listener is given
-            challenge=acme.HTTP_01 if own.acme_http_addr else acme.TLS_ALPN_01,
+            challenge=acme_settings.HTTP_01 if own.acme_http_addr else acme_settings.TLS_ALPN_01,
         ) if letsencrypt is not None else None,
     )
 
@@ -115,10 +130,10 @@ class Prepared:
     acme_responder: acme.Http01Responder | None  # answers ACME's HTTP-01 challenges while the server runs
 
     @property
-    def tls_alpn(self) -> acme.AcmeSettings | None:
+    def tls_alpn(self) -> acme_settings.AcmeSettings | None:
         """The ACME settings when challenges are answered on the serving port."""
         letsencrypt = self.tls.letsencrypt
-        return letsencrypt if letsencrypt is not None and letsencrypt.challenge == acme.TLS_ALPN_01 else None
+        return letsencrypt if letsencrypt is not None and letsencrypt.challenge == acme_settings.TLS_ALPN_01 else None
 
 
 def _prepare(settings: Settings) -> Prepared:
@@ -133,8 +148,8 @@ def _prepare(settings: Settings) -> Prepared:
     tls = _tls_settings(settings)
     serving = None
     letsencrypt = tls.letsencrypt
-    responder = _start_acme_responder(settings, letsencrypt) if letsencrypt is not None and letsencrypt.challenge == acme.HTTP_01 else None
-    if letsencrypt is not None and letsencrypt.challenge == acme.TLS_ALPN_01:
+    responder = _start_acme_responder(settings, letsencrypt) if letsencrypt is not None and letsencrypt.challenge == acme_settings.HTTP_01 else None
+    if letsencrypt is not None and letsencrypt.challenge == acme_settings.TLS_ALPN_01:
         serving = acme_certificate(letsencrypt)  # ordered once the serving port listens: _order_on_serving_port
     elif not settings.plain_http:
         serving = _checked_certificate(tls)
@@ -176,6 +191,8 @@ def _order_on_serving_port(settings: Settings, prepared: Prepared) -> Callable[[
     letsencrypt = prepared.tls_alpn
     if letsencrypt is None:
         return None
+    from dockyard.tls import acme
+
     board = acme.ChallengeBoard(letsencrypt.challenges)
 
     def order(sock: socket.socket) -> None:
@@ -184,9 +201,10 @@ def _order_on_serving_port(settings: Settings, prepared: Prepared) -> Callable[[
     return order
 
 
-def _start_acme_responder(settings: Settings, letsencrypt: acme.AcmeSettings) -> acme.Http01Responder:
+def _start_acme_responder(settings: Settings, letsencrypt: acme_settings.AcmeSettings) -> acme.Http01Responder:
     """Listening before the first order: the ACME server may check the challenge at once."""
     from dockyard.server import bind
+    from dockyard.tls import acme
 
     addr = settings.dockyard.acme_http_addr
     try:
@@ -198,20 +216,6 @@ def _start_acme_responder(settings: Settings, letsencrypt: acme.AcmeSettings) ->
 
 def build_app(settings: Settings, prepared: Prepared) -> web.Application:
     """One worker's application."""
-    from dockyard.api.app import create_app
-    from dockyard.auth.robots import RobotAccounts
-    from dockyard.events import EVENTS_KEY, notifier_from
-    from dockyard.maintenance.schedule import Schedule, scheduled_maintenance
-    from dockyard.proxy.expiry import expiry_interval, ttl_lookup
-    from dockyard.proxy.mirrors import build_mirrors
-    from dockyard.storage.cache import cache_from_config
-    from dockyard.storage.factory import build_driver
-    from dockyard.storage.filesystem import use_io_threads
-    from dockyard.storage.immutable import ImmutableTags
-    from dockyard.storage.quotas import QuotaRule
-    from dockyard.storage.registry import Registry
-    from dockyard.storage.repository import PushRules
-
     storage = settings.storage
     serving = prepared.serving
     proxy = settings.proxy
@@ -257,6 +261,8 @@ def build_app(settings: Settings, prepared: Prepared) -> web.Application:
         if prepared.tls.generated:
             app.cleanup_ctx.append(for_app_lifetime(keep_renewed(context, prepared.tls)))
         elif prepared.tls.letsencrypt is not None:
+            from dockyard.tls import acme
+
             app.cleanup_ctx.append(for_app_lifetime(acme.keep_renewed(context, prepared.tls.letsencrypt)))
             if (tls_alpn := prepared.tls_alpn) is not None:
                 app[TLS_ALPN_CHALLENGES_KEY] = acme.ChallengeBoard(tls_alpn.challenges).certificate_file
@@ -298,8 +304,9 @@ def _announcer(settings: Settings, prepared: Prepared) -> Callable[[int | None, 
 
 
 def _serve(settings: Settings) -> None:
-    from dockyard.server import run
+    from dockyard.server import fix_mmap_threshold, run
 
+    fix_mmap_threshold()
     _setup_logging(settings.log.python_level, settings.log.output_format, dict(settings.log.fields))
     prepared = _prepare(settings)
     ops = prepared.ops

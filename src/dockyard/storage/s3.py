@@ -598,9 +598,11 @@ class S3Writer(FileWriter):
         self._changed = self._changed or len(data) > 0
         # A full part is sent only once more follows, so a write of exactly one part
         # becomes a single PUT at close instead of a multipart upload.
-        while len(self._buffer) > self._driver._part_size:
-            part = bytes(self._buffer[:self._driver._part_size])
-            del self._buffer[:self._driver._part_size]
+        size = self._driver._part_size
+        while len(self._buffer) > size:
+            with memoryview(self._buffer) as view:  # one copy of the part, not a slice and then its copy
+                part = bytes(view[:size])
+            del self._buffer[:size]
             await self._send_part(part)
 
     async def _send_part(self, part: bytes) -> None:

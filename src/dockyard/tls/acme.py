@@ -46,12 +46,12 @@ from josepy import jwa, jwk
 from dockyard import __version__
 from dockyard.atomic import write_file
 from dockyard.tls import alpn_challenge, certificates
+from dockyard.tls.acme_settings import TLS_ALPN_01, AcmeSettings
 from dockyard.tls.certificates import CertificateError
 from dockyard.tls.inspect import subject_alternative_names
 
 log = logging.getLogger("dockyard.tls.acme")
 
-LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
 RENEW_BEFORE = datetime.timedelta(days=30)
 RENEW_CHECK_SECONDS = 12 * 3600.0  # wake up at least this often, so that a changed clock is seen
 RETRY_SECONDS = 3600.0  # after a failed renewal, try again this soon (or sooner for a short-lived certificate)
@@ -59,7 +59,6 @@ ORDER_TIMEOUT = datetime.timedelta(seconds=90)
 CHALLENGE_PATH = "/.well-known/acme-challenge/"
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+")  # base64url, as RFC 8555 section 8.3 says: never a path
 _HOST = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*")  # a DNS name as a file name: never a path (SNI comes from anyone)
-HTTP_01, TLS_ALPN_01 = "http-01", "tls-alpn-01"
 
 
 @challenges.ChallengeResponse.register
@@ -84,21 +83,6 @@ class TLSALPN01(challenges.KeyAuthorizationChallenge):
 
 class AcmeError(Exception):
     """An order failed; the message says which server and why, in one line."""
-
-
-@dataclass(frozen=True)
-class AcmeSettings:
-    cachefile: pathlib.Path
-    hosts: tuple[str, ...]
-    email: str = ""
-    directory_url: str = LETS_ENCRYPT
-    challenge: str = TLS_ALPN_01  # or HTTP_01: the challenge type answered
-
-    @property
-    def challenges(self) -> pathlib.Path:
-        """The challenges being answered: HTTP-01's key authorizations (one file per token) and
-        TLS-ALPN-01's certificates (one file per host name)."""
-        return self.cachefile.with_name(f"{self.cachefile.name}.challenges")
 
 
 @dataclass(frozen=True)

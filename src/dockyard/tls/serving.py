@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from dockyard.tls import acme, certificates, inspect, policy
+from dockyard.tls import certificates, inspect, policy
+from dockyard.tls.acme_settings import AcmeSettings
 from dockyard.tls.certificates import CertificateAuthority, CertificateError
 
 log = logging.getLogger("dockyard.tls")
@@ -43,7 +44,7 @@ class TlsSettings:
     client_auth: str = policy.DEFAULT_CLIENT_AUTH  # one of policy.CLIENT_VERIFY_MODES; only with client_cas
     minimum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2
     ciphers: str = policy.DEFAULT_CIPHERS  # OpenSSL's list, for TLS 1.2
-    letsencrypt: acme.AcmeSettings | None = None  # certificates from an ACME server (http.tls.letsencrypt)
+    letsencrypt: AcmeSettings | None = None  # certificates from an ACME server (http.tls.letsencrypt)
 
     @property
     def generated(self) -> bool:
@@ -129,13 +130,15 @@ def check_given_certificate(settings: TlsSettings) -> ServingCertificate:
     return ServingCertificate(settings.certificate, settings.key, None, [f"{settings.certificate}: {p}" for p in found])
 
 
-def acme_certificate(settings: acme.AcmeSettings, warnings: list[str] | None = None) -> ServingCertificate:
+def acme_certificate(settings: AcmeSettings, warnings: list[str] | None = None) -> ServingCertificate:
     """The cache file serves as certificate and key alike."""
     return ServingCertificate(settings.cachefile, settings.cachefile, None, warnings or [])
 
 
 def prepare(settings: TlsSettings) -> ServingCertificate:
     if settings.letsencrypt is not None:
+        from dockyard.tls import acme
+
         return acme_certificate(settings.letsencrypt, acme.prepare(settings.letsencrypt))
     return ensure_local_certificates(settings) if settings.generated else check_given_certificate(settings)
 
