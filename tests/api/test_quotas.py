@@ -171,7 +171,7 @@ async def test_deletes_and_garbage_collection_lower_the_usage(aiohttp_client, st
     assert (await client.post(f"/v2/team/app/blobs/uploads/?digest={sha256(blob(1000, 'fits'))}", data=blob(1000, "fits"))).status == 201
 
 
-async def test_du_reconciles_a_wrong_record(aiohttp_client, tmp_path: pathlib.Path) -> None:
+async def test_du_reconciles_a_wrong_count(aiohttp_client, tmp_path: pathlib.Path) -> None:
     storage = FilesystemStorage(tmp_path / "root")
     registry = team_registry(storage)
     client = await serve(aiohttp_client, registry)

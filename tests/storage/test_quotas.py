@@ -151,3 +151,44 @@ async def test_the_first_quotas_record_is_replaced_by_a_count_from_the_layout() 
     assert (use.used_bytes, use.blobs) == (3 * len(b"team/a 0") + 2 * len(b"team/b 0"), 5)
     with pytest.raises(PathNotFound):
         await driver.get_content(old)
+
+
+async def test_a_reconcile_rewrites_only_the_markers_that_differ_from_the_layout() -> None:
+    driver = CountingDriver()
+    await lay_out(driver, "team/a", 300)
+    registry = Registry(driver, quotas=[TEAM])
+    await registry.quotas.prepare()
+    lost = Digest.of(b"team/a 7")
+    await driver.delete(paths.quota_blob(TEAM.id, lost))
+    await driver.put_content(paths.quota_total(TEAM.id), b'{"used":1,"blobs":1,"reconciles":{}}')
+    driver.calls.clear()
+    [use] = await registry.quotas.reconcile()
+    assert (use.used_bytes, use.blobs) == (sum(len(f"team/a {number}") for number in range(300)), 300)
+    # The total as the count begins and as it ends, and the one marker lost.
+    assert driver.calls["writes"] == 3
+    assert await driver.get_content(paths.quota_blob(TEAM.id, lost)) == b'{"size":8,"repositories":["team/a"]}'
+
+
+async def test_a_push_dying_between_total_and_markers_over_counts_until_a_reconcile(monkeypatch: pytest.MonkeyPatch) -> None:
+    driver = InMemoryDriver()
+    await lay_out(driver, "team/a", 2)
+    registry = Registry(driver, quotas=[TEAM])
+    counted = [use.used_bytes for use in await registry.quotas.uses()]
+    data = b"pushed"
+    await driver.put_content(paths.blob_data(Digest.of(data)), data)
+    put_content = driver.put_content
+
+    async def markers_fail(path: str, content: bytes) -> None:
+        if path.startswith(paths.quota_blobs(TEAM.id)):
+            raise OSError("the storage went away")
+        await put_content(path, content)
+
+    monkeypatch.setattr(driver, "put_content", markers_fail)
+    with pytest.raises(OSError):
+        async with registry.repository("team/a").admitting({Digest.of(data): len(data)}):
+            pytest.fail("admitted without its marker")
+    assert [use.used_bytes for use in await registry.quotas.uses()] == [counted[0] + len(data)]
+    monkeypatch.undo()
+    assert [use.used_bytes for use in await registry.quotas.reconcile()] == counted
+    await linked_blob(registry, "team/a", data)
+    assert [use.used_bytes for use in await registry.quotas.uses()] == [counted[0] + len(data)]
