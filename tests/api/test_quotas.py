@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from dockyard.api.app import create_app
 from dockyard.cli import main
 from dockyard.maintenance.gc import Collector, Options
+from dockyard.reference import Digest
 from dockyard.storage import paths
 from dockyard.storage.quotas import QuotaRule
 from dockyard.storage.registry import Registry
@@ -139,8 +140,12 @@ async def test_usage_survives_a_restart(aiohttp_client, tmp_path: pathlib.Path) 
     client = await serve(aiohttp_client, team_registry(storage))
     assert (await chunked_push(client, "team/app", blob(800, "kept"))).status == 201
     await client.close()
-    record = storage.root / paths.quota_usage(TEAM.id).lstrip("/")
-    assert json.loads(record.read_text())["blobs"] == {sha256(blob(800, "kept")): {"size": 800, "repositories": ["team/app"]}}
+    kept = Digest.of(blob(800, "kept"))
+    stored = {path: json.loads((storage.root / path.lstrip("/")).read_text()) for path in (paths.quota_total(TEAM.id), paths.quota_blob(TEAM.id, kept))}
+    assert stored == {
+        paths.quota_total(TEAM.id): {"used": 800, "blobs": 1, "reconciles": {}},
+        paths.quota_blob(TEAM.id, kept): {"size": 800, "repositories": ["team/app"]},
+    }
 
     restarted = team_registry(storage)
     client = await serve(aiohttp_client, restarted)
@@ -166,15 +171,16 @@ async def test_deletes_and_garbage_collection_lower_the_usage(aiohttp_client, st
     assert (await client.post(f"/v2/team/app/blobs/uploads/?digest={sha256(blob(1000, 'fits'))}", data=blob(1000, "fits"))).status == 201
 
 
-async def test_du_reconciles_a_wrong_record(aiohttp_client, tmp_path: pathlib.Path) -> None:
+async def test_du_reconciles_a_wrong_count(aiohttp_client, tmp_path: pathlib.Path) -> None:
     storage = FilesystemStorage(tmp_path / "root")
     registry = team_registry(storage)
     client = await serve(aiohttp_client, registry)
     assert await push_blob(client, "team/app", blob(900, "real"))
-    # A record that lost the push (and counts a blob nobody links).
-    await registry.driver.put_content(paths.quota_usage(TEAM.id), json.dumps({
-        "blobs": {sha256(b"ghost"): {"size": 5, "repositories": ["team/gone"]}}, "journals": {},
-    }).encode())
+    # A count that lost the push (and counts a blob nobody links).
+    real = Digest.of(blob(900, "real"))
+    await registry.driver.delete(paths.quota_blob(TEAM.id, real))
+    await registry.driver.put_content(paths.quota_blob(TEAM.id, Digest.of(b"ghost")), b'{"size":5,"repositories":["team/gone"]}')
+    await registry.driver.put_content(paths.quota_total(TEAM.id), b'{"used":5,"blobs":1,"reconciles":{}}')
     assert await used(registry) == [5]
     config = tmp_path / "config.yml"
     config.write_text(json.dumps({
@@ -185,6 +191,7 @@ async def test_du_reconciles_a_wrong_record(aiohttp_client, tmp_path: pathlib.Pa
     assert result.exit_code == 0, result.output
     assert "quota team/*: 900 B / 1.0 KB used (900 / 1000 bytes, 1 blobs)" in result.output
     assert await used(registry) == [900]
+    assert await registry.driver.list(paths.algorithm_folder(paths.quota_blobs(TEAM.id), "sha256")) == [real.hex]
     await error_of(await chunked_push(client, "team/app", blob(101, "over")), 403, "DENIED")
 
 

@@ -22,8 +22,10 @@ splits layout strings. ``tests/storage/test_paths.py`` holds each function to th
         gc/condemned/manifests/<name>/<alg>/<hex>/link           revision link a running collection set aside
         pushing/<32 hex>                                         a manifest push in progress: "<name>\\n<alg>:<hex>"
         quarantine/<alg>/<hex>                                   corrupt blob data that scrub --repair moved away
-        quotas/<32 hex>/usage                                    what a quota rule counts: each blob, its size, the repositories linking it
-        quotas/<32 hex>/lock                                     held while that record is read and rewritten
+        quotas/<32 hex>/total                                    a quota rule's count (bytes, blobs) and its reconciles running (JSON)
+        quotas/<32 hex>/blobs/<alg>/<hex>                        a blob that rule counts: its size, the repositories linking it (JSON)
+        quotas/<32 hex>/lock                                     held while those are read and written
+        quotas/<32 hex>/usage                                    the rule's single record of the first quotas: deleted at its count
         schedule/<job>                                           when the server last ran <job> (a Unix time)
         proxy/downloads/<32 hex>                                 a blob the pull-through cache is fetching (not verified yet)
         proxy/fetching/<alg>/<hex>                               locked by the one fetch of that blob, across workers
@@ -217,7 +219,20 @@ def quarantined_blob(digest: Digest) -> str:
     return _digest_folder(QUARANTINE, digest)
 
 
-def quota_usage(quota_id: str) -> str:
+def quota_total(quota_id: str) -> str:
+    return f"{QUOTAS}/{quota_id}/total"
+
+
+def quota_blobs(quota_id: str) -> str:
+    return f"{QUOTAS}/{quota_id}/blobs"
+
+
+def quota_blob(quota_id: str, digest: Digest) -> str:
+    return _digest_folder(quota_blobs(quota_id), digest)
+
+
+def quota_record_before_markers(quota_id: str) -> str:
+    """Where the first quotas kept a rule's whole count in one record."""
     return f"{QUOTAS}/{quota_id}/usage"
 
 
