@@ -34,7 +34,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--images", type=int, default=50, help="images pushed with skopeo per round (default 50)")
     parser.add_argument("--parallel", type=int, default=8, help="concurrent skopeo copies (default 8)")
     parser.add_argument("--only", default=",".join(KEYS), help=f"comma-separated workloads among {','.join(KEYS)} (default all)")
-    parser.add_argument("--workers", type=int, default=1, help="dockyard --workers (default 1)")
+    parser.add_argument("--workers", type=int, default=0, help="dockyard --workers (default 0, its default: one per usable core)")
     parser.add_argument("--load-client", choices=("auto", "wrk", "aiohttp"), default="auto",
                         help="manifest GET load generator: wrk when installed, else aiohttp (default auto)")
     parser.add_argument("--json", type=pathlib.Path, default=DEFAULT_JSON, help=f"where to write results (default {DEFAULT_JSON})")
@@ -42,8 +42,8 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     args.only = [key.strip() for key in args.only.split(",") if key.strip()]
     if unknown := set(args.only) - set(KEYS):
         parser.error(f"unknown workload(s) {', '.join(sorted(unknown))}: choose among {', '.join(KEYS)}")
-    if min(args.size_mib, args.chunk_mib, args.rounds, args.concurrency, args.repos, args.images, args.parallel, args.workers) < 1:
-        parser.error("sizes and counts must be at least 1")
+    if min(args.size_mib, args.chunk_mib, args.rounds, args.concurrency, args.repos, args.images, args.parallel) < 1 or args.workers < 0:
+        parser.error("sizes and counts must be at least 1 (--workers at least 0)")
     return args
 
 
@@ -145,7 +145,7 @@ def _notes(args: argparse.Namespace, cores: int) -> list[str]:
         "with redirect it answers 307 to a presigned SeaweedFS URL and the time includes following it",
         "plain HTTP without auth unless a row says TLS (both servers: one certificate from a local CA) "
         "or basic auth (both servers: one htpasswd file, bcrypt from htpasswd -B)",
-        f"dockyard --workers {args.workers}; registry:2 uses every core (GOMAXPROCS default)",
+        f"dockyard --workers {args.workers or f'0 (its default: {cores}, one per usable core)'}; registry:2 uses every core (GOMAXPROCS default)",
         "pushed blobs and their repository are deleted from the root or bucket after each push round",
         "peak RSS sums the process and its children (forked workers share pages, so the sum overstates)",
         "rows marked proxy: both servers are pull-through caches (registry:2's proxy section) of one Dockyard upstream "

@@ -321,7 +321,7 @@ def _run_bound(
     settings: Settings, sock: socket.socket, make_app: MakeApp, announce: Announce, make_debug_app: MakeDebugApp | None, worker_exited: WorkerExited | None,
 ) -> None:
     debug_address = Address.parse(settings.http.debug.addr) if settings.http.debug.addr else None
-    workers, drain_timeout = settings.dockyard.workers, settings.http.draintimeout
+    workers, drain_timeout = settings.worker_count, settings.http.draintimeout
     timeouts = Timeouts(header=settings.dockyard.header_timeout, idle=settings.dockyard.idle_timeout)
     sock.set_inheritable(True)
     debug_sock = None

@@ -120,6 +120,14 @@ def test_example_loads_without_warnings_and_serves() -> None:
     assert settings.dockyard.login.failure_window == 60.0
 
 
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [({}, len(os.sched_getaffinity(0))), ({"workers": 0}, len(os.sched_getaffinity(0))), ({"workers": 3}, 3), ({"storage": "inmemory"}, 1)],
+)
+def test_workers_default_to_one_per_usable_core(given: dict[str, object], expected: int) -> None:
+    assert load(None, {}, given).settings.worker_count == expected
+
+
 def schema_keys(cls: type, prefix: str = "") -> list[str]:
     keys = []
     for spec in dataclasses.fields(cls):

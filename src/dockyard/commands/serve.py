@@ -259,7 +259,7 @@ def _announcer(settings: Settings, prepared: Prepared) -> Callable[[int | None, 
         scheme = "http" if settings.plain_http else "https"
         # port None: a unix socket at http.addr
         listening = f"{scheme}://{Address.parse(settings.http.addr).url_host(port)}" if port is not None else f"{scheme} on unix socket {settings.http.addr}"
-        click.echo(f"dockyard {__version__} serving {listening} (storage {where}, {settings.dockyard.workers} worker(s))", err=True)
+        click.echo(f"dockyard {__version__} serving {listening} (storage {where}, {settings.worker_count} worker(s))", err=True)
         if settings.plain_http:
             click.echo("WARNING: plain HTTP, no TLS: only behind a TLS-terminating proxy or on a trusted network", err=True)
         elif (letsencrypt := prepared.tls.letsencrypt) is not None:
@@ -290,7 +290,7 @@ def _serve(settings: Settings) -> None:
     _setup_logging(settings.log.python_level, settings.log.output_format, dict(settings.log.fields))
     prepared = _prepare(settings)
     ops = prepared.ops
-    remove_metrics_dir = ops.prepare_workers(settings.dockyard.workers)
+    remove_metrics_dir = ops.prepare_workers(settings.worker_count)
     try:
         run(
             settings, functools.partial(build_app, settings, prepared), _announcer(settings, prepared),
