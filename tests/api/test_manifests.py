@@ -434,7 +434,8 @@ async def test_a_manifest_is_parsed_once_for_many_gets(client, monkeypatch):
     parsed: list[bytes] = []
     real = manifest.stored_media_type
     monkeypatch.setattr(manifest, "stored_media_type", lambda content: parsed.append(content) or real(content))
-    digest, content = await push_image(client, NAME, "latest", media_type=DOCKER_MANIFEST, seed=f"parsed once {random.random()}")  # never served before in this process
+    seed = f"parsed once {random.random()}"  # a manifest this process has never served
+    digest, content = await push_image(client, NAME, "latest", media_type=DOCKER_MANIFEST, seed=seed)
     for reference in ("latest", digest, "latest"):
         await assert_served(client, reference, digest, content, DOCKER_MANIFEST, headers={"Accept": DOCKER_MANIFEST})
     assert parsed == [content]
