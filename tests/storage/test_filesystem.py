@@ -203,3 +203,14 @@ async def test_kept_files_stay_within_their_budget(driver: FilesystemDriver, mon
     opened = count_opens(monkeypatch)
     assert await fresh.get_content("/links/99") == b"sha256:" + b"a" * 64  # the latest read is kept
     assert opened == []
+
+
+async def test_a_settled_small_directory_is_listed_again_without_reading_it(driver: FilesystemDriver, monkeypatch: pytest.MonkeyPatch) -> None:
+    settle(monkeypatch)
+    for tag in ("a", "c", "b"):
+        await driver.put_content(f"/tags/{tag}/current/link", b"sha256:" + b"a" * 64)
+    listed: list[str] = []
+    real_listdir = filesystem.os.listdir
+    monkeypatch.setattr(filesystem.os, "listdir", lambda path: listed.append(path) or real_listdir(path))
+    assert [await driver.list_sorted(["/tags"]) for _ in range(3)] == [{"/tags": ["a", "b", "c"]}] * 3
+    assert len(listed) == 1

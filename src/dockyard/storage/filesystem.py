@@ -26,10 +26,10 @@ SMALL_READ_CHUNK = 1 << 16  # below malloc's mmap threshold: each read allocates
 # Waiting for a lock another process holds: polled, so no worker thread sits blocked.
 LOCK_POLL_SECONDS = (0.001, 0.05)
 
-# Big directories (a repository's tags, a namespace of many repositories) keep their
-# sorted listing in the process, checked against the directory's (inode, mtime, ctime)
-# on every use: any entry created or removed by any process changes the mtime.
-CACHED_LISTING_MIN = 256
+# Directories (a repository's tags, a namespace of many repositories) keep their sorted
+# listing in the process, checked against the directory's (inode, mtime, ctime) on every
+# use: any entry created or removed by any process changes the mtime. A kept listing costs
+# a stat on the event loop; any other, a thread hop, which costs more than a small listdir.
 CACHED_LISTINGS = 64
 # ...but only once the directory has been still for this long: file times come from
 # a coarse clock (a jiffy, a second on some filesystems), so a change within the same
@@ -313,8 +313,6 @@ class FilesystemDriver(StorageDriver):
             names = sorted(os.listdir(full))
         except (FileNotFoundError, NotADirectoryError):
             return None
-        if len(names) < CACHED_LISTING_MIN:
-            return names
         # The signature is taken after the listing: a change made since the listing
         # began would have a time within SETTLED_NS of now, so it is not kept.
         try:
