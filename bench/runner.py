@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import hashlib
+import json
+import os
 import pathlib
 import signal
 import sys
@@ -13,11 +16,12 @@ import time
 from collections.abc import Sequence
 
 from bench import layout, machine, s3, secrets
+from bench.client import IMAGE_CONFIG, image_manifest
 from bench.load import available_client
 from bench.memory import PeakSampler
 from bench.report import Row, table, write_json
 from bench.servers import Dockyard, Registry2, Server, Upstream, Variant
-from bench.workloads import MEMORY_WORKLOADS, WORKLOADS, Settings, Workload, random_file
+from bench.workloads import MEMORY_WORKLOADS, WORKLOADS, Catalog, Settings, Workload, random_file, seeding
 
 DEFAULT_JSON = pathlib.Path(__file__).resolve().parent / "results.json"
 KEYS = [workload.key for workload in WORKLOADS]
@@ -116,10 +120,11 @@ def _measure_variant(variant: Variant, workloads: list[Workload], scratch: pathl
         dockyard = stack.enter_context(Dockyard(folder / "dockyard-root", args.workers, variant, shared, buckets["dockyard"], upstream))
         registry2 = stack.enter_context(Registry2(folder / "registry2-root", variant, shared, buckets["registry2"], upstream))
         servers: list[Server] = [dockyard, registry2]
-        if any(workload.key == "catalog" for workload in workloads):
-            _log(f"seeding {args.repos} repositories and {args.repos} tags in both roots")
+        if any(isinstance(workload, Catalog) for workload in workloads):
+            _log(f"seeding {args.repos} repositories and {args.repos} tags in both {'buckets' if variant.s3 else 'roots'}")
             for server in servers:
-                layout.seed(server.root, args.repos)
+                with seeding(server) as write:
+                    layout.seed(write, args.repos)
         dockyard.start()
         registry2.start()
         _log(f"{variant.label or 'plain HTTP'}: dockyard at {dockyard.url} (pid {dockyard.pid}), "
@@ -175,6 +180,13 @@ def run(args: argparse.Namespace) -> int:
             f"disk write + fsync {args.size_mib} MiB, MiB/s": machine.durable_write_mib_s(scratch, args.size_mib, args.rounds),
         }
 
+        if {"manifest", "manifest-auth"} & set(args.only):
+            _log("measuring nginx's static rate for the small requests' bytes")
+            small = machine.nginx_small_rates(
+                _small_answers(), scratch, load_client, args.concurrency, args.duration, args.rounds,
+            )
+            limits |= {f"nginx static GET of {name}'s bytes, {args.concurrency} conns, {load_client}, req/s": rate for name, rate in small.items()}
+
         settings = Settings(
             scratch=scratch, blob=blob, digest=digest, size_mib=args.size_mib, chunk_mib=args.chunk_mib,
             duration=args.duration, concurrency=args.concurrency, repos=args.repos, images=args.images,
@@ -195,6 +207,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"results written to {args.json}", flush=True)
         _log("removing the temporary files (minutes for large --repos on a busy disk)")
     return 0
+
+
+def _small_answers() -> dict[str, bytes]:
+    """What the small-request rows are answered, as files for nginx: the manifest (by tag or digest,
+    of the same size as the one pushed there), the tag list and the version check."""
+    layer = "sha256:" + hashlib.sha256(os.urandom(1024)).hexdigest()
+    manifest = image_manifest("sha256:" + hashlib.sha256(IMAGE_CONFIG).hexdigest(), layer, 1024)
+    return {
+        "manifest": manifest,
+        "tags-list": json.dumps({"name": "bench/manifest", "tags": ["latest"]}).encode(),
+        "v2-ping": b"{}",
+    }
 
 
 def _terminate(signum: int, frame: object) -> None:
