@@ -296,6 +296,17 @@ class _InFlight:
         await self._idle.wait()
 
 
+def worker_count(settings: Settings) -> int:
+    """How many worker processes serve: ``dockyard.workers``, or with 0 one per CPU core this process may
+    run on (its affinity, a container's cpuset), but one with the inmemory driver, which one process holds."""
+    if settings.dockyard.workers:
+        return settings.dockyard.workers
+    if settings.storage.inmemory is not None:
+        return 1
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1  # macOS has no affinity
+    return min(usable, 64)
+
+
 def _run_worker(
     make_app: MakeApp, sock: socket.socket, drain_timeout: float, make_debug_app: MakeDebugApp | None, debug_sock: socket.socket | None,
     timeouts: Timeouts, parent_watch: int | None = None,
@@ -339,7 +350,7 @@ def _run_bound(
     settings: Settings, sock: socket.socket, make_app: MakeApp, announce: Announce, make_debug_app: MakeDebugApp | None, worker_exited: WorkerExited | None,
 ) -> None:
     debug_address = Address.parse(settings.http.debug.addr) if settings.http.debug.addr else None
-    workers, drain_timeout = settings.worker_count, settings.http.draintimeout
+    workers, drain_timeout = worker_count(settings), settings.http.draintimeout
     timeouts = Timeouts(header=settings.dockyard.header_timeout, idle=settings.dockyard.idle_timeout)
     sock.set_inheritable(True)
     debug_sock = None

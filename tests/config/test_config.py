@@ -26,6 +26,7 @@ from dockyard.config import (
     parse_duration,
     to_yaml,
 )
+from dockyard.server import worker_count
 from dockyard.storage.factory import StorageSettings
 from tests.support.registry2 import DEFAULT_CONFIG
 
@@ -125,7 +126,7 @@ def test_example_loads_without_warnings_and_serves() -> None:
     [({}, len(os.sched_getaffinity(0))), ({"workers": 0}, len(os.sched_getaffinity(0))), ({"workers": 3}, 3), ({"storage": "inmemory"}, 1)],
 )
 def test_workers_default_to_one_per_usable_core(given: dict[str, object], expected: int) -> None:
-    assert load(None, {}, given).settings.worker_count == expected
+    assert worker_count(load(None, {}, given).settings) == expected
 
 
 def schema_keys(cls: type, prefix: str = "") -> list[str]:

@@ -23,7 +23,7 @@ from dockyard.config.flags import click_options
 from dockyard.forwarding import Forwarding
 from dockyard.logs import ACCESS_LOG_KEY
 from dockyard.ops.debug import OpsSettings, for_app_lifetime
-from dockyard.server import SSL_CONTEXT_KEY, TLS_ALPN_CHALLENGES_KEY
+from dockyard.server import SSL_CONTEXT_KEY, TLS_ALPN_CHALLENGES_KEY, worker_count
 from dockyard.storage.factory import StorageSettings, StorageUnavailable, check_storage
 from dockyard.tls import acme, alpn_challenge, policy
 from dockyard.tls.certificates import CertificateError, fingerprint
@@ -259,7 +259,7 @@ def _announcer(settings: Settings, prepared: Prepared) -> Callable[[int | None, 
         scheme = "http" if settings.plain_http else "https"
         # port None: a unix socket at http.addr
         listening = f"{scheme}://{Address.parse(settings.http.addr).url_host(port)}" if port is not None else f"{scheme} on unix socket {settings.http.addr}"
-        click.echo(f"dockyard {__version__} serving {listening} (storage {where}, {settings.worker_count} worker(s))", err=True)
+        click.echo(f"dockyard {__version__} serving {listening} (storage {where}, {worker_count(settings)} worker(s))", err=True)
         if settings.plain_http:
             click.echo("WARNING: plain HTTP, no TLS: only behind a TLS-terminating proxy or on a trusted network", err=True)
         elif (letsencrypt := prepared.tls.letsencrypt) is not None:
@@ -290,7 +290,7 @@ def _serve(settings: Settings) -> None:
     _setup_logging(settings.log.python_level, settings.log.output_format, dict(settings.log.fields))
     prepared = _prepare(settings)
     ops = prepared.ops
-    remove_metrics_dir = ops.prepare_workers(settings.worker_count)
+    remove_metrics_dir = ops.prepare_workers(worker_count(settings))
     try:
         run(
             settings, functools.partial(build_app, settings, prepared), _announcer(settings, prepared),

@@ -4,7 +4,6 @@ check (``choices``, ``minimum``, ``maximum``, ``required``, ``check``)."""
 
 from __future__ import annotations
 
-import os
 import pathlib
 import typing
 import urllib.parse
@@ -642,8 +641,7 @@ class Dockyard:
     token_auth: bool = _plain(False, Flag("--token-auth", "Use Bearer tokens from the built-in token service (at /auth/token) instead of Basic."))
     token_service: str = _plain("dockyard", Flag("--token-service", "The service name the built-in token service issues tokens for (their audience)."))
     token_issuer: str = _plain("dockyard", Flag("--token-issuer", "The issuer the built-in token service names in its tokens."))
-    # 0: one per CPU core this process may run on, as registry:2 uses every core (one with the inmemory driver).
-    workers: int = _within(0, 0, 64, flag=Flag("--workers", "Worker processes sharing the port; 0: one per usable CPU core."))
+    workers: int = _within(0, 0, 64, flag=Flag("--workers", "Worker processes sharing the port; 0: one per usable CPU core (as registry:2 uses every core)."))
     login: Login = _section(Login)
     trusted_proxies: list[str] = _listed(Flag(  # CIDRs whose X-Forwarded-* are honoured
         "--trusted-proxy", "Honour X-Forwarded-Proto/-Host/-Port from this address or network (repeatable). None is trusted by default, not even loopback.",
@@ -692,17 +690,6 @@ class Settings:
         """``dockyard.insecure_http``, or as registry:2 decides: plain HTTP unless http.tls names a certificate or letsencrypt."""
         tls = self.http.tls
         return self.dockyard.insecure_http if self.dockyard.insecure_http is not None else not (tls.certificate or tls.letsencrypt)
-
-    @property
-    def worker_count(self) -> int:
-        """How many worker processes serve: ``dockyard.workers``, or with 0 one per CPU core this process may
-        run on (its affinity, a container's cpuset), except with the inmemory driver, which one process holds."""
-        if self.dockyard.workers:
-            return self.dockyard.workers
-        if self.storage.inmemory is not None:
-            return 1
-        usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1  # macOS has no affinity
-        return min(usable, 64)
 
     @property
     def redis_cache(self) -> Redis | None:
