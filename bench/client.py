@@ -23,8 +23,20 @@ _NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 
+IMAGE_CONFIG = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}).encode()
+
+
 class RegistryError(RuntimeError):
     pass
+
+
+def image_manifest(config_digest: str, layer_digest: str, layer_size: int) -> bytes:
+    """The manifest :meth:`Client.push_image` pushes: :data:`IMAGE_CONFIG` and one layer."""
+    return json.dumps({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": len(IMAGE_CONFIG)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer_digest, "size": layer_size}],
+    }).encode()
 
 
 def file_blocks(path: pathlib.Path, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
@@ -55,20 +67,30 @@ def curl_download(url: str, headers: dict[str, str] | None = None, cafile: pathl
     byte (0.78 s per GiB with AES-256-GCM) than either server does, so it, not the
     server, set the rate. The seconds are curl's own transfer time, without its start.
     """
+    command = curl_command(url, "%{size_download} %{num_redirects} %{time_total}", headers, cafile)
+    result = subprocess.run(command, check=False, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    size, redirects, seconds = curl_output(url, result.returncode, result.stdout, result.stderr)
+    return int(size), int(redirects), float(seconds)
+
+
+def curl_command(url: str, write_out: str, headers: dict[str, str] | None = None, cafile: pathlib.Path | None = None) -> list[str]:
+    """curl GETting ``url`` into /dev/null, following redirects, and printing ``write_out`` (its variables)."""
     binary = shutil.which("curl")
     if binary is None:
         raise RuntimeError("curl is not installed (apt-get install curl, or use bench/run)")
-    command = [binary, "--silent", "--show-error", "--fail", "--location", "--output", "/dev/null",
-               "--write-out", "%{size_download} %{num_redirects} %{time_total}"]
+    command = [binary, "--silent", "--show-error", "--fail", "--location", "--output", "/dev/null", "--write-out", write_out]
     for name, value in (headers or {}).items():
         command += ["--header", f"{name}: {value}"]
     if cafile is not None:
         command += ["--cacert", str(cafile)]
-    result = subprocess.run([*command, url], check=False, capture_output=True, text=True, stdin=subprocess.DEVNULL)
-    if result.returncode != 0:
-        raise RegistryError(f"GET {url}: curl exited {result.returncode}: {result.stderr.strip()[:500]}")
-    size, redirects, seconds = result.stdout.split()
-    return int(size), int(redirects), float(seconds)
+    return [*command, url]
+
+
+def curl_output(url: str, returncode: int, stdout: str, stderr: str) -> list[str]:
+    """The values a :func:`curl_command` printed, or :class:`RegistryError` if it failed."""
+    if returncode != 0:
+        raise RegistryError(f"GET {url}: curl exited {returncode}: {stderr.strip()[:500]}")
+    return stdout.split()
 
 
 class Client:
@@ -152,12 +174,7 @@ class Client:
 
     def push_image(self, repository: str, tag: str, layer: bytes) -> str:
         """A one-layer OCI image tagged ``tag``; the manifest's digest."""
-        config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}).encode()
-        manifest = json.dumps({
-            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": self.push_bytes(repository, config), "size": len(config)},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": self.push_bytes(repository, layer), "size": len(layer)}],
-        }).encode()
+        manifest = image_manifest(self.push_bytes(repository, IMAGE_CONFIG), self.push_bytes(repository, layer), len(layer))
         self.call("PUT", f"/v2/{repository}/manifests/{tag}", manifest, {"Content-Type": OCI_MANIFEST}, expect=201)
         return "sha256:" + hashlib.sha256(manifest).hexdigest()
 

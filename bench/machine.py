@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 
 from bench.client import curl_download
+from bench.load import run_load
 from bench.servers import Nginx
 from dockyard.storage.writeback import start_writeback
 
@@ -58,6 +59,23 @@ def nginx_download_mib_s(blob: pathlib.Path, scratch: pathlib.Path, rounds: int)
         for _ in range(rounds):
             speeds.append(size_mib / curl_download(url)[2])
     return statistics.median(speeds)
+
+
+def nginx_small_rates(files: dict[str, bytes], scratch: pathlib.Path, load_client: str, concurrency: int, duration: float,
+                      rounds: int) -> dict[str, float]:
+    """Median req/s of GETting each of ``files`` (name: bytes) from nginx as a static file, under the
+    small-request rows' load: the loopback limit for answers of those sizes."""
+    static = scratch / "small-files"
+    static.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        (static / name).write_bytes(content)
+    rates: dict[str, list[float]] = {name: [] for name in files}
+    with Nginx(static, scratch) as nginx:
+        nginx.start()
+        for _ in range(rounds):
+            for name in files:
+                rates[name].append(run_load(load_client, f"{nginx.url}/{name}", {}, concurrency, duration).requests_per_s)
+    return {name: statistics.median(values) for name, values in rates.items()}
 
 
 def durable_write_mib_s(scratch: pathlib.Path, size_mib: int, rounds: int) -> float:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import hashlib
+import json
+import os
 import pathlib
 import signal
 import sys
@@ -13,11 +16,12 @@ import time
 from collections.abc import Sequence
 
 from bench import layout, machine, s3, secrets
+from bench.client import IMAGE_CONFIG, image_manifest
 from bench.load import available_client
 from bench.memory import PeakSampler
 from bench.report import Row, table, write_json
 from bench.servers import Dockyard, Registry2, Server, SlowReceiver, Upstream, Variant
-from bench.workloads import MEMORY_WORKLOADS, WORKLOADS, Settings, Workload, random_file
+from bench.workloads import MEMORY_WORKLOADS, WORKLOADS, Catalog, Settings, Workload, random_file, seeding
 from tests.support.ldap import ldap_settings, slapd_binary, start_slapd
 
 DEFAULT_JSON = pathlib.Path(__file__).resolve().parent / "results.json"
@@ -35,7 +39,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--images", type=int, default=50, help="images pushed with skopeo per round (default 50)")
     parser.add_argument("--parallel", type=int, default=8, help="concurrent skopeo copies (default 8)")
     parser.add_argument("--only", default=",".join(KEYS), help=f"comma-separated workloads among {','.join(KEYS)} (default all)")
-    parser.add_argument("--workers", type=int, default=1, help="dockyard --workers (default 1)")
+    parser.add_argument("--workers", type=int, default=0, help="dockyard --workers (default 0, its default: one per usable core)")
     parser.add_argument("--load-client", choices=("auto", "wrk", "aiohttp"), default="auto",
                         help="manifest GET load generator: wrk when installed, else aiohttp (default auto)")
     parser.add_argument("--json", type=pathlib.Path, default=DEFAULT_JSON, help=f"where to write results (default {DEFAULT_JSON})")
@@ -43,8 +47,8 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     args.only = [key.strip() for key in args.only.split(",") if key.strip()]
     if unknown := set(args.only) - set(KEYS):
         parser.error(f"unknown workload(s) {', '.join(sorted(unknown))}: choose among {', '.join(KEYS)}")
-    if min(args.size_mib, args.chunk_mib, args.rounds, args.concurrency, args.repos, args.images, args.parallel, args.workers) < 1:
-        parser.error("sizes and counts must be at least 1")
+    if min(args.size_mib, args.chunk_mib, args.rounds, args.concurrency, args.repos, args.images, args.parallel) < 1 or args.workers < 0:
+        parser.error("sizes and counts must be at least 1 (--workers at least 0)")
     return args
 
 
@@ -130,10 +134,11 @@ def _measure_variant(variant: Variant, workloads: list[Workload], scratch: pathl
         ))
         registry2 = stack.enter_context(Registry2(folder / "registry2-root", variant, shared, buckets["registry2"], upstream, events_url))
         servers: list[Server] = [dockyard, registry2]
-        if any(workload.key == "catalog" for workload in workloads):
-            _log(f"seeding {args.repos} repositories and {args.repos} tags in both roots")
+        if any(isinstance(workload, Catalog) for workload in workloads):
+            _log(f"seeding {args.repos} repositories and {args.repos} tags in both {'buckets' if variant.s3 else 'roots'}")
             for server in servers:
-                layout.seed(server.root, args.repos)
+                with seeding(server) as write:
+                    layout.seed(write, args.repos)
         dockyard.start()
         registry2.start()
         _log(f"{variant.label or 'plain HTTP'}: dockyard at {dockyard.url} (pid {dockyard.pid}), "
@@ -162,7 +167,7 @@ def _notes(args: argparse.Namespace, cores: int) -> list[str]:
         "with redirect it answers 307 to a presigned SeaweedFS URL and the time includes following it",
         "plain HTTP without auth unless a row says TLS (both servers: one certificate from a local CA) "
         "or basic auth (both servers: one htpasswd file, bcrypt from htpasswd -B)",
-        f"dockyard --workers {args.workers}; registry:2 uses every core (GOMAXPROCS default)",
+        f"dockyard --workers {args.workers or f'0 (its default: {cores}, one per usable core)'}; registry:2 uses every core (GOMAXPROCS default)",
         "pushed blobs and their repository are deleted from the root or bucket after each push round",
         "peak PSS and peak RSS are each summed over the server's process and its children (sampled every 50 ms); "
         "PSS counts a page shared by forked workers once in all, RSS once per process (so it overstates)",
@@ -197,6 +202,13 @@ def run(args: argparse.Namespace) -> int:
             f"disk write + fsync {args.size_mib} MiB, MiB/s": machine.durable_write_mib_s(scratch, args.size_mib, args.rounds),
         }
 
+        if {"manifest", "manifest-auth"} & set(args.only):
+            _log("measuring nginx's static rate for the small requests' bytes")
+            small = machine.nginx_small_rates(
+                _small_answers(), scratch, load_client, args.concurrency, args.duration, args.rounds,
+            )
+            limits |= {f"nginx static GET of {name}'s bytes, {args.concurrency} conns, {load_client}, req/s": rate for name, rate in small.items()}
+
         settings = Settings(
             scratch=scratch, blob=blob, digest=digest, size_mib=args.size_mib, chunk_mib=args.chunk_mib,
             duration=args.duration, concurrency=args.concurrency, repos=args.repos, images=args.images,
@@ -217,6 +229,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"results written to {args.json}", flush=True)
         _log("removing the temporary files (minutes for large --repos on a busy disk)")
     return 0
+
+
+def _small_answers() -> dict[str, bytes]:
+    """What the small-request rows are answered, as files for nginx: the manifest (by tag or digest,
+    of the same size as the one pushed there), the tag list and the version check."""
+    layer = "sha256:" + hashlib.sha256(os.urandom(1024)).hexdigest()
+    manifest = image_manifest("sha256:" + hashlib.sha256(IMAGE_CONFIG).hexdigest(), layer, 1024)
+    return {
+        "manifest": manifest,
+        "tags-list": json.dumps({"name": "bench/manifest", "tags": ["latest"]}).encode(),
+        "v2-ping": b"{}",
+    }
 
 
 def _terminate(signum: int, frame: object) -> None:

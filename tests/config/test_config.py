@@ -28,6 +28,7 @@ from dockyard.config import (
     parse_duration,
     to_yaml,
 )
+from dockyard.server import worker_count
 from dockyard.storage.factory import StorageSettings
 from tests.support.registry2 import DEFAULT_CONFIG
 
@@ -120,6 +121,14 @@ def test_example_loads_without_warnings_and_serves() -> None:
     assert settings.dockyard.hostnames == ["registry.example.com"]
     assert settings.auth.htpasswd is not None and settings.auth.htpasswd.path == "/etc/docker/registry/htpasswd"
     assert settings.dockyard.login.failure_window == 60.0
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [({}, len(os.sched_getaffinity(0))), ({"workers": 0}, len(os.sched_getaffinity(0))), ({"workers": 3}, 3), ({"storage": "inmemory"}, 1)],
+)
+def test_workers_default_to_one_per_usable_core(given: dict[str, object], expected: int) -> None:
+    assert worker_count(load(None, {}, given).settings) == expected
 
 
 def schema_keys(cls: type, prefix: str = "") -> list[str]:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import pathlib
 
 import pytest
 
 from dockyard.storage import filesystem
+from dockyard.storage.driver import PathNotFound
 from dockyard.storage.filesystem import FilesystemDriver
 from tests.storage.driver_suite import read_all
 
@@ -125,3 +128,89 @@ async def test_dots_inside_a_component_are_allowed(driver: FilesystemDriver, roo
     await driver.put_content(path, b"ok")
     assert await driver.get_content(path) == b"ok"
     assert driver.local_file(path) == root / path.lstrip("/")
+
+
+def settle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files count as settled (kept in the process) as soon as their times are in the past."""
+    monkeypatch.setattr(filesystem, "SETTLED_NS", 0)
+
+
+def count_opens(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    opened: list[str] = []
+    real_open = filesystem.os.open
+
+    def counting_open(path: str, *args: int) -> int:
+        opened.append(path)
+        return real_open(path, *args)
+
+    monkeypatch.setattr(filesystem.os, "open", counting_open)
+    return opened
+
+
+async def test_a_settled_small_file_is_read_again_without_opening_it(driver: FilesystemDriver, monkeypatch: pytest.MonkeyPatch) -> None:
+    settle(monkeypatch)
+    await driver.put_content("/tags/latest/link", b"sha256:" + b"a" * 64)
+    opened = count_opens(monkeypatch)
+    assert [await driver.get_content("/tags/latest/link") for _ in range(3)] == [b"sha256:" + b"a" * 64] * 3
+    assert len(opened) == 1
+
+
+async def test_a_recent_or_large_file_is_read_every_time(driver: FilesystemDriver, monkeypatch: pytest.MonkeyPatch) -> None:
+    await driver.put_content("/recent", b"just written")
+    await driver.put_content("/large", b"x" * (filesystem.CACHED_FILE_MAX + 1))
+    opened = count_opens(monkeypatch)
+    for _ in range(2):
+        assert await driver.get_content("/recent") == b"just written"
+        assert len(await driver.get_content("/large")) == filesystem.CACHED_FILE_MAX + 1
+    assert len(opened) == 4
+
+
+async def test_a_kept_file_changed_by_anyone_is_read_again(driver: FilesystemDriver, root: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Another worker or replica on the root changes files behind this process's back, in every way
+    # a file can change: replaced by a rename (the same size, even the same times), rewritten in
+    # place with its times put back, deleted, and made again. Each change comes a clock tick (a
+    # jiffy) after the read, as it would after SETTLED_NS.
+    settle(monkeypatch)
+    path = root / "tags" / "latest" / "link"
+    await driver.put_content("/tags/latest/link", b"sha256:" + b"a" * 64)
+    for round_number, content in enumerate([b"sha256:" + b"b" * 64, b"sha256:" + b"c" * 64]):
+        assert await driver.get_content("/tags/latest/link") != content
+        await asyncio.sleep(0.05)
+        times = path.stat()
+        if round_number == 0:
+            await FilesystemDriver(root).put_content("/tags/latest/link", content)
+        else:
+            with open(path, "r+b") as file:
+                file.write(content)
+        os.utime(path, ns=(times.st_atime_ns, times.st_mtime_ns))
+        assert await driver.get_content("/tags/latest/link") == content
+    await asyncio.sleep(0.05)
+    path.unlink()
+    with pytest.raises(PathNotFound):
+        await driver.get_content("/tags/latest/link")
+    path.write_bytes(b"made again")
+    assert await driver.get_content("/tags/latest/link") == b"made again"
+
+
+async def test_kept_files_stay_within_their_budget(driver: FilesystemDriver, monkeypatch: pytest.MonkeyPatch) -> None:
+    settle(monkeypatch)
+    monkeypatch.setattr(filesystem, "CACHED_FILES_BYTES", 10_000)
+    fresh = FilesystemDriver(driver.root)  # made after the budget is cut
+    for index in range(100):
+        await fresh.put_content(f"/links/{index}", b"sha256:" + b"a" * 64)
+        assert await fresh.get_content(f"/links/{index}") == b"sha256:" + b"a" * 64
+    assert 0 < fresh._small_files.size <= 10_000
+    opened = count_opens(monkeypatch)
+    assert await fresh.get_content("/links/99") == b"sha256:" + b"a" * 64  # the latest read is kept
+    assert opened == []
+
+
+async def test_a_settled_small_directory_is_listed_again_without_reading_it(driver: FilesystemDriver, monkeypatch: pytest.MonkeyPatch) -> None:
+    settle(monkeypatch)
+    for tag in ("a", "c", "b"):
+        await driver.put_content(f"/tags/{tag}/current/link", b"sha256:" + b"a" * 64)
+    listed: list[str] = []
+    real_listdir = filesystem.os.listdir
+    monkeypatch.setattr(filesystem.os, "listdir", lambda path: listed.append(path) or real_listdir(path))
+    assert [await driver.list_sorted(["/tags"]) for _ in range(3)] == [{"/tags": ["a", "b", "c"]}] * 3
+    assert len(listed) == 1

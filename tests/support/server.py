@@ -20,14 +20,17 @@ _SERVING = re.compile(r"serving (https?)://127\.0\.0\.1:(\d+)")
 class DockyardProcess:
     """A running ``dockyard serve``; ``restart()`` keeps the same root and port.
 
-    Plain HTTP unless ``tls=True``: then the server makes its CA in ``tls_dir``.
+    Plain HTTP unless ``tls=True``: then the server makes its CA in ``tls_dir``. One worker, the
+    cheapest, unless ``extra`` names ``--workers`` or a ``--config`` (which may set them); with
+    ``default_workers=True``, as many as ``dockyard serve`` starts by default.
     """
 
-    def __init__(self, root: pathlib.Path, *extra: str, tls: bool = False) -> None:
+    def __init__(self, root: pathlib.Path, *extra: str, tls: bool = False, default_workers: bool = False) -> None:
         self.root = root
         self.tls = tls
         self.tls_dir = root.parent / f"{root.name}-tls"
-        self.extra = list(extra) if tls else ["--insecure-http", *extra]
+        one_worker = [] if default_workers or "--workers" in extra or "--config" in extra else ["--workers", "1"]
+        self.extra = [*one_worker, *extra] if tls else ["--insecure-http", *one_worker, *extra]
         self.port = 0
         self.url = ""
         self.process: subprocess.Popen[bytes] | None = None

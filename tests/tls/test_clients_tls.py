@@ -42,7 +42,7 @@ def trusted(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     ``trust --fetch --fingerprint`` (the line serve printed); untrusted again afterwards."""
     server = TlsServer(tmp_path_factory.mktemp("tls-clients") / "root")
     server.start()
-    assert server.extra == [] and server.url.startswith("https://")
+    assert server.extra == ["--workers", "1"] and server.url.startswith("https://")
     try:
         if request.param == "ca-file":
             _checked(run_dockyard("trust", server.host, "--ca", server.tls_dir / "ca.crt"))

@@ -18,6 +18,19 @@ from dockyard.storage.repository import Repository
 
 # Clients that say they take JSON in general take any manifest.
 _ANY = frozenset({"*/*", "application/*", "application/json"})
+# What a manifest is served as, by digest: the bytes a digest names never change, and parsing
+# them costs more than the rest of a GET. The oldest entry goes first past this many.
+MEDIA_TYPES_KEPT = 4096
+_media_types: dict[Digest, str] = {}
+
+
+def _stored_media_type(digest: Digest, content: bytes) -> str:
+    media_type = _media_types.get(digest)
+    if media_type is None:
+        media_type = _media_types[digest] = manifests.stored_media_type(content)
+        if len(_media_types) > MEDIA_TYPES_KEPT:
+            del _media_types[next(iter(_media_types))]
+    return media_type
 
 
 def _reference(context: RequestContext) -> tuple[Digest | None, str | None]:
@@ -44,7 +57,7 @@ async def _negotiate(repository: Repository, digest: Digest, content: bytes, acc
     manifests gets the index's linux/amd64 image; otherwise the manifest is unknown
     to this client rather than served in a form it cannot read.
     """
-    media_type = manifests.stored_media_type(content)
+    media_type = _stored_media_type(digest, content)
     if not accepted or accepted & _ANY or media_type in accepted:
         return digest, content, media_type
     if media_type in manifests.INDEX_TYPES and accepted & manifests.IMAGE_TYPES:

@@ -29,7 +29,7 @@ from dockyard.maintenance.schedule import Schedule, scheduled_maintenance
 from dockyard.ops.debug import OpsSettings, for_app_lifetime
 from dockyard.proxy.expiry import expiry_interval, ttl_lookup
 from dockyard.proxy.mirrors import build_mirrors
-from dockyard.server import SSL_CONTEXT_KEY, TLS_ALPN_CHALLENGES_KEY
+from dockyard.server import SSL_CONTEXT_KEY, TLS_ALPN_CHALLENGES_KEY, worker_count
 from dockyard.storage.cache import cache_from_config
 from dockyard.storage.factory import StorageSettings, StorageUnavailable, build_driver, check_storage
 from dockyard.storage.filesystem import use_io_threads
@@ -278,7 +278,7 @@ def _announcer(settings: Settings, prepared: Prepared) -> Callable[[int | None, 
         scheme = "http" if settings.plain_http else "https"
         # port None: a unix socket at http.addr
         listening = f"{scheme}://{Address.parse(settings.http.addr).url_host(port)}" if port is not None else f"{scheme} on unix socket {settings.http.addr}"
-        click.echo(f"dockyard {__version__} serving {listening} (storage {where}, {settings.dockyard.workers} worker(s))", err=True)
+        click.echo(f"dockyard {__version__} serving {listening} (storage {where}, {worker_count(settings)} worker(s))", err=True)
         if settings.plain_http:
             click.echo("WARNING: plain HTTP, no TLS: only behind a TLS-terminating proxy or on a trusted network", err=True)
         elif (letsencrypt := prepared.tls.letsencrypt) is not None:
@@ -310,7 +310,7 @@ def _serve(settings: Settings) -> None:
     _setup_logging(settings.log.python_level, settings.log.output_format, dict(settings.log.fields))
     prepared = _prepare(settings)
     ops = prepared.ops
-    remove_metrics_dir = ops.prepare_workers(settings.dockyard.workers)
+    remove_metrics_dir = ops.prepare_workers(worker_count(settings))
     try:
         run(
             settings, functools.partial(build_app, settings, prepared), _announcer(settings, prepared),

@@ -614,7 +614,7 @@ class Dockyard:
     token_auth: bool = _plain(False, Flag("--token-auth", "Use Bearer tokens from the built-in token service (at /auth/token) instead of Basic."))
     token_service: str = _plain("dockyard", Flag("--token-service", "The service name the built-in token service issues tokens for (their audience)."))
     token_issuer: str = _plain("dockyard", Flag("--token-issuer", "The issuer the built-in token service names in its tokens."))
-    workers: int = _within(1, 1, 64, flag=Flag("--workers", "Worker processes sharing the port."))
+    workers: int = _within(0, 0, 64, flag=Flag("--workers", "Worker processes sharing the port; 0: one per usable CPU core (as registry:2 uses every core)."))
     login: Login = _section(Login)
     ldap: Ldap | None = None
     trusted_proxies: list[str] = _listed(Flag(  # CIDRs whose X-Forwarded-* are honoured

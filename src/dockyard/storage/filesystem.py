@@ -26,10 +26,10 @@ SMALL_READ_CHUNK = 1 << 16  # below malloc's mmap threshold: each read allocates
 # Waiting for a lock another process holds: polled, so no worker thread sits blocked.
 LOCK_POLL_SECONDS = (0.001, 0.05)
 
-# Big directories (a repository's tags, a namespace of many repositories) keep their
-# sorted listing in the process, checked against the directory's (inode, mtime, ctime)
-# on every use: any entry created or removed by any process changes the mtime.
-CACHED_LISTING_MIN = 256
+# Directories (a repository's tags, a namespace of many repositories) keep their sorted
+# listing in the process, checked against the directory's (inode, mtime, ctime) on every
+# use: any entry created or removed by any process changes the mtime. A kept listing costs
+# a stat on the event loop; any other, a thread hop, which costs more than a small listdir.
 CACHED_LISTINGS = 64
 # ...but only once the directory has been still for this long: file times come from
 # a coarse clock (a jiffy, a second on some filesystems), so a change within the same
@@ -37,6 +37,12 @@ CACHED_LISTINGS = 64
 SETTLED_NS = 2_000_000_000
 # A tree being written into as it is deleted is deleted again, this many times at most.
 TREE_DELETE_ATTEMPTS = 5
+# Small files read again and again (tag and revision links, manifests) are kept in the process
+# the same way: checked on every read against the file's stat, one system call in place of an
+# open, reads and a close, so a change by any worker or replica on the root is seen at once.
+CACHED_FILE_MAX = 64 << 10
+CACHED_FILES_BYTES = 4 << 20
+CACHED_FILE_OVERHEAD = 300  # bytes an entry costs besides its content and path: links are 71 bytes
 
 
 def use_io_threads(count: int) -> None:
@@ -48,6 +54,72 @@ def use_io_threads(count: int) -> None:
 
 def _signature(result: os.stat_result) -> tuple[int, int, int]:
     return result.st_ino, result.st_mtime_ns, result.st_ctime_ns
+
+
+def _settled(result: os.stat_result) -> bool:
+    """Whether a file or directory last changed long enough ago for its signature to tell every later change."""
+    return time.time_ns() - max(result.st_mtime_ns, result.st_ctime_ns) > SETTLED_NS
+
+
+class _SmallFiles:
+    """The contents of settled small files, least recently read first, within a budget of bytes.
+
+    A file's signature (inode, size, times) changes with any change to it: every write here
+    replaces the file by a rename (a new inode, a new ctime), and a write in place (by hand) moves
+    its times past those of a settled file.
+    """
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.size = 0
+        self._files: dict[str, tuple[tuple[int, int, int, int], bytes]] = {}
+
+    def get(self, full: str) -> bytes | None:
+        entry = self._files.get(full)
+        if entry is None:
+            return None
+        try:
+            result = os.stat(full)
+        except OSError:
+            self._forget(full)
+            return None
+        if (result.st_ino, result.st_size, result.st_mtime_ns, result.st_ctime_ns) != entry[0]:
+            self._forget(full)
+            return None
+        return entry[1]
+
+    def read(self, full: str) -> bytes:
+        """The file's content, from the cache when it is still that; kept when small and settled."""
+        cached = self.get(full)
+        if cached is not None:
+            return cached
+        descriptor = os.open(full, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            before = os.fstat(descriptor)
+            content = _read_all(descriptor)
+            # Stat'ed before reading, through the descriptor read: the content is that file's, and
+            # a write in place while it was read would leave times too recent to be settled.
+            if len(content) == before.st_size <= CACHED_FILE_MAX and _settled(before):
+                self._keep(full, (before.st_ino, before.st_size, before.st_mtime_ns, before.st_ctime_ns), content)
+        finally:
+            os.close(descriptor)
+        return content
+
+    def _keep(self, full: str, signature: tuple[int, int, int, int], content: bytes) -> None:
+        self._forget(full)
+        self._files[full] = (signature, content)
+        self.size += _cost(full, content)
+        while self.size > self.budget:
+            self._forget(next(iter(self._files)))
+
+    def _forget(self, full: str) -> None:
+        entry = self._files.pop(full, None)
+        if entry is not None:
+            self.size -= _cost(full, entry[1])
+
+
+def _cost(full: str, content: bytes) -> int:
+    return len(full) + len(content) + CACHED_FILE_OVERHEAD
 
 
 def _ignore_vanished(function: object, path: str, error: tuple[type[BaseException], BaseException, object]) -> None:
@@ -88,17 +160,13 @@ def _delete_tree(target: str) -> bool:
     return True
 
 
-def _read_whole(full: str) -> bytes:
+def _read_all(descriptor: int) -> bytes:
     # os.read rather than open(): a buffered file object costs more system calls (fstat,
     # ioctl, lseek) than reading a link does, and garbage collection reads every link.
-    descriptor = os.open(full, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        chunks = []
-        while chunk := os.read(descriptor, SMALL_READ_CHUNK):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(descriptor)
+    chunks = []
+    while chunk := os.read(descriptor, SMALL_READ_CHUNK):
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class FilesystemWriter(FileWriter):
@@ -151,6 +219,7 @@ class FilesystemDriver(StorageDriver):
         self._root = str(self.root)
         self._listings: dict[str, tuple[tuple[int, int, int], list[str]]] = {}
         self._listings_lock = threading.Lock()
+        self._small_files = _SmallFiles(CACHED_FILES_BYTES)
 
     def _full(self, path: str) -> str:
         # Paths come from the layout module, built from validated names only; this
@@ -164,7 +233,7 @@ class FilesystemDriver(StorageDriver):
     # loop: they come from the page cache in microseconds, less than a thread hop.
     async def get_content(self, path: str) -> bytes:
         try:
-            return _read_whole(self._full(path))
+            return self._small_files.read(self._full(path))
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise PathNotFound(path) from None
 
@@ -256,15 +325,13 @@ class FilesystemDriver(StorageDriver):
             names = sorted(os.listdir(full))
         except (FileNotFoundError, NotADirectoryError):
             return None
-        if len(names) < CACHED_LISTING_MIN:
-            return names
         # The signature is taken after the listing: a change made since the listing
         # began would have a time within SETTLED_NS of now, so it is not kept.
         try:
             after = os.stat(full)
         except OSError:
             return names
-        if time.time_ns() - max(after.st_mtime_ns, after.st_ctime_ns) > SETTLED_NS:
+        if _settled(after):
             with self._listings_lock:
                 self._listings.pop(full, None)
                 self._listings[full] = (_signature(after), names)
