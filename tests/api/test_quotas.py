@@ -166,6 +166,20 @@ async def test_deletes_and_garbage_collection_lower_the_usage(aiohttp_client, st
     assert (await client.post(f"/v2/team/app/blobs/uploads/?digest={sha256(blob(1000, 'fits'))}", data=blob(1000, "fits"))).status == 201
 
 
+async def test_a_repository_delete_frees_its_quota_at_once(aiohttp_client, storage: Storage) -> None:
+    registry = team_registry(storage)
+    client = await serve(aiohttp_client, registry)
+    shared, own = blob(300, "shared"), blob(600, "own")
+    for name, data in (("team/app", shared), ("team/app", own), ("team/other", shared)):
+        assert await push_blob(client, name, data)
+    assert await used(registry) == [len(shared) + len(own)]
+    assert (await client.delete("/dockyard/v1/repositories/team/app")).status == 200
+    # The blob another matched repository links stays counted, once; the rest is free before any collection.
+    assert await used(registry) == [len(shared)]
+    filling = blob(1000 - len(shared), "fills")
+    assert (await client.post(f"/v2/team/new/blobs/uploads/?digest={sha256(filling)}", data=filling)).status == 201
+
+
 async def test_du_reconciles_a_wrong_record(aiohttp_client, tmp_path: pathlib.Path) -> None:
     storage = FilesystemStorage(tmp_path / "root")
     registry = team_registry(storage)
