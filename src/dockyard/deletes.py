@@ -6,6 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from dockyard.errors import ManifestUnknown
+from dockyard.events import Notifier
 from dockyard.logs import audit
 from dockyard.reference import Digest, check_tag, is_digest, parse_digest
 from dockyard.storage.registry import DeletedRepository, Registry
@@ -37,14 +38,17 @@ async def _tagged(repository: Repository, tag: str) -> Digest | None:
 
 
 async def delete_repository(
-    registry: Registry, name: str, user: str | None, request: web.BaseRequest | None, force: bool = False,
+    registry: Registry, name: str, user: str | None, request: web.BaseRequest | None, notifier: Notifier | None, force: bool = False,
 ) -> DeletedRepository:
     """Delete the repository ``name`` (see :meth:`Registry.delete_repository`); ``force`` (an admin's
-    choice, checked by the caller) deletes it even when it holds immutable tags."""
+    choice, checked by the caller) deletes it even when it holds immutable tags. Its event goes to
+    ``notifier``'s outbox (the server's, or a command's that the server delivers)."""
     registry.require_deletes()
     deleted = await registry.delete_repository(name, force)
     audit(
         "delete_repository", request, repository=name, tags=len(deleted.tags), manifests=deleted.manifests,
         uploads_cancelled=deleted.uploads, forced=force, user=user,
     )
+    if notifier is not None:
+        await notifier.repository_deleted(name, request, user or "")
     return deleted

@@ -23,6 +23,7 @@ from dockyard.auth.robots import RobotAccounts, is_robot_user, robots_among
 from dockyard.concurrency import gather_bounded
 from dockyard.deletes import delete_reference, delete_repository
 from dockyard.errors import DirectoryUnavailable, DockyardError, ManifestUnknown, TooManyFailedLogins
+from dockyard.events import EVENTS_KEY
 from dockyard.logs import USER_KEY, audit
 from dockyard.reference import check_name, check_tag, is_digest, parse_digest
 from dockyard.storage import catalog
@@ -419,7 +420,7 @@ async def delete(request: web.Request, who: Visitor) -> web.StreamResponse:
     _may_pull(who, name)
     _refuse_delete(request, who, name)
     if not reference:  # refused (TagImmutable) if it holds immutable tags: the page never forces
-        await delete_repository(request.app[REGISTRY_KEY], name, who.user, request)
+        await delete_repository(request.app[REGISTRY_KEY], name, who.user, request, request.app.get(EVENTS_KEY))
         return _redirect(request, _path("/"))
     await delete_reference(request.app[REGISTRY_KEY], name, reference, who.user, request)
     return _redirect(request, _path(f"/ui/r/{quote(name)}", deleted=reference))
