@@ -13,20 +13,26 @@ from dockyard.storage.registry import DeletedRepository, Registry
 from dockyard.storage.repository import Repository
 
 
-async def delete_reference(registry: Registry, name: str, reference: str, user: str | None, request: web.BaseRequest | None) -> None:
+async def delete_reference(
+    registry: Registry, name: str, reference: str, user: str | None, request: web.BaseRequest | None, notifier: Notifier | None,
+) -> None:
     """Untag ``reference`` (a tag), or delete the manifest (a digest) with every tag naming it;
-    ``request`` is the client's, for the audit record."""
+    ``request`` is the client's, for the audit record and the event (to ``notifier``'s outbox)."""
     registry.require_deletes()
     repository = registry.repository(name)
     if is_digest(reference):
         digest = parse_digest(reference)
         await repository.delete_manifest(digest)
         audit("delete_manifest", request, repository=name, digest=digest, user=user)
+        if notifier is not None:
+            await notifier.deleted(name, request, user or "", digest=str(digest))
         return
     tag = check_tag(reference)
     previous = await _tagged(repository, tag)
     await repository.untag(tag)
     audit("delete_tag", request, repository=name, tag=tag, digest=previous, user=user)
+    if notifier is not None:
+        await notifier.deleted(name, request, user or "", tag=tag)
 
 
 async def _tagged(repository: Repository, tag: str) -> Digest | None:
@@ -50,5 +56,5 @@ async def delete_repository(
         uploads_cancelled=deleted.uploads, forced=force, user=user,
     )
     if notifier is not None:
-        await notifier.repository_deleted(name, request, user or "")
+        await notifier.deleted(name, request, user or "")
     return deleted

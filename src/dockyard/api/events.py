@@ -52,6 +52,6 @@ async def blob_event(context: RequestContext, action: str, digest: Digest, size:
     await _emit(context, action, target)
 
 
-async def delete_event(context: RequestContext, digest: Digest | None = None, tag: str = "") -> None:
-    """A manifest or blob deleted (``digest``), or a tag (``tag``)."""
-    await _emit(context, "delete", Target(context.name, digest=str(digest) if digest is not None else "", tag=tag))
+async def blob_delete_event(context: RequestContext, digest: Digest) -> None:
+    """A blob deleted (manifests, tags and repositories: :mod:`dockyard.deletes`)."""
+    await _emit(context, "delete", Target(context.name, digest=str(digest)))

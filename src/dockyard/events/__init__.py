@@ -71,11 +71,12 @@ class Notifier:
         """Write the event of what was just done; a failure is logged (the change stands)."""
         await self.outbox.record_logged(Event(action, target, request, actor, self.source))
 
-    async def repository_deleted(self, name: str, request: web.BaseRequest | None, actor: str) -> None:
-        """A whole repository deleted: registry:2 has no such event, so it is a ``delete`` whose target
-        names the repository alone (no digest, no tag), which receivers that look for either skip."""
+    async def deleted(self, name: str, request: web.BaseRequest | None, actor: str, digest: str = "", tag: str = "") -> None:
+        """A manifest deleted (``digest``), a tag (``tag``), or with neither, the whole repository: registry:2
+        has no such event, so it is a ``delete`` whose target names the repository alone, which receivers
+        that look for a digest or a tag skip."""
         if self.outbox.wants(DELETE):
-            await self.record(DELETE, Target(name), request_record(request), actor)
+            await self.record(DELETE, Target(name, digest=digest, tag=tag), request_record(request), actor)
 
     async def collected(self, report: Report) -> None:
         """The events of what a garbage collection (and the retention policies it applies) removed:

@@ -434,7 +434,7 @@ async def delete(request: web.Request, who: Visitor) -> web.StreamResponse:
     if not reference:  # refused (TagImmutable) if it holds immutable tags: the page never forces
         await delete_repository(request.app[REGISTRY_KEY], name, who.user, request, request.app.get(EVENTS_KEY))
         return _redirect(request, _path("/"))
-    await delete_reference(request.app[REGISTRY_KEY], name, reference, who.user, request)
+    await delete_reference(request.app[REGISTRY_KEY], name, reference, who.user, request, request.app.get(EVENTS_KEY))
     return _redirect(request, _path(f"/ui/r/{quote(name)}", deleted=reference))
 
 
