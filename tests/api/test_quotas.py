@@ -171,6 +171,20 @@ async def test_deletes_and_garbage_collection_lower_the_usage(aiohttp_client, st
     assert (await client.post(f"/v2/team/app/blobs/uploads/?digest={sha256(blob(1000, 'fits'))}", data=blob(1000, "fits"))).status == 201
 
 
+async def test_a_repository_delete_frees_its_quota_at_once(aiohttp_client, storage: Storage) -> None:
+    registry = team_registry(storage)
+    client = await serve(aiohttp_client, registry)
+    shared, own = blob(300, "shared"), blob(600, "own")
+    for name, data in (("team/app", shared), ("team/app", own), ("team/other", shared)):
+        assert await push_blob(client, name, data)
+    assert await used(registry) == [len(shared) + len(own)]
+    assert (await client.delete("/dockyard/v1/repositories/team/app")).status == 200
+    # The blob another matched repository links stays counted, once; the rest is free before any collection.
+    assert await used(registry) == [len(shared)]
+    filling = blob(1000 - len(shared), "fills")
+    assert (await client.post(f"/v2/team/new/blobs/uploads/?digest={sha256(filling)}", data=filling)).status == 201
+
+
 async def test_du_reconciles_a_wrong_count(aiohttp_client, tmp_path: pathlib.Path) -> None:
     storage = FilesystemStorage(tmp_path / "root")
     registry = team_registry(storage)
@@ -200,10 +214,10 @@ async def test_the_storage_page_shows_each_quota(aiohttp_client, storage: Storag
     client = await serve(aiohttp_client, registry)
     assert await push_blob(client, "team/app", blob(600, "shown"))
     page = await (await client.get("/ui/storage")).text()
-    assert '<table class="list" id="quotas">' in page
+    assert 'id="quotas"' in page
     rows = page.split('id="quotas"')[1].split("</table>")[0]
-    assert "<code>team/*</code>" in rows and "600 B" in rows and "1.0 KB" in rows
-    assert "<code>solo/*</code>" in rows and "10.5 MB" in rows
+    assert 'title="team/*">team/*</code>' in rows and "600 B" in rows and "1.0 KB" in rows
+    assert 'title="solo/*">solo/*</code>' in rows and "10.5 MB" in rows
 
 
 EDGE_ROUNDS = 6

@@ -293,7 +293,7 @@ async def test_admins_create_and_remove_robots_on_the_page(aiohttp_client, tmp_p
     created = await client.post("/ui/robots", data={"csrf": csrf, "name": "ci", "pull": "a/*, b/*", "push": "", "delete": "", "expires": "30d"})
     assert created.status == 200
     html = await created.text()
-    secret = re.search(r'<code id="robot-secret">([^<]+)</code>', html).group(1)
+    secret = re.search(r'<code [^>]*id="robot-secret"[^>]*>([^<]+)</code>', html).group(1)
     assert "robot$ci" in html and html.count('<span class="chip">') == 2
     assert (await client.get("/v2/b/app/tags/list", headers={"Authorization": basic(ROBOT, secret)})).status == 404
     listed = await (await client.get("/ui/robots")).text()

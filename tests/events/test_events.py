@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import pathlib
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -114,6 +115,39 @@ def test_each_action_sends_its_event(fresh_receiver: Receiver, signed: Receiver,
         time.sleep(0.05)
     assert page.index(cloudevents[-1]["id"]) < page.index(cloudevents[0]["id"])
     assert "hooks" in page and "signed" in page and "delivered" in page
+
+
+def test_a_repository_delete_sends_a_delete_naming_the_repository_alone(
+    fresh_receiver: Receiver, served: tuple[DockyardProcess, pathlib.Path],
+) -> None:
+    """From each way in: the HTTP endpoint, the web page, ``dockyard repo delete`` (through the outbox
+    the server delivers); and the web page's tag delete sends its event as the API's does."""
+    server, config = served
+    names = ("gone/api", "gone/page", "gone/command")
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        for name in names:
+            push_image(client, name, "v1", seed=name)
+        fresh_receiver.wait_for(lambda events: {event["target"]["repository"] for event in events if event["target"].get("tag")} >= set(names))
+        fresh_receiver.clear()
+        assert client.delete("/dockyard/v1/repositories/gone/api", headers={"User-Agent": "script/1"}).status_code == 200
+        for path in ("/ui/r/gone/page/-/delete/v1", "/ui/r/gone/page/-/delete"):
+            csrf = re.search(r'name="csrf" value="([^"]+)"', client.get(path).text)
+            assert csrf is not None
+            assert client.post(path, data={"csrf": csrf.group(1)}).is_redirect
+    result = CliRunner().invoke(main, ["repo", "delete", "--config", str(config), "gone/command"])
+    assert result.exit_code == 0, result.output
+
+    def deletes(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [event for event in events if event["action"] == "delete" and event["target"].get("repository", "").startswith("gone/")]
+
+    events = deletes(fresh_receiver.wait_for(lambda events: len(deletes(events)) >= 4))
+    assert [event["target"] for event in events] == [
+        {"repository": "gone/api"}, {"repository": "gone/page", "tag": "v1"}, {"repository": "gone/page"}, {"repository": "gone/command"},
+    ]
+    methods = [(event["request"]["method"], event["request"]["useragent"]) for event in events[:3]]
+    assert methods == [("DELETE", "script/1"), ("POST", client.headers["User-Agent"]), ("POST", client.headers["User-Agent"])]
+    assert events[3]["request"]["method"] == "" and events[3]["request"]["id"]
+    assert len({event["id"] for event in events}) == len(events)
 
 
 def test_a_collection_sends_the_events_of_what_it_removed(fresh_receiver: Receiver, served: tuple[DockyardProcess, pathlib.Path]) -> None:

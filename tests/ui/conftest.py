@@ -24,6 +24,7 @@ import pytest
 from dockyard.auth.htpasswd import hash_password
 from dockyard.reference import parse_digest
 from dockyard.storage import paths
+from tests.events.conftest import Receiver
 from tests.support.images import Image, Layout, multi_arch_layout
 from tests.support.registry_client import OCI_CONFIG, OCI_EMPTY, OCI_MANIFEST, descriptor, push_blob, push_manifest
 from tests.support.server import DockyardProcess
@@ -49,6 +50,8 @@ MANY_TAGS = 5000
 # A Dockerfile's shell-form CMD, as the config holds it: every character the page must show as written.
 SHELL_SCRIPT = "make && ./run > /dev/null 2>&1 < /dev/null || echo 'failed'"
 LONG_TAG = "1.4.2-amd64-zstd-chunked-20261207.1542-build-with-a-long-suffix"
+EVENTS_ENDPOINT = "platform-team-build-notifications-to-the-chat-bridge"
+QUOTA_GLOB = "apps/**"
 
 
 @dataclass
@@ -152,9 +155,35 @@ def start_registry(root: pathlib.Path, *extra: str) -> DockyardProcess:
 
 
 @pytest.fixture(scope="module")
-def filled(tmp_path_factory: pytest.TempPathFactory, skopeo) -> Iterator[Filled]:  # noqa: F811
+def failing_endpoint() -> Iterator[Receiver]:
+    """An events endpoint that answers every delivery 503: the events page lists failures."""
+    receiver = Receiver().start()
+    receiver.status = 503
+    try:
+        yield receiver
+    finally:
+        receiver.stop()
+
+
+def governance_config(folder: pathlib.Path, endpoint_url: str) -> pathlib.Path:
+    """What the pages of the other features show: an events endpoint (with a long name) and a quota."""
+    config = folder / "config.yml"
+    config.write_text(
+        "version: 0.1\n"
+        "storage:\n  delete:\n    enabled: true\n"  # registry:2's default is off; the pages delete
+        "notifications:\n  endpoints:\n"
+        f"    - name: {EVENTS_ENDPOINT}\n      url: {endpoint_url}\n      timeout: 1s\n      threshold: 1\n      backoff: 100ms\n"
+        "dockyard:\n"
+        "  events:\n    poll_interval: 100ms\n    max_backoff: 10s\n"  # failures listed, without retrying all along
+        f"  quotas:\n    - repositories: {json.dumps(QUOTA_GLOB)}\n      max_bytes: 64KiB\n"
+    )
+    return config
+
+
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory: pytest.TempPathFactory, skopeo, failing_endpoint: Receiver) -> Iterator[Filled]:  # noqa: F811
     base = tmp_path_factory.mktemp("ui-registry")
-    server = start_registry(base / "root")
+    server = start_registry(base / "root", "--config", str(governance_config(base, failing_endpoint.url)))
     try:
         creds = f"--dest-creds=admin:{USERS['admin']}"
         multi = base / "multi"

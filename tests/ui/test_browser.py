@@ -10,7 +10,7 @@ import pytest
 
 from tests.support.registry_client import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, descriptor, push_blob, push_manifest
 from tests.support.server import DockyardProcess
-from tests.ui.conftest import LONG_TAG, MANY_TAGS, SHELL_SCRIPT, SIGNATURE_TYPE, USERS, Filled
+from tests.ui.conftest import LONG_TAG, MANY_TAGS, QUOTA_GLOB, SHELL_SCRIPT, SIGNATURE_TYPE, USERS, Filled
 
 expect = pytest.importorskip("playwright.sync_api").expect
 
@@ -251,6 +251,7 @@ def test_under_a_path_prefix(browser, tmp_path: pathlib.Path, screenshots: pathl
 
 WIDTHS = {"narrow": {"width": 320, "height": 640}, "phone": {"width": 390, "height": 844}, "desktop": {"width": 1280, "height": 860}}
 SERIOUS = ("serious", "critical")
+ROBOT_NAME = "nightly-release-builder-for-the-platform-team"  # with -<width>: under robot names' 64 characters
 
 
 def page_types(filled: Filled) -> dict[str, str]:
@@ -263,7 +264,11 @@ def page_types(filled: Filled) -> dict[str, str]:
         "artifact": f"/ui/r/apps/single/-/manifest/{filled.signature_digest}",
         "cosign-signature": f"/ui/r/apps/single/-/manifest/{filled.cosign_tag}",
         "storage": "/ui/storage",
+        "robot-created": "/ui/robots",  # the answer to the form: the new robot's secret, shown once
+        "robots": "/ui/robots",
+        "events": "/ui/events",
         "delete": f"/ui/r/apps/single/-/delete/{LONG_TAG}",
+        "delete-repository": "/ui/r/apps/multi/-/delete",
         "not-found": "/ui/r/apps/single/-/manifest/no-such-tag",
     }
 
@@ -295,6 +300,18 @@ def test_every_page_fits_reads_and_passes_axe(browser, filled: Filled, screensho
                 sign_in(page, "admin")
                 expect(page.locator(".who")).to_have_text("admin")
             page.goto(path)
+            if name == "robot-created":
+                page.fill("input[name=name]", f"{ROBOT_NAME}-{width}")
+                page.fill("input[name=pull]", "apps/** big/**")
+                page.fill("input[name=push]", "apps/single")
+                page.click(".card.login button[type=submit]")
+                expect(page.locator("#robot-secret")).to_be_visible()
+            if name == "events":  # the endpoint answers 503: wait for its first failure to be written down
+                for _ in range(100):
+                    if page.locator("table.deliveries tr.failed").count():
+                        break
+                    page.wait_for_timeout(100)
+                    page.reload()
             page.screenshot(path=str(screenshots / f"{name}-{width}-{scheme}.png"), full_page=True)
             overflow = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
             if overflow[0] > overflow[1]:
@@ -325,6 +342,20 @@ def test_every_page_fits_reads_and_passes_axe(browser, filled: Filled, screensho
                 expect(page.locator("#subject")).to_be_visible()
             if name == "delete":
                 assert one_line(page.locator("h1 code"))
+            if name == "delete-repository":
+                assert one_line(page.locator("h1 code"))
+                expect(page.locator("main form button[type=submit]")).to_be_visible()
+            if name == "robot-created":
+                assert one_line(page.locator(".created-robot h2 code"))
+            if name == "robots":
+                robot = page.locator("#robots td.name", has_text=f"{ROBOT_NAME}-{width}")
+                assert one_line(robot.locator(".truncate")), "the robot's name wraps"
+                expect(page.locator("#robot-secret")).to_have_count(0)  # shown once, with the form's answer alone
+            if name == "events":
+                expect(page.locator("table.deliveries tr.failed").first).to_be_visible()
+                assert one_line(page.locator(".endpoint h2 .truncate").first)
+            if name == "storage":
+                expect(page.locator("#quotas td code")).to_have_text([QUOTA_GLOB])
             if name == "not-found":
                 expect(page.locator("h1")).to_have_text("Not found")
                 expect(page.locator("main")).to_contain_text("There is no tag no-such-tag in apps/single.")

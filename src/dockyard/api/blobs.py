@@ -11,7 +11,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 
 from dockyard.api.context import RequestContext
-from dockyard.api.events import blob_event, delete_event
+from dockyard.api.events import blob_delete_event, blob_event
 from dockyard.api.ranges import requested_ranges
 from dockyard.api.sendfile import send_file
 from dockyard.errors import BlobUnknown
@@ -178,5 +178,5 @@ async def delete(context: RequestContext) -> web.StreamResponse:
     digest = parse_digest(context.params["digest"])
     await context.repository.unlink_layer(digest)
     audit("delete_blob", context.request, repository=context.name, digest=digest, user=context.identity.user)
-    await delete_event(context, digest=digest)
+    await blob_delete_event(context, digest)
     return web.Response(status=202, headers={"Docker-Content-Digest": str(digest)})

@@ -3,30 +3,12 @@ from the request, written to the outbox once the change is made and before the a
 
 from __future__ import annotations
 
-import uuid
-
-from aiohttp import web
-
 from dockyard.api.context import RequestContext
 from dockyard.api.forwarding import path_prefix, public_base_url
-from dockyard.events import EVENTS_KEY, RequestRecord, Target
+from dockyard.events import EVENTS_KEY, Target, request_record
 from dockyard.events.model import BLOB_MEDIA_TYPE, references
 from dockyard.manifest import Manifest
 from dockyard.reference import Digest
-
-# One id per request, as registry:2's request.id: a push that moves tags shares it.
-_REQUEST_ID_KEY = web.RequestKey("dockyard_event_request_id", str)
-
-
-def _request_record(request: web.Request) -> RequestRecord:
-    if _REQUEST_ID_KEY not in request:
-        request[_REQUEST_ID_KEY] = str(uuid.uuid4())
-    peer = request.transport.get_extra_info("peername") if request.transport is not None else None
-    addr = ""
-    if isinstance(peer, tuple) and len(peer) >= 2:
-        host, port = peer[0], peer[1]
-        addr = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    return RequestRecord(request[_REQUEST_ID_KEY], addr, request.host, request.method, request.headers.get("User-Agent", ""))
 
 
 def _url(context: RequestContext, kind: str, digest: Digest) -> str:
@@ -43,7 +25,7 @@ def _wanted(context: RequestContext, action: str, media_type: str) -> bool:
 async def _emit(context: RequestContext, action: str, target: Target) -> None:
     notifier = context.request.app.get(EVENTS_KEY)
     if notifier is not None and notifier.outbox.wants(action, target.media_type):
-        await notifier.record(action, target, _request_record(context.request), context.identity.user or "")
+        await notifier.record(action, target, request_record(context.request), context.identity.user or "")
 
 
 async def manifest_event(
@@ -70,6 +52,6 @@ async def blob_event(context: RequestContext, action: str, digest: Digest, size:
     await _emit(context, action, target)
 
 
-async def delete_event(context: RequestContext, digest: Digest | None = None, tag: str = "") -> None:
-    """A manifest or blob deleted (``digest``), or a tag (``tag``)."""
-    await _emit(context, "delete", Target(context.name, digest=str(digest) if digest is not None else "", tag=tag))
+async def blob_delete_event(context: RequestContext, digest: Digest) -> None:
+    """A blob deleted (manifests, tags and repositories: :mod:`dockyard.deletes`)."""
+    await _emit(context, "delete", Target(context.name, digest=str(digest)))

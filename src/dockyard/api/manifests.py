@@ -9,9 +9,10 @@ from dockyard import manifest as manifests
 from dockyard.api import errors
 from dockyard.api.context import RequestContext
 from dockyard.api.errors import RegistryError
-from dockyard.api.events import delete_event, manifest_event
+from dockyard.api.events import manifest_event
 from dockyard.deletes import delete_reference
 from dockyard.errors import ManifestUnknown, TagInvalid
+from dockyard.events import EVENTS_KEY
 from dockyard.logs import audit
 from dockyard.reference import Digest, check_tag, is_digest, parse_digest
 from dockyard.storage.repository import Repository
@@ -150,9 +151,5 @@ async def put(context: RequestContext) -> web.StreamResponse:
 
 async def delete(context: RequestContext) -> web.StreamResponse:
     reference = context.params["reference"]
-    await delete_reference(context.registry, context.name, reference, context.identity.user, context.request)
-    if is_digest(reference):
-        await delete_event(context, digest=parse_digest(reference))
-    else:
-        await delete_event(context, tag=reference)
+    await delete_reference(context.registry, context.name, reference, context.identity.user, context.request, context.request.app.get(EVENTS_KEY))
     return web.Response(status=202)

@@ -18,6 +18,7 @@ from dockyard.api.errors import PULL_THROUGH_MESSAGE, READ_ONLY_MESSAGE, Registr
 from dockyard.app_keys import MIRRORS_KEY, REGISTRY_KEY
 from dockyard.auth import scopes
 from dockyard.deletes import delete_repository
+from dockyard.events import EVENTS_KEY
 from dockyard.reference import check_name
 
 PATH = "/dockyard/v1/repositories/"
@@ -39,7 +40,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
     force = request.query.get("force", "").lower() in FORCE_VALUES
     if force and not identity.is_admin():
         raise RegistryError(errors.DENIED, "only an admin may force a repository delete", detail={"name": name})
-    deleted = await delete_repository(registry, name, identity.user, request, force)
+    deleted = await delete_repository(registry, name, identity.user, request, request.app.get(EVENTS_KEY), force)
     return web.json_response(
         {"name": name, "tags": deleted.tags, "manifests": deleted.manifests, "uploads_cancelled": deleted.uploads},
     )

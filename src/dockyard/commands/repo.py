@@ -10,6 +10,7 @@ import click
 from dockyard.commands.gc import config_option, open_registry, root_option, storage_settings
 from dockyard.deletes import delete_repository
 from dockyard.errors import DockyardError, NameInvalid
+from dockyard.events import notifier_from
 from dockyard.reference import check_name
 from dockyard.storage.registry import DeletedRepository
 
@@ -36,8 +37,9 @@ def delete(config_file: pathlib.Path | None, root: pathlib.Path | None, force: b
 
     async def run() -> DeletedRepository:
         registry = open_registry(storage, settings)
+        notifier = notifier_from(settings, registry.driver) if settings is not None else None  # sent by the running server's delivery
         try:
-            return await delete_repository(registry, name, None, None, force)
+            return await delete_repository(registry, name, None, None, notifier, force)
         finally:
             await registry.close()
 

@@ -21,14 +21,31 @@ from dockyard.address import Address
 from dockyard.config import EventDelivery, Settings
 from dockyard.events.delivery import DeliveryObserver, EndpointDelivery, owner_name
 from dockyard.events.endpoints import Endpoint, configured_endpoints
-from dockyard.events.model import Event, RequestRecord, Source, Target
+from dockyard.events.model import DELETE, Event, RequestRecord, Source, Target
 from dockyard.events.outbox import Outbox
 from dockyard.maintenance.gc import Report
 from dockyard.storage.driver import StorageDriver
 
 GC_ACTOR = "gc"
 
-__all__ = ["EVENTS_KEY", "Event", "Notifier", "RequestRecord", "Source", "Target", "notifier_from"]
+__all__ = ["EVENTS_KEY", "Event", "Notifier", "RequestRecord", "Source", "Target", "notifier_from", "request_record"]
+
+# One id per request, as registry:2's request.id: a push that moves tags shares it.
+_REQUEST_ID_KEY = web.RequestKey("dockyard_event_request_id", str)
+
+
+def request_record(request: web.BaseRequest | None) -> RequestRecord:
+    """registry:2's ``request`` of a client's request; of none (a command), only a new id."""
+    if request is None:
+        return RequestRecord(id=str(uuid.uuid4()))
+    if _REQUEST_ID_KEY not in request:
+        request[_REQUEST_ID_KEY] = str(uuid.uuid4())
+    peer = request.transport.get_extra_info("peername") if request.transport is not None else None
+    addr = ""
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        host, port = peer[0], peer[1]
+        addr = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return RequestRecord(request[_REQUEST_ID_KEY], addr, request.host, request.method, request.headers.get("User-Agent", ""))
 
 
 class Notifier:
@@ -54,10 +71,17 @@ class Notifier:
         """Write the event of what was just done; a failure is logged (the change stands)."""
         await self.outbox.record_logged(Event(action, target, request, actor, self.source))
 
+    async def deleted(self, name: str, request: web.BaseRequest | None, actor: str, digest: str = "", tag: str = "") -> None:
+        """A manifest deleted (``digest``), a tag (``tag``), or with neither, the whole repository: registry:2
+        has no such event, so it is a ``delete`` whose target names the repository alone, which receivers
+        that look for a digest or a tag skip."""
+        if self.outbox.wants(DELETE):
+            await self.record(DELETE, Target(name, digest=digest, tag=tag), request_record(request), actor)
+
     async def collected(self, report: Report) -> None:
         """The events of what a garbage collection (and the retention policies it applies) removed:
         ``delete`` actions, from the actor ``gc``, with no client's request (only its id, one per collection)."""
-        request = RequestRecord(id=str(uuid.uuid4()))
+        request = request_record(None)
         targets = [
             *(Target(name, tag=tag) for name, tag in report.tags_removed),
             *(Target(name, digest=str(digest)) for name, digest in report.manifests_removed),

@@ -66,7 +66,7 @@ class Registry:
         """Remove ``name``'s tags, manifests, layer links and uploads; :class:`RepositoryUnknown` if the
         catalog does not list it, :class:`TagImmutable` (nothing removed) if it holds an immutable tag,
         unless ``force``. Its blobs stay for the next garbage collection, which frees those no other
-        repository links. The names below it (``name/...``) are other repositories and stay.
+        repository links; the quotas matching it stop counting them at once. The names below it (``name/...``) are other repositories and stay.
 
         The catalog stops listing it once the last of its ``_`` folders is gone: its tags and manifests go
         first (nothing can be pulled), then its layer links, then its uploads, each cancelled under the
@@ -107,6 +107,9 @@ class Registry:
         for end in range(len(parts), 0, -1):
             if not await self.driver.remove_empty_folder(paths.repository("/".join(parts[:end]))):
                 break
+        # Its quotas count its blobs no longer (those a push linked again meanwhile stay counted),
+        # so the room is there for the next push, not only after the next collection.
+        await self.quotas.release(name, {*layers, *manifests}, repository.links)
         return DeletedRepository(tags, len(manifests), cancelled)
 
     async def _digests_in(self, folder: str) -> list[Digest]:

@@ -23,9 +23,11 @@ from dockyard.auth.robots import RobotAccounts, is_robot_user, robots_among
 from dockyard.concurrency import gather_bounded
 from dockyard.deletes import delete_reference, delete_repository
 from dockyard.errors import DirectoryUnavailable, DockyardError, ManifestUnknown, TooManyFailedLogins
+from dockyard.events import EVENTS_KEY
 from dockyard.logs import USER_KEY, audit
 from dockyard.reference import check_name, check_tag, is_digest, parse_digest
 from dockyard.storage import catalog
+from dockyard.storage.registry import Registry
 from dockyard.ui import format as formats
 from dockyard.ui.browse import Browser, listed_repositories, storage_use
 from dockyard.ui.pagination import REPOSITORY_SORT_KEYS, page_of, parse_count, parse_sort
@@ -351,6 +353,7 @@ async def _repository(request: web.Request, who: Visitor, name: str) -> web.Stre
         page_url=lambda number: _url(request, base, sort=sort.text, page=number, n=per_page if per_page != TAGS_PER_PAGE else None),
         pull=lambda reference, kind: pull_commands(request, name, reference, kind),
         may_delete=_may_delete(request, who, name), deleted=request.query.get("deleted", ""),
+        immutable=lambda tag: registry.immutable.covers(name, tag),
         server_time=elapsed,
     )
 
@@ -385,7 +388,7 @@ async def _manifest(request: web.Request, who: Visitor, name: str, reference: st
         other_tags=other_tags[:OTHER_TAGS_SHOWN], more_tags=max(0, len(other_tags) - OTHER_TAGS_SHOWN),
         pull=pull_commands(request, name, tag or str(digest), summary.kind),
         pull_by_digest=pull_commands(request, name, str(digest), summary.kind) if tag else [],
-        may_delete=_may_delete(request, who, name), index=index,
+        may_delete=_may_delete(request, who, name), index=index, immutable_tags=await repository.immutable_tags(digest),
     )
 
 
@@ -397,12 +400,22 @@ async def _refuse_immutable(request: web.Request, name: str) -> None:
         raise Refused(403, f"{name} holds immutable tags ({', '.join(held[:5])}): only an admin may delete it, with the API or the command line.")
 
 
+async def _immutable_among(registry: Registry, name: str, reference: str) -> list[str]:
+    """The immutable tags deleting ``reference`` would remove: the tag itself, or those naming the digest."""
+    if is_digest(reference):
+        return await registry.repository(name).immutable_tags(parse_digest(reference))
+    return [reference] if registry.immutable.covers(name, reference) else []
+
+
 async def _confirm_delete(request: web.Request, who: Visitor, name: str, reference: str) -> web.StreamResponse:
     _refuse_delete(request, who, name)
+    registry = request.app[REGISTRY_KEY]
     if not reference:
-        if not await catalog.is_repository(request.app[REGISTRY_KEY].driver, name):
+        if not await catalog.is_repository(registry.driver, name):
             raise Refused(404, f"No repository {name}, or you may not see it.")
         await _refuse_immutable(request, name)
+    elif held := await _immutable_among(registry, name, reference):
+        raise Refused(403, f"The tag {held[0]} is immutable: it cannot be deleted, nor the manifest it names.")
     return render(
         request, who, "delete.html", title=f"Delete {reference or name}", section="repositories", name=name,
         reference=reference, is_tag=not is_digest(reference),
@@ -419,9 +432,9 @@ async def delete(request: web.Request, who: Visitor) -> web.StreamResponse:
     _may_pull(who, name)
     _refuse_delete(request, who, name)
     if not reference:  # refused (TagImmutable) if it holds immutable tags: the page never forces
-        await delete_repository(request.app[REGISTRY_KEY], name, who.user, request)
+        await delete_repository(request.app[REGISTRY_KEY], name, who.user, request, request.app.get(EVENTS_KEY))
         return _redirect(request, _path("/"))
-    await delete_reference(request.app[REGISTRY_KEY], name, reference, who.user, request)
+    await delete_reference(request.app[REGISTRY_KEY], name, reference, who.user, request, request.app.get(EVENTS_KEY))
     return _redirect(request, _path(f"/ui/r/{quote(name)}", deleted=reference))
 
 
