@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pathlib
+from collections import deque
 
 import pytest
 import yaml
 
 from dockyard.config import load
-from dockyard.events.delivery import retry_delay
+from dockyard.events.delivery import RECENT, Attempt, remember, retry_delay
 from dockyard.events.endpoints import Endpoint, configured_endpoints, endpoint_folder
 
 
@@ -25,6 +26,20 @@ def test_retries_wait_backoff_then_twice_as_long_each_time_up_to_the_longest() -
         assert 30.0 <= retry_delay(endpoint, 40, 60.0) <= 60.0
     assert len({retry_delay(endpoint, 1, 300.0) for _ in range(20)}) > 1  # not in step with another sender
     assert retry_delay(_endpoint(backoff=0.0, threshold=1), 5, 300.0) > 0  # never a busy loop
+
+
+def test_retries_failing_alike_are_one_counted_line_of_the_recent_list() -> None:
+    recent: deque[Attempt] = deque(maxlen=RECENT)
+    remember(recent, Attempt(1.0, "e0", "push", "app", "delivered"))
+    for second in range(2, 2 + 3 * RECENT):  # an endpoint down for many retries of one event
+        remember(recent, Attempt(float(second), "e1", "push", "app", "failed", "status 503"))
+    remember(recent, Attempt(100.0, "e1", "push", "app", "failed", "no answer within 1.0s"))
+    remember(recent, Attempt(101.0, "e1", "push", "app", "delivered"))
+    assert [(attempt.event_id, attempt.outcome, attempt.detail, attempt.tries) for attempt in recent] == [
+        ("e0", "delivered", "", 1), ("e1", "failed", "status 503", 3 * RECENT), ("e1", "failed", "no answer within 1.0s", 1),
+        ("e1", "delivered", "", 1),
+    ]
+    assert recent[1].time == 1.0 + 3 * RECENT  # the last of the retries
 
 
 @pytest.mark.parametrize("name", ["hooks", "a/b", "..", "", "ü"])

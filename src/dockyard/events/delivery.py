@@ -29,7 +29,7 @@ import urllib.parse
 import uuid
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import aiohttp
 
@@ -72,6 +72,19 @@ class Attempt:
     repository: str
     outcome: str  # delivered, failed, dropped
     detail: str = ""
+    tries: int = 1  # failures of one event in a row, with the same detail, are one line
+
+
+def remember(recent: deque[Attempt], attempt: Attempt) -> None:
+    """Add ``attempt`` to the list the web page shows; a retry failing as the one before is that
+    line again, counted, so that one endpoint down does not push every delivery out of the list."""
+    last = recent[-1] if recent else None
+    if last is not None and attempt.outcome == "failed" and (last.event_id, last.outcome, last.detail) == (
+        attempt.event_id, attempt.outcome, attempt.detail,
+    ):
+        recent[-1] = replace(attempt, tries=last.tries + 1)
+    else:
+        recent.append(attempt)
 
 
 def retry_delay(endpoint: Endpoint, failures: int, longest: float) -> float:
@@ -280,7 +293,7 @@ class EndpointDelivery:
         self.recent.extendleft(reversed(await read_recent(self.driver, self.endpoint)))
 
     def _remember(self, attempt: Attempt) -> None:
-        self.recent.append(attempt)
+        remember(self.recent, attempt)
         self._recent_unsaved = True
 
     async def _save_recent(self) -> None:
