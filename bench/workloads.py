@@ -348,6 +348,18 @@ def _pull_image(server: Server, image: _Image) -> tuple[float, float]:
     return first_byte, time.perf_counter() - start
 
 
+class PushMonolithicTmpfs(PushMonolithic):
+    """As ``push``, with both roots on a tmpfs: against ``push``, what the disk takes."""
+
+    key = "push-tmpfs"
+    variant = Variant(tmpfs=True)
+
+
+class PushChunkedTmpfs(PushChunked):
+    key = "chunked-tmpfs"
+    variant = Variant(tmpfs=True)
+
+
 class PushMonolithicTls(PushMonolithic):
     key = "push-tls"
     variant = Variant(tls=True)
@@ -391,7 +403,7 @@ class PullS3Redirect(Pull):
 
 
 WORKLOADS: tuple[type[Workload], ...] = (
-    PushMonolithic, PushChunked, Pull, ManifestGet, SkopeoPush, Catalog, PushMonolithicTls, PullTls, ManifestGetAuth,
+    PushMonolithic, PushChunked, PushMonolithicTmpfs, PushChunkedTmpfs, Pull, ManifestGet, SkopeoPush, Catalog, PushMonolithicTls, PullTls, ManifestGetAuth,
     ManifestGetLdap, GarbageCollect, PushMonolithicS3, PullS3, PullS3Redirect, ProxyPull, SkopeoPushEvents,
 )
 MEMORY_WORKLOADS = frozenset({
