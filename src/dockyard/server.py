@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import errno
 import logging
 import os
@@ -278,10 +279,32 @@ class _InFlight:
         await self._idle.wait()
 
 
+# glibc's malloc options (mallopt's first argument) and the values a worker sets.
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+MMAP_THRESHOLD = 8 << 20
+TRIM_THRESHOLD = 64 << 20
+
+
+def keep_freed_memory() -> None:
+    """Let this process's malloc keep freed buffers for reuse instead of handing them back to the system.
+
+    By default glibc gives back the free top of its heap once it passes twice the largest buffer freed
+    so far (256 KiB: what the event loop receives at a time), and serves larger buffers with their own
+    mappings, unmapped when freed. An upload frees all it received at the end of each request, so every
+    PATCH of a chunked push took a page fault on the event loop for each 4 KiB it received again. With
+    these thresholds (above what an upload holds in flight) the pages stay mapped: the peak is unchanged.
+    """
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: its own malloc, nothing to set
+        libc = ctypes.CDLL(None)
+        libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+        libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+
+
 def _run_worker(
     make_app: MakeApp, sock: socket.socket, drain_timeout: float, make_debug_app: MakeDebugApp | None, debug_sock: socket.socket | None,
     timeouts: Timeouts, parent_watch: int | None = None,
 ) -> None:
+    keep_freed_memory()
     app = make_app()
     debug_app = make_debug_app(app) if make_debug_app is not None and debug_sock is not None else None
     uvloop.run(_serve(app, sock, drain_timeout, debug_app, debug_sock, parent_watch, timeouts))

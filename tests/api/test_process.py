@@ -4,11 +4,13 @@ parent, connection timeouts."""
 from __future__ import annotations
 
 import os
+import platform
 import signal
 import socket
 import time
 
 import httpx
+import pytest
 
 from tests.support.processes import children, running
 from tests.support.registry_client import push_image, sha256
@@ -244,3 +246,34 @@ def test_slow_upload_outlives_the_timeouts(start_server):
         response = client.put(location, params={"digest": sha256(data)})
         assert response.status_code == 201, response.text
         assert client.get(f"/v2/slow/blobs/{sha256(data)}").content == data
+
+
+def _event_loop_page_faults(pid: int) -> int:
+    """Minor page faults so far of the process's main thread (the event loop's)."""
+    with open(f"/proc/{pid}/task/{pid}/stat") as stat:
+        return int(stat.read().rsplit(")", 1)[1].split()[7])
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the malloc thresholds are glibc's")
+def test_chunks_of_an_upload_reuse_the_memory_of_the_chunks_before(start_server):
+    """Each PATCH's received buffers are freed when it ends; the next PATCH gets the same pages again,
+    not new ones that the event loop faults in page by page."""
+    server = start_server()
+    assert server.process is not None
+    chunk, patches = 16 << 20, 4
+    data = os.urandom(chunk * patches)
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        location = client.post("/v2/faults/blobs/uploads/").headers["Location"]
+        faults = 0
+        for number in range(patches):
+            before = _event_loop_page_faults(server.process.pid)
+            start = number * chunk
+            response = client.patch(location, content=data[start:start + chunk], headers={"Content-Range": f"{start}-{start + chunk - 1}"})
+            assert response.status_code == 202, response.text
+            location = response.headers["Location"]
+            if number:  # the first PATCH maps the pages
+                faults += _event_loop_page_faults(server.process.pid) - before
+        response = client.put(location, params={"digest": sha256(data)})
+        assert response.status_code == 201, response.text
+    pages = chunk * (patches - 1) // os.sysconf("SC_PAGE_SIZE")
+    assert faults < pages // 8, f"{faults} page faults on the event loop for {pages} pages received"
