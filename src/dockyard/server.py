@@ -282,7 +282,7 @@ class _InFlight:
 # glibc's malloc options (mallopt's first argument) and the values a worker sets.
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 MMAP_THRESHOLD = 8 << 20
-TRIM_THRESHOLD = 64 << 20
+TRIM_THRESHOLD = 32 << 20
 
 
 def keep_freed_memory() -> None:
@@ -292,7 +292,8 @@ def keep_freed_memory() -> None:
     so far (256 KiB: what the event loop receives at a time), and serves larger buffers with their own
     mappings, unmapped when freed. An upload frees all it received at the end of each request, so every
     PATCH of a chunked push took a page fault on the event loop for each 4 KiB it received again. With
-    these thresholds (above what an upload holds in flight) the pages stay mapped: the peak is unchanged.
+    these thresholds (above a 1 MiB read and what an upload holds in flight) the pages stay mapped for
+    the next request: the peak is unchanged; an idle worker keeps up to ``TRIM_THRESHOLD`` of them.
     """
     with contextlib.suppress(OSError, AttributeError):  # not glibc: its own malloc, nothing to set
         libc = ctypes.CDLL(None)
