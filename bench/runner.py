@@ -26,6 +26,7 @@ from tests.support.ldap import ldap_settings, slapd_binary, start_slapd
 
 DEFAULT_JSON = pathlib.Path(__file__).resolve().parent / "results.json"
 KEYS = [workload.key for workload in WORKLOADS]
+TMPFS = "/dev/shm"  # the tmpfs-root rows' servers keep their roots here
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -109,6 +110,8 @@ def _measure_variant(variant: Variant, workloads: list[Workload], scratch: pathl
     a bucket for each; for proxy, one upstream both mirror), measure ``workloads`` on them, stop them."""
     folder = scratch / (variant.label.replace(" + ", "-").replace(" ", "-").lower() if variant.label else "")
     with contextlib.ExitStack() as stack:
+        if variant.tmpfs:
+            folder = pathlib.Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dockyard-bench-", dir=TMPFS)))
         buckets: dict[str, s3.Bucket | None] = {"dockyard": None, "registry2": None}
         if variant.s3:
             seaweedfs = stack.enter_context(s3.start(folder / "seaweedfs"))
@@ -177,6 +180,7 @@ def _notes(args: argparse.Namespace, cores: int) -> list[str]:
         "upstream bytes are those the upstream's access log counts for the GETs of that image's repository (headers included)",
         "rows marked events: both servers send registry:2's events (one endpoint, timeout 5s) to one receiver on 127.0.0.1 "
         "that answers each after 2 s; compare with the same row without events",
+        f"rows marked tmpfs root: both servers' roots on a tmpfs ({TMPFS}), so the disk takes no part; compare with the same row without",
         "rows marked LDAP: Dockyard's user is in a slapd on 127.0.0.1 (started for those rows; sign-ins cached for dockyard.ldap.cache_ttl), "
         "registry:2, which has no LDAP, keeps the htpasswd file: compare Dockyard's column with the basic auth row's",
     ]

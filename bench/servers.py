@@ -44,7 +44,8 @@ class Variant:
     """How clients reach both servers: plain HTTP or TLS, no auth or HTTP Basic from an htpasswd file;
     where they store: a filesystem root or an S3 bucket, whose blob GETs answer 307 to it with ``redirect``;
     with ``proxy``, both are pull-through caches of one :class:`Upstream` (plain HTTP, filesystem);
-    with ``ldap`` (and ``auth``), Dockyard's user signs in through an LDAP directory, registry:2's still through the file."""
+    with ``ldap`` (and ``auth``), Dockyard's user signs in through an LDAP directory, registry:2's still through the file;
+    with ``tmpfs``, both roots are in memory (``/dev/shm``), to show what writing to the disk takes."""
 
     tls: bool = False
     auth: bool = False
@@ -54,13 +55,14 @@ class Variant:
     events: bool = False  # both send registry:2's events to one :class:`SlowReceiver`
 
     ldap: bool = False
+    tmpfs: bool = False
 
     @property
     def label(self) -> str:
         """``""`` for plain HTTP without auth on filesystems, else what is on: ``TLS``, ``basic auth``, ``S3``, ``redirect``, ``proxy``."""
         on = (
             ("TLS", self.tls), ("basic auth", self.auth), ("S3", self.s3), ("redirect", self.redirect), ("proxy", self.proxy),
-            ("events to a 2 s receiver", self.events), ("LDAP", self.ldap),
+            ("events to a 2 s receiver", self.events), ("LDAP", self.ldap), ("tmpfs root", self.tmpfs),
         )
         return " + ".join(name for name, enabled in on if enabled)
 

@@ -453,6 +453,18 @@ def _pull_image(server: Server, image: _Image) -> tuple[float, float]:
     return first_byte, time.perf_counter() - start
 
 
+class PushMonolithicTmpfs(PushMonolithic):
+    """As ``push``, with both roots on a tmpfs: against ``push``, what the disk takes."""
+
+    key = "push-tmpfs"
+    variant = Variant(tmpfs=True)
+
+
+class PushChunkedTmpfs(PushChunked):
+    key = "chunked-tmpfs"
+    variant = Variant(tmpfs=True)
+
+
 class PushMonolithicTls(PushMonolithic):
     key = "push-tls"
     variant = Variant(tls=True)
@@ -506,8 +518,9 @@ class PullS3Redirect(Pull):
 
 
 WORKLOADS: tuple[type[Workload], ...] = (
-    PushMonolithic, PushChunked, Pull, ManifestGet, PullStorm, SkopeoPush, Catalog, PushMonolithicTls, PullTls, PullStormTls, ManifestGetAuth,
-    ManifestGetLdap, GarbageCollect, PushMonolithicS3, PullS3, PullS3Redirect, CatalogS3, GarbageCollectS3, ProxyPull, SkopeoPushEvents,
+    PushMonolithic, PushChunked, PushMonolithicTmpfs, PushChunkedTmpfs, Pull, ManifestGet, PullStorm, SkopeoPush, Catalog, PushMonolithicTls,
+    PullTls, PullStormTls, ManifestGetAuth, ManifestGetLdap, GarbageCollect, PushMonolithicS3, PullS3, PullS3Redirect, CatalogS3,
+    GarbageCollectS3, ProxyPull, SkopeoPushEvents,
 )
 MEMORY_WORKLOADS = frozenset({
     "push", "chunked", "pull", "manifest", "skopeo", "push-tls", "pull-tls", "manifest-auth", "manifest-ldap",

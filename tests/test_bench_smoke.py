@@ -27,7 +27,10 @@ def test_bench_runs_on_tiny_sizes(tmp_path: pathlib.Path) -> None:
         if not _installed(tool):
             message = f"{tool} is not installed (scripts/test installs it)"
             pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
-    only = ["push", "chunked", "pull", "manifest", "storm", "catalog", "push-tls", "pull-tls", "storm-tls", "manifest-auth", "proxy"]
+    only = [
+        "push", "chunked", "push-tmpfs", "chunked-tmpfs", "pull", "manifest", "storm", "catalog", "push-tls", "pull-tls", "storm-tls",
+        "manifest-auth", "proxy",
+    ]
     only += ["skopeo", "skopeo-events"] if _installed("skopeo") else []
     only += ["manifest-ldap"] if _installed("slapd") or os.environ.get("CI") else []
     # SeaweedFS comes with the test extras: CI has it, so the S3 rows are only left out locally.
@@ -69,6 +72,7 @@ def test_bench_runs_on_tiny_sizes(tmp_path: pathlib.Path) -> None:
     assert len([name for name in rows if name.startswith("manifest GET by tag")]) == (6 if "manifest-ldap" in only else 4)
     variants = {
         "blob push, POST + one PUT, 2 MiB, TLS", "blob pull, 2 MiB, TLS",
+        "blob push, POST + one PUT, 2 MiB, tmpfs root", "blob push, PATCH 1 MiB chunks, 2 MiB, tmpfs root",
         "manifest GET by tag, 4 conns, aiohttp, basic auth", "manifest GET by tag, 4 conns, aiohttp, p99, basic auth",
         "peak PSS during push-tls, pull-tls", "peak PSS during manifest-auth",
         "peak RSS during push-tls, pull-tls", "peak RSS during manifest-auth",

@@ -44,11 +44,14 @@ BACKLOG = 1024  # connections the kernel queues before a worker accepts them
 # The longest header line taken (aiohttp's default is 8190 bytes): a zstd:chunked partial pull
 # asks for up to 1024 ranges in one Range header, 16 to 30 KiB. Go's servers take 1 MiB of headers.
 MAX_HEADER_FIELD = 64 * 1024
-# glibc's malloc raises its mmap threshold to the size of each large block freed (up to 32 MiB)
-# and from then on serves such blocks (S3's 10 MiB parts) from its heap, which keeps them once
-# freed. A fixed threshold keeps every block this large in a mapping of its own, unmapped on free.
-MMAP_THRESHOLD = 4 << 20
-_M_MMAP_THRESHOLD = -3  # mallopt's parameter, from glibc's malloc.h
+# glibc's malloc options (mallopt's first argument, from malloc.h) and the values serve sets.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+# Blocks this large get a mapping of their own, unmapped when freed (S3's 10 MiB parts): by default
+# glibc raises the threshold to each large block freed and keeps such blocks in its heap.
+MMAP_THRESHOLD = 8 << 20
+# Freed heap kept for reuse: by default glibc hands back the free top of its heap once it passes
+# 256 KiB, so each PATCH of a chunked push faulted in, on the event loop, every page it received.
+TRIM_THRESHOLD = 32 << 20
 
 # Set by whoever builds the app when it serves HTTPS.
 SSL_CONTEXT_KEY = web.AppKey("ssl_context", ssl.SSLContext)
@@ -328,16 +331,21 @@ WorkerExited = Callable[[int], None]
 BeforeServing = Callable[[socket.socket], None]
 
 
-def fix_mmap_threshold(environ: Mapping[str, str] = os.environ) -> bool:
-    """Fix glibc's mmap threshold at :data:`MMAP_THRESHOLD`, unless ``MALLOC_MMAP_THRESHOLD_``
-    chose already; whether it was set (not on other C libraries)."""
-    if "MALLOC_MMAP_THRESHOLD_" in environ:
-        return False
+def tune_malloc(environ: Mapping[str, str] = os.environ) -> bool:
+    """Fix glibc's mmap and trim thresholds (:data:`MMAP_THRESHOLD`, :data:`TRIM_THRESHOLD`), each unless
+    its ``MALLOC_*_THRESHOLD_`` variable chose already; whether any was set (never on other C libraries).
+    Set before workers fork: they inherit it."""
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+    chosen = False
+    for variable, option, value in (
+        ("MALLOC_MMAP_THRESHOLD_", _M_MMAP_THRESHOLD, MMAP_THRESHOLD), ("MALLOC_TRIM_THRESHOLD_", _M_TRIM_THRESHOLD, TRIM_THRESHOLD),
+    ):
+        if variable not in environ:
+            chosen = bool(mallopt(option, value)) or chosen
+    return chosen
 
 
 def run(

@@ -301,13 +301,13 @@ def test_workers_start_with_the_parents_objects_frozen(tmp_path):
 
 # A large block allocated and freed twice, as S3's parts are; prints the KiB the second kept.
 _KEPT_AFTER_FREE = """
-from dockyard.server import fix_mmap_threshold
+from dockyard.server import tune_malloc
 
 def anonymous_kib():
     with open("/proc/self/status") as status:
         return next(int(line.split()[1]) for line in status if line.startswith("RssAnon:"))
 
-fix_mmap_threshold({})
+tune_malloc({})
 block = bytearray(10 << 20)
 del block
 before = anonymous_kib()
@@ -322,3 +322,34 @@ def test_large_blocks_go_back_to_the_system_when_freed():
     # Without a fixed threshold glibc serves the second block from its heap and keeps it.
     run = subprocess.run([sys.executable, "-c", _KEPT_AFTER_FREE], capture_output=True, text=True, timeout=60, check=True)
     assert int(run.stdout) < 1024
+
+
+def _event_loop_page_faults(pid: int) -> int:
+    """Minor page faults so far of the process's main thread (the event loop's)."""
+    with open(f"/proc/{pid}/task/{pid}/stat") as stat:
+        return int(stat.read().rsplit(")", 1)[1].split()[7])
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the malloc thresholds are glibc's")
+def test_chunks_of_an_upload_reuse_the_memory_of_the_chunks_before(start_server):
+    """Each PATCH's received buffers are freed when it ends; the next PATCH gets the same pages again,
+    not new ones that the event loop faults in page by page."""
+    server = start_server()
+    assert server.process is not None
+    chunk, patches = 16 << 20, 4
+    data = os.urandom(chunk * patches)
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        location = client.post("/v2/faults/blobs/uploads/").headers["Location"]
+        faults = 0
+        for number in range(patches):
+            before = _event_loop_page_faults(server.process.pid)
+            start = number * chunk
+            response = client.patch(location, content=data[start:start + chunk], headers={"Content-Range": f"{start}-{start + chunk - 1}"})
+            assert response.status_code == 202, response.text
+            location = response.headers["Location"]
+            if number:  # the first PATCH maps the pages
+                faults += _event_loop_page_faults(server.process.pid) - before
+        response = client.put(location, params={"digest": sha256(data)})
+        assert response.status_code == 201, response.text
+    pages = chunk * (patches - 1) // os.sysconf("SC_PAGE_SIZE")
+    assert faults < pages // 8, f"{faults} page faults on the event loop for {pages} pages received"

@@ -304,9 +304,9 @@ def _announcer(settings: Settings, prepared: Prepared) -> Callable[[int | None, 
 
 
 def _serve(settings: Settings) -> None:
-    from dockyard.server import fix_mmap_threshold, run
+    from dockyard.server import run, tune_malloc
 
-    fix_mmap_threshold()
+    tune_malloc()
     _setup_logging(settings.log.python_level, settings.log.output_format, dict(settings.log.fields))
     prepared = _prepare(settings)
     ops = prepared.ops
