@@ -7,12 +7,14 @@ import re
 
 import pytest
 
+from dockyard.api.app import create_app
 from dockyard.storage import catalog, paths
 from dockyard.storage.filesystem import FilesystemDriver
 from dockyard.storage.inmemory import InMemoryDriver
+from dockyard.storage.registry import Registry
 from tests.support.registry_client import OCI_MANIFEST, push_blob, push_image
 
-from .conftest import error_of, put_manifest
+from .conftest import S3Storage, error_of, put_manifest
 
 LINK = re.compile(r'<(?P<url>[^>]+)>; rel="next"')
 
@@ -98,6 +100,31 @@ async def test_tags_bad_n(client):
     for n in ("-1", "abc", "1.5"):
         response = await client.get("/v2/repo/tags/list", params={"n": n})
         await error_of(response, 400, "PAGINATION_NUMBER_INVALID")
+
+
+@pytest.mark.s3
+async def test_tags_page_on_s3_lists_keys_by_the_page_not_the_folder(aiohttp_client, seaweedfs, s3_settings):
+    registry = Registry(S3Storage(seaweedfs, s3_settings).driver())
+    client = await aiohttp_client(create_app(registry))
+    tags = [f"v{index:02d}" for index in range(50)]
+    await tag_all(client, "repo", tags)
+    listed: list[int] = []  # entries in each ListObjectsV2 answer
+
+    def count_entries(parsed, **_) -> None:
+        listed.append(len(parsed.get("CommonPrefixes", ())) + len(parsed.get("Contents", ())))
+
+    # The driver's own botocore client: every S3 request it makes passes its events.
+    (await registry.driver._s3()).meta.events.register("after-call.s3.ListObjectsV2", count_entries)
+    pages, _ = await walk(client, "/v2/repo/tags/list?n=2", "tags")
+    assert pages[:3] == [tags[0:2], tags[2:4], tags[4:6]]
+    assert [tag for page in pages for tag in page] == tags
+    listed.clear()
+    for last in ["v10", "v20", "v30"]:
+        response = await client.get("/v2/repo/tags/list", params={"n": "2", "last": last})
+        assert response.status == 200
+    # Each page: the repository's existence, and 2 tags, one more and ``last`` itself from the tag folder.
+    assert sum(listed) <= 3 * 6, listed
+    assert len(listed) <= 3 * 3, listed
 
 
 async def test_tags_of_unknown_repository(client):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import bisect
 import builtins
 import contextlib
 import pathlib
@@ -119,6 +120,20 @@ class StorageDriver(abc.ABC):
             except PathNotFound:
                 pass
         return found
+
+    async def list_page(self, path: str, after: str = "", limit: int | None = None) -> builtins.list[str]:
+        """The first ``limit`` (all when ``None``) sorted children of a directory that sort
+        after ``after``; none when it is missing (a page of a tag list or of a catalog level).
+
+        This default lists the whole directory; a driver whose listing costs by the entry
+        (object storage) lists only from ``after`` on.
+        """
+        try:
+            children = sorted(await self.list(path))
+        except PathNotFound:
+            return []
+        start = bisect.bisect_right(children, after)
+        return children[start:] if limit is None else children[start:start + limit]
 
     @abc.abstractmethod
     async def move(self, source: str, destination: str) -> None:
