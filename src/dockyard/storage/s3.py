@@ -487,7 +487,8 @@ class S3Driver(StorageDriver):
             ):
                 end = max(end, entry)
                 name = entry[len(prefix):].rstrip("/")
-                if name > after and not _hidden(name):
+                # After a StartAfter inside a folder, SeaweedFS rolls keys up below it: no child.
+                if name > after and "/" not in name and not _hidden(name):
                     names.add(name)
             if not found.get("IsTruncated"):
                 return sorted(names)[:limit]
