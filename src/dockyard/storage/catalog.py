@@ -18,7 +18,6 @@ costs requests and keys by the page, not by the number of repositories.
 
 from __future__ import annotations
 
-import asyncio
 import bisect
 import heapq
 import itertools
@@ -68,30 +67,38 @@ async def walk(
         if index < len(names):
             heapq.heappush(heap, (_full(parent, names[index]), next(order), (names, index, parent)))
 
-    async def listing(name: str, after: str | None, wanted: int | None) -> None:
-        """List the directory ``name`` (``None``: its first listing) and push what it holds."""
-        directory = paths.repository(name) if name else paths.REPOSITORIES
-        first_listing = after is None
-        if first_listing and last and (not name or last.startswith(f"{name}/")):
+    def directory(name: str) -> str:
+        return paths.repository(name) if name else paths.REPOSITORIES
+
+    def start_after(name: str, after: str | None) -> str:
+        """Where the listing of ``name`` starts (``after`` ``None``: its first listing)."""
+        if after is None and last and (not name or last.startswith(f"{name}/")):
             # On the way to ``last``: only what sorts after it, and its few prefixes.
-            after = last[len(name) + 1:] if name else last
-            push_children(_below_last(after), 0, name)
-        children = await driver.list_page(directory, after or "", wanted)
-        if first_listing and name and not after:
-            complete = wanted is None or len(children) < wanted
-            if _is_repository(children) or (
-                not complete and children[-1] < paths.RESERVED_PREFIX
-                and _is_repository(await driver.list_page(directory, _BEFORE_RESERVED, 1))
-            ):
-                heapq.heappush(heap, (name, next(order), None))
-        push_children(children, 0, name)
-        if wanted is not None and len(children) == wanted:
-            heapq.heappush(heap, (_full(name, children[-1]), next(order), (name, children[-1])))
+            rest = last[len(name) + 1:] if name else last
+            push_children(_below_last(rest), 0, name)
+            return rest
+        return after or ""
+
+    async def names_repository(name: str, children: list[str], wanted: int | None) -> bool:
+        """Whether ``name`` is a repository, given the first page of its folder."""
+        if _is_repository(children):
+            return True
+        if wanted is None or len(children) < wanted or children[-1] > paths.RESERVED_PREFIX:
+            return False
+        # A full page of names sorting before the reserved ones: ask for these alone.
+        return _is_repository(await driver.list_page(directory(name), _BEFORE_RESERVED, 1))
 
     pending: list[tuple[str, str | None]] = [("", None)]  # repositories/ itself
     while pending:
         wanted = None if count is None else count - len(found)
-        await asyncio.gather(*(listing(name, after, wanted) for name, after in pending))
+        starts = [start_after(name, after) for name, after in pending]
+        pages = await driver.list_pages([(directory(name), start, wanted) for (name, _), start in zip(pending, starts, strict=True)])
+        for (name, after), start, children in zip(pending, starts, pages, strict=True):
+            if after is None and name and not start and await names_repository(name, children, wanted):
+                heapq.heappush(heap, (name, next(order), None))
+            push_children(children, 0, name)
+            if wanted is not None and len(children) == wanted:
+                heapq.heappush(heap, (_full(name, children[-1]), next(order), (name, children[-1])))
         pending = []
         while heap and (count is None or len(found) < count):
             key, _, entry = heap[0]

@@ -505,6 +505,15 @@ class S3Driver(StorageDriver):
         names.update(name for name, there in zip(unreached, exists, strict=True) if there)
         return sorted(names)[:limit]
 
+    async def list_pages(self, requests: Sequence[tuple[str, str, int | None]]) -> builtins.list[builtins.list[str]]:
+        limit = asyncio.Semaphore(LISTING_CONCURRENCY)
+
+        async def listing(path: str, after: str, count: int | None) -> builtins.list[str]:
+            async with limit:
+                return await self.list_page(path, after, count)
+
+        return list(await asyncio.gather(*(listing(*request) for request in requests)))
+
     async def list_sorted(self, paths: Sequence[str]) -> dict[str, builtins.list[str]]:
         limit = asyncio.Semaphore(LISTING_CONCURRENCY)
 
