@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import re
 
 import pytest
 
+from dockyard.api.app import create_app
 from dockyard.storage import catalog, paths
 from dockyard.storage.filesystem import FilesystemDriver
 from dockyard.storage.inmemory import InMemoryDriver
+from dockyard.storage.registry import Registry
+from dockyard.storage.s3 import S3Driver
+from tests.support.plugin import storage_params
 from tests.support.registry_client import OCI_MANIFEST, push_blob, push_image
 
-from .conftest import error_of, put_manifest
+from .conftest import S3Storage, error_of, put_manifest
 
 LINK = re.compile(r'<(?P<url>[^>]+)>; rel="next"')
 
@@ -98,6 +103,54 @@ async def test_tags_bad_n(client):
     for n in ("-1", "abc", "1.5"):
         response = await client.get("/v2/repo/tags/list", params={"n": n})
         await error_of(response, 400, "PAGINATION_NUMBER_INVALID")
+
+
+async def listed_on_s3(driver: S3Driver) -> list[int]:
+    """The number of entries in each ListObjectsV2 answer ``driver`` receives from now on."""
+    listed: list[int] = []
+
+    def count_entries(parsed, **_) -> None:
+        listed.append(len(parsed.get("CommonPrefixes", ())) + len(parsed.get("Contents", ())))
+
+    # The driver's own botocore client: every S3 request it makes passes its events.
+    (await driver._s3()).meta.events.register("after-call.s3.ListObjectsV2", count_entries)
+    return listed
+
+
+@pytest.mark.s3
+async def test_tags_page_on_s3_lists_keys_by_the_page_not_the_folder(aiohttp_client, seaweedfs, s3_settings):
+    registry = Registry(S3Storage(seaweedfs, s3_settings).driver())
+    client = await aiohttp_client(create_app(registry))
+    tags = [f"v{index:02d}" for index in range(50)]
+    await tag_all(client, "repo", tags)
+    pages, _ = await walk(client, "/v2/repo/tags/list?n=2", "tags")
+    assert pages[:3] == [tags[0:2], tags[2:4], tags[4:6]]
+    assert [tag for page in pages for tag in page] == tags
+    listed = await listed_on_s3(registry.driver)
+    for last in ["v10", "v20", "v30"]:
+        response = await client.get("/v2/repo/tags/list", params={"n": "2", "last": last})
+        assert (await response.json())["tags"] == [f"v{int(last[1:]) + 1}", f"v{int(last[1:]) + 2}"]
+    # Each page: the repository's existence, and 2 tags, one more and ``last`` itself from the tag folder.
+    assert sum(listed) <= 3 * 6, listed
+    assert len(listed) <= 3 * 3, listed
+
+
+@pytest.mark.s3
+async def test_catalog_page_on_s3_lists_keys_by_the_page_not_the_folder(aiohttp_client, seaweedfs, s3_settings):
+    registry = Registry(S3Storage(seaweedfs, s3_settings).driver())
+    client = await aiohttp_client(create_app(registry))
+    names = [f"r{index:02d}" for index in range(50)]
+    await asyncio.gather(*(registry.driver.put_content(f"{paths.layers(name)}/x", b"1") for name in names))
+    pages, _ = await walk(client, "/v2/_catalog?n=10", "repositories")
+    assert [name for page in pages for name in page] == names
+    listed = await listed_on_s3(registry.driver)
+    for last in ["r10", "r20", "r30"]:
+        response = await client.get("/v2/_catalog", params={"n": "2", "last": last})
+        assert (await response.json())["repositories"] == [f"r{int(last[1:]) + 1}", f"r{int(last[1:]) + 2}"]
+    # Each page: a few names after ``last`` from repositories/ (not all 50), and the folders
+    # of those and of ``last`` (which may hold nested names).
+    assert sum(listed) <= 3 * 12, listed
+    assert len(listed) <= 3 * 8, listed
 
 
 async def test_tags_of_unknown_repository(client):
@@ -214,11 +267,17 @@ async def test_catalog_sees_created_and_deleted_repositories_at_once(client, reg
     assert await response.json() == {"repositories": ["kept"]}
 
 
-@pytest.mark.parametrize("kind", ["filesystem", "inmemory"])
-async def test_catalog_walk_matches_a_sorted_full_listing(kind, tmp_path):
-    driver = FilesystemDriver(tmp_path / "root") if kind == "filesystem" else InMemoryDriver()
+@pytest.mark.parametrize("kind", storage_params(["filesystem", "inmemory", "s3"]))
+async def test_catalog_walk_matches_a_sorted_full_listing(kind, tmp_path, request):
+    drivers = {
+        "filesystem": lambda: FilesystemDriver(tmp_path / "root"),
+        "inmemory": InMemoryDriver,
+        "s3": lambda: S3Storage(request.getfixturevalue("seaweedfs"), request.getfixturevalue("s3_settings")).driver(),
+    }
+    driver = drivers[kind]()
     rng = random.Random(7)
-    parts = ["a", "a-b", "a.b", "b", "a0", "ab", "c_d"]
+    # "0" sorts before the reserved "_": a repository's folder may list nested names first.
+    parts = ["a", "a-b", "a.b", "b", "a0", "ab", "c_d", "0"]
     names: set[str] = set()
     for _ in range(60):
         name = "/".join(rng.choice(parts) for _ in range(rng.randint(1, 4)))
@@ -232,3 +291,4 @@ async def test_catalog_walk_matches_a_sorted_full_listing(kind, tmp_path):
             after = [name for name in expected if name > last]
             assert await catalog.walk(driver, last, count) == after[:count]
     assert await catalog.walk(driver, "", 5, lambda name: "." in name) == [n for n in expected if "." in n][:5]
+    await driver.close()

@@ -426,6 +426,42 @@ class DriverSuite:
         assert sorted(await driver.list("/tags")) == names
         assert await driver.list_sorted(["/tags"]) == {"/tags": names}
 
+    # -- list_page ---------------------------------------------------------------------
+
+    async def test_list_page_walks_every_child_in_name_order(self, driver: StorageDriver) -> None:
+        # ``-`` and ``.`` sort before ``/``: object storage meets ``1.0-rc/`` before ``1.0/``.
+        names = sorted(["1", "1-a", "1.0", "1.0-rc", "1.0-rc.1", "1.0.1", "1.0.1-b", "10", "1a", "a", "a-b", "a.b", "a_b", "ab", "b"])
+        await asyncio.gather(*(driver.put_content(f"/tags/{name}/current/link", b"1") for name in names))
+        await driver.put_content("/tags/file.txt", b"a file is a child too")
+        expected = sorted([*names, "file.txt"])
+        assert await driver.list_page("/tags") == expected
+        # An ``after`` inside a child (as a catalog walk passes) counts as the string it is.
+        for after in ["", "0", "1", "1-a", "1.0", "1.0-rc", "1.0.1", "1.0/zz", "1a", "a", "a-b", "a-b/c", "a.a", "file.txt", "zz"]:
+            for limit in [1, 2, 3, 100]:
+                start = sum(name <= after for name in expected)
+                assert await driver.list_page("/tags", after, limit) == expected[start:start + limit], (after, limit)
+        for limit in [1, 2, 3]:  # a walk by pages, as ``tags/list`` follows its links
+            walked: list[str] = []
+            while page := await driver.list_page("/tags", walked[-1] if walked else "", limit):
+                walked += page
+            assert walked == expected
+        assert await driver.list_page("/tags", "", 0) == []
+        assert await driver.list_page("/missing") == []
+        assert await driver.list_page("/tags/1.0") == ["current"]
+
+    async def test_list_page_over_more_than_a_thousand_entries(self, driver: StorageDriver) -> None:
+        names = [f"tag-{index:04d}" for index in range(1100)]
+        limit = asyncio.Semaphore(64)
+
+        async def put(name: str) -> None:
+            async with limit:
+                await driver.put_content(f"/tags/{name}", b"1")
+
+        await asyncio.gather(*(put(name) for name in names))
+        assert await driver.list_page("/tags") == names
+        assert await driver.list_page("/tags", "tag-0005", 1050) == names[6:1056]
+        assert await driver.list_page("/tags", "tag-1097", 10) == names[1098:]
+
     # -- list_sorted -------------------------------------------------------------------
 
     async def test_list_sorted_lists_many_directories_sorted(self, driver: StorageDriver) -> None:

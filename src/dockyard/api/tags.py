@@ -36,5 +36,7 @@ async def get(context: RequestContext) -> web.StreamResponse:
     repository = context.repository
     if not await repository.exists():
         raise RegistryError(errors.NAME_UNKNOWN, detail={"name": context.name})
-    tags, headers = page(await repository.tags(), n, last, path, context.registry.tags_max_entries)
+    # One tag past the page tells whether a next page exists; the listing stops there.
+    after = await repository.tags(last or "", page_size(n, context.registry.tags_max_entries) + 1)
+    tags, headers = page(after, n, last, path, context.registry.tags_max_entries)
     return list_response("tags", tags, headers, name=context.name)

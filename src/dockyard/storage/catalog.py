@@ -9,8 +9,11 @@ heap of the sorted child lists met so far, each keyed by the full name of its ne
 child (a lower bound of every name below that child). A name is final once it is the
 smallest key and no listing is outstanding, so a page stops after the names it needs,
 and subtrees whose names all sort at or before ``last`` are never listed.
-Directories are listed a batch at a time (one :meth:`StorageDriver.list_sorted` call):
-as many of the smallest keys as names still wanted.
+Directories are listed a batch at a time (concurrently): as many of the smallest keys
+as names still wanted. Each listing is a page (:meth:`StorageDriver.list_page`) of at
+most that many children, after ``last`` within the directories on its way; a full page
+leaves a key for the rest of its directory. So on object storage a page of the catalog
+costs requests and keys by the page, not by the number of repositories.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from dockyard.storage import paths
 from dockyard.storage.driver import StorageDriver
 
 _HIDDEN = (paths.RESERVED_PREFIX, ".")
+# Sorts just before the reserved names: a listing after it starts at them.
+_BEFORE_RESERVED = chr(ord(paths.RESERVED_PREFIX) - 1)
 
 
 def _is_repository(children: list[str]) -> bool:
@@ -31,22 +36,12 @@ def _is_repository(children: list[str]) -> bool:
     return at < len(children) and children[at].startswith(paths.RESERVED_PREFIX)
 
 
-def _kept_children(children: list[str], rest: str) -> tuple[list[str], int]:
-    """Of ``directory``'s sorted ``children``, where ``last`` is ``directory/rest``: those
-    whose subtree may hold a name after ``last``, as a short list and the index from
-    which every child counts (all children sorting after ``rest``)."""
-    start = bisect.bisect_right(children, rest)
-    # A child at or before ``rest`` matters only when it is a prefix of ``rest`` that
-    # ``/`` extends or that a character sorting before ``/`` (``-``, ``.``) follows.
-    first = rest.split("/", 1)[0]
-    low = []
-    for end in range(1, len(first) + 1):
-        child = first[:end]
-        if rest[end:end + 1] <= "/":
-            at = bisect.bisect_left(children, child)
-            if at < len(children) and children[at] == child:
-                low.append(child)
-    return low, start
+def _below_last(rest: str) -> list[str]:
+    """The children that sort at or before ``rest`` (``last`` within their directory) and
+    whose subtree may still hold a name after ``last``: the prefixes of its first component
+    that ``/`` or a character sorting before it (``-``, ``.``) follows there, if they exist."""
+    first = rest.split("/", 1)[0].split("\0", 1)[0]  # no stored name holds a NUL
+    return [first[:end] for end in range(1, len(first) + 1) if rest[end:end + 1] <= "/"]
 
 
 async def walk(
@@ -60,40 +55,54 @@ async def walk(
     found: list[str] = []
     if count is not None and count <= 0:
         return found
-    # (key, tie-breaker, sorted names or None for a repository name, index, parent).
-    heap: list[tuple[str, int, list[str] | None, int, str]] = []
+    # (key, tie-breaker, entry): a repository name (None), a listed child to descend into
+    # (sorted names, index, parent), or the rest of a directory's children after one
+    # (the directory's name, the child). Keys are full names.
+    heap: list[tuple[str, int, None | tuple[list[str], int, str] | tuple[str, str]]] = []
     order = itertools.count()
 
     def push_children(names: list[str], index: int, parent: str) -> None:
         while index < len(names) and names[index].startswith(_HIDDEN):
             index += 1
         if index < len(names):
-            key = f"{parent}/{names[index]}" if parent else names[index]
-            heapq.heappush(heap, (key, next(order), names, index, parent))
+            heapq.heappush(heap, (_full(parent, names[index]), next(order), (names, index, parent)))
 
-    pending = [""]  # repositories/ itself
+    def directory(name: str) -> str:
+        return paths.repository(name) if name else paths.REPOSITORIES
+
+    def start_after(name: str, after: str | None) -> str:
+        """Where the listing of ``name`` starts (``after`` ``None``: its first listing)."""
+        if after is None and last and (not name or last.startswith(f"{name}/")):
+            # On the way to ``last``: only what sorts after it, and its few prefixes.
+            rest = last[len(name) + 1:] if name else last
+            push_children(_below_last(rest), 0, name)
+            return rest
+        return after or ""
+
+    async def names_repository(name: str, children: list[str], wanted: int | None) -> bool:
+        """Whether ``name`` is a repository, given the first page of its folder."""
+        if _is_repository(children):
+            return True
+        if wanted is None or len(children) < wanted or children[-1] > paths.RESERVED_PREFIX:
+            return False
+        # A full page of names sorting before the reserved ones: ask for these alone.
+        return _is_repository(await driver.list_page(directory(name), _BEFORE_RESERVED, 1))
+
+    pending: list[tuple[str, str | None]] = [("", None)]  # repositories/ itself
     while pending:
-        directories = {paths.repository(name) if name else paths.REPOSITORIES: name for name in pending}
-        listings = await driver.list_sorted(list(directories))
-        for directory, name in directories.items():
-            children = listings.get(directory)
-            if children is None:
-                continue
-            if name and _is_repository(children):
-                heapq.heappush(heap, (name, next(order), None, 0, ""))
-            if not last:
-                push_children(children, 0, name)
-            elif not name or last.startswith(f"{name}/"):
-                low, start = _kept_children(children, last[len(name) + 1:] if name else last)
-                push_children(low, 0, name)
-                push_children(children, start, name)
-            else:
-                # Listed, so not all at or before ``last``: all after it.
-                push_children(children, 0, name)
+        wanted = None if count is None else count - len(found)
+        starts = [start_after(name, after) for name, after in pending]
+        pages = await driver.list_pages([(directory(name), start, wanted) for (name, _), start in zip(pending, starts, strict=True)])
+        for (name, after), start, children in zip(pending, starts, pages, strict=True):
+            if after is None and name and not start and await names_repository(name, children, wanted):
+                heapq.heappush(heap, (name, next(order), None))
+            push_children(children, 0, name)
+            if wanted is not None and len(children) == wanted:
+                heapq.heappush(heap, (_full(name, children[-1]), next(order), (name, children[-1])))
         pending = []
         while heap and (count is None or len(found) < count):
-            key, _, names, index, parent = heap[0]
-            if names is None:
+            key, _, entry = heap[0]
+            if entry is None:
                 if pending:
                     break  # a directory being listed may hold smaller names
                 heapq.heappop(heap)
@@ -101,11 +110,19 @@ async def walk(
                     found.append(key)
             elif count is None or len(pending) < count - len(found):
                 heapq.heappop(heap)
-                pending.append(key)
-                push_children(names, index + 1, parent)
+                if len(entry) == 3:
+                    names, index, parent = entry
+                    pending.append((key, None))
+                    push_children(names, index + 1, parent)
+                else:
+                    pending.append(entry)
             else:
                 break
     return found
+
+
+def _full(parent: str, child: str) -> str:
+    return f"{parent}/{child}" if parent else child
 
 
 async def repositories(driver: StorageDriver) -> list[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import bisect
 import builtins
 import contextlib
 import pathlib
@@ -119,6 +120,25 @@ class StorageDriver(abc.ABC):
             except PathNotFound:
                 pass
         return found
+
+    async def list_page(self, path: str, after: str = "", limit: int | None = None) -> builtins.list[str]:
+        """The first ``limit`` (all when ``None``) sorted children of a directory that sort
+        after ``after``; none when it is missing (a page of a tag list or of a catalog level)."""
+        return (await self.list_pages([(path, after, limit)]))[0]
+
+    async def list_pages(self, requests: Sequence[tuple[str, str, int | None]]) -> builtins.list[builtins.list[str]]:
+        """:meth:`list_page` of each ``(path, after, limit)``, in order (a level of a catalog walk).
+
+        This default lists the directories whole, in one :meth:`list_sorted` call; a driver
+        whose listing costs by the entry (object storage) lists only from ``after`` on.
+        """
+        listings = await self.list_sorted([path for path, _, _ in requests])
+        pages = []
+        for path, after, limit in requests:
+            children = listings.get(path, [])
+            start = bisect.bisect_right(children, after)
+            pages.append(children[start:] if limit is None else children[start:start + limit])
+        return pages
 
     @abc.abstractmethod
     async def move(self, source: str, destination: str) -> None:

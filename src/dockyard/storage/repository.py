@@ -420,9 +420,9 @@ class Repository:
         """The folder listing, by hex, the manifests of ``algorithm`` that ``tag`` has named."""
         return paths.algorithm_folder(paths.tag_index(self.name, tag), algorithm)
 
-    async def tags(self) -> list[str]:
-        directory = paths.tags(self.name)
-        return (await self.driver.list_sorted([directory])).get(directory, [])
+    async def tags(self, after: str = "", limit: int | None = None) -> list[str]:
+        """The first ``limit`` (all when ``None``) sorted tags after ``after``."""
+        return await self.driver.list_page(paths.tags(self.name), after, limit)
 
     async def link_referrer(self, subject: Digest, digest: Digest) -> None:
         await self.driver.put_content(paths.referrer_link(self.name, subject, digest), str(digest).encode())

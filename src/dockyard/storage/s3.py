@@ -44,6 +44,7 @@ MIN_PART = 5 << 20  # S3's smallest part, but for the last
 MAX_PARTS = 10_000
 READ_CHUNK = 1 << 20
 DELETE_BATCH = 1000  # DeleteObjects' limit
+LIST_PAGE_MAX = 1000  # ListObjectsV2's most keys a request
 LISTING_CONCURRENCY = 16
 REDIRECT_EXPIRY = 20 * 60  # seconds, as registry:2's s3 driver
 MARKER = "dockyard-segmented-size"  # user metadata naming an appendable file's size
@@ -464,6 +465,54 @@ class S3Driver(StorageDriver):
         if not names:
             raise PathNotFound(path)
         return list(names)
+
+    async def list_page(self, path: str, after: str = "", limit: int | None = None) -> builtins.list[str]:
+        # S3 lists in key order, where a folder ``name`` is ``name/``: a name followed by a
+        # character below ``/`` comes before a name it extends (``1.0-rc/`` < ``1.0/``), but
+        # every name after ``after`` has a key after ``<prefix><after>``. So the listing
+        # starts there, drops the few names at or before ``after`` it meets, and stops once
+        # it holds ``limit`` names; then only a name that a listed one extends past such a
+        # character can still be missing, and each of those is looked up.
+        if limit is not None and limit <= 0:
+            return []
+        prefix = self._directory(self._key(path))
+        params: dict[str, Any] = {"Prefix": prefix, "Delimiter": "/", **({"StartAfter": prefix + after} if after else {})}
+        names: set[str] = set()
+        end = ""  # the greatest key listed
+        while True:
+            wanted = LIST_PAGE_MAX if limit is None else min(LIST_PAGE_MAX, limit - len(names) + 1)
+            found = await self._call("list_objects_v2", MaxKeys=wanted, **params)
+            for entry in itertools.chain(
+                (item["Prefix"] for item in found.get("CommonPrefixes", ())), (item["Key"] for item in found.get("Contents", ()))
+            ):
+                end = max(end, entry)
+                name = entry[len(prefix):].rstrip("/")
+                # After a StartAfter inside a folder, SeaweedFS rolls keys up below it: no child.
+                if name > after and "/" not in name and not _hidden(name):
+                    names.add(name)
+            if not found.get("IsTruncated"):
+                return sorted(names)[:limit]
+            if limit is not None and len(names) >= limit:
+                break
+            params["ContinuationToken"] = found["NextContinuationToken"]
+        unreached = sorted({
+            shorter
+            for name in names
+            for at in range(1, len(name))
+            if name[at] < "/" and (shorter := name[:at]) > after and f"{prefix}{shorter}/" > end and not _hidden(shorter)
+        } - names)
+        exists = await asyncio.gather(*(self._is_directory(prefix + name) for name in unreached))
+        names.update(name for name, there in zip(unreached, exists, strict=True) if there)
+        return sorted(names)[:limit]
+
+    async def list_pages(self, requests: Sequence[tuple[str, str, int | None]]) -> builtins.list[builtins.list[str]]:
+        limit = asyncio.Semaphore(LISTING_CONCURRENCY)
+
+        async def listing(path: str, after: str, count: int | None) -> builtins.list[str]:
+            async with limit:
+                return await self.list_page(path, after, count)
+
+        return list(await asyncio.gather(*(listing(*request) for request in requests)))
 
     async def list_sorted(self, paths: Sequence[str]) -> dict[str, builtins.list[str]]:
         limit = asyncio.Semaphore(LISTING_CONCURRENCY)
