@@ -26,6 +26,7 @@ from dockyard.storage.immutable import ImmutableTags
 from dockyard.storage.registry import Registry
 from tests.api.conftest import error_of, raw_request, snapshot
 from tests.maintenance.conftest import Store
+from tests.support.audit import audits
 from tests.support.auth import USERS, basic, make_app, settings
 from tests.support.registry_client import push_image
 
@@ -60,10 +61,7 @@ async def test_a_deleted_repository_is_gone_at_once_and_gc_frees_only_its_own_bl
         answer = await client.delete(delete_path("team/app"))
     assert answer.status == 200, await answer.text()
     assert await answer.json() == {"name": "team/app", "tags": ["v1", "v2"], "manifests": 2, "uploads_cancelled": 0}
-    assert any(
-        record.event["audit"]["event"] == "delete_repository" and record.event["audit"]["repository"] == "team/app"  # type: ignore[attr-defined]
-        for record in caplog.records
-    )
+    assert any(audit["event"] == "delete_repository" and audit["repository"] == "team/app" for audit in audits(caplog))
 
     assert await catalog(client) == ["other", "team/app/child"]
     assert (await (await client.get("/v1/search?q=app")).json())["results"][0]["name"] == "team/app/child"

@@ -24,6 +24,7 @@ from dockyard.storage import paths
 from dockyard.storage.driver import StorageDriver
 from dockyard.storage.inmemory import InMemoryDriver
 from tests.storage.test_drivers import FACTORIES
+from tests.support.audit import audits
 from tests.support.auth import USERS, basic, make_app, robots_of, settings
 from tests.support.plugin import storage_marks
 
@@ -171,10 +172,6 @@ async def test_a_corrupt_record_signs_nobody_in(caplog: pytest.LogCaptureFixture
 
 def claims(token: str) -> dict:
     return json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "==="))
-
-
-def audits(caplog: pytest.LogCaptureFixture) -> list[dict]:
-    return [record.event["audit"] for record in caplog.records if record.name == "dockyard.audit"]  # type: ignore[attr-defined]
 
 
 async def test_basic_mode(aiohttp_client, tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture) -> None:
