@@ -30,7 +30,6 @@ import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import aiobotocore.session
@@ -39,6 +38,7 @@ import botocore.exceptions
 
 from dockyard.config import S3 as S3Settings
 from dockyard.storage.driver import FileInfo, FileWriter, PathNotFound, StorageDriver
+from dockyard.storage.s3_writer import SEGMENTS_SUFFIX, S3Writer, Segment, segments_prefix
 
 MIN_PART = 5 << 20  # S3's smallest part, but for the last
 MAX_PARTS = 10_000
@@ -48,7 +48,6 @@ LIST_PAGE_MAX = 1000  # ListObjectsV2's most keys a request
 LISTING_CONCURRENCY = 16
 REDIRECT_EXPIRY = 20 * 60  # seconds, as registry:2's s3 driver
 MARKER = "dockyard-segmented-size"  # user metadata naming an appendable file's size
-SEGMENTS_SUFFIX = ".segments"
 LOCK_SUFFIX = ".lock"
 LOCK_LEASE = 30.0  # seconds a lock holds unrenewed: then a crashed holder's lock is taken over
 LOCK_POLL_SECONDS = (0.005, 0.1)
@@ -66,17 +65,6 @@ class PreconditionFailed(S3Error):
 
 class ConditionalConflict(S3Error):
     """A conditional write met another one to the same key in flight (AWS's 409): to retry."""
-
-
-@dataclass(frozen=True)
-class Segment:
-    key: str
-    size: int
-
-
-def _segments_prefix(key: str) -> str:
-    head, _, name = key.rpartition("/")
-    return f"{head}/.{name}{SEGMENTS_SUFFIX}/" if head else f".{name}{SEGMENTS_SUFFIX}/"
 
 
 def _lock_key(key: str) -> str:
@@ -268,11 +256,11 @@ class S3Driver(StorageDriver):
         response = await self._call("get_object", path, Key=key)
         async with response["Body"] as body:
             listed = json.loads(await body.read())["segments"]
-        prefix = _segments_prefix(key)
+        prefix = segments_prefix(key)
         return [Segment(prefix + item["name"], item["size"]) for item in listed], True
 
     async def _put_marker(self, key: str, segments: Sequence[Segment]) -> None:
-        prefix = _segments_prefix(key)
+        prefix = segments_prefix(key)
         body = json.dumps({"segments": [{"name": s.key.removeprefix(prefix), "size": s.size} for s in segments]})
         size = sum(segment.size for segment in segments)
         await self._call(
@@ -429,7 +417,7 @@ class S3Driver(StorageDriver):
             segments, is_marker = found
             if not is_marker and segments[0].size >= MIN_PART:
                 # A plain object becomes the first segment of an appendable file.
-                copy = Segment(f"{_segments_prefix(key)}{0:020d}-{uuid.uuid4().hex}", segments[0].size)
+                copy = Segment(f"{segments_prefix(key)}{0:020d}-{uuid.uuid4().hex}", segments[0].size)
                 await self._copy(segments, copy.key)
                 segments = [copy]
             elif not is_marker:
@@ -441,7 +429,7 @@ class S3Driver(StorageDriver):
                 superseded.append(last.key)
             kept = segments
         elif not append:
-            superseded = await self._keys_under(_segments_prefix(key))
+            superseded = await self._keys_under(segments_prefix(key))
         return S3Writer(self, path, key, kept, tail, superseded, exists=found is not None)
 
     async def stat(self, path: str) -> FileInfo:
@@ -544,14 +532,14 @@ class S3Driver(StorageDriver):
         if head is not None:
             doomed.append(key)
         if marker:
-            doomed += await self._keys_under(_segments_prefix(key))
+            doomed += await self._keys_under(segments_prefix(key))
         if not doomed:
             raise PathNotFound(path)
         await self._remove(key, doomed)
         if tree:
             await self._abort_all(self._directory(key))
         if marker:
-            await self._abort_all(_segments_prefix(key))
+            await self._abort_all(segments_prefix(key))
 
     @contextlib.asynccontextmanager
     async def lock(self, path: str) -> AsyncIterator[None]:
@@ -611,113 +599,3 @@ class S3Driver(StorageDriver):
     async def close(self) -> None:
         await self._stack.aclose()
         self._client = None
-
-
-class S3Writer(FileWriter):
-    """Appends one new segment after ``kept``; ``tail`` (an absorbed small last segment) leads it."""
-
-    def __init__(
-        self, driver: S3Driver, path: str, key: str, kept: list[Segment], tail: bytes, superseded: list[str], exists: bool,
-    ) -> None:
-        self._driver = driver
-        self._path = path
-        self._key = key
-        self._segments = kept
-        self._superseded = superseded
-        self._buffer = bytearray(tail)
-        self._size = sum(segment.size for segment in kept) + len(tail)
-        self._changed = not exists  # a new file gets its marker even when nothing is written
-        self._new_segment()
-
-    def _new_segment(self) -> None:
-        offset = sum(segment.size for segment in self._segments)
-        self._segment_key = f"{_segments_prefix(self._key)}{offset:020d}-{uuid.uuid4().hex}"
-        self._segment_size = 0
-        self._upload_id: str | None = None
-        self._parts: list[dict[str, Any]] = []
-        self._pending: asyncio.Task[None] | None = None
-
-    @property
-    def size(self) -> int:
-        return self._size
-
-    async def write(self, data: bytes | bytearray | memoryview) -> None:
-        self._buffer += data
-        self._size += len(data)
-        self._changed = self._changed or len(data) > 0
-        # A full part is sent only once more follows, so a write of exactly one part
-        # becomes a single PUT at close instead of a multipart upload.
-        size = self._driver._part_size
-        while len(self._buffer) > size:
-            with memoryview(self._buffer) as view:  # one copy of the part, not a slice and then its copy
-                part = bytes(view[:size])
-            del self._buffer[:size]
-            await self._send_part(part)
-
-    async def _send_part(self, part: bytes) -> None:
-        if self._upload_id is None:
-            created = await self._driver._call("create_multipart_upload", Key=self._segment_key, **self._driver._object_params)
-            self._upload_id = created["UploadId"]
-        if self._pending is not None:
-            await self._pending  # one part in flight while the next one fills
-        number = len(self._parts) + 1
-        self._parts.append({"PartNumber": number, "ETag": ""})
-        self._segment_size += len(part)
-
-        async def upload() -> None:
-            sent = await self._driver._call(
-                "upload_part", Key=self._segment_key, UploadId=self._upload_id, PartNumber=number, Body=part,
-            )
-            self._parts[number - 1]["ETag"] = sent["ETag"]
-
-        self._pending = asyncio.ensure_future(upload())
-
-    async def _finish_segment(self) -> None:
-        if self._upload_id is not None:
-            if self._buffer:
-                await self._send_part(bytes(self._buffer))
-            if self._pending is not None:
-                await self._pending
-            await self._driver._call(
-                "complete_multipart_upload", Key=self._segment_key, UploadId=self._upload_id,
-                MultipartUpload={"Parts": self._parts},
-            )
-        elif self._buffer:
-            self._segment_size = len(self._buffer)
-            await self._driver._call("put_object", Key=self._segment_key, Body=bytes(self._buffer), **self._driver._object_params)
-        if self._segment_size:
-            self._segments.append(Segment(self._segment_key, self._segment_size))
-        self._buffer = bytearray()
-
-    async def commit(self) -> None:
-        if not self._changed:
-            return
-        try:
-            await self._finish_segment()
-        except BaseException:
-            await self._drop_segment()
-            raise
-        await self._driver._put_marker(self._key, self._segments)
-        self._changed = False
-        if self._superseded:
-            await self._driver._delete_keys(self._superseded)
-            self._superseded = []
-        self._new_segment()
-
-    async def _drop_segment(self) -> None:
-        if self._pending is not None:
-            with contextlib.suppress(Exception):
-                await self._pending
-        if self._upload_id is not None:
-            await self._driver._abort(self._segment_key, self._upload_id)
-        self._new_segment()
-        self._buffer = bytearray()
-
-    async def cancel(self) -> None:
-        await self._drop_segment()
-        self._changed = False
-        with contextlib.suppress(PathNotFound):
-            await self._driver.delete(self._path)
-
-    async def close(self) -> None:
-        await self.commit()
