@@ -308,10 +308,12 @@ class _InFlight:
 
 def worker_count(settings: Settings) -> int:
     """How many worker processes serve: ``dockyard.workers``, or with 0 one per CPU core this process may
-    run on (its affinity, a container's cpuset), but one with the inmemory driver, which one process holds."""
+    run on (its affinity, a container's cpuset), but one with the inmemory driver, which one process holds,
+    and one for a pull-through cache, whose one fetch per blob for every client asking at once holds
+    within a process (another worker would fetch the blob again)."""
     if settings.dockyard.workers:
         return settings.dockyard.workers
-    if settings.storage.inmemory is not None:
+    if settings.storage.inmemory is not None or settings.proxy is not None or settings.dockyard.mirrors:
         return 1
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1  # macOS has no affinity
     return min(usable, 64)

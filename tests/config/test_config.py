@@ -131,6 +131,18 @@ def test_workers_default_to_one_per_usable_core(given: dict[str, object], expect
     assert worker_count(load(None, {}, given).settings) == expected
 
 
+@pytest.mark.parametrize("section", [
+    "proxy:\n  remoteurl: https://registry-1.docker.io\n",
+    "dockyard:\n  mirrors:\n    - prefix: docker.io\n      remoteurl: https://registry-1.docker.io\n",
+])
+def test_a_pull_through_cache_serves_with_one_worker_unless_told(section: str, tmp_path: pathlib.Path) -> None:
+    # Its one fetch per blob for all clients asking at once holds within one process.
+    config = tmp_path / "config.yml"
+    config.write_text("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: " + str(tmp_path / "root") + "\n" + section)
+    assert worker_count(load(config, {}, {}).settings) == 1
+    assert worker_count(load(config, {}, {"workers": 2}).settings) == 2
+
+
 def schema_keys(cls: type, prefix: str = "") -> list[str]:
     keys = []
     for spec in dataclasses.fields(cls):
