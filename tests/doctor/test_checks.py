@@ -8,8 +8,6 @@ import datetime
 import email.utils
 import json
 import pathlib
-import socket
-import threading
 from collections.abc import Iterator
 
 import httpx
@@ -29,6 +27,7 @@ from dockyard.doctor.run import realm_certificate
 from dockyard.tls import certificates
 from dockyard.tls.certificates import CertificateAuthority
 from tests.doctor.conftest import client_machine, trust
+from tests.support.processes import loopback_listener
 from tests.tls.conftest import issue_files, make_ca, plain_tls_server, server_context
 
 HOST = Target("registry.example.test", 5000)
@@ -179,27 +178,8 @@ def test_containerd_trusts_the_ca_its_hosts_toml_names(tmp_path: pathlib.Path) -
 @pytest.fixture
 def closing_port() -> Iterator[int]:
     """A port that accepts connections and closes them at once: neither TLS nor HTTP."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.2)
-    stopping = threading.Event()
-
-    def loop() -> None:
-        while not stopping.is_set():
-            try:
-                listener.accept()[0].close()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        stopping.set()
-        thread.join(timeout=5)
-        listener.close()
+    with loopback_listener(lambda connection: connection.close()) as port:
+        yield port
 
 
 def test_text_output_names_the_fix_and_never_a_traceback(closing_port: int, tmp_path: pathlib.Path) -> None:

@@ -3,10 +3,13 @@ so that ``bench`` can use it (and :mod:`tests.support.seaweedfs`) without the te
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
+import threading
+from collections.abc import Callable, Iterator
 
 
 def free_port() -> int:
@@ -14,6 +17,34 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def loopback_listener(handle: Callable[[socket.socket], None]) -> Iterator[int]:
+    """A listener on 127.0.0.1 whose thread hands each accepted connection to ``handle`` (which
+    closes it), for peers that are not Dockyard; yields its port, and stops with the block."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stopping = threading.Event()
+
+    def loop() -> None:
+        while not stopping.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            handle(connection)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stopping.set()
+        thread.join(timeout=5)
+        listener.close()
 
 
 def terminate(process: subprocess.Popen[bytes] | None, timeout: float = 15) -> None:

@@ -16,13 +16,13 @@ import socket
 import ssl
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from dockyard.tls import certificates
 from dockyard.tls.certificates import CertificateAuthority
+from tests.support.processes import loopback_listener
 from tests.support.server import DockyardProcess
 
 COMMAND_TIMEOUT = 120
@@ -214,34 +214,17 @@ def peer_certificate(port: int) -> bytes:
 def plain_tls_server(context: ssl.SSLContext) -> Iterator[int]:
     """A minimal HTTPS server in a thread (not Dockyard): for certificates or protocols
     that ``dockyard serve`` refuses to use. Yields its port; answers 200 to anything."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.2)
-    stopping = threading.Event()
+    def answer(connection: socket.socket) -> None:
+        connection.settimeout(5)
+        try:
+            with context.wrap_socket(connection, server_side=True) as tls:
+                tls.recv(65536)
+                tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        except (OSError, ssl.SSLError):
+            connection.close()
 
-    def loop() -> None:
-        while not stopping.is_set():
-            try:
-                connection, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            connection.settimeout(5)
-            try:
-                with context.wrap_socket(connection, server_side=True) as tls:
-                    tls.recv(65536)
-                    tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
-            except (OSError, ssl.SSLError):
-                connection.close()
-
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        stopping.set()
-        thread.join(timeout=5)
-        listener.close()
+    with loopback_listener(answer) as port:
+        yield port
 
 
 def server_context(cert: pathlib.Path, key: pathlib.Path, minimum: ssl.TLSVersion | None = None) -> ssl.SSLContext:
