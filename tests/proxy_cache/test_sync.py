@@ -4,8 +4,10 @@ and pages its tag lists two at a time; counted on the upstream's access log."""
 
 from __future__ import annotations
 
+import html
 import json
 import pathlib
+import re
 import subprocess
 import sys
 import time
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
+from dockyard.proxy.sync import SyncResult
 from dockyard.reference import parse_digest
 from dockyard.storage import paths
 from tests.ops.conftest import debug_url
@@ -107,6 +110,17 @@ def tagged(root: pathlib.Path, tag: str) -> bool:
     return stored(root, paths.tag_current_link(f"docker.io/{REPOSITORY}", tag)).exists()
 
 
+def synced_row(mirror: DockyardProcess) -> list[str]:
+    """The web page's row of the sync entry: its cells' text."""
+    page = httpx.get(f"{mirror.url}/", timeout=30)
+    assert page.status_code == 200, page.text
+    (row,) = re.findall(r'<table class="list stack" id="syncs">.*?<tbody>\s*<tr[^>]*>(.*?)</tr>', page.text, re.S)
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+    return [" ".join(html.unescape(re.sub(r"<[^>]+>", " ", cell)).split()) for cell in cells[:3]] + [
+        " ".join(html.unescape(re.sub(r"<[^>]+>", " ", cells[4])).split()),
+    ]
+
+
 def test_the_server_syncs_matching_tags_keeps_them_when_the_upstream_is_down_and_serves_them(
     upstream: Upstream, skopeo: Skopeo, start_server: StartServer, tmp_path: pathlib.Path,
 ) -> None:
@@ -128,11 +142,13 @@ def test_the_server_syncs_matching_tags_keeps_them_when_the_upstream_is_down_and
     second = next_result(mirror.root, first["started"])
     assert second["error"] == "" and (second["blobs"], second["manifests"]) == (0, 0), second
     assert {tag: upstream.blob_gets(layer) - before[tag] for tag, layer in upstream.layers.items()} == fetched
+    assert synced_row(mirror) == ["docker.io/team/app", "3.* latest", "2s", "ok 3 tags current, 0 manifests and 0 blobs (0 bytes) fetched"]
 
     upstream.server.stop()
     try:
         failed = next_result(mirror.root, second["started"])
         assert "cannot be reached" in failed["error"], failed
+        assert synced_row(mirror)[-1] == f"failed {SyncResult(**failed).summary()}"
         found = samples(f"{debug_url(mirror)}/metrics")
         assert value(found, "dockyard_proxy_sync_errors_total", repository=f"docker.io/{REPOSITORY}") >= 1
         # Four images' layers and configs, by the first run only.

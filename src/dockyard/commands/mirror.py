@@ -11,8 +11,8 @@ import uvloop
 from dockyard.commands.gc import open_registry
 from dockyard.config import ConfigError, load
 from dockyard.maintenance.schedule import run_when_due
-from dockyard.proxy.mirrors import build_mirrors
-from dockyard.proxy.sync import SyncResult, SyncTarget, sync, sync_targets
+from dockyard.proxy.mirrors import SyncTarget, build_mirrors
+from dockyard.proxy.sync import SyncResult, sync
 from dockyard.storage import paths
 from dockyard.storage.factory import StorageSettings, StorageUnavailable, check_storage
 
@@ -51,7 +51,7 @@ def sync_command(config_file: pathlib.Path, prefix: str | None, repository: str 
         mirrors = build_mirrors(settings, registry)
         try:
             targets = [
-                target for target in sync_targets(settings, mirrors)
+                target for target in (mirrors.sync_targets if mirrors is not None else [])
                 if (prefix is None or target.cache.prefix == prefix.removesuffix("/")) and repository in (None, target.entry.repository)
             ]
             if not targets:

@@ -29,7 +29,7 @@ from dockyard.maintenance.schedule import Schedule, scheduled_maintenance
 from dockyard.ops.debug import OpsSettings, for_app_lifetime
 from dockyard.proxy.expiry import expiry_interval, ttl_lookup
 from dockyard.proxy.mirrors import build_mirrors
-from dockyard.proxy.sync import sync_jobs, sync_targets
+from dockyard.proxy.sync import sync_jobs
 from dockyard.server import SSL_CONTEXT_KEY, TLS_ALPN_CHALLENGES_KEY, worker_count
 from dockyard.storage.cache import cache_from_config
 from dockyard.storage.factory import StorageSettings, StorageUnavailable, build_driver, check_storage
@@ -254,7 +254,7 @@ def build_app(settings: Settings, prepared: Prepared) -> web.Application:
     app.cleanup_ctx.append(scheduled_maintenance(Schedule(
         settings.dockyard.gc, tuple(settings.dockyard.retention), storage.maintenance.uploadpurging,
         ttl_lookup(settings), expiry_interval(settings), notifier.collected if notifier is not None else None,
-        sync_jobs(sync_targets(settings, mirrors)),  # with the caches requests use: one fetch per blob for both
+        sync_jobs(mirrors),  # with the caches requests use: one fetch per blob for both
     )))
     if settings.log.accesslog.disabled:
         app[ACCESS_LOG_KEY] = False

@@ -26,12 +26,11 @@ from dataclasses import asdict, dataclass
 import orjson
 
 from dockyard import manifest as manifests
-from dockyard.config import MirrorSync, Settings
 from dockyard.errors import DockyardError, UpstreamUnavailable
 from dockyard.logs import audit
 from dockyard.maintenance.schedule import Job
 from dockyard.proxy.cache import FETCHED, Fetched, PullThroughCache
-from dockyard.proxy.mirrors import Mirrors
+from dockyard.proxy.mirrors import Mirrors, SyncTarget
 from dockyard.reference import Digest
 from dockyard.storage import paths
 from dockyard.storage.driver import PathNotFound, StorageDriver
@@ -41,17 +40,6 @@ log = logging.getLogger("dockyard.proxy")
 
 TAG_PAGE_SIZE = 1000
 """Tags asked for per page; an upstream may send fewer, its ``Link`` leading on."""
-
-
-@dataclass(frozen=True)
-class SyncTarget:
-    cache: PullThroughCache
-    entry: MirrorSync
-
-    @property
-    def name(self) -> str:
-        """The repository as stored here: under the cache's prefix."""
-        return f"{self.cache.prefix}/{self.entry.repository}" if self.cache.prefix else self.entry.repository
 
 
 @dataclass(frozen=True)
@@ -72,23 +60,11 @@ class SyncResult:
         return f"failed after {self.tags} tags, {fetched}: {self.error}" if self.error else f"{self.tags} tags current, {fetched}"
 
 
-def sync_targets(settings: Settings, mirrors: Mirrors | None) -> list[SyncTarget]:
-    """Every sync entry of ``settings``, with the cache it fills (of ``mirrors``, which ``settings`` built)."""
-    if mirrors is None:
-        return []
-    caches = {cache.prefix: cache for cache in mirrors.caches}
-    if settings.proxy is not None:
-        chosen = [("", settings.dockyard.proxy.sync)]
-    else:
-        chosen = [(mirror.prefix.removesuffix("/"), mirror.sync) for mirror in settings.dockyard.mirrors]
-    return [SyncTarget(caches[prefix], entry) for prefix, entries in chosen for entry in entries]
-
-
-def sync_jobs(targets: list[SyncTarget]) -> list[Job]:
-    """The server's runs of ``targets``: each on its interval, from the start (its last run's time is in storage)."""
+def sync_jobs(mirrors: Mirrors | None) -> list[Job]:
+    """The server's runs of the sync entries of ``mirrors``: each on its interval, from the start (its last run's time is in storage)."""
     return [
         Job(f"sync of {target.name}", paths.proxy_sync_run(target.name), target.entry.interval, functools.partial(_logged_sync, target), catch_up=True)
-        for target in targets
+        for target in (mirrors.sync_targets if mirrors is not None else [])
     ]
 
 
