@@ -64,21 +64,26 @@ class Schedule:
 async def run_when_due(driver: StorageDriver, stamp: str, interval: float, work: Callable[[], Awaitable[object]]) -> bool:
     """Run ``work`` unless the time in ``stamp`` is less than ``interval`` old, under the stamp's lock (held
     by the one run), writing the new time first; whether it ran. An interval of 0 runs it once the lock is free."""
+    if time.time() - await _last_run(driver, stamp) < interval * 0.9:
+        return False  # read without the lock first: a catching-up job is checked far more often than it runs
     try:
         await driver.stat(stamp)
     except PathNotFound:
         await driver.put_content(stamp, b"0")
     async with driver.lock(stamp):
-        try:
-            last = float((await driver.get_content(stamp)).decode())
-        except (PathNotFound, ValueError, UnicodeDecodeError):
-            last = 0.0
         now = time.time()
-        if now - last < interval * 0.9:  # another worker ran it this interval
+        if now - await _last_run(driver, stamp) < interval * 0.9:  # another worker ran it this interval
             return False
         await driver.put_content(stamp, repr(now).encode())
         await work()
     return True
+
+
+async def _last_run(driver: StorageDriver, stamp: str) -> float:
+    try:
+        return float((await driver.get_content(stamp)).decode())
+    except (PathNotFound, ValueError, UnicodeDecodeError):
+        return 0.0
 
 
 async def _every(job: Job, driver: StorageDriver) -> None:
