@@ -191,6 +191,23 @@ def test_the_command_syncs_now_and_a_second_run_fetches_nothing(upstream: Upstre
     }
 
 
+def test_the_command_syncs_into_a_proxy_section_cache(upstream: Upstream, tmp_path: pathlib.Path) -> None:
+    config = tmp_path / "proxy.yml"
+    config.write_text(json.dumps({
+        "version": "0.1",
+        "storage": {"filesystem": {"rootdirectory": str(tmp_path / "mirror")}},
+        "proxy": {"remoteurl": upstream.server.url, "username": USER, "password": USERS[USER]},
+        "dockyard": {"proxy": {"sync": [{"repository": REPOSITORY, "tags": ["3.19"]}]}},
+    }))
+    ran = run_sync(config)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.splitlines()[0] == f"{REPOSITORY}:3.19 {upstream.digests['3.19']}"
+    assert stored(tmp_path / "mirror", paths.tag_current_link(REPOSITORY, "3.19")).read_text() == upstream.digests["3.19"]
+    assert not stored(tmp_path / "mirror", paths.tag_current_link(REPOSITORY, "latest")).exists()
+    refused = run_sync(config, "--prefix", "docker.io")
+    assert (refused.returncode, refused.stderr.splitlines()) == (1, ["Error: no mirror of dockyard.mirrors has the prefix 'docker.io'"])
+
+
 @pytest.mark.parametrize(
     ("mirror", "options", "line"),
     [
