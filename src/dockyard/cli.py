@@ -23,6 +23,7 @@ _COMMANDS = {
     "du": "dockyard.commands.du:du",
     "doctor": "dockyard.commands.doctor:doctor",
     "repo": "dockyard.commands.repo:repo",
+    "mirror": "dockyard.commands.mirror:mirror",
 }
 
 

@@ -203,7 +203,7 @@ def access_log_arguments(app: web.Application) -> dict[str, Any]:
 def audit(event: str, request: web.BaseRequest | None = None, **fields: object) -> None:
     """An audit record: ``event`` (``login``, ``login_failed``, ``push``, ``tag``,
     ``delete_manifest``, ``delete_tag``, ``delete_blob``, ``delete_repository``, ``mount``, and the pull-through
-    cache's ``proxy_fetch``), the client's address when there is one, and ``fields``
+    cache's ``proxy_fetch`` and ``mirror_sync``), the client's address when there is one, and ``fields``
     (repository, reference, digest, user...). Never pass a secret.
     """
     entry: dict[str, object] = {"event": event}

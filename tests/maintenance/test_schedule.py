@@ -1,13 +1,21 @@
-"""The server's scheduled maintenance: garbage collection and upload purging, two workers."""
+"""The server's scheduled maintenance: garbage collection and upload purging, two workers; a job that catches up."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import random
 import time
 
 import httpx
+import pytest
+from aiohttp import web
 
+from dockyard.app_keys import REGISTRY_KEY
+from dockyard.maintenance import schedule
+from dockyard.storage.inmemory import InMemoryDriver
+from dockyard.storage.registry import Registry
 from tests.maintenance.pushing import push_image
 from tests.support.registry_client import sha256
 
@@ -50,3 +58,26 @@ def test_server_collects_and_purges_on_its_intervals(start_server, tmp_path) -> 
     kept = httpx.get(f"{server.url}/v2/app/blobs/{sha256(b'kept layer')}")
     assert kept.status_code == 200 and kept.content == b"kept layer"
     assert "garbage collection:" in server._tail()
+
+
+async def test_a_catching_up_job_runs_at_start_once_per_interval_across_restarts(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The last run's time is in storage: a restart neither forgets it (running again) nor waits a whole interval.
+    monkeypatch.setattr(schedule, "CATCH_UP_CHECK_SECONDS", 0.05)
+    app = web.Application()
+    app[REGISTRY_KEY] = Registry(InMemoryDriver())
+    runs: list[str] = []
+
+    async def work(name: str) -> None:
+        runs.append(name)
+
+    jobs = (
+        schedule.Job("synced", "/stamps/synced", 3600.0, functools.partial(work, "synced"), catch_up=True),
+        schedule.Job("collected", "/stamps/collected", 3600.0, functools.partial(work, "collected")),
+    )
+    for _ in range(3):  # a start and two restarts
+        context = schedule.scheduled_maintenance(schedule.Schedule(more=jobs))(app)
+        await anext(context)
+        await asyncio.sleep(0.5)
+        with contextlib.suppress(StopAsyncIteration):
+            await anext(context)
+    assert runs == ["synced"]

@@ -29,6 +29,7 @@ from dockyard.maintenance.schedule import Schedule, scheduled_maintenance
 from dockyard.ops.debug import OpsSettings, for_app_lifetime
 from dockyard.proxy.expiry import expiry_interval, ttl_lookup
 from dockyard.proxy.mirrors import build_mirrors
+from dockyard.proxy.sync import sync_jobs
 from dockyard.server import SSL_CONTEXT_KEY, TLS_ALPN_CHALLENGES_KEY, worker_count
 from dockyard.storage.cache import cache_from_config
 from dockyard.storage.factory import StorageSettings, StorageUnavailable, build_driver, check_storage
@@ -226,10 +227,11 @@ def build_app(settings: Settings, prepared: Prepared) -> web.Application:
         tags_max_entries=settings.tags.maxtags, quotas=QuotaRule.all_of(settings.dockyard.quotas), immutable=ImmutableTags.of(settings),
     )
     access, tokens = prepared.auth.build(RobotAccounts(registry.driver))
+    mirrors = build_mirrors(settings, registry)
     app = create_app(
         registry, access=access, token_service=tokens, ca_certificate=prepared.ca_pem,
         forwarding=prepared.forwarding, ui_session_key=prepared.ui_session_key,
-        headers=settings.http.headers, relative_urls=settings.http.relativeurls, mirrors=build_mirrors(settings, registry),
+        headers=settings.http.headers, relative_urls=settings.http.relativeurls, mirrors=mirrors,
     )
     notifier = notifier_from(settings, registry.driver)
     if notifier is not None:
@@ -252,6 +254,7 @@ def build_app(settings: Settings, prepared: Prepared) -> web.Application:
     app.cleanup_ctx.append(scheduled_maintenance(Schedule(
         settings.dockyard.gc, tuple(settings.dockyard.retention), storage.maintenance.uploadpurging,
         ttl_lookup(settings), expiry_interval(settings), notifier.collected if notifier is not None else None,
+        sync_jobs(mirrors),  # with the caches requests use: one fetch per blob for both
     )))
     if settings.log.accesslog.disabled:
         app[ACCESS_LOG_KEY] = False

@@ -45,6 +45,7 @@ from dockyard.config.schema import (
     SERVE_DEFAULTS,
     Gc,
     ImmutableTags,
+    MirrorSync,
     Quota,
     Redis,
     RedisPool,
@@ -59,7 +60,7 @@ from dockyard.config.show import MASK, to_yaml
 from dockyard.config.values import ConfigError, format_duration, parse_duration, read_section, shown
 
 __all__ = [
-    "MASK", "S3", "ConfigError", "EventDelivery", "Gc", "ImmutableTags", "Loaded", "Quota", "Redis", "RedisPool", "RedisTls", "Retention",
+    "MASK", "S3", "ConfigError", "EventDelivery", "Gc", "ImmutableTags", "Loaded", "MirrorSync", "Quota", "Redis", "RedisPool", "RedisTls", "Retention",
     "Settings", "Storage",
     "UploadPurging", "Validation",
     "format_duration", "load", "parse_duration", "to_yaml",

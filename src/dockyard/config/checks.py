@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from dockyard.config.schema import Dockyard, Settings, Storage
+from dockyard.config.schema import Dockyard, MirrorSync, Settings, Storage
 from dockyard.config.value_checks import address_problem
 from dockyard.config.values import ConfigError, kinds
 from dockyard.forwarding import ForwardingError, parse_trusted
@@ -161,6 +161,20 @@ def _check_proxy(settings: Settings) -> None:
         raise ConfigError(f"dockyard.proxy.ca_file: cannot read {ca_file}")
     if ca_file and settings.proxy is None:
         raise ConfigError("dockyard.proxy.ca_file: set without a proxy section, whose upstream it verifies")
+    if settings.dockyard.proxy.sync and settings.proxy is None:
+        raise ConfigError("dockyard.proxy.sync: set without a proxy section, whose upstream it syncs from")
+    _check_sync("dockyard.proxy.sync", settings.dockyard.proxy.sync)
+
+
+def _check_sync(key: str, entries: Sequence[MirrorSync]) -> None:
+    repositories: dict[str, int] = {}
+    for index, entry in enumerate(entries):
+        if not entry.tags or not all(entry.tags):
+            raise ConfigError(f"{key}.{index}.tags: expected tag globs, such as latest or '3.*'")
+        if entry.repository in repositories:
+            # Each repository's last run is kept under its name: list all its tags in one entry.
+            raise ConfigError(f"{key}.{index}.repository: {entry.repository!r} is also {key}.{repositories[entry.repository]}'s; give it one entry")
+        repositories[entry.repository] = index
 
 
 def _check_mirrors(settings: Settings) -> None:
@@ -181,6 +195,7 @@ def _check_mirrors(settings: Settings) -> None:
             if f"{prefix}/".startswith(f"{other}/") or f"{other}/".startswith(f"{prefix}/"):
                 raise ConfigError(f"{key}.prefix: {prefix!r} overlaps dockyard.mirrors.{other_index}.prefix {other!r}")
         prefixes[prefix] = index
+        _check_sync(f"{key}.sync", mirror.sync)
 
 
 def _check_events(settings: Settings) -> None:

@@ -21,6 +21,7 @@ from dockyard.config.value_checks import (
     prefix_problem,
     private_acl_problem,
     public_url_problem,
+    repository_name_problem,
 )
 from dockyard.reference import NAME_PATTERN
 from dockyard.tls.policy import CLIENT_AUTH_MODES, FLOOR, TLS_VERSIONS
@@ -467,6 +468,15 @@ def _mirrorprefix_problem(value: str) -> str | None:
 
 
 @dataclass(frozen=True)
+class MirrorSync:
+    """Tags of an upstream repository fetched into the cache every ``interval``, ahead of any pull."""
+
+    repository: str = field(default="", metadata={"required": True, "check": repository_name_problem})  # as the upstream names it
+    tags: list[str] = field(default_factory=list, metadata={"required": True})  # globs (fnmatch), such as 3.* or latest
+    interval: Duration = _within(3600.0, 1.0)
+
+
+@dataclass(frozen=True)
 class Mirror:
     """One upstream cached under a prefix: ``<prefix>/<name>`` here is ``<name>`` there, read-only;
     the keys of registry:2's ``proxy`` section, and of ``dockyard.proxy``, for that upstream."""
@@ -479,6 +489,7 @@ class Mirror:
     ttl: Duration = _within(168 * 3600.0, 0)
     ca_file: str = ""
     tag_check_interval: Duration = _within(60.0, 0)
+    sync: list[MirrorSync] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -595,6 +606,7 @@ class ProxyOptions:
     ca_file: str = ""  # the CAs the upstream's certificate is verified against (else the system's)
     # registry:2 asks the upstream at every pull of a tag; a tag is served from the cache for this long after a check.
     tag_check_interval: Duration = _within(60.0, 0)
+    sync: list[MirrorSync] = field(default_factory=list)  # of the proxy section's upstream
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dockyard.address import Address
 from dockyard.forwarding import ForwardingError, parse_prefix, parse_public_url
+from dockyard.reference import NAME_PATTERN
 
 
 def address_problem(value: str) -> str | None:
@@ -48,3 +49,7 @@ def metrics_path_problem(value: str) -> str | None:
 def private_acl_problem(value: str) -> str | None:
     # objects are written with the bucket's own permissions: what private asks, and nothing else
     return None if value == "private" else f"refused: only private is supported; objects would not get the {value} ACL"
+
+
+def repository_name_problem(value: str) -> str | None:
+    return None if NAME_PATTERN.fullmatch(value) else f"expected a repository name, such as library/alpine, got {value!r}"

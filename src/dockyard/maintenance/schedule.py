@@ -1,9 +1,12 @@
-"""The server's own maintenance: garbage collection and upload purging on their intervals.
+"""The server's own maintenance: garbage collection, upload purging and the pull-through cache's
+syncs on their intervals.
 
 Every worker process (and every replica on the same storage) runs the timers; a job
 runs in one of them at a time and once per interval: the worker takes the job's lock
-in storage (``dockyard/schedule/<job>``), and runs the job only when the time written
-in that file is an interval old, writing the new time first.
+in storage (its stamp: ``dockyard/schedule/<job>``, or the job's own), and runs the job only
+when the time written in that file is an interval old, writing the new time first. A job
+that catches up is checked more often than it runs, from the start: a restart, however
+often, never puts it off past its interval.
 """
 
 from __future__ import annotations
@@ -28,6 +31,22 @@ from dockyard.storage.registry import Registry
 log = logging.getLogger("dockyard.maintenance")
 
 
+# A job that catches up looks at its stamp this often (at most its interval).
+CATCH_UP_CHECK_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    """for the log"""
+    stamp: str
+    """the storage file holding when it last ran, locked by the one run"""
+    interval: float
+    work: Callable[[], Awaitable[object]]
+    catch_up: bool = False
+    """run at the first check once its last run is an interval old (else: first an interval after the start)"""
+
+
 @dataclass(frozen=True)
 class Schedule:
     gc: Gc | None = None
@@ -38,37 +57,47 @@ class Schedule:
     """a pull-through cache's collection interval when ``gc.interval`` is 0 (see :func:`dockyard.proxy.expiry.expiry_interval`)"""
     collected: Callable[[Report], Awaitable[None]] | None = None
     """told what each collection removed (the events of its removals)"""
+    more: Sequence[Job] = ()
+    """jobs of other parts (the pull-through cache's syncs)"""
 
 
-async def _when_due(driver: StorageDriver, job: str, interval: float, work: Callable[[], Awaitable[None]]) -> None:
-    stamp = paths.schedule_stamp(job)
+async def run_when_due(driver: StorageDriver, stamp: str, interval: float, work: Callable[[], Awaitable[object]]) -> bool:
+    """Run ``work`` unless the time in ``stamp`` is less than ``interval`` old, under the stamp's lock (held
+    by the one run), writing the new time first; whether it ran. An interval of 0 runs it once the lock is free."""
+    if time.time() - await _last_run(driver, stamp) < interval * 0.9:
+        return False  # read without the lock first: a catching-up job is checked far more often than it runs
     try:
         await driver.stat(stamp)
     except PathNotFound:
         await driver.put_content(stamp, b"0")
     async with driver.lock(stamp):
-        try:
-            last = float((await driver.get_content(stamp)).decode())
-        except (PathNotFound, ValueError, UnicodeDecodeError):
-            last = 0.0
         now = time.time()
-        if now - last < interval * 0.9:  # another worker ran it this interval
-            return
+        if now - await _last_run(driver, stamp) < interval * 0.9:  # another worker ran it this interval
+            return False
         await driver.put_content(stamp, repr(now).encode())
         await work()
+    return True
 
 
-async def _every(interval: float, job: str, driver: StorageDriver, work: Callable[[], Awaitable[None]]) -> None:
+async def _last_run(driver: StorageDriver, stamp: str) -> float:
+    try:
+        return float((await driver.get_content(stamp)).decode())
+    except (PathNotFound, ValueError, UnicodeDecodeError):
+        return 0.0
+
+
+async def _every(job: Job, driver: StorageDriver) -> None:
+    check = min(job.interval, CATCH_UP_CHECK_SECONDS) if job.catch_up else job.interval
     while True:
-        await asyncio.sleep(interval)
+        await asyncio.sleep(check)
         try:
-            await _when_due(driver, job, interval, work)
+            await run_when_due(driver, job.stamp, job.interval, job.work)
         except Exception:  # a failed run is logged; the next interval tries again
-            log.exception("scheduled %s failed", job)
+            log.exception("scheduled %s failed", job.name)
 
 
-def _jobs(registry: Registry, schedule: Schedule) -> list[tuple[float, str, Callable[[], Awaitable[None]]]]:
-    jobs: list[tuple[float, str, Callable[[], Awaitable[None]]]] = []
+def _jobs(registry: Registry, schedule: Schedule) -> list[Job]:
+    jobs = list(schedule.more)
     gc = schedule.gc or Gc()
     interval = gc.interval or schedule.expiry_interval or 0.0
     if interval > 0:
@@ -82,7 +111,7 @@ def _jobs(registry: Registry, schedule: Schedule) -> list[tuple[float, str, Call
             if schedule.collected is not None and not report.dry_run:
                 await schedule.collected(report)
 
-        jobs.append((interval, "gc", collect))
+        jobs.append(Job("gc", paths.schedule_stamp("gc"), interval, collect))
     purging = schedule.upload_purging
     if purging is not None and purging.enabled and purging.interval > 0:
 
@@ -90,7 +119,7 @@ def _jobs(registry: Registry, schedule: Schedule) -> list[tuple[float, str, Call
             report = await purge_uploads(registry.driver, purging.age, purging.dryrun)
             log.info("upload purging: %s", report.summary())
 
-        jobs.append((purging.interval, "uploadpurging", purge))
+        jobs.append(Job("uploadpurging", paths.schedule_stamp("uploadpurging"), purging.interval, purge))
     return jobs
 
 
@@ -99,7 +128,7 @@ def scheduled_maintenance(schedule: Schedule) -> Callable[[web.Application], Asy
 
     async def context(app: web.Application) -> AsyncIterator[None]:
         registry = app[REGISTRY_KEY]
-        tasks = [asyncio.ensure_future(_every(interval, job, registry.driver, work)) for interval, job, work in _jobs(registry, schedule)]
+        tasks = [asyncio.ensure_future(_every(job, registry.driver)) for job in _jobs(registry, schedule)]
         yield
         for task in tasks:
             task.cancel()

@@ -90,6 +90,24 @@ class CacheCounters(CacheEvents):
             "(unreachable, status, broken, auth, too_large, rate_limited, digest_mismatch, invalid).",
             ["kind", "reason"], registry=registry,
         )
+        # By repository (as stored): one label per sync entry of the configuration.
+        self.synced_manifests = Counter(
+            "dockyard_proxy_sync_manifests", "Manifests sync runs fetched from the upstream, by repository.", ["repository"], registry=registry,
+        )
+        self.synced_blobs = Counter(
+            "dockyard_proxy_sync_blobs", "Blobs sync runs fetched from the upstream, by repository.", ["repository"], registry=registry,
+        )
+        self.synced_bytes = Counter(
+            "dockyard_proxy_sync_blob_bytes", "Blob bytes sync runs fetched from the upstream, by repository.", ["repository"], registry=registry,
+        )
+        self.sync_errors = Counter(
+            "dockyard_proxy_sync_errors", "Sync runs that failed (the upstream down or refusing, or the storage), by repository.",
+            ["repository"], registry=registry,
+        )
+        self.sync_success = Gauge(
+            "dockyard_proxy_sync_last_success_timestamp_seconds", "When the last sync run of a repository that succeeded ended (a Unix time).",
+            ["repository"], registry=registry, multiprocess_mode="max",
+        )
 
     def hit(self, kind: Kind) -> None:
         self.hits.labels(kind).inc()
@@ -102,6 +120,15 @@ class CacheCounters(CacheEvents):
 
     def upstream_error(self, kind: Kind, reason: str) -> None:
         self.errors.labels(kind, reason).inc()
+
+    def synced(self, repository: str, manifests: int, blobs: int, blob_bytes: int, finished: float) -> None:
+        self.synced_manifests.labels(repository).inc(manifests)
+        self.synced_blobs.labels(repository).inc(blobs)
+        self.synced_bytes.labels(repository).inc(blob_bytes)
+        self.sync_success.labels(repository).set(finished)
+
+    def sync_failed(self, repository: str) -> None:
+        self.sync_errors.labels(repository).inc()
 
 
 class DeliveryCounters(DeliveryObserver):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import contextvars
 import functools
 import hashlib
 import logging
@@ -105,6 +106,13 @@ class Download:
         self.started.set()
         await self._notify()
 
+    async def ended(self) -> None:
+        """Wait until the blob is stored; raises the fetch's failure."""
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.finished or self.failure is not None)
+        if self.failure is not None:
+            raise self.failure
+
     async def _notify(self) -> None:
         async with self._changed:
             self._changed.notify_all()
@@ -163,6 +171,19 @@ class Download:
                 # Being moved into place: read on once the move is done (or failed).
                 async with self._changed:
                     await self._changed.wait_for(functools.partial(self._moved_from, path))
+
+
+@dataclass
+class Fetched:
+    """What the upstream sent for one caller's work (a sync run), told through :data:`FETCHED`."""
+
+    manifests: int = 0
+    blobs: int = 0
+    blob_bytes: int = 0
+
+
+# Set around work whose fetches are counted: the fetches it starts (and their tasks) add to it.
+FETCHED: contextvars.ContextVar[Fetched | None] = contextvars.ContextVar("fetched", default=None)
 
 
 @dataclass(frozen=True)
@@ -280,6 +301,8 @@ class PullThroughCache:
                 raise DigestMismatch("the upstream's manifest does not match its digest", detail={"expected": str(expected), "actual": str(actual)})
             await repository.store_manifest(content, manifests.parse(content, content_type), actual)
         self._audit_fetch(MANIFEST, name, reference, digest=actual, size=len(content))
+        if (fetched := FETCHED.get()) is not None:
+            fetched.manifests += 1
         return actual
 
     # Tags
@@ -396,6 +419,9 @@ class PullThroughCache:
                     await writer.close()
         await self.registry.blobs.ingest(download.path, digest)
         self._audit_fetch(BLOB, name, str(digest), digest=digest, size=writer.size)
+        if (fetched := FETCHED.get()) is not None:
+            fetched.blobs += 1
+            fetched.blob_bytes += writer.size
         await self._stored(name, digest, download)
 
     async def _stored(self, name: str, digest: Digest, download: Download) -> None:

@@ -1,5 +1,5 @@
-"""What the pull-through cache tells of its work: hits, misses, and the bytes and failures of its
-upstream. The cache knows nothing of how they are counted; the metrics (:mod:`dockyard.ops.metrics`)
+"""What the pull-through cache tells of its work: hits, misses, the bytes and failures of its
+upstream, and its syncs' runs. The cache knows nothing of how they are counted; the metrics (:mod:`dockyard.ops.metrics`)
 give it an :class:`CacheEvents` that counts them."""
 
 from __future__ import annotations
@@ -42,3 +42,9 @@ class CacheEvents:
 
     def upstream_error(self, kind: Kind, reason: str) -> None:
         """An exchange with the upstream that failed, for :func:`failure_reason`."""
+
+    def synced(self, repository: str, manifests: int, blobs: int, blob_bytes: int, finished: float) -> None:
+        """A sync run of ``repository`` (as stored) ended well at ``finished`` (a Unix time), having fetched these."""
+
+    def sync_failed(self, repository: str) -> None:
+        """A sync run of ``repository`` (as stored) failed; what it had fetched stays."""

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import pathlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from dockyard.config.schema import Settings
+from dockyard.config.schema import MirrorSync, Settings
 from dockyard.proxy.cache import PullThroughCache
 from dockyard.proxy.upstream import UpstreamClient
 from dockyard.storage.registry import Registry
@@ -31,11 +32,26 @@ class MirrorRoute:
     """What the upstream calls it."""
 
 
-class Mirrors:
-    """The pull-through caches by prefix (``""``: the whole registry's)."""
+@dataclass(frozen=True)
+class SyncTarget:
+    """A sync entry (see :mod:`dockyard.proxy.sync`) with the cache it fills."""
 
-    def __init__(self, caches: list[PullThroughCache]) -> None:
+    cache: PullThroughCache
+    entry: MirrorSync
+
+    @property
+    def name(self) -> str:
+        """The repository as stored here: under the cache's prefix."""
+        return f"{self.cache.prefix}/{self.entry.repository}" if self.cache.prefix else self.entry.repository
+
+
+class Mirrors:
+    """The pull-through caches by prefix (``""``: the whole registry's), and their sync entries."""
+
+    def __init__(self, caches: list[PullThroughCache], syncs: Mapping[str, Sequence[MirrorSync]] | None = None) -> None:
         self._caches = {cache.prefix: cache for cache in caches}
+        self.sync_targets = [SyncTarget(self._caches[prefix], entry) for prefix, entries in (syncs or {}).items() for entry in entries]
+        """Every sync entry, by the prefix of its cache."""
 
     def cache_for(self, repository: str, ns: str | None = None) -> MirrorRoute | None:
         """The cache holding ``repository`` (as a client names it, with containerd's ``ns``), or None: a local repository."""
@@ -75,7 +91,7 @@ def build_mirrors(settings: Settings, registry: Registry) -> Mirrors | None:
     proxy, options = settings.proxy, settings.dockyard.proxy
     if proxy is not None:
         upstream = UpstreamClient(proxy.remoteurl, proxy.username, proxy.password, options.ca_file)
-        return Mirrors([PullThroughCache(registry, upstream, proxy.ttl, options.tag_check_interval)])
+        return Mirrors([PullThroughCache(registry, upstream, proxy.ttl, options.tag_check_interval)], {"": options.sync})
     caches = []
     for mirror in settings.dockyard.mirrors:
         password = mirror.password
@@ -83,4 +99,5 @@ def build_mirrors(settings: Settings, registry: Registry) -> Mirrors | None:
             password = pathlib.Path(mirror.password_file).read_text().rstrip("\r\n")
         upstream = UpstreamClient(mirror.remoteurl, mirror.username, password, mirror.ca_file)
         caches.append(PullThroughCache(registry, upstream, mirror.ttl, mirror.tag_check_interval, mirror.prefix.removesuffix("/")))
-    return Mirrors(caches) if caches else None
+    syncs = {mirror.prefix.removesuffix("/"): mirror.sync for mirror in settings.dockyard.mirrors}
+    return Mirrors(caches, syncs) if caches else None

@@ -32,6 +32,8 @@ splits layout strings. ``tests/storage/test_paths.py`` holds each function to th
         proxy/pulled/blobs/<alg>/<hex>                           when the cache last served that blob (a Unix time)
         proxy/pulled/repositories/<name>/_manifests/<alg>/<hex>  when the cache last served that manifest of <name>
         proxy/checked/<name>/_tags/<tag>                         when the upstream last said what <tag> names (a Unix time)
+        proxy/sync/<name>/_run                                   when a sync of <name>'s chosen tags last started (a Unix time); locked by the one run
+        proxy/sync/<name>/_result                                what that run did, or why it failed (JSON)
         robots/<robot>/record                                    a robot account: its permissions, expiry and secret's hash (JSON)
         robots/<robot>/lastused                                  when a server last let <robot> in (a Unix time)
         events/<endpoint>/pending/<event>                        an event (JSON) waiting for <endpoint>; names sort by time
@@ -270,6 +272,14 @@ def proxy_manifest_pulled(name: str, digest: Digest) -> str:
 
 def proxy_tag_checked(name: str, tag_name: str) -> str:
     return f"{PROXY}/checked/{name}/_tags/{tag_name}"
+
+
+def proxy_sync_run(name: str) -> str:
+    return f"{PROXY}/sync/{name}/_run"
+
+
+def proxy_sync_result(name: str) -> str:
+    return f"{PROXY}/sync/{name}/_result"
 
 
 def robot(robot: str) -> str:

@@ -21,10 +21,12 @@ from dockyard.auth.access import Authenticator, Identity
 from dockyard.auth.binding import CredentialBinding
 from dockyard.auth.robots import RobotAccounts, is_robot_user, robots_among
 from dockyard.concurrency import gather_bounded
+from dockyard.config import format_duration
 from dockyard.deletes import delete_reference, delete_repository
 from dockyard.errors import DirectoryUnavailable, DockyardError, ManifestUnknown, TooManyFailedLogins
 from dockyard.events import EVENTS_KEY
 from dockyard.logs import USER_KEY, audit
+from dockyard.proxy.sync import last_result
 from dockyard.reference import check_name, check_tag, is_digest, parse_digest
 from dockyard.storage import catalog
 from dockyard.storage.registry import Registry
@@ -304,9 +306,15 @@ async def repositories(request: web.Request, who: Visitor) -> web.StreamResponse
         OVERVIEW_CONCURRENCY,
     )
     n = per_page if per_page != REPOSITORIES_PER_PAGE else None
+    mirrors = request.app.get(MIRRORS_KEY)
+    # Each sync entry's last run, as whichever worker or replica ran it wrote it.
+    synced = [
+        (target, await last_result(registry.driver, target.name))
+        for target in (mirrors.sync_targets if mirrors is not None else []) if visible(target.name)
+    ]
     return render(
         request, who, "repositories.html", title="Repositories", section="repositories", query=query, overviews=overviews,
-        page=page, sort=sort, total_tags=sum(repository.tags for repository in listed),
+        page=page, sort=sort, total_tags=sum(repository.tags for repository in listed), synced=synced, every=format_duration,
         sort_url=lambda key: _url(request, "/", q=query, sort=sort.toggled(key).text, n=n),
         page_url=lambda number: _url(request, "/", q=query, sort=sort.text, page=number, n=n),
     )
