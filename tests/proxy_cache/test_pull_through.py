@@ -533,7 +533,12 @@ def test_gc_expires_a_cached_image_and_keeps_the_local_one_sharing_its_layer(
     config.write_text(json.dumps({
         "version": "0.1",
         "storage": section,
-        "dockyard": {"mirrors": [{"prefix": "hub", "remoteurl": upstream.url, "username": USER, "password": USERS[USER], "ttl": f"{TTL_SECONDS}s"}]},
+        # The server's own collection hourly, as in mirror_config: else it runs every TTL and may expire
+        # the image between the sleep below and the collection this test runs.
+        "dockyard": {
+            "mirrors": [{"prefix": "hub", "remoteurl": upstream.url, "username": USER, "password": USERS[USER], "ttl": f"{TTL_SECONDS}s"}],
+            "gc": {"interval": "1h"},
+        },
     }))
     mirror = start_server("--config", str(config), root="mirror")
     cached = pull_image(mirror, "hub/team/a", "v1")
