@@ -1,5 +1,6 @@
 """The stepped pump that uploads and the pull-through cache's fetches stream through: receiving goes
-on while a step is written and hashed, a few steps ahead and no more (so a pushing connection holds a few MiB at most); what arrived
+on while a step is written and hashed, a few steps ahead and no more (so a pushing connection holds a few MiB at most); hashing
+does not wait for writing, and whichever falls behind catches up with all waiting steps at once; what arrived
 before a broken body is kept when asked; a failed write stops receiving too."""
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Sequence
+from typing import cast
 
 import pytest
 
@@ -75,6 +77,67 @@ async def test_receiving_goes_on_while_a_step_is_written_up_to_steps_ahead() -> 
     await writer.close()
     assert await driver.get_content(PATH) == blob
     assert hasher.hexdigest() == hashlib.sha256(blob).hexdigest()
+
+
+class _SizedWriter(HeldWriter):
+    """A held writer that keeps the size of each write."""
+
+    def __init__(self, inner: FileWriter, release: asyncio.Event) -> None:
+        super().__init__(inner, release)
+        self.sizes: list[int] = []
+
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.sizes.append(len(data))
+        await super().write(data)
+
+
+class _CountingHasher:
+    """A sha256 that tells the event loop once it was given ``enough`` bytes (it is updated in worker threads)."""
+
+    def __init__(self, enough: int) -> None:
+        self.inner = hashlib.sha256()
+        self.hashed = 0
+        self.enough = enough
+        self.reached = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+
+    def update(self, data: bytes) -> None:
+        self.inner.update(data)
+        self.hashed += len(data)
+        if self.hashed >= self.enough:
+            self._loop.call_soon_threadsafe(self.reached.set)
+
+
+async def test_hashing_goes_on_while_writing_is_held() -> None:
+    driver = InMemoryDriver()
+    blob = bytes(index % 247 for index in range(STEP * (STEPS_AHEAD + 3)))
+    body, release = _Body(blob), asyncio.Event()
+    writer, hasher = HeldWriter(await driver.writer(PATH), release), _CountingHasher(STEP * STEPS_AHEAD)
+    pumping = asyncio.ensure_future(pump(body.chunks(), writer, cast("hashlib._Hash", hasher), STEP))
+    # Every step received is hashed though the first is not written yet (before, the second waited for that write).
+    await asyncio.wait_for(hasher.reached.wait(), HANG_GUARD_SECONDS)
+    assert writer.writes == 1
+    release.set()
+    await asyncio.wait_for(pumping, HANG_GUARD_SECONDS)
+    assert hasher.inner.hexdigest() == hashlib.sha256(blob).hexdigest()
+
+
+async def test_writing_catches_up_with_all_waiting_steps_in_one_write() -> None:
+    driver = InMemoryDriver()
+    blob = bytes(index % 241 for index in range(STEP * (STEPS_AHEAD + 6)))
+    body, release = _Body(blob), asyncio.Event()
+    writer = _SizedWriter(await driver.writer(PATH), release)
+    pumping = asyncio.ensure_future(pump(body.chunks(), writer, hashlib.sha256(), STEP))
+    await body.taken_at_least(STEP * (STEPS_AHEAD + 1))
+    await _settle()
+    release.set()
+    await asyncio.wait_for(pumping, HANG_GUARD_SECONDS)
+    # Steps that waited for writing went out together (before, one write each), never more than the bound holds.
+    assert STEP < max(writer.sizes) <= STEP * STEPS_AHEAD
+    assert len(writer.sizes) < len(blob) // STEP
+    await writer.commit()
+    await writer.close()
+    assert await driver.get_content(PATH) == blob
 
 
 @pytest.mark.parametrize("keep_partial", [True, False])

@@ -104,10 +104,17 @@ class UpstreamClient:
             response.release()
 
     async def body(self, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
-        """The response's body as it arrives; a broken or stalled one is :class:`UpstreamUnavailable`."""
+        """The response's body in the chunks it arrived in; a broken or stalled one is :class:`UpstreamUnavailable`."""
+        content = response.content
         try:
-            async for chunk in response.content.iter_any():
-                yield chunk
+            # One buffered chunk at a time: iter_any() joins all that queued up into a copy, on the event loop.
+            # Not iter_chunks(): on aiohttp's shared reader of empty bodies it ends only once per process.
+            while True:
+                chunk, _ = await content.readchunk()
+                if chunk:
+                    yield chunk
+                elif content.at_eof():
+                    return
         except (aiohttp.ClientError, TimeoutError, OSError) as error:
             what = f"{response.method} {response.url.path}"
             raise UpstreamUnavailable(f"the upstream's answer to {what} broke off: {error.__class__.__name__}", "broken") from error

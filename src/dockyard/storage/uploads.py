@@ -195,23 +195,40 @@ async def pump(
     body: AsyncIterator[bytes], writer: FileWriter, hasher: hashlib._Hash, step: int = FLUSH_BYTES,
     after_step: Callable[[], Awaitable[None]] | None = None, keep_partial: bool = True, steps_ahead: int = STEPS_AHEAD,
 ) -> None:
-    """Stream ``body`` into ``writer`` and ``hasher`` in steps of at least ``step`` bytes: each step is
-    hashed and written, then ``after_step`` runs. The last, shorter step is written at the end, and
-    with ``keep_partial`` also when receiving failed (what arrived of an upload is kept, to be resumed).
+    """Stream ``body`` into ``writer`` and ``hasher`` in steps of at least ``step`` bytes; ``after_step``
+    runs after each write. The last, shorter step is written at the end, and with ``keep_partial``
+    also when receiving failed (what arrived of an upload is kept, to be resumed).
 
-    Receiving runs in a task of its own that waits on writing only when ``steps_ahead`` received
-    steps are not written yet, so a slow write or hash of one step does not stop the sender. Received
-    chunks are kept by reference, not copied into one buffer, so the event loop only receives;
-    hashing and writing run in worker threads (both release the GIL).
+    Receiving, hashing and writing are three tasks: receiving waits only when ``steps_ahead``
+    received steps are not yet both hashed and written, and so at most that many are held.
+    Hashing and writing each take all the steps waiting for them at once, in one worker thread
+    hop (hashlib and file writes release the GIL), so that when they fall behind they catch up in
+    fewer, larger hops instead of taking turns with each other and the event loop for every step.
+    Received chunks are kept by reference, never copied into one buffer.
     """
 
     def hash_chunks(chunks: list[bytes]) -> None:
         for chunk in chunks:
             hasher.update(chunk)
 
+    async def hash_in_thread(chunks: list[bytes]) -> None:
+        await asyncio.to_thread(hash_chunks, chunks)
+
+    async def write(chunks: list[bytes]) -> None:
+        await writer.write_chunks(chunks)
+        if after_step is not None:
+            await after_step()
+
     # Received steps in order, then None once the body ended or failed (the receiving task holds the failure).
-    steps: asyncio.Queue[list[bytes] | None] = asyncio.Queue()
-    room = asyncio.Semaphore(steps_ahead)  # a step received takes one, its writing gives it back
+    to_hash: asyncio.Queue[list[bytes] | None] = asyncio.Queue()
+    to_write: asyncio.Queue[list[bytes] | None] = asyncio.Queue()
+    # A received step takes one of each; hashing and writing each give theirs back once done with it.
+    hash_room, write_room = asyncio.Semaphore(steps_ahead), asyncio.Semaphore(steps_ahead)
+    stopping = False  # set on a failure: hashing and writing end after what they are doing, not cut off in a thread
+
+    def hand_on(chunks: list[bytes] | None) -> None:
+        to_hash.put_nowait(chunks)
+        to_write.put_nowait(chunks)
 
     async def receive() -> None:
         chunks: list[bytes] = []
@@ -221,34 +238,43 @@ async def pump(
                 chunks.append(chunk)
                 gathered += len(chunk)
                 if gathered >= step:
-                    await room.acquire()
-                    steps.put_nowait(chunks)
+                    await hash_room.acquire()
+                    await write_room.acquire()
+                    hand_on(chunks)
                     chunks, gathered = [], 0
         except BaseException:
             if keep_partial and chunks:
-                steps.put_nowait(chunks)
+                hand_on(chunks)
             raise
         else:
             if chunks:
-                steps.put_nowait(chunks)
+                hand_on(chunks)
         finally:
-            steps.put_nowait(None)
+            hand_on(None)
 
-    async def flush(chunks: list[bytes]) -> None:
-        await asyncio.gather(asyncio.to_thread(hash_chunks, chunks), writer.write_chunks(chunks))
-        room.release()
-        if after_step is not None:
-            await after_step()
+    async def take(queue: asyncio.Queue[list[bytes] | None], room: asyncio.Semaphore, work: Callable[[list[bytes]], Awaitable[None]]) -> None:
+        while not stopping:
+            waiting = [await queue.get()]
+            while not queue.empty():
+                waiting.append(queue.get_nowait())
+            steps = [chunks for chunks in waiting if chunks is not None]
+            if steps:
+                await work([chunk for chunks in steps for chunk in chunks])
+                for _ in steps:
+                    room.release()
+            if len(steps) < len(waiting):  # the end
+                return
 
     receiving = asyncio.ensure_future(receive())
-    flushing: asyncio.Future[None] | None = None
+    hashing = asyncio.ensure_future(take(to_hash, hash_room, hash_in_thread))
+    writing = asyncio.ensure_future(take(to_write, write_room, write))
     try:
-        while (chunks := await steps.get()) is not None:
-            # Shielded: a cancelled pump still lets the threads finish with the writer before it is closed.
-            flushing = asyncio.ensure_future(flush(chunks))
-            await asyncio.shield(flushing)
+        # Shielded: a cancelled pump still lets the threads finish with the writer before it is closed.
+        await asyncio.shield(asyncio.gather(hashing, writing))
     except BaseException:
+        stopping = True
         receiving.cancel()
-        await asyncio.gather(receiving, *([flushing] if flushing is not None else []), return_exceptions=True)
+        hand_on(None)  # wakes a task waiting for a step (the receiving task may never have started)
+        await asyncio.gather(receiving, hashing, writing, return_exceptions=True)
         raise
     await receiving  # raises the body's failure, once what arrived before it is written (with keep_partial)
