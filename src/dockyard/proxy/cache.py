@@ -413,13 +413,13 @@ class PullThroughCache:
                         self.upstream.body(answer), writer, hasher, download, COMMITTED_STEP if committed else STREAM_STEP, committed,
                         functools.partial(self.events.upstream_bytes, BLOB),
                     )
-                    await writer.commit()
                     if download.size is not None and writer.size != download.size:
                         raise UpstreamUnavailable(f"the upstream sent {writer.size} of {download.size} bytes of {digest}", "broken")
                     actual = Digest(digest.algorithm, hasher.hexdigest())
                     if actual != digest:
                         raise DigestMismatch("the upstream's blob does not match its digest", detail={"expected": str(digest), "actual": str(actual)})
-                    await download.verify()
+                    await download.verify()  # before the flush: the client's bytes are right, whether or not they are kept
+                    await writer.commit()
                 except BaseException:
                     await writer.cancel()
                     with contextlib.suppress(PathNotFound):
