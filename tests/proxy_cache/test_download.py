@@ -54,6 +54,21 @@ async def test_received_bytes_reach_readers_before_they_are_written() -> None:
     assert bytes(reader.got) == b"abcdef"
 
 
+async def test_readers_get_the_last_byte_once_verified_before_the_blob_is_stored() -> None:
+    registry = Registry(InMemoryDriver())
+    download = Download(paths.proxy_download("verified"))
+    reader = _Reader(download, registry)
+    await download.receive(b"abcdef")
+    await registry.driver.put_content(download.path, b"abcdef")
+    await download.advance(6)
+    await reader.has(5)
+    assert bytes(reader.got) == b"abcde"
+    await download.verify()  # the blob is still to be moved into place and linked: readers need not wait
+    await asyncio.wait_for(reader.task, HANG_GUARD_SECONDS)
+    assert bytes(reader.got) == b"abcdef"
+    assert not download.finished
+
+
 async def test_a_reader_behind_memory_reads_the_file_then_memory() -> None:
     registry = Registry(InMemoryDriver())
     download = Download(paths.proxy_download("growing"))

@@ -7,7 +7,8 @@ driver's lock on ``proxy/fetching/<digest>`` makes the others wait and then find
 stored). The fetch runs on its own, whoever asked first may go away, and writes into a
 download file while hashing; every client of that blob gets the bytes as they arrive (from
 memory while it keeps up, else from the growing file), all but its last byte, which is sent
-only once the digest is verified. A blob
+only once the digest is verified (not once the blob is stored: a client does not wait for the
+flush and the links, as it does not with registry:2). A blob
 that does not match its digest, or comes short, is never stored, and its clients'
 connections are cut before their last byte, so none takes it for whole.
 
@@ -78,6 +79,8 @@ class Download:
         # The received bytes not yet written, and about a step before them, as (offset, chunk): readers
         # that keep up are sent these without reading the file back (nor waiting for it to be written).
         self._recent: collections.deque[tuple[int, bytes]] = collections.deque()
+        self.verified = False
+        """Every byte received and matching the digest: readers may have the last one."""
         self.finished = False
         self.failure: Exception | None = None
         self.started = asyncio.Event()  # size known, or failed before
@@ -92,6 +95,10 @@ class Download:
         self.written = written
         while self._recent and self._recent[0][0] + len(self._recent[0][1]) <= written - STREAM_STEP:
             self._recent.popleft()
+        await self._notify()
+
+    async def verify(self) -> None:
+        self.verified = True
         await self._notify()
 
     async def finish(self, path: str) -> None:
@@ -118,7 +125,7 @@ class Download:
             self._changed.notify_all()
 
     def _news_after(self, sent: int, end: int | None) -> bool:
-        return self.failure is not None or self.finished or self._readable(end) > sent
+        return self.failure is not None or self.finished or self.verified or self._readable(end) > sent
 
     def _moved_from(self, path: str) -> bool:
         return self.failure is not None or self.path != path
@@ -128,6 +135,8 @@ class Download:
         waits for the digest check: a client never gets a whole body, or a whole range, that is wrong."""
         if self.finished:
             return self.written if end is None else min(self.written, end)
+        if self.verified:
+            return self.received if end is None else min(self.received, end)
         return max(min(self.received, end if end is not None else self.received) - 1, 0)
 
     def _remembered(self, start: int, stop: int) -> list[bytes | memoryview] | None:
@@ -154,7 +163,7 @@ class Download:
             if self.failure is not None:
                 raise self.failure
             readable, path = self._readable(end), self.path
-            if sent >= readable and self.finished:
+            if sent >= readable and (self.finished or self.verified):
                 return
             remembered = self._remembered(sent, readable)
             if remembered is not None:
@@ -404,12 +413,13 @@ class PullThroughCache:
                         self.upstream.body(answer), writer, hasher, download, COMMITTED_STEP if committed else STREAM_STEP, committed,
                         functools.partial(self.events.upstream_bytes, BLOB),
                     )
-                    await writer.commit()
                     if download.size is not None and writer.size != download.size:
                         raise UpstreamUnavailable(f"the upstream sent {writer.size} of {download.size} bytes of {digest}", "broken")
                     actual = Digest(digest.algorithm, hasher.hexdigest())
                     if actual != digest:
                         raise DigestMismatch("the upstream's blob does not match its digest", detail={"expected": str(digest), "actual": str(actual)})
+                    await download.verify()  # before the flush: the client's bytes are right, whether or not they are kept
+                    await writer.commit()
                 except BaseException:
                     await writer.cancel()
                     with contextlib.suppress(PathNotFound):

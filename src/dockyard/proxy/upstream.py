@@ -54,6 +54,11 @@ def pull_scope(name: str) -> str:
     return f"repository:{name}:pull"
 
 
+# aiohttp stops reading a body when twice this is buffered, and starts again when it falls below: its
+# 64 KiB default stopped and started the socket's reading every few chunks of a blob.
+READ_BUFFER_BYTES = 1 << 20
+
+
 class UpstreamClient:
     """Requests to one upstream registry (``remote_url``, e.g. ``https://registry-1.docker.io``)."""
 
@@ -72,6 +77,7 @@ class UpstreamClient:
                 connector=aiohttp.TCPConnector(ssl=self._ssl),
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_SECONDS, sock_read=READ_SECONDS),
                 auto_decompress=False,  # blobs are served byte for byte, as the upstream stores them
+                read_bufsize=READ_BUFFER_BYTES,
             )
         return self._session
 
