@@ -428,31 +428,6 @@ class DriverSuite:
         assert await driver.list_page("/tags") == names
         assert await driver.list_page("/tags", "tag-0005", 1050) == names[6:1056]
 
-    # -- list_folders_holding ------------------------------------------------------------
-
-    @pytest.mark.parametrize("page", [1000, 1, 2, 3])
-    async def test_list_folders_holding_finds_every_marked_folder_at_any_depth(self, driver: StorageDriver, monkeypatch, page: int) -> None:
-        # Small pages for a driver that pages its listings (LIST_PAGE_MAX): every boundary is met,
-        # between a repository and the ones nested in it too.
-        module = sys.modules[type(driver).__module__]
-        if hasattr(module, "LIST_PAGE_MAX"):
-            monkeypatch.setattr(module, "LIST_PAGE_MAX", page)
-        repositories = ["0a", "a", "a/b", "a/b/c", "a-b", "a.c", "a/d", "my_repo", "r1/sub", "r1-x", "x/y/z", "z9"]
-        for name in repositories:
-            await driver.put_content(f"/r/{name}/_manifests/tags/t/current/link", b"1")
-        await driver.put_content("/r/a/_layers/sha256/ab/link", b"1")
-        await driver.put_content("/r/a/b/_uploads/u/data", b"1")
-        await driver.put_content("/r/_hidden/h/_layers/l", b"1")  # below a marked name: not looked into
-        await driver.put_content("/r/.hidden/h/_layers/l", b"1")
-        await driver.put_content("/r/not/a/repository", b"1")
-        await driver.put_content("/r/x/_manifests/tags/_t/current/link", b"1")  # a tag may begin with ``_``
-        everything = sorted([*repositories, "x"])
-        assert await driver.list_folders_holding("/r", "_") == everything
-        for after in ["", "0", "a", "a-b", "a/b", "a/b/c", "a/a", "a.c/zz", "r1", "x", "x/y", "zz"]:
-            assert await driver.list_folders_holding("/r", "_", after) == [name for name in everything if name > after], after
-        assert await driver.list_folders_holding("/r/a", "_") == ["b", "b/c", "d"]
-        assert await driver.list_folders_holding("/missing", "_") == []
-
     # -- list_files --------------------------------------------------------------------
 
     async def test_list_files_lists_every_file_below_with_size_and_time(self, driver: StorageDriver) -> None:

@@ -12,13 +12,8 @@ and subtrees whose names all sort at or before ``last`` are never listed.
 Directories are listed a batch at a time (concurrently): as many of the smallest keys
 as names still wanted. Each listing is a page (:meth:`StorageDriver.list_page`) of at
 most that many children, after ``last`` within the directories on its way; a full page
-leaves a key for the rest of its directory. So a page of the catalog costs listings by the page, not by the number of repositories.
-
-A driver that lists whole trees at once (object storage) is asked instead, for a page of
-at least ROLL_UP_FROM names or for all of them, for every repository after ``last`` in one
-roll-up (:meth:`StorageDriver.list_folders_holding`): a thousand repositories a request,
-not a request per repository folder. The roll-up comes in key order, not name order, so it
-cannot stop at the page's end: a small page deep in a large catalog is cheaper walked.
+leaves a key for the rest of its directory. So on object storage a page of the catalog
+costs requests and keys by the page, not by the number of repositories.
 """
 
 from __future__ import annotations
@@ -32,10 +27,6 @@ from dockyard.storage import paths
 from dockyard.storage.driver import StorageDriver
 
 _HIDDEN = (paths.RESERVED_PREFIX, ".")
-# From this page size on, a roll-up of every name after ``last`` (a request per thousand
-# names) costs fewer requests than a walk (a request per folder) in catalogs of up to a
-# hundred thousand repositories.
-ROLL_UP_FROM = 100
 # Sorts just before the reserved names: a listing after it starts at them.
 _BEFORE_RESERVED = chr(ord(paths.RESERVED_PREFIX) - 1)
 
@@ -64,10 +55,6 @@ async def walk(
     found: list[str] = []
     if count is not None and count <= 0:
         return found
-    if driver.lists_trees_at_once and (count is None or count >= ROLL_UP_FROM):
-        listed = await driver.list_folders_holding(paths.REPOSITORIES, paths.RESERVED_PREFIX, last)
-        found = [name for name in listed if visible is None or visible(name)]
-        return found if count is None else found[:count]
     # (key, tie-breaker, entry): a repository name (None), a listed child to descend into
     # (sorted names, index, parent), or the rest of a directory's children after one
     # (the directory's name, the child). Keys are full names.

@@ -78,8 +78,6 @@ class StorageDriver(abc.ABC):
     name: str
     locks_across_machines = False
     """:meth:`lock` holds against every process on every machine sharing the storage."""
-    lists_trees_at_once = False
-    """:meth:`list_folders_holding` costs far fewer requests than listing the folders one by one."""
 
     @abc.abstractmethod
     async def get_content(self, path: str) -> bytes:
@@ -141,27 +139,6 @@ class StorageDriver(abc.ABC):
             start = bisect.bisect_right(children, after)
             pages.append(children[start:] if limit is None else children[start:start + limit])
         return pages
-
-    async def list_folders_holding(self, path: str, marker: str, after: str = "") -> builtins.list[str]:
-        """The folders below ``path``, at any depth, that hold a child whose name starts with ``marker``
-        (repositories, with ``_``), as sorted paths relative to ``path``, those after ``after`` only.
-
-        Children whose names start with ``marker`` or ``.`` are neither listed nor looked into.
-        This default lists folder by folder; a driver that can roll a whole tree up at once
-        (object storage: a listing with the delimiter ``/<marker>``) does so instead.
-        """
-        found: builtins.list[str] = []
-        folders = [""]
-        while folders:
-            listed = await self.list_sorted([f"{path}/{folder}" if folder else path for folder in folders])
-            below = []
-            for folder in folders:
-                children = listed.get(f"{path}/{folder}" if folder else path, [])
-                if folder and any(child.startswith(marker) for child in children):
-                    found.append(folder)
-                below += [f"{folder}/{child}" if folder else child for child in children if not child.startswith((marker, "."))]
-            folders = below
-        return sorted(folder for folder in found if folder > after)
 
     async def list_files(self, path: str) -> builtins.list[FileInfo]:
         """Every file below the folder ``path``, at any depth, and every folder there that holds

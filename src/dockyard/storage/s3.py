@@ -76,17 +76,6 @@ def _hidden(name: str) -> bool:
     return name.startswith(".") and name.endswith((SEGMENTS_SUFFIX, LOCK_SUFFIX))
 
 
-def _passed_by_start(after: str) -> builtins.list[str]:
-    """The folders a listing starting after ``after`` passes in name order with trees after it in
-    key order: ``after``'s own, and at each of its levels those named by a prefix of its component
-    that a character sorting before ``/`` follows (``a`` for ``a-b``: ``a/c`` comes after ``a-b``)."""
-    parts = after.rstrip("/").split("/")
-    folders = ["/".join(parts)] + [
-        "/".join([*parts[:level], part[:end]]) for level, part in enumerate(parts) for end in range(1, len(part)) if part[end] < "/"
-    ]
-    return [folder for folder in folders if "" not in folder.split("/")]  # no name has an empty component
-
-
 def _copy_ranges(size: int, chunk: int) -> list[tuple[int, int]]:
     """``[start, end)`` ranges of at most ``chunk`` bytes, none but the last under MIN_PART."""
     ranges = [(start, min(start + chunk, size)) for start in range(0, size, chunk)]
@@ -117,7 +106,6 @@ def location(settings: S3Settings) -> str:
 class S3Driver(StorageDriver):
     name = "s3"
     locks_across_machines = True  # lock objects written with conditional PUTs
-    lists_trees_at_once = True  # a listing with a delimiter "/_" rolls a repository's tree up into one entry
 
     def __init__(self, settings: S3Settings, redirect: bool = True) -> None:
         self.settings = settings
@@ -504,34 +492,6 @@ class S3Driver(StorageDriver):
         exists = await asyncio.gather(*(self._is_directory(prefix + name) for name in unreached))
         names.update(name for name, there in zip(unreached, exists, strict=True) if there)
         return sorted(names)[:limit]
-
-    async def list_folders_holding(self, path: str, marker: str, after: str = "") -> builtins.list[str]:
-        # S3's delimiters may be several characters: with ``/<marker>`` every key below a folder
-        # that holds a marked child rolls up into one common prefix ``<folder>/<marker>``, so
-        # a thousand folders come in a request however deep their trees are. In key order every
-        # folder after ``after`` has a key after ``<prefix><after>``, whatever order its name has.
-        root = self._directory(self._key(path))
-        found: set[str] = set()
-        await self._roll_up(root, root, f"/{marker}", after, found)
-        return sorted(name for name in found if name > after and not any(part.startswith((marker, ".")) for part in name.split("/")))
-
-    async def _roll_up(self, root: str, prefix: str, delimiter: str, after: str, found: set[str]) -> None:
-        """Add to ``found`` the folders below ``prefix`` (names relative to ``root``) holding ``delimiter``."""
-        params: dict[str, Any] = {"Prefix": prefix, "Delimiter": delimiter, **({"StartAfter": root + after} if after else {})}
-        # SeaweedFS (folders underneath, each listed in name order) resumes a listing that starts
-        # or stops at a folder past its whole tree: those trees are listed again on their own.
-        skipped = [f"{root}{folder}/" for folder in _passed_by_start(after)] if after else []
-        while True:
-            page = await self._call("list_objects_v2", MaxKeys=LIST_PAGE_MAX, **params)
-            rolled = [item["Prefix"] for item in page.get("CommonPrefixes", ())]
-            found.update(key[len(root):-len(delimiter)] for key in rolled if key.startswith(prefix))
-            if not page.get("IsTruncated"):
-                break
-            if rolled:
-                skipped.append(rolled[-1][:-len(delimiter)] + "/")
-            params["ContinuationToken"] = page["NextContinuationToken"]
-        for folder in skipped:
-            await self._roll_up(root, folder, delimiter, "", found)
 
     async def list_pages(self, requests: Sequence[tuple[str, str, int | None]]) -> builtins.list[builtins.list[str]]:
         limit = asyncio.Semaphore(LISTING_CONCURRENCY)
