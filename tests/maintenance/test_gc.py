@@ -239,6 +239,40 @@ def test_collects_on_s3_the_same_way(s3_settings) -> None:
 
 
 
+
+def test_on_s3_the_blob_store_is_read_in_one_listing(s3_settings) -> None:
+    """More blobs cost a collection no more listings or HEADs: the blob store comes from one flat
+    listing with sizes and times, not a listing per blob folder and a HEAD per blob."""
+    from collections import Counter
+
+    from dockyard.storage.registry import Registry
+    from dockyard.storage.s3 import S3Driver
+
+    driver = S3Driver(s3_settings)
+    store = Store(Registry(driver))
+    calls: Counter[str] = Counter()
+
+    def requests_of(**options: float) -> int:
+        calls.clear()
+        store.collect(later=2.0, **options)
+        return calls["ListObjectsV2"] + calls["HeadObject"]
+
+    try:
+        store.run(driver._s3()).meta.events.register("before-call.s3", lambda model, **_: calls.update([model.name]))
+        store.image("app", "v1", b"a layer")
+        store.image("app", "old", b"an old layer")
+        store.run(store.registry.repository("app").untag("old"))
+        requests_of()  # the first one makes the collectors' lock file
+        few = requests_of()
+        store.image("app", "v2", *(f"layer {number}".encode() for number in range(20)))
+        assert requests_of() == few
+        removed = store.collect(later=2.0, delete_untagged=True)
+        assert _blob(b"an old layer") in removed.blobs_removed and store.has_blob(_blob(b"layer 19"))
+    finally:
+        store.run(store.registry.close())
+        store.loop.close()
+
+
 def test_gc_removes_the_cache_s_downloads_and_fetch_locks_after_the_grace_period_only(store: Store) -> None:
     """What a pull-through fetch that crashed left (its download, its lock) goes once old; a fetch
     running now keeps both."""

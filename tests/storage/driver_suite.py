@@ -428,6 +428,28 @@ class DriverSuite:
         assert await driver.list_page("/tags") == names
         assert await driver.list_page("/tags", "tag-0005", 1050) == names[6:1056]
 
+    # -- list_files --------------------------------------------------------------------
+
+    async def test_list_files_lists_every_file_below_with_size_and_time(self, driver: StorageDriver) -> None:
+        contents = {"/s/a/data": b"12345", "/s/a-b/x/y": b"", "/s/a/b/c": b"1", "/s/z": b"zz", "/t/other": b"no"}
+        for path, content in contents.items():
+            await driver.put_content(path, content)
+        writer = await driver.writer("/s/upload", append=True)  # a file written in several parts is one file
+        await writer.write(b"abc")
+        await writer.commit()
+        await writer.close()
+        async with driver.lock("/s/z"):  # a held lock is no file of the tree
+            found = await driver.list_files("/s")
+        assert [(info.path, info.size, info.is_dir) for info in found] == [
+            ("/s/a-b/x/y", 0, False), ("/s/a/b/c", 1, False), ("/s/a/data", 5, False), ("/s/upload", 3, False), ("/s/z", 2, False),
+        ]
+        for info in found:
+            assert info.mtime == (await driver.stat(info.path)).mtime
+        assert await driver.list_files("/s/a") == [info for info in found if info.path.startswith("/s/a/")]
+        assert await driver.list_files("/missing") == []
+        await driver.delete("/s/a")
+        assert [info.path for info in await driver.list_files("/s")] == ["/s/a-b/x/y", "/s/upload", "/s/z"]
+
     # -- list_page ---------------------------------------------------------------------
 
     async def test_list_page_walks_every_child_in_name_order(self, driver: StorageDriver) -> None:

@@ -176,3 +176,13 @@ def test_no_module_builds_or_splits_layout_paths() -> None:
             if _is_layout_piece(text):
                 found.append(f"{relative}:{line} {text!r}")
     assert found == []
+
+
+def test_blob_paths_parse_back_to_their_blob() -> None:
+    assert paths.parse_blob_folder(paths.blob_dir(DIGEST)) == DIGEST
+    assert paths.parse_blob_data(paths.blob_data(DIGEST)) == DIGEST
+    assert paths.parse_blob_entry(paths.blob_entry(DIGEST, ".data.x.tmp")) == (DIGEST, ".data.x.tmp")
+    assert paths.parse_blob_data(paths.blob_entry(DIGEST, "other")) is None
+    misplaced = f"{paths.BLOBS}/sha256/zz/{DIGEST.hex}"
+    for path in [misplaced, f"{misplaced}/data", paths.BLOBS, paths.blob_shard("sha256", "ab"), f"{paths.blob_dir(DIGEST)}/a/b"]:
+        assert paths.parse_blob_folder(path) is None and paths.parse_blob_data(path) is None

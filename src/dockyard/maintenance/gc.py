@@ -187,10 +187,10 @@ class Collector:
         first = await self._mark(names, reader, started, report, apply_retention=True)
         marked = first.marked()
         report.blobs_marked = len(marked)
-        digests = await inventory.blob_digests(self.driver)
-        blobs = await inventory.blob_infos(self.driver, digests)
+        store = await inventory.blob_store(self.driver)
+        blobs = store.blobs
         # A write in progress has a fresh temporary file (and folder): old ones were interrupted.
-        leftovers = [leftover for leftover in await inventory.blob_leftovers(self.driver, digests) if leftover.mtime < fresh_after]
+        leftovers = [leftover for leftover in store.leftovers if leftover.mtime < fresh_after]
         abandoned_after = started - max(PUSH_INTENT_LIFETIME, self.options.grace_period)
         abandoned = [intent for intent in first.intents if intent.mtime < abandoned_after]
         # A download is written to as it arrives, and a fetch lock is made when its fetch starts:

@@ -153,20 +153,6 @@ class BlobInfo:
     mtime: float
 
 
-async def blob_digests(driver: StorageDriver) -> list[Digest]:
-    """Every ``blobs/<alg>/<xx>/<hex>`` directory, whether or not it still holds data."""
-    algorithms = (await driver.list_sorted([paths.BLOBS])).get(paths.BLOBS, [])
-    listed = await driver.list_sorted([paths.algorithm_folder(paths.BLOBS, algorithm) for algorithm in algorithms])
-    shards = {
-        paths.blob_shard(algorithm, shard): algorithm
-        for algorithm in algorithms for shard in listed.get(paths.algorithm_folder(paths.BLOBS, algorithm), [])
-    }
-    found: list[Digest] = []
-    for path, names in (await driver.list_sorted(list(shards))).items():
-        found.extend(digest for name in names if (digest := paths.parse_digest_folders(shards[path], name)) is not None)
-    return found
-
-
 @dataclass(frozen=True)
 class Leftover:
     """What an interrupted write left in a blob's folder: a temporary file, or the folder
@@ -181,25 +167,28 @@ class Leftover:
         return "empty blob folder" if self.path == paths.blob_dir(self.digest) else "temporary file"
 
 
-# Blob folders listed per call: one thread hop each on a filesystem.
-FOLDERS_PER_LISTING = 1024
+@dataclass(frozen=True)
+class BlobStore:
+    blobs: list[BlobInfo]
+    """the blobs that hold data"""
+    leftovers: list[Leftover]
 
 
-async def blob_leftovers(driver: StorageDriver, digests: Sequence[Digest]) -> list[Leftover]:
-    """The temporary files in the blobs' folders, and the folders that hold nothing."""
-    found: list[tuple[Digest, str]] = []
-    for start in range(0, len(digests), FOLDERS_PER_LISTING):
-        batch = digests[start:start + FOLDERS_PER_LISTING]
-        listed = await driver.list_sorted([paths.blob_dir(digest) for digest in batch])
-        for digest in batch:
-            names = listed.get(paths.blob_dir(digest))
-            if names is None:  # gone meanwhile
-                continue
-            if not names:
-                found.append((digest, paths.blob_dir(digest)))
-            found.extend((digest, paths.blob_entry(digest, name)) for name in names if paths.is_temporary(name))
-    times = await gather_bounded(found, lambda pair: mtime(driver, pair[1]), SMALL_READS_AT_ONCE)
-    return [Leftover(digest, path, when) for (digest, path), when in zip(found, times, strict=True) if when is not None]
+async def blob_store(driver: StorageDriver) -> BlobStore:
+    """The blob store from one listing of its files (one flat listing on object storage, not
+    one per folder and a stat per blob): the blobs, and the temporary files in their folders
+    and the folders that hold nothing."""
+    blobs: list[BlobInfo] = []
+    leftovers: list[Leftover] = []
+    for found in await driver.list_files(paths.BLOBS):
+        if found.is_dir:
+            if (digest := paths.parse_blob_folder(found.path)) is not None:
+                leftovers.append(Leftover(digest, found.path, found.mtime))
+        elif (digest := paths.parse_blob_data(found.path)) is not None:
+            blobs.append(BlobInfo(digest, found.size, found.mtime))
+        elif (entry := paths.parse_blob_entry(found.path)) is not None and paths.is_temporary(entry[1]):
+            leftovers.append(Leftover(entry[0], found.path, found.mtime))
+    return BlobStore(blobs, leftovers)
 
 
 async def proxy_leftovers(driver: StorageDriver) -> list[tuple[str, float]]:

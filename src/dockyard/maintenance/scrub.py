@@ -100,12 +100,11 @@ class Scrubber:
     async def run(self) -> ScrubReport:
         async with exclusive(self.driver):
             report = ScrubReport()
-            digests = await inventory.blob_digests(self.driver)
-            blobs = await inventory.blob_infos(self.driver, digests)
-            for leftover in await inventory.blob_leftovers(self.driver, digests):
+            store = await inventory.blob_store(self.driver)
+            for leftover in store.leftovers:
                 report.problems.append(Problem(leftover.kind, leftover.path))
-            quarantined = await self._hash_all(blobs, report)
-            stored = {blob.digest for blob in blobs} - quarantined
+            quarantined = await self._hash_all(store.blobs, report)
+            stored = {blob.digest for blob in store.blobs} - quarantined
             names = await inventory.repository_names(self.driver)
             for links in await gather_bounded(names, lambda name: inventory.read_repository(self.driver, name)):
                 await self._check_links(links, stored, report)

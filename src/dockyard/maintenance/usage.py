@@ -38,7 +38,7 @@ async def usage(driver: StorageDriver, only: Sequence[str] = ()) -> Usage:
     names = await inventory.repository_names(driver)
     links = await gather_bounded(names, lambda name: inventory.read_repository(driver, name))
     linked: dict[str, set[Digest]] = {found.name: found.layers | found.revisions for found in links}
-    sizes = {blob.digest: blob.size for blob in await inventory.blob_infos(driver, await inventory.blob_digests(driver))}
+    sizes = {blob.digest: blob.size for blob in (await inventory.blob_store(driver)).blobs}
     holders = Counter(digest for digests in linked.values() for digest in digests if digest in sizes)
     rows = []
     for name in only or names:

@@ -140,6 +140,31 @@ class StorageDriver(abc.ABC):
             pages.append(children[start:] if limit is None else children[start:start + limit])
         return pages
 
+    async def list_files(self, path: str) -> builtins.list[FileInfo]:
+        """Every file below the folder ``path``, at any depth, and every folder there that holds
+        nothing (``is_dir``), sorted by path; none when it is missing (an inventory of the blob store).
+
+        This default lists folder by folder and stats each entry; a driver that can list a whole
+        tree at once with sizes and times (object storage: one flat listing) does so instead.
+        """
+        found: builtins.list[FileInfo] = []
+        folders = [path]
+        while folders:
+            listed = await self.list_sorted(folders)
+            children = [f"{folder}/{name}" for folder in folders for name in listed.get(folder, [])]
+            infos = await asyncio.gather(*(self._stat_or_none(child) for child in children))
+            empty = [folder for folder in folders if folder != path and listed.get(folder) == []]
+            found += [info for info in await asyncio.gather(*(self._stat_or_none(folder) for folder in empty)) if info is not None]
+            found += [info for info in infos if info is not None and not info.is_dir]
+            folders = [info.path for info in infos if info is not None and info.is_dir]
+        return sorted(found, key=lambda info: info.path)
+
+    async def _stat_or_none(self, path: str) -> FileInfo | None:
+        try:
+            return await self.stat(path)
+        except PathNotFound:  # removed while listed
+            return None
+
     @abc.abstractmethod
     async def move(self, source: str, destination: str) -> None:
         """Move one file, replacing the destination atomically."""

@@ -359,6 +359,24 @@ class FilesystemDriver(StorageDriver):
         # A whole batch of directories in one thread hop: a hop costs more than a small listdir.
         return await asyncio.to_thread(listings)
 
+    async def list_files(self, path: str) -> builtins.list[FileInfo]:
+        root = self._full(path)
+
+        def walk() -> list[FileInfo]:
+            found: list[FileInfo] = []
+            for folder, folders, files in os.walk(root):
+                below = path + folder[len(root):]
+                with contextlib.suppress(FileNotFoundError):  # removed while walked
+                    if not folders and not files and folder != root:
+                        found.append(FileInfo(below, 0, os.stat(folder).st_mtime, True))
+                for name in files:
+                    with contextlib.suppress(FileNotFoundError):
+                        result = os.stat(os.path.join(folder, name))
+                        found.append(FileInfo(f"{below}/{name}", result.st_size, result.st_mtime, False))
+            return sorted(found, key=lambda info: info.path)
+
+        return await asyncio.to_thread(walk)
+
     async def move(self, source: str, destination: str) -> None:
         src, dst = self._full(source), self._full(destination)
 

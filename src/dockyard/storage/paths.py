@@ -103,6 +103,28 @@ def blob_entry(digest: Digest, entry: str) -> str:
     return f"{blob_dir(digest)}/{entry}"
 
 
+def parse_blob_folder(path: str) -> Digest | None:
+    """The blob whose folder ``path`` is (``<BLOBS>/<alg>/<xx>/<hex>``); ``None`` for another path."""
+    parts = path.removeprefix(f"{BLOBS}/").split("/") if path.startswith(f"{BLOBS}/") else []
+    if len(parts) != 3:
+        return None
+    digest = parse_digest_folders(parts[0], parts[2])
+    return digest if digest is not None and path == blob_dir(digest) else None  # in its own shard
+
+
+def parse_blob_entry(path: str) -> tuple[Digest, str] | None:
+    """The blob and the name of a file in its folder (:func:`blob_entry`); ``None`` for another path."""
+    folder, _, entry = path.rpartition("/")
+    digest = parse_blob_folder(folder)
+    return (digest, entry) if digest is not None else None
+
+
+def parse_blob_data(path: str) -> Digest | None:
+    """The blob whose content ``path`` is (:func:`blob_data`); ``None`` for another path."""
+    found = parse_blob_entry(path)
+    return found[0] if found is not None and path == blob_data(found[0]) else None
+
+
 def is_temporary(entry: str) -> bool:
     """Whether a file name is a write's temporary one (:func:`dockyard.atomic.write_file`)."""
     return TEMPORARY_NAME.fullmatch(entry) is not None

@@ -515,6 +515,30 @@ class S3Driver(StorageDriver):
         listings = await asyncio.gather(*(listing(path) for path in paths))
         return {path: names for path, names in zip(paths, listings, strict=True) if names is not None}
 
+    async def list_files(self, path: str) -> builtins.list[FileInfo]:
+        # One flat listing (no delimiter): a thousand keys a request, each with its size and
+        # time, instead of a listing per folder and a HEAD per file. S3 keeps no empty folders;
+        # SeaweedFS's emptied ones (``dir/``) and the hidden segments and locks are left out.
+        # A file with segments beside it may be an appendable one: its size is its marker's.
+        prefix = self._directory(self._key(path))
+        found: list[FileInfo] = []
+        segmented: set[str] = set()
+        async for page in self._pages(prefix):
+            for item in page.get("Contents", ()):
+                parts = item["Key"][len(prefix):].split("/")
+                hidden = [index for index, part in enumerate(parts) if _hidden(part)]
+                if not hidden and parts[-1]:
+                    found.append(FileInfo("/".join([path, *parts]), item["Size"], item["LastModified"].timestamp(), False))
+                elif hidden and parts[hidden[0]].endswith(SEGMENTS_SUFFIX):
+                    segmented.add("/".join([path, *parts[:hidden[0]], parts[hidden[0]][1:-len(SEGMENTS_SUFFIX)]]))
+        appendable = [info.path for info in found if info.path in segmented]
+        stats = dict(zip(appendable, await asyncio.gather(*(self._stat_or_none(file) for file in appendable)), strict=True))
+        # SeaweedFS lists folder by folder, not in key order.
+        return sorted(
+            (listed for info in found if (listed := stats[info.path] if info.path in stats else info) is not None),
+            key=lambda info: info.path,
+        )
+
     async def move(self, source: str, destination: str) -> None:
         key = self._key(source)
         found = await self._segments(key, source)
