@@ -45,13 +45,17 @@ BACKLOG = 1024  # connections the kernel queues before a worker accepts them
 # asks for up to 1024 ranges in one Range header, 16 to 30 KiB. Go's servers take 1 MiB of headers.
 MAX_HEADER_FIELD = 64 * 1024
 # glibc's malloc options (mallopt's first argument, from malloc.h) and the values serve sets.
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
 # Blocks this large get a mapping of their own, unmapped when freed (S3's 10 MiB parts): by default
 # glibc raises the threshold to each large block freed and keeps such blocks in its heap.
 MMAP_THRESHOLD = 8 << 20
 # Freed heap kept for reuse: by default glibc hands back the free top of its heap once it passes
 # 256 KiB, so each PATCH of a chunked push faulted in, on the event loop, every page it received.
 TRIM_THRESHOLD = 32 << 20
+# One heap for all threads: each thread that allocates (the pump's hashing and writing, the
+# default executor's) otherwise gets an arena of its own, a 64 MiB reserve with pages of its own
+# kept per process; the GIL serializes nearly all of Python's allocations anyway.
+ARENA_MAX = 1
 
 # Set by whoever builds the app when it serves HTTPS.
 SSL_CONTEXT_KEY = web.AppKey("ssl_context", ssl.SSLContext)
@@ -334,9 +338,9 @@ BeforeServing = Callable[[socket.socket], None]
 
 
 def tune_malloc(environ: Mapping[str, str] = os.environ) -> bool:
-    """Fix glibc's mmap and trim thresholds (:data:`MMAP_THRESHOLD`, :data:`TRIM_THRESHOLD`), each unless
-    its ``MALLOC_*_THRESHOLD_`` variable chose already; whether any was set (never on other C libraries).
-    Set before workers fork: they inherit it."""
+    """Fix glibc's mmap and trim thresholds and its number of arenas (:data:`MMAP_THRESHOLD`,
+    :data:`TRIM_THRESHOLD`, :data:`ARENA_MAX`), each unless its ``MALLOC_*`` variable chose already;
+    whether any was set (never on other C libraries). Set before threads start and workers fork: they inherit it."""
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
@@ -344,6 +348,7 @@ def tune_malloc(environ: Mapping[str, str] = os.environ) -> bool:
     chosen = False
     for variable, option, value in (
         ("MALLOC_MMAP_THRESHOLD_", _M_MMAP_THRESHOLD, MMAP_THRESHOLD), ("MALLOC_TRIM_THRESHOLD_", _M_TRIM_THRESHOLD, TRIM_THRESHOLD),
+        ("MALLOC_ARENA_MAX", _M_ARENA_MAX, ARENA_MAX),
     ):
         if variable not in environ:
             chosen = bool(mallopt(option, value)) or chosen

@@ -324,6 +324,38 @@ def test_large_blocks_go_back_to_the_system_when_freed():
     assert int(run.stdout) < 1024
 
 
+# Four threads allocating at once, then glibc's statistics, one "Arena N:" block per arena, on stderr.
+_ARENAS = """
+import ctypes, os, threading
+from dockyard.server import tune_malloc
+
+tune_malloc(os.environ)
+together = threading.Barrier(4)
+
+def allocate():
+    kept = [bytes(4096) for _ in range(100)]
+    together.wait()
+
+threads = [threading.Thread(target=allocate) for _ in range(4)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+ctypes.CDLL(None).malloc_stats()
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc arenas")
+@pytest.mark.parametrize(("chosen", "arenas"), [(None, 1), ("2", 2)])
+def test_threads_share_one_malloc_arena_unless_the_environment_chose(chosen, arenas):
+    # Each thread would otherwise get an arena of its own, with pages of its own; MALLOC_ARENA_MAX wins.
+    environment = {key: value for key, value in os.environ.items() if key != "MALLOC_ARENA_MAX"}
+    if chosen is not None:
+        environment["MALLOC_ARENA_MAX"] = chosen
+    run = subprocess.run([sys.executable, "-c", _ARENAS], capture_output=True, text=True, timeout=60, check=True, env=environment)
+    assert [line for line in run.stderr.splitlines() if line.startswith("Arena ")] == [f"Arena {number}:" for number in range(arenas)]
+
+
 def _event_loop_page_faults(pid: int) -> int:
     """Minor page faults so far of the process's main thread (the event loop's)."""
     with open(f"/proc/{pid}/task/{pid}/stat") as stat:

@@ -12,7 +12,6 @@ from dockyard.auth import policy as policies
 from dockyard.auth.access import Authenticator
 from dockyard.auth.binding import CredentialBinding
 from dockyard.auth.htpasswd import Htpasswd
-from dockyard.auth.ldap import LdapDirectory
 from dockyard.auth.limiter import FailureLimiter
 from dockyard.auth.robots import RobotAccounts, RobotSource
 from dockyard.auth.sources import CredentialSource, HtpasswdSource
@@ -129,6 +128,9 @@ class AuthSettings:
                     password = pathlib.Path(self.ldap.bind_password_file).read_text().rstrip("\r\n")
                 except OSError as error:
                     raise AuthSetupError(f"cannot read dockyard.ldap.bind_password_file {self.ldap.bind_password_file}: {error.strerror}") from None
+            # Imported only here: ldap3 costs every process ~5 MiB that a registry without LDAP never uses.
+            from dockyard.auth.ldap import LdapDirectory
+
             sources.append(LdapDirectory(self.ldap, password))
         return [RobotSource(robots), *sources] if sources and robots is not None else sources
 

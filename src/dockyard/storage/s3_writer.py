@@ -66,17 +66,23 @@ class S3Writer(FileWriter):
         # becomes a single PUT at close instead of a multipart upload.
         size = self._driver._part_size
         while len(self._buffer) > size:
-            with memoryview(self._buffer) as view:  # one copy of the part, not a slice and then its copy
-                part = bytes(view[:size])
-            del self._buffer[:size]
+            await self._part_sent()  # before cutting the next: one part in flight and the buffer, never two parts besides
+            with memoryview(self._buffer) as view:
+                rest = bytearray(view[size:])  # a copy of the rest only: the buffer itself becomes the part
+            part, self._buffer = self._buffer, rest
+            del part[size:]
             await self._send_part(part)
 
-    async def _send_part(self, part: bytes) -> None:
+    async def _part_sent(self) -> None:
+        if self._pending is not None:
+            await self._pending
+            self._pending = None
+
+    async def _send_part(self, part: bytearray) -> None:
         if self._upload_id is None:
             created = await self._driver._call("create_multipart_upload", Key=self._segment_key, **self._driver._object_params)
             self._upload_id = created["UploadId"]
-        if self._pending is not None:
-            await self._pending  # one part in flight while the next one fills
+        await self._part_sent()
         number = len(self._parts) + 1
         self._parts.append({"PartNumber": number, "ETag": ""})
         self._segment_size += len(part)
@@ -92,16 +98,16 @@ class S3Writer(FileWriter):
     async def _finish_segment(self) -> None:
         if self._upload_id is not None:
             if self._buffer:
-                await self._send_part(bytes(self._buffer))
-            if self._pending is not None:
-                await self._pending
+                part, self._buffer = self._buffer, bytearray()
+                await self._send_part(part)
+            await self._part_sent()
             await self._driver._call(
                 "complete_multipart_upload", Key=self._segment_key, UploadId=self._upload_id,
                 MultipartUpload={"Parts": self._parts},
             )
         elif self._buffer:
             self._segment_size = len(self._buffer)
-            await self._driver._call("put_object", Key=self._segment_key, Body=bytes(self._buffer), **self._driver._object_params)
+            await self._driver._call("put_object", Key=self._segment_key, Body=self._buffer, **self._driver._object_params)
         if self._segment_size:
             self._segments.append(Segment(self._segment_key, self._segment_size))
         self._buffer = bytearray()
