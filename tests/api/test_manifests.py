@@ -439,3 +439,14 @@ async def test_a_manifest_is_parsed_once_for_many_gets(client, monkeypatch):
     for reference in ("latest", digest, "latest"):
         await assert_served(client, reference, digest, content, DOCKER_MANIFEST, headers={"Accept": DOCKER_MANIFEST})
     assert parsed == [content]
+
+
+async def test_a_pull_builds_no_event_without_an_endpoint(client, monkeypatch):
+    from dockyard.api import events
+
+    def no_target(*args, **kwargs):
+        raise AssertionError("an event target was built for no endpoint")
+
+    monkeypatch.setattr(events, "Target", no_target)
+    digest, content = await push_image(client, NAME, "latest")
+    await assert_served(client, "latest", digest, content, OCI_MANIFEST)

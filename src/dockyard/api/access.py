@@ -58,6 +58,8 @@ class AccessController:
         self.realm = realm
         self.token_realm = token_realm
         self.binding = binding
+        # Who an anonymous caller is: the same for every request, so built once.
+        self._anonymous = Identity.of(None, self.policy, None)
 
     @property
     def mode(self) -> str:
@@ -85,6 +87,8 @@ class AccessController:
 
     async def identify(self, request: web.Request, needed: list[Scope]) -> Identity:
         """Who is asking; raises 401, 403 or 429 when they may not do what ``needed`` says."""
+        if self.verifier is None and self.authenticator is None and self.policy is None:
+            return self._anonymous  # open access: anyone may do anything, whatever they send
         header = request.headers.get("Authorization", "")
         if self.verifier is not None:
             scheme, _, token = header.partition(" ")
@@ -121,7 +125,7 @@ class AccessController:
         if user is None and self.authenticator is not None and not needed:
             # /v2/ must ask for credentials: ``docker login`` takes a 200 here as success.
             raise self._unauthorized(request, needed)
-        identity = Identity.of(user, self.policy, account)
+        identity = self._anonymous if account is None else Identity.of(user, self.policy, account)
         if self._permits(identity, needed):
             return identity
         if user is None and self.authenticator is not None:
