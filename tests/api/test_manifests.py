@@ -473,8 +473,8 @@ async def test_an_accept_value_is_split_once(client):
 
     digest, content = await push_image(client, NAME, "latest")
     accept = f"{OCI_MANIFEST}, application/x-split-once-{random.random()}"
-    before = manifests._remembered_media_types.cache_info()
+    before = manifests._media_types_in.cache_info()
     for _ in range(3):
         await assert_served(client, "latest", digest, content, OCI_MANIFEST, headers={"Accept": accept})
-    after = manifests._remembered_media_types.cache_info()
+    after = manifests._media_types_in.cache_info()
     assert after.misses - before.misses == 1  # a GET and a HEAD three times, one split

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-
 from aiohttp import web
 from multidict import CIMultiDict
 
@@ -16,6 +14,7 @@ from dockyard.deletes import delete_reference
 from dockyard.errors import ManifestUnknown, TagInvalid
 from dockyard.events import EVENTS_KEY
 from dockyard.logs import audit
+from dockyard.memo import remembered
 from dockyard.reference import Digest, check_tag, is_digest, parse_digest
 from dockyard.storage.repository import Repository
 
@@ -26,7 +25,7 @@ _ANY = frozenset({"*/*", "application/*", "application/json"})
 MEDIA_TYPES_KEPT = 4096
 _media_types: dict[Digest, str] = {}
 # Clients send one of a few Accept values again and again: each is split once, the last this many
-# distinct values remembered, each of at most ACCEPT_KEPT_MAX characters (any client may send any value).
+# distinct values remembered, each of at most ACCEPT_KEPT_MAX characters.
 ACCEPT_VALUES_KEPT = 256
 ACCEPT_KEPT_MAX = 2048
 
@@ -48,12 +47,10 @@ def _reference(context: RequestContext) -> tuple[Digest | None, str | None]:
 
 
 def _accepted(request: web.Request) -> frozenset[str]:
-    headers = tuple(request.headers.getall("Accept", ()))
-    if sum(map(len, headers)) > ACCEPT_KEPT_MAX:
-        return _media_types_in(headers)
-    return _remembered_media_types(headers)
+    return _media_types_in(tuple(request.headers.getall("Accept", ())))
 
 
+@remembered(ACCEPT_VALUES_KEPT, ACCEPT_KEPT_MAX)
 def _media_types_in(headers: tuple[str, ...]) -> frozenset[str]:
     """The media types Accept headers list, parameters (q-values) dropped."""
     accepted: set[str] = set()
@@ -63,9 +60,6 @@ def _media_types_in(headers: tuple[str, ...]) -> frozenset[str]:
             if media_type:
                 accepted.add(media_type)
     return frozenset(accepted)
-
-
-_remembered_media_types = functools.lru_cache(maxsize=ACCEPT_VALUES_KEPT)(_media_types_in)
 
 
 async def _negotiate(repository: Repository, digest: Digest, content: bytes, accepted: frozenset[str]) -> tuple[Digest, bytes, str]:
