@@ -235,3 +235,16 @@ def test_invalid_upload_ids(upload_id: str) -> None:
     answer = from_domain(caught.value)
     assert answer.error is errors.BLOB_UPLOAD_UNKNOWN
     assert answer.status == 404
+
+
+def test_names_checked_again_and_again_answer_the_same():
+    from dockyard import reference
+
+    before = reference._valid_name.cache_info()
+    for _ in range(3):
+        assert check_name("library/app") == "library/app"
+        for bad in ("Library/app", "a//b", "a/../b", "a" * 256):
+            with pytest.raises(NameInvalid):
+                check_name(bad)
+    after = reference._valid_name.cache_info()
+    assert after.hits - before.hits >= 2 * 4  # each short name matched against the grammar once

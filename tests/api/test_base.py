@@ -13,7 +13,8 @@ async def test_version_check(client):
     response = await client.get("/v2/")
     assert response.status == 200
     assert response.headers["Docker-Distribution-API-Version"] == API_VERSION
-    assert await response.json() == {}
+    assert response.headers["Content-Type"] == "application/json; charset=utf-8"  # as json_response wrote it
+    assert await response.read() == b"{}"
 
 
 async def test_version_check_without_slash(client):
@@ -83,3 +84,29 @@ async def test_wrong_method_is_405_unsupported(client, storage, method, path, al
     await error_of(response, 405, "UNSUPPORTED")
     assert response.headers["Allow"] == allow
     assert snapshot(storage) == before
+
+
+def test_a_path_is_matched_once_and_each_match_is_the_callers_own():
+    from dockyard.api import routes
+
+    path = "library/remembered/manifests/v1"
+    before = routes._matched.cache_info()
+    first = routes.match(path)
+    assert first is not None
+    first[1].pop("name")  # the dispatcher takes the name out of its parameters
+    second = routes.match(path)
+    assert second is not None and second[0] is first[0]
+    assert second[1] == {"name": "library/remembered", "reference": "v1"}
+    assert routes._matched.cache_info().hits - before.hits == 1
+    assert routes.match("library/remembered/nothing/v1") is None
+    assert routes.match("library/remembered/nothing/v1") is None
+
+
+async def test_remembered_routes_answer_as_before(client):
+    for _ in range(2):
+        response = await raw_request(client, "GET", "/v2/repo/manifests/a%2Fb")  # an encoded slash: not a separator
+        await error_of(response, 404, "MANIFEST_UNKNOWN")
+        response = await raw_request(client, "GET", "/v2/re%70o/tags/list")
+        await error_of(response, 404, "NAME_UNKNOWN")
+        response = await raw_request(client, "PATCH", "/v2/repo/manifests/v1")
+        await error_of(response, 405, "UNSUPPORTED")

@@ -439,3 +439,42 @@ async def test_a_manifest_is_parsed_once_for_many_gets(client, monkeypatch):
     for reference in ("latest", digest, "latest"):
         await assert_served(client, reference, digest, content, DOCKER_MANIFEST, headers={"Accept": DOCKER_MANIFEST})
     assert parsed == [content]
+
+
+async def test_a_pull_builds_no_event_without_an_endpoint(client, monkeypatch):
+    from dockyard.api import events
+
+    def no_target(*args, **kwargs):
+        raise AssertionError("an event target was built for no endpoint")
+
+    monkeypatch.setattr(events, "Target", no_target)
+    digest, content = await push_image(client, NAME, "latest")
+    await assert_served(client, "latest", digest, content, OCI_MANIFEST)
+
+
+async def test_accept_values_with_q_values_many_and_long(client):
+    from dockyard.api import manifests
+
+    digest, content = await push_image(client, NAME, "latest")
+    served = [f"{DOCKER_MANIFEST};q=0.9, {OCI_MANIFEST.upper()} ; q=0.{n % 10}, application/x-{n}" for n in range(manifests.ACCEPT_VALUES_KEPT + 20)]
+    refused = [f"{DOCKER_MANIFEST};q=1, application/x-{n}" for n in range(manifests.ACCEPT_VALUES_KEPT + 20)]
+    long = ", ".join([*(f"application/x-{n}" for n in range(manifests.ACCEPT_KEPT_MAX // 10)), OCI_MANIFEST])
+    for accept in [*served, served[0], long]:  # the first value again, when more distinct ones came after it
+        response = await client.get(f"/v2/{NAME}/manifests/latest", headers={"Accept": accept})
+        assert response.status == 200, accept
+        assert await response.read() == content
+    for accept in [*refused, refused[0]]:
+        response = await client.get(f"/v2/{NAME}/manifests/{digest}", headers={"Accept": accept})
+        await error_of(response, 404, "MANIFEST_UNKNOWN")
+
+
+async def test_an_accept_value_is_split_once(client):
+    from dockyard.api import manifests
+
+    digest, content = await push_image(client, NAME, "latest")
+    accept = f"{OCI_MANIFEST}, application/x-split-once-{random.random()}"
+    before = manifests._media_types_in.cache_info()
+    for _ in range(3):
+        await assert_served(client, "latest", digest, content, OCI_MANIFEST, headers={"Accept": accept})
+    after = manifests._media_types_in.cache_info()
+    assert after.misses - before.misses == 1  # a GET and a HEAD three times, one split

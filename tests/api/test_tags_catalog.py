@@ -292,3 +292,27 @@ async def test_catalog_walk_matches_a_sorted_full_listing(kind, tmp_path, reques
             assert await catalog.walk(driver, last, count) == after[:count]
     assert await catalog.walk(driver, "", 5, lambda name: "." in name) == [n for n in expected if "." in n][:5]
     await driver.close()
+
+
+async def test_a_tag_list_looks_for_the_repository_only_when_nothing_is_listed(client, monkeypatch):
+    from dockyard.storage.repository import Repository
+
+    looked_for: list[str] = []
+    real = Repository.exists
+
+    async def exists(self: Repository) -> bool:
+        looked_for.append(self.name)
+        return await real(self)
+
+    monkeypatch.setattr(Repository, "exists", exists)
+    await tag_all(client, "repo", ["a", "b"])
+    response = await client.get("/v2/repo/tags/list")
+    assert (await response.json())["tags"] == ["a", "b"]
+    assert looked_for == []
+    response = await client.get("/v2/repo/tags/list", params={"last": "b"})  # past the last tag: known, nothing listed
+    assert response.status == 200
+    assert (await response.json())["tags"] == []
+    for n in ("0", "x"):  # nothing to list, and an invalid n: the repository is unknown first
+        response = await client.get("/v2/nobody/tags/list", params={"n": n})
+        await error_of(response, 404, "NAME_UNKNOWN")
+    assert looked_for == ["repo", "nobody", "nobody"]

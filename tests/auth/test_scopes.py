@@ -71,3 +71,11 @@ def test_claim() -> None:
 def test_needed_scopes(route: str, method: str, expected: list[str]) -> None:
     name = "" if route in ("base", "catalog") else "a/app"
     assert [str(scope) for scope in needed_scopes(route, method, name)] == expected
+
+
+def test_needed_scopes_are_built_once_per_route_method_and_name() -> None:
+    first = needed_scopes("manifest", "GET", "library/app")
+    assert needed_scopes("manifest", "GET", "library/app") is first
+    assert needed_scopes("manifest", "PUT", "library/app") != first
+    long_name = "/".join(["a" * 60] * 5)  # longer than a name may be: built each time, still right
+    assert [str(scope) for scope in needed_scopes("manifest", "GET", long_name)] == [f"repository:{long_name}:pull"]

@@ -9,6 +9,7 @@ token service or an external one).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from aiohttp import web
 
@@ -23,22 +24,34 @@ from dockyard.auth.robots import ROBOT
 from dockyard.auth.scopes import Scope
 from dockyard.auth.tokens import InvalidToken, TokenVerifier
 from dockyard.logs import audit
+from dockyard.memo import remembered
+from dockyard.reference import NAME_MAX_LENGTH
 
 log = logging.getLogger("dockyard.auth")
 
 TOKEN_PATH = "/auth/token"
 
 
-def needed_scopes(route: str, method: str, name: str) -> list[Scope]:
+def needed_scopes(route: str, method: str, name: str) -> tuple[Scope, ...]:
+    return _needed_scopes((route, method, name))
+
+
+# Built once for each of the last SCOPES_KEPT routes, methods and names asked for (any name fits).
+SCOPES_KEPT = 1024
+
+
+@remembered(SCOPES_KEPT, NAME_MAX_LENGTH + 32)
+def _needed_scopes(request: tuple[str, str, str]) -> tuple[Scope, ...]:
+    route, method, name = request
     if route == "base":
-        return []
+        return ()
     if route == "catalog":
-        return [scopes.CATALOG]
+        return (scopes.CATALOG,)
     if method in ("GET", "HEAD"):
-        return [scopes.repository(name, "pull")]
+        return (scopes.repository(name, "pull"),)
     if method == "DELETE":
-        return [scopes.repository(name, "delete")]
-    return [scopes.repository(name, "pull", "push")]
+        return (scopes.repository(name, "delete"),)
+    return (scopes.repository(name, "pull", "push"),)
 
 
 class AccessController:
@@ -58,6 +71,8 @@ class AccessController:
         self.realm = realm
         self.token_realm = token_realm
         self.binding = binding
+        # Who an anonymous caller is: the same for every request, so built once.
+        self._anonymous = Identity.of(None, self.policy, None)
 
     @property
     def mode(self) -> str:
@@ -69,7 +84,7 @@ class AccessController:
         # As the client reached us: behind a proxy, its scheme, host and port (see api/forwarding.py).
         return f"{public_base_url(request)}{path_prefix(request)}{TOKEN_PATH}"
 
-    def _challenge(self, request: web.Request, needed: list[Scope], error: str | None = None) -> dict[str, str]:
+    def _challenge(self, request: web.Request, needed: Sequence[Scope], error: str | None = None) -> dict[str, str]:
         if self.verifier is None:
             return {"WWW-Authenticate": f'Basic realm="{self.realm}"'}
         parts = [f'realm="{self._realm_url(request)}"', f'service="{self.verifier.service}"']
@@ -79,12 +94,14 @@ class AccessController:
             parts.append(f'error="{error}"')
         return {"WWW-Authenticate": "Bearer " + ",".join(parts)}
 
-    def _unauthorized(self, request: web.Request, needed: list[Scope], error: str | None = None, message: str = "authentication required") -> RegistryError:
+    def _unauthorized(self, request: web.Request, needed: Sequence[Scope], error: str | None = None, message: str = "authentication required") -> RegistryError:
         detail = [scope.claim() for scope in needed] or None
         return RegistryError(errors.UNAUTHORIZED, message, detail=detail, headers=self._challenge(request, needed, error))
 
-    async def identify(self, request: web.Request, needed: list[Scope]) -> Identity:
+    async def identify(self, request: web.Request, needed: Sequence[Scope]) -> Identity:
         """Who is asking; raises 401, 403 or 429 when they may not do what ``needed`` says."""
+        if self.verifier is None and self.authenticator is None and self.policy is None:
+            return self._anonymous  # open access: anyone may do anything, whatever they send
         header = request.headers.get("Authorization", "")
         if self.verifier is not None:
             scheme, _, token = header.partition(" ")
@@ -121,7 +138,7 @@ class AccessController:
         if user is None and self.authenticator is not None and not needed:
             # /v2/ must ask for credentials: ``docker login`` takes a 200 here as success.
             raise self._unauthorized(request, needed)
-        identity = Identity.of(user, self.policy, account)
+        identity = self._anonymous if account is None else Identity.of(user, self.policy, account)
         if self._permits(identity, needed):
             return identity
         if user is None and self.authenticator is not None:
@@ -129,7 +146,7 @@ class AccessController:
         raise RegistryError(errors.DENIED, detail=[scope.claim() for scope in needed])
 
     @staticmethod
-    def _permits(identity: Identity, needed: list[Scope]) -> bool:
+    def _permits(identity: Identity, needed: Sequence[Scope]) -> bool:
         for scope in needed:
             if scope == scopes.CATALOG:
                 if not identity.may_list_catalog():

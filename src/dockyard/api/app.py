@@ -55,22 +55,23 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     handler = route.methods.get(request.method)
     if handler is None:
         raise RegistryError(errors.METHOD_UNKNOWN, headers={"Allow": ", ".join(sorted(route.methods))})
+    app = request.app  # a property: looked up once, not four times
     name = params.pop("name", "")
     if name:
         check_name(name)
-    mirrors = request.app.get(MIRRORS_KEY)
+    mirrors = app.get(MIRRORS_KEY)
     mirrored = mirrors.cache_for(name, request.query.get("ns")) if mirrors is not None and name else None
     # 405 UNSUPPORTED, as registry:2's proxy answers: no credentials would make the push go through.
     if request.method in WRITE_METHODS and mirrored is not None:
         raise RegistryError(errors.UNSUPPORTED, PULL_THROUGH_MESSAGE)
-    if request.method in WRITE_METHODS and request.app[REGISTRY_KEY].read_only:
+    if request.method in WRITE_METHODS and app[REGISTRY_KEY].read_only:
         raise RegistryError(errors.UNSUPPORTED, READ_ONLY_MESSAGE)
     # Access is to the name the client asked for (its token's scope names it); the repository is where it is stored.
-    identity = await request.app[ACCESS_KEY].identify(request, needed_scopes(route.name, request.method, name))
+    identity = await app[ACCESS_KEY].identify(request, needed_scopes(route.name, request.method, name))
     if identity.user:
         request[USER_KEY] = identity.user  # for the access log
     repository, cache = (mirrored.repository, mirrored.cache) if mirrored is not None else (name, None)
-    return await handler(RequestContext(request, request.app[REGISTRY_KEY], identity, repository, params, cache))
+    return await handler(RequestContext(request, app[REGISTRY_KEY], identity, repository, params, cache))
 
 
 @web.middleware

@@ -32,8 +32,10 @@ async def manifest_event(
     context: RequestContext, action: str, digest: Digest, media_type: str, size: int, tag: str = "", manifest: Manifest | None = None,
 ) -> None:
     """A manifest pushed or pulled (by ``tag``, when it was named by one)."""
-    notifier = context.request.app.get(EVENTS_KEY)
-    listed = references(manifest) if manifest is not None and notifier is not None and notifier.outbox.include_references else ()
+    if not _wanted(context, action, media_type):
+        return  # every pull by default: its URL and target would be built for nobody
+    notifier = context.request.app[EVENTS_KEY]
+    listed = references(manifest) if manifest is not None and notifier.outbox.include_references else ()
     target = Target(
         context.name, media_type=media_type, digest=str(digest), size=size, url=_url(context, "manifests", digest), tag=tag, references=listed,
     )

@@ -14,6 +14,7 @@ from dockyard.deletes import delete_reference
 from dockyard.errors import ManifestUnknown, TagInvalid
 from dockyard.events import EVENTS_KEY
 from dockyard.logs import audit
+from dockyard.memo import remembered
 from dockyard.reference import Digest, check_tag, is_digest, parse_digest
 from dockyard.storage.repository import Repository
 
@@ -23,6 +24,10 @@ _ANY = frozenset({"*/*", "application/*", "application/json"})
 # them costs more than the rest of a GET. The oldest entry goes first past this many.
 MEDIA_TYPES_KEPT = 4096
 _media_types: dict[Digest, str] = {}
+# Clients send one of a few Accept values again and again: each is split once, the last this many
+# distinct values remembered, each of at most ACCEPT_KEPT_MAX characters.
+ACCEPT_VALUES_KEPT = 256
+ACCEPT_KEPT_MAX = 2048
 
 
 def _stored_media_type(digest: Digest, content: bytes) -> str:
@@ -41,17 +46,23 @@ def _reference(context: RequestContext) -> tuple[Digest | None, str | None]:
     return None, check_tag(reference)
 
 
-def _accepted(request: web.Request) -> set[str]:
+def _accepted(request: web.Request) -> frozenset[str]:
+    return _media_types_in(tuple(request.headers.getall("Accept", ())))
+
+
+@remembered(ACCEPT_VALUES_KEPT, ACCEPT_KEPT_MAX)
+def _media_types_in(headers: tuple[str, ...]) -> frozenset[str]:
+    """The media types Accept headers list, parameters (q-values) dropped."""
     accepted: set[str] = set()
-    for header in request.headers.getall("Accept", []):
+    for header in headers:
         for item in header.split(","):
             media_type = item.split(";")[0].strip().lower()
             if media_type:
                 accepted.add(media_type)
-    return accepted
+    return frozenset(accepted)
 
 
-async def _negotiate(repository: Repository, digest: Digest, content: bytes, accepted: set[str]) -> tuple[Digest, bytes, str]:
+async def _negotiate(repository: Repository, digest: Digest, content: bytes, accepted: frozenset[str]) -> tuple[Digest, bytes, str]:
     """What to serve a client that said what it accepts, as registry:2 decides it.
 
     An index goes to clients that take indexes; a client that only takes image

@@ -17,6 +17,7 @@ from aiohttp import web
 from dockyard.api import base, blobs, catalog, manifests, referrers, tags, uploads
 from dockyard.api.context import RequestContext
 from dockyard.api.forwarding import path_prefix
+from dockyard.memo import remembered
 
 Handler = Callable[[RequestContext], Awaitable[web.StreamResponse]]
 
@@ -49,6 +50,10 @@ ROUTES: tuple[Route, ...] = (
 
 
 _ENCODED_SLASH = re.compile("%2f", re.IGNORECASE)
+# The paths matched last are remembered (clients ask for the same manifests and tags again and
+# again): trying the patterns in turn costs more than the rest of a small request's routing.
+PATHS_KEPT = 1024
+PATH_KEPT_MAX = 512
 
 
 def raw_path(request: web.Request) -> str:
@@ -61,13 +66,21 @@ def decode_path(raw: str) -> str:
     ``a/../b`` reach another repository silently) decoded once. An encoded slash must not become a
     separator (``manifests/a%2Fb`` would name another repository): it decodes to NUL, which no
     name, tag or digest accepts."""
+    if "%" not in raw:
+        return raw
     return unquote(_ENCODED_SLASH.sub("%00", raw))
 
 
 def match(path: str) -> tuple[Route, dict[str, str]] | None:
     """The route for a decoded path below ``/v2/``, and its parameters."""
+    found = _matched(path)
+    return None if found is None else (found[0], dict(found[1]))
+
+
+@remembered(PATHS_KEPT, PATH_KEPT_MAX)
+def _matched(path: str) -> tuple[Route, tuple[tuple[str, str], ...]] | None:
     for route in ROUTES:
         found = route.pattern.fullmatch(path)
         if found is not None:
-            return route, {key: value for key, value in found.groupdict().items() if value is not None}
+            return route, tuple((key, value) for key, value in found.groupdict().items() if value is not None)
     return None

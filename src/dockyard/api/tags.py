@@ -34,9 +34,21 @@ async def get(context: RequestContext) -> web.StreamResponse:
             headers = link_to(path, upstream_page.next_query) if upstream_page.next_query else {}
             return list_response("tags", upstream_page.tags, headers, name=context.name)
     repository = context.repository
-    if not await repository.exists():
-        raise RegistryError(errors.NAME_UNKNOWN, detail={"name": context.name})
-    # One tag past the page tells whether a next page exists; the listing stops there.
-    after = await repository.tags(last or "", page_size(n, context.registry.tags_max_entries) + 1)
+    try:
+        size = page_size(n, context.registry.tags_max_entries)
+    except RegistryError:
+        await _known(context)  # an unknown repository is that first, as registry:2 answers
+        raise
+    # One tag past the page tells whether a next page exists; the listing stops there. The
+    # repository is looked for only when nothing is listed: one storage call for most lists.
+    after = await repository.tags(last or "", size + 1)
+    if not after:
+        await _known(context)
     tags, headers = page(after, n, last, path, context.registry.tags_max_entries)
     return list_response("tags", tags, headers, name=context.name)
+
+
+async def _known(context: RequestContext) -> None:
+    """Raises NAME_UNKNOWN when the repository is not stored."""
+    if not await context.repository.exists():
+        raise RegistryError(errors.NAME_UNKNOWN, detail={"name": context.name})
