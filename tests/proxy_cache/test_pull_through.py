@@ -87,6 +87,20 @@ def stored(root: pathlib.Path, storage_path: str) -> pathlib.Path:
     return root / storage_path.lstrip("/")
 
 
+# A client has a cold blob once its digest checks; the mirror moves it into place, links it and
+# writes its pull time just after. A blob still not stored after this long fails the test.
+STORE_WAIT_SECONDS = 30
+
+
+def cached(root: pathlib.Path, storage_path: str) -> pathlib.Path:
+    """``storage_path`` under ``root`` once it exists (the store that follows a client's last byte)."""
+    path = stored(root, storage_path)
+    deadline = time.monotonic() + STORE_WAIT_SECONDS
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return path
+
+
 def test_skopeo_copies_an_image_through_the_mirror(
     skopeo: Skopeo, upstream: DockyardProcess, start_server: StartServer, tmp_path: pathlib.Path,
 ) -> None:
@@ -106,8 +120,8 @@ def test_skopeo_copies_an_image_through_the_mirror(
         assert layout_blob(copied, blob["digest"]) == layout_blob(source, blob["digest"])
         # Stored as if pushed, and its pull time written for expiry.
         digest = parse_digest(blob["digest"])
-        assert stored(mirror.root, paths.blob_data(digest)).read_bytes() == layout_blob(source, blob["digest"])
-        assert stored(mirror.root, paths.proxy_blob_pulled(digest)).exists()
+        assert cached(mirror.root, paths.blob_data(digest)).read_bytes() == layout_blob(source, blob["digest"])
+        assert cached(mirror.root, paths.proxy_blob_pulled(digest)).exists()
     assert stored(mirror.root, paths.proxy_manifest_pulled("team/app", parse_digest(descriptor["digest"]))).exists()
 
 
@@ -150,7 +164,7 @@ def test_docker_pulls_a_docker_hub_name_through_its_registry_mirrors(
     assert pulled["RepoDigests"] == [f"dockyard-mirrored@{descriptor['digest']}"]
     assert pulled["Id"] == config
     assert stored(mirror.root, paths.revision_link("library/dockyard-mirrored", parse_digest(descriptor["digest"]))).exists()
-    assert stored(mirror.root, paths.blob_data(parse_digest(config))).exists()
+    assert cached(mirror.root, paths.blob_data(parse_digest(config))).exists()
 
 
 def test_containerd_pulls_through_the_mirror_its_hosts_toml_names(
@@ -174,7 +188,7 @@ def test_containerd_pulls_through_the_mirror_its_hosts_toml_names(
     listed = containerd("images", "list").stdout
     assert any(line.split()[:1] == [reference] and descriptor["digest"] in line.split() for line in listed.splitlines()), listed
     for blob in [manifest["config"], *manifest["layers"]]:
-        assert stored(mirror.root, paths.blob_data(parse_digest(blob["digest"]))).read_bytes() == layout_blob(source, blob["digest"])
+        assert cached(mirror.root, paths.blob_data(parse_digest(blob["digest"]))).read_bytes() == layout_blob(source, blob["digest"])
     # Every request named the upstream in containerd's ns parameter.
     requests = [line for line in mirror.log.read_text(errors="replace").splitlines() if '"GET /v2/team/ctr/' in line or '"HEAD /v2/team/ctr/' in line]
     assert requests and all(f"ns={upstream.host}" in line for line in requests), requests
@@ -200,7 +214,7 @@ def test_concurrent_first_pulls_fetch_each_blob_once(
 
         assert all(body == layer for body in bodies)
         assert upstream_gets(upstream, f"/v2/team/big/blobs/{digest}") == 1
-        assert stored(mirror.root, paths.blob_data(parse_digest(digest))).read_bytes() == layer
+        assert cached(mirror.root, paths.blob_data(parse_digest(digest))).read_bytes() == layer
 
 
 def test_cached_tag_and_blob_are_served_with_the_upstream_stopped(
@@ -251,7 +265,7 @@ def test_the_upstream_stopped_mid_pull_then_back(
     upstream.start()  # the same port and root
     again = httpx.get(f"{mirror.url}/v2/team/app/blobs/{sha256(layer)}", timeout=60)
     assert again.status_code == 200 and again.content == layer
-    assert stored(mirror.root, paths.blob_data(parse_digest(sha256(layer)))).read_bytes() == layer
+    assert cached(mirror.root, paths.blob_data(parse_digest(sha256(layer)))).read_bytes() == layer
 
 
 def test_a_tag_the_upstream_removed_is_unknown(
@@ -346,7 +360,7 @@ def test_a_range_of_an_uncached_blob_is_served_from_the_one_fetch(
         assert answer.headers["Content-Range"] == f"bytes {first}-{last}/{size}"
         assert answer.content == layer[first:last + 1]
     assert upstream_gets(upstream, f"/v2/team/app/blobs/{digest}") == 1
-    assert stored(mirror.root, paths.blob_data(parse_digest(digest))).read_bytes() == layer
+    assert cached(mirror.root, paths.blob_data(parse_digest(digest))).read_bytes() == layer
 
 
 BLOB = os.urandom(300 << 10)
@@ -498,7 +512,7 @@ def test_gc_expires_an_image_not_pulled_within_the_ttl_and_keeps_a_shared_layer(
     assert not stored(mirror.root, paths.tag("team/a", "v1")).exists()
     # B and the layer it shares with A stay whole, served from the cache.
     for digest, content in image_b.items():
-        assert stored(mirror.root, paths.blob_data(parse_digest(digest))).read_bytes() == content
+        assert cached(mirror.root, paths.blob_data(parse_digest(digest))).read_bytes() == content
     assert pull_image(mirror, "team/b", "v1") == image_b
     # An expired image is fetched again on its next pull, as registry:2 does; the shared layer is not.
     assert pull_image(mirror, "team/a", "v1") == image_a
