@@ -88,7 +88,8 @@ class SeaweedFS:
         self._log_offset = self.log.stat().st_size if self.log.exists() else 0
         ports = {flag: free_port() for flag in _PORT_FLAGS}
         command = [
-            self.binary, "mini", f"-dir={self.directory}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+            # glog's files (weed.INFO and the rest) beside the data, not in the system's temporary folder.
+            self.binary, f"-logdir={self.directory}", "mini", f"-dir={self.directory}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             "-webdav=false", "-admin.ui=false", "-master.telemetry=false",
             f"-filer.localSocket={self.directory / 'filer.sock'}", f"-s3.localSocket={self.directory / 's3.sock'}",
             *(f"-{flag}={port}" for flag, port in ports.items()),
