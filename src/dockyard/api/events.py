@@ -23,9 +23,8 @@ def _wanted(context: RequestContext, action: str, media_type: str) -> bool:
 
 
 async def _emit(context: RequestContext, action: str, target: Target) -> None:
-    notifier = context.request.app.get(EVENTS_KEY)
-    if notifier is not None and notifier.outbox.wants(action, target.media_type):
-        await notifier.record(action, target, request_record(context.request), context.identity.user or "")
+    if _wanted(context, action, target.media_type):
+        await context.request.app[EVENTS_KEY].record(action, target, request_record(context.request), context.identity.user or "")
 
 
 async def manifest_event(
