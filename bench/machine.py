@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from bench.client import curl_download
 from bench.load import run_load
 from bench.servers import Nginx
-from dockyard.storage.writeback import start_writeback
+from dockyard.storage.linux_files import start_writeback
 
 
 @dataclass(frozen=True)

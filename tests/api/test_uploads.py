@@ -115,6 +115,19 @@ async def test_chunked_upload_with_last_chunk_in_put(client):
     assert await response.read() == DATA
 
 
+async def test_announced_lengths_reach_the_storage_writer(client, monkeypatch):
+    """A body's Content-Length lets the filesystem allocate its room ahead (FileWriter.expect)."""
+    expected: list[int] = []
+    for writer_class in ("dockyard.storage.driver.FileWriter", "dockyard.storage.filesystem.FilesystemWriter"):
+        monkeypatch.setattr(f"{writer_class}.expect", lambda self, length: expected.append(length))
+    digest = sha256(DATA)
+    assert (await client.post("/v2/repo/blobs/uploads/", params={"digest": digest}, data=DATA)).status == 201
+    location, _ = await start(client, "other")
+    assert (await client.patch(location, data=DATA[:100], headers={"Content-Range": "0-99"})).status == 202
+    assert (await client.put(location, params={"digest": digest}, data=DATA[100:])).status == 201
+    assert expected == [len(DATA), 100, len(DATA) - 100]
+
+
 async def test_patch_without_content_range(client):
     location, _ = await start(client)
     response = await client.patch(location, data=DATA[:10])

@@ -5,10 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import pathlib
 from collections.abc import AsyncIterator
 
-from dockyard.proxy.cache import STREAM_STEP, Download, _stream_into
+import pytest
+from aiohttp import web
+
+from dockyard.proxy.cache import STREAM_STEP, Download, PullThroughCache, _stream_into
+from dockyard.proxy.upstream import UpstreamClient
+from dockyard.reference import Digest
 from dockyard.storage import paths
+from dockyard.storage.filesystem import FilesystemDriver
 from dockyard.storage.inmemory import InMemoryDriver
 from dockyard.storage.registry import Registry
 from tests.support.writers import HeldWriter
@@ -121,3 +128,32 @@ async def test_readers_get_what_arrives_while_a_step_is_being_written() -> None:
     await download.finish(download.path)
     await asyncio.wait_for(reader.task, HANG_GUARD_SECONDS)
     assert bytes(reader.got) == blob
+
+
+async def test_the_upstreams_content_length_reaches_the_storage_writer(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The blob's size, known from its first byte, lets the filesystem allocate its room ahead (FileWriter.expect)."""
+    expected: list[int] = []
+    monkeypatch.setattr("dockyard.storage.filesystem.FilesystemWriter.expect", lambda self, length: expected.append(length))
+    blob = bytes(index % 239 for index in range(3 * STREAM_STEP + 5))
+    digest = Digest.of(blob)
+
+    async def serve_blob(_: web.Request) -> web.Response:
+        return web.Response(body=blob)
+
+    app = web.Application()
+    app.router.add_get(f"/v2/a/blobs/{digest}", serve_blob)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    registry = Registry(FilesystemDriver(tmp_path))
+    cache = PullThroughCache(registry, UpstreamClient(f"http://127.0.0.1:{runner.addresses[0][1]}"), ttl=0, tag_check_interval=60)
+    try:
+        download = await cache.blob("a", digest)
+        async with asyncio.timeout(HANG_GUARD_SECONDS):
+            got = b"".join([bytes(chunk) async for chunk in download.chunks(registry)])
+            await download.ended()
+    finally:
+        await cache.close()
+        await runner.cleanup()
+    assert got == blob
+    assert expected == [len(blob)]

@@ -60,7 +60,7 @@ async def start(context: RequestContext) -> web.StreamResponse:
     upload_id = await registry.uploads.start(name)
     if digest is None:
         return _in_progress(name, upload_id, 0)
-    await registry.uploads.finish(context.repository, upload_id, digest, context.body())
+    await registry.uploads.finish(context.repository, upload_id, digest, context.body(), length=context.request.content_length)
     await blob_event(context, "push", digest)
     return _created(name, digest)
 
@@ -99,7 +99,7 @@ async def _chunk_start(context: RequestContext, upload_id: str) -> int | None:
 async def patch(context: RequestContext) -> web.StreamResponse:
     upload_id = check_upload_id(context.params["uuid"])
     start = await _chunk_start(context, upload_id)
-    size = await context.registry.uploads.append(context.name, upload_id, context.body(), start)
+    size = await context.registry.uploads.append(context.name, upload_id, context.body(), start, context.request.content_length)
     return _in_progress(context.name, upload_id, size)
 
 
@@ -112,7 +112,7 @@ async def finish(context: RequestContext) -> web.StreamResponse:
     digest = parse_digest(digest_text)
     start = await _chunk_start(context, upload_id)
     body = context.body() if context.has_body() else None
-    await context.registry.uploads.finish(context.repository, upload_id, digest, body, start)
+    await context.registry.uploads.finish(context.repository, upload_id, digest, body, start, context.request.content_length)
     await blob_event(context, "push", digest)
     return _created(context.name, digest)
 

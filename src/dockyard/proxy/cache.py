@@ -405,6 +405,8 @@ class PullThroughCache:
                     raise UpstreamUnavailable(f"the upstream answered {answer.status} to GET {path}", "status")
                 download.size = answer.content_length
                 writer = await driver.writer(download.path)
+                if download.size:
+                    writer.expect(download.size)
                 download.started.set()
                 try:
                     hasher = hashlib.new(digest.algorithm)

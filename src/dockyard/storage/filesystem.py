@@ -19,7 +19,7 @@ from typing import BinaryIO
 
 from dockyard.atomic import write_file
 from dockyard.storage.driver import FileInfo, FileWriter, PathNotFound, StorageDriver
-from dockyard.storage.writeback import start_writeback
+from dockyard.storage.linux_files import allocate, start_writeback
 
 READ_CHUNK = 1 << 20
 SMALL_READ_CHUNK = 1 << 16  # below malloc's mmap threshold: each read allocates this much
@@ -169,11 +169,29 @@ def _read_all(descriptor: int) -> bytes:
     return b"".join(chunks)
 
 
+# Room allocated ahead of the writes (see FileWriter.expect) reaches at most this far beyond them: a
+# client announcing a huge body and sending little holds little of the disk.
+ALLOCATE_AHEAD = 64 << 20
+
+
 class FilesystemWriter(FileWriter):
     def __init__(self, path: pathlib.Path, file: BinaryIO, size: int) -> None:
         self._path = path
         self._file = file
         self._size = size
+        self._expected_end = size  # where FileWriter.expect says the writes end
+        self._allocated_end = size
+
+    def expect(self, length: int) -> None:
+        self._expected_end = self._size + max(length, 0)
+
+    def _allocate_for(self, offset: int, end: int) -> None:
+        """Before writing from ``offset`` to ``end``: the expected room from there, allocated in steps of up to ALLOCATE_AHEAD."""
+        if self._allocated_end >= min(self._expected_end, end + ALLOCATE_AHEAD // 2):
+            return
+        start = max(self._allocated_end, offset)
+        self._allocated_end = min(self._expected_end, end + ALLOCATE_AHEAD)
+        allocate(self._file.fileno(), start, self._allocated_end - start)
 
     @property
     def size(self) -> int:
@@ -186,6 +204,7 @@ class FilesystemWriter(FileWriter):
         offset, length = self._size, sum(len(chunk) for chunk in chunks)
 
         def write_and_start_writeback() -> None:
+            self._allocate_for(offset, offset + length)
             for chunk in chunks:
                 self._file.write(chunk)
             self._file.flush()

@@ -76,12 +76,15 @@ class UploadStore:
         upload_id: str,
         body: AsyncIterator[bytes],
         start: int | None = None,
+        length: int | None = None,
     ) -> int:
-        """Append a chunk; ``start`` (from ``Content-Range``) must be the current size."""
+        """Append a chunk; ``start`` (from ``Content-Range``) must be the current size; ``length`` is its announced size, if any."""
         async with self._exclusive(name, upload_id):
             size = await self._size_at(name, upload_id, start)
             hasher = await self._hasher(name, upload_id, size)
             writer = await self.driver.writer(paths.upload_data(name, upload_id), append=True)
+            if length:
+                writer.expect(length)
             try:
                 await pump(body, writer, hasher)
             except BaseException:
@@ -101,8 +104,9 @@ class UploadStore:
         digest: Digest,
         body: AsyncIterator[bytes] | None,
         start: int | None = None,
+        length: int | None = None,
     ) -> int:
-        """Take a last chunk (``start`` as in :meth:`append`), verify the digest, and move the blob into
+        """Take a last chunk (``start`` and ``length`` as in :meth:`append`), verify the digest, and move the blob into
         place and link it in ``repository``, once the quotas admit it (else the upload is dropped)."""
         name = repository.name
         async with self._exclusive(name, upload_id):
@@ -110,6 +114,8 @@ class UploadStore:
             hasher = await self._hasher(name, upload_id, size)
             data_path = paths.upload_data(name, upload_id)
             writer = await self.driver.writer(data_path, append=True)
+            if body is not None and length:
+                writer.expect(length)
             try:
                 if body is not None:
                     await pump(body, writer, hasher)
