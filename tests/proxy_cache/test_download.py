@@ -130,10 +130,13 @@ async def test_readers_get_what_arrives_while_a_step_is_being_written() -> None:
     assert bytes(reader.got) == blob
 
 
-async def test_the_upstreams_content_length_reaches_the_storage_writer(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The blob's size, known from its first byte, lets the filesystem allocate its room ahead (FileWriter.expect)."""
+async def test_the_download_file_has_its_room_allocated_and_no_early_writeback(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The blob's size, known from its first byte, lets the filesystem allocate its room ahead (FileWriter.expect);
+    its clients do not wait for its fsync, so no CPU goes to starting the write-back while they wait for bytes."""
     expected: list[int] = []
+    writebacks: list[int] = []
     monkeypatch.setattr("dockyard.storage.filesystem.FilesystemWriter.expect", lambda self, length: expected.append(length))
+    monkeypatch.setattr("dockyard.storage.filesystem.start_writeback", lambda fd, offset, length: writebacks.append(length))
     blob = bytes(index % 239 for index in range(3 * STREAM_STEP + 5))
     digest = Digest.of(blob)
 
@@ -157,3 +160,4 @@ async def test_the_upstreams_content_length_reaches_the_storage_writer(tmp_path:
         await runner.cleanup()
     assert got == blob
     assert expected == [len(blob)]
+    assert writebacks == []

@@ -52,6 +52,18 @@ async def test_appending_writer_starts_writeback_at_the_right_offsets(tmp_path: 
     assert (tmp_path / "upload" / "data").read_bytes() == b"x" * 100 + b"y" * 50 + b"z" * 25
 
 
+async def test_a_writer_whose_commit_nobody_awaits_leaves_the_writeback_to_it(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[int, int]] = []
+    monkeypatch.setattr("dockyard.storage.filesystem.start_writeback", lambda fd, offset, length: calls.append((offset, length)))
+    driver = FilesystemDriver(tmp_path)
+    writer = await driver.writer("/download", commit_awaited=False)
+    await writer.write(b"x" * 100)
+    await writer.commit()
+    await writer.close()
+    assert calls == []
+    assert (tmp_path / "download").read_bytes() == b"x" * 100
+
+
 def _allocated(path: pathlib.Path) -> int:
     return path.stat().st_blocks * 512
 

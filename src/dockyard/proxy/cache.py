@@ -404,7 +404,7 @@ class PullThroughCache:
                 if answer.status != 200:
                     raise UpstreamUnavailable(f"the upstream answered {answer.status} to GET {path}", "status")
                 download.size = answer.content_length
-                writer = await driver.writer(download.path)
+                writer = await driver.writer(download.path, commit_awaited=False)  # clients have their bytes once verified
                 if download.size:
                     writer.expect(download.size)
                 download.started.set()

@@ -103,7 +103,10 @@ class StorageDriver(abc.ABC):
         """Stream ``length`` bytes (all when ``None``) from ``offset``."""
 
     @abc.abstractmethod
-    async def writer(self, path: str, append: bool = False) -> FileWriter: ...
+    async def writer(self, path: str, append: bool = False, commit_awaited: bool = True) -> FileWriter:
+        """A writer of ``path``. ``commit_awaited=False``: nobody waits for its commit (a cache's
+        download, whose clients have their bytes before it), so a driver may leave work that only
+        makes the commit quicker (the filesystem's early write-back) for the commit itself."""
 
     @abc.abstractmethod
     async def stat(self, path: str) -> FileInfo: ...

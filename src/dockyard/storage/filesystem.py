@@ -175,10 +175,13 @@ ALLOCATE_AHEAD = 64 << 20
 
 
 class FilesystemWriter(FileWriter):
-    def __init__(self, path: pathlib.Path, file: BinaryIO, size: int) -> None:
+    def __init__(self, path: pathlib.Path, file: BinaryIO, size: int, early_writeback: bool = True) -> None:
         self._path = path
         self._file = file
         self._size = size
+        # Off where nobody waits for the commit: its fsync then writes back what the early one
+        # would have, and the CPU that early write-back costs goes to those who wait.
+        self._early_writeback = early_writeback
         self._expected_end = size  # where FileWriter.expect says the writes end
         self._allocated_end = size
 
@@ -208,7 +211,8 @@ class FilesystemWriter(FileWriter):
             for chunk in chunks:
                 self._file.write(chunk)
             self._file.flush()
-            start_writeback(self._file.fileno(), offset, length)
+            if self._early_writeback:
+                start_writeback(self._file.fileno(), offset, length)
 
         await asyncio.to_thread(write_and_start_writeback)
         self._size += length
@@ -297,7 +301,7 @@ class FilesystemDriver(StorageDriver):
                     pending.exception()  # nobody wants this chunk now; don't report its error as unretrieved
             file.close()
 
-    async def writer(self, path: str, append: bool = False) -> FileWriter:
+    async def writer(self, path: str, append: bool = False, commit_awaited: bool = True) -> FileWriter:
         full = pathlib.Path(self._full(path))
 
         def open_for_writing() -> tuple[BinaryIO, int]:
@@ -306,7 +310,7 @@ class FilesystemDriver(StorageDriver):
             return file, file.seek(0, os.SEEK_END)
 
         file, size = await asyncio.to_thread(open_for_writing)
-        return FilesystemWriter(full, file, size)
+        return FilesystemWriter(full, file, size, early_writeback=commit_awaited)
 
     async def stat(self, path: str) -> FileInfo:
         try:

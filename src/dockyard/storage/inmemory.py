@@ -76,7 +76,7 @@ class InMemoryDriver(StorageDriver):
         for start in range(offset, end, 1 << 20):
             yield bytes(file.data[start:min(start + (1 << 20), end)])
 
-    async def writer(self, path: str, append: bool = False) -> FileWriter:
+    async def writer(self, path: str, append: bool = False, commit_awaited: bool = True) -> FileWriter:
         file = self._files.get(path) if append else None
         if file is None:
             file = self._files[path] = _File()

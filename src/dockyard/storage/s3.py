@@ -407,7 +407,7 @@ class S3Driver(StorageDriver):
                 async for chunk in body.iter_chunks(READ_CHUNK):
                     yield chunk
 
-    async def writer(self, path: str, append: bool = False) -> FileWriter:
+    async def writer(self, path: str, append: bool = False, commit_awaited: bool = True) -> FileWriter:
         key = self._key(path)
         found = await self._segments(key, path) if append else None
         kept: list[Segment] = []
