@@ -34,6 +34,7 @@ import uvloop
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from dockyard import heap
 from dockyard.address import Address
 from dockyard.config import Settings
 from dockyard.tls import alpn_challenge
@@ -134,7 +135,7 @@ async def _serve(
     async def track(request: web.Request, handler: Handler) -> web.StreamResponse:
         # Both in one middleware: each is a coroutine more in every request.
         connection = header_deadlines.request_started(request)
-        in_flight.started()
+        in_flight.start()
         try:
             return await handler(request)
         finally:
@@ -176,6 +177,10 @@ async def _serve(
         loop.add_signal_handler(signum, stop.set)
     if parent_watch is not None:
         loop.add_reader(parent_watch, _parent_gone, loop, parent_watch, stop)
+    trim = heap.malloc_trim()
+    idle_trim = heap.IdleTrim(in_flight, trim) if trim is not None else None
+    if idle_trim is not None:
+        idle_trim.start(loop)
     try:
         await stop.wait()
         listener.close()
@@ -187,6 +192,8 @@ async def _serve(
             except TimeoutError:
                 log.warning("%d request(s) still running after the drain timeout; cancelling them", in_flight.count)
     finally:
+        if idle_trim is not None:
+            idle_trim.stop()
         listener.close()
         try:
             await runner.cleanup()
@@ -294,11 +301,13 @@ class _HeaderDeadline(asyncio.Protocol):
 class _InFlight:
     def __init__(self) -> None:
         self.count = 0
+        self.started = 0  # ever: how heap.IdleTrim sees requests that began and ended between its ticks
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def started(self) -> None:
+    def start(self) -> None:
         self.count += 1
+        self.started += 1
         self._idle.clear()
 
     def ended(self) -> None:
