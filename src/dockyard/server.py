@@ -29,6 +29,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import uvloop
 from aiohttp import web
@@ -37,7 +38,9 @@ from aiohttp.typedefs import Handler
 from dockyard import heap
 from dockyard.address import Address
 from dockyard.config import Settings
-from dockyard.tls import alpn_challenge
+
+if TYPE_CHECKING:  # imported where used: only ACME's TLS-ALPN-01 challenges need it, and its cryptography
+    from dockyard.tls import alpn_challenge
 
 log = logging.getLogger("dockyard.server")
 
@@ -61,7 +64,7 @@ ARENA_MAX = 1
 # Set by whoever builds the app when it serves HTTPS.
 SSL_CONTEXT_KEY = web.AppKey("ssl_context", ssl.SSLContext)
 # Set beside it when ACME's TLS-ALPN-01 challenges are answered on the serving port: where they are.
-TLS_ALPN_CHALLENGES_KEY = web.AppKey[alpn_challenge.ChallengeFile]("tls_alpn_challenges")
+TLS_ALPN_CHALLENGES_KEY: web.AppKey[alpn_challenge.ChallengeFile] = web.AppKey("tls_alpn_challenges")
 # Builds the registry's app in each process; beside it, the debug server's app from the registry's.
 MakeApp = Callable[[], web.Application]
 MakeDebugApp = Callable[[web.Application], web.Application]
@@ -163,6 +166,8 @@ async def _serve(
     context, challenge_file = app.get(SSL_CONTEXT_KEY), app.get(TLS_ALPN_CHALLENGES_KEY)
     listener: asyncio.AbstractServer | alpn_challenge.ChallengeListener
     if context is not None and challenge_file is not None:
+        from dockyard.tls import alpn_challenge
+
         listener = alpn_challenge.ChallengeListener(sock, challenge_file, (protocol, context), timeouts.header)
         listener.start()
     else:
