@@ -72,8 +72,9 @@ def test_serving_imports_no_library_its_configuration_does_not_use(serve_imports
     assert {"aiohttp", "dockyard"} <= imported, imported
     # redis-py: only with a redis section; acme, josepy, requests: only with http.tls.letsencrypt;
     # botocore: only with S3 storage; passlib: only for an htpasswd file's older hash schemes;
-    # ldap3 (~5 MiB a process): only with a dockyard.ldap section.
-    assert imported & {"redis", "acme", "josepy", "requests", "botocore", "aiobotocore", "passlib", "ldap3"} == set()
+    # ldap3 (~5 MiB a process): only with a dockyard.ldap section; cryptography (~9 MiB: its Rust
+    # library's pages and its objects) and jwt: only with TLS, token auth or the web UI's sessions.
+    assert imported & {"redis", "acme", "josepy", "requests", "botocore", "aiobotocore", "passlib", "ldap3", "cryptography", "jwt"} == set()
 
 
 def test_workers_import_nothing_the_parent_has_not(serve_imports: list[list[str]]) -> None:

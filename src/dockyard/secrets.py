@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import os
 import pathlib
+from typing import TYPE_CHECKING
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+if TYPE_CHECKING:  # imported where used: a server without TLS, token auth or http.secret never loads cryptography
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 MIN_SECRET_LENGTH = 16
 _SALT = b"dockyard http.secret v1"
@@ -42,6 +42,9 @@ def derive_key(secret: str, purpose: str, length: int = 32) -> bytes:
     """A key for one ``purpose`` (``"session-cookies"``...), the same wherever ``secret`` is."""
     if not secret:
         raise ValueError("no http.secret to derive a key from")
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
     hkdf = HKDF(algorithm=hashes.SHA256(), length=length, salt=_SALT, info=purpose.encode())
     return hkdf.derive(secret.encode())
 
@@ -49,6 +52,8 @@ def derive_key(secret: str, purpose: str, length: int = 32) -> bytes:
 def token_signing_key(secret: str) -> ec.EllipticCurvePrivateKey:
     """The built-in token service's ES256 key, derived from ``secret``: one key on every replica."""
     # 48 bytes reduced modulo the group order: a scalar with negligible bias (FIPS 186-5 A.2.1).
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     scalar = int.from_bytes(derive_key(secret, "token-signing-key", 48), "big") % (_P256_ORDER - 1) + 1
     return ec.derive_private_key(scalar, ec.SECP256R1())
 

@@ -29,14 +29,18 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import uvloop
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from dockyard import heap
 from dockyard.address import Address
 from dockyard.config import Settings
-from dockyard.tls import alpn_challenge
+
+if TYPE_CHECKING:  # imported where used: only ACME's TLS-ALPN-01 challenges need it, and its cryptography
+    from dockyard.tls import alpn_challenge
 
 log = logging.getLogger("dockyard.server")
 
@@ -60,7 +64,7 @@ ARENA_MAX = 1
 # Set by whoever builds the app when it serves HTTPS.
 SSL_CONTEXT_KEY = web.AppKey("ssl_context", ssl.SSLContext)
 # Set beside it when ACME's TLS-ALPN-01 challenges are answered on the serving port: where they are.
-TLS_ALPN_CHALLENGES_KEY = web.AppKey[alpn_challenge.ChallengeFile]("tls_alpn_challenges")
+TLS_ALPN_CHALLENGES_KEY: web.AppKey[alpn_challenge.ChallengeFile] = web.AppKey("tls_alpn_challenges")
 # Builds the registry's app in each process; beside it, the debug server's app from the registry's.
 MakeApp = Callable[[], web.Application]
 MakeDebugApp = Callable[[web.Application], web.Application]
@@ -134,7 +138,7 @@ async def _serve(
     async def track(request: web.Request, handler: Handler) -> web.StreamResponse:
         # Both in one middleware: each is a coroutine more in every request.
         connection = header_deadlines.request_started(request)
-        in_flight.started()
+        in_flight.start()
         try:
             return await handler(request)
         finally:
@@ -162,6 +166,8 @@ async def _serve(
     context, challenge_file = app.get(SSL_CONTEXT_KEY), app.get(TLS_ALPN_CHALLENGES_KEY)
     listener: asyncio.AbstractServer | alpn_challenge.ChallengeListener
     if context is not None and challenge_file is not None:
+        from dockyard.tls import alpn_challenge
+
         listener = alpn_challenge.ChallengeListener(sock, challenge_file, (protocol, context), timeouts.header)
         listener.start()
     else:
@@ -176,6 +182,10 @@ async def _serve(
         loop.add_signal_handler(signum, stop.set)
     if parent_watch is not None:
         loop.add_reader(parent_watch, _parent_gone, loop, parent_watch, stop)
+    trim = heap.malloc_trim()
+    idle_trim = heap.IdleTrim(in_flight, trim) if trim is not None else None
+    if idle_trim is not None:
+        idle_trim.start(loop)
     try:
         await stop.wait()
         listener.close()
@@ -187,6 +197,8 @@ async def _serve(
             except TimeoutError:
                 log.warning("%d request(s) still running after the drain timeout; cancelling them", in_flight.count)
     finally:
+        if idle_trim is not None:
+            idle_trim.stop()
         listener.close()
         try:
             await runner.cleanup()
@@ -294,11 +306,13 @@ class _HeaderDeadline(asyncio.Protocol):
 class _InFlight:
     def __init__(self) -> None:
         self.count = 0
+        self.started = 0  # ever: how heap.IdleTrim sees requests that began and ended between its ticks
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def started(self) -> None:
+    def start(self) -> None:
         self.count += 1
+        self.started += 1
         self._idle.clear()
 
     def ended(self) -> None:

@@ -385,3 +385,32 @@ def test_chunks_of_an_upload_reuse_the_memory_of_the_chunks_before(start_server)
         assert response.status_code == 201, response.text
     pages = chunk * (patches - 1) // os.sysconf("SC_PAGE_SIZE")
     assert faults < pages // 8, f"{faults} page faults on the event loop for {pages} pages received"
+
+
+def _heap_kib(pid: int) -> int:
+    """Resident KiB of the process's malloc heap (the ``[heap]`` mapping)."""
+    with open(f"/proc/{pid}/smaps") as smaps:
+        lines = iter(smaps)
+        for line in lines:
+            if line.rstrip().endswith("[heap]"):
+                return next(int(field.split()[1]) for field in lines if field.startswith("Rss:"))
+    return 0
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc_trim")
+def test_an_idle_worker_gives_back_the_heap_an_upload_freed(start_server):
+    # Kept for the next request while busy, it would otherwise stay in each worker that served an upload.
+    server = start_server()
+    assert server.process is not None
+    pid = server.process.pid
+    data = os.urandom(64 << 20)
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        before = _heap_kib(pid)
+        location = client.post("/v2/trim/blobs/uploads/").headers["Location"]
+        response = client.put(location, params={"digest": sha256(data)}, content=data)
+        assert response.status_code == 201, response.text
+    grown = _heap_kib(pid)
+    deadline = time.monotonic() + 20
+    while _heap_kib(pid) > before + 2048 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _heap_kib(pid) <= before + 2048, f"heap {before} KiB before the upload, {grown} KiB after, {_heap_kib(pid)} KiB now"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -18,14 +19,16 @@ from dockyard.api.errors import RegistryError
 from dockyard.api.forwarding import path_prefix, public_base_url
 from dockyard.auth import scopes
 from dockyard.auth.access import ANONYMOUS, Authenticator, Identity, client_address, parse_basic
-from dockyard.auth.binding import CredentialBinding
 from dockyard.auth.policy import OPEN_TO_USERS, Policy
 from dockyard.auth.robots import ROBOT
 from dockyard.auth.scopes import Scope
-from dockyard.auth.tokens import InvalidToken, TokenVerifier
 from dockyard.logs import audit
 from dockyard.memo import remembered
 from dockyard.reference import NAME_MAX_LENGTH
+
+if TYPE_CHECKING:  # token auth alone needs these, and their jwt and cryptography
+    from dockyard.auth.binding import CredentialBinding
+    from dockyard.auth.tokens import TokenVerifier
 
 log = logging.getLogger("dockyard.auth")
 
@@ -104,6 +107,8 @@ class AccessController:
             return self._anonymous  # open access: anyone may do anything, whatever they send
         header = request.headers.get("Authorization", "")
         if self.verifier is not None:
+            from dockyard.auth.tokens import InvalidToken  # loaded by the verifier already: a lookup
+
             scheme, _, token = header.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 raise self._unauthorized(request, needed)

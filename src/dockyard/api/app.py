@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -14,7 +15,6 @@ from dockyard.api.access import TOKEN_PATH, AccessController, needed_scopes
 from dockyard.api.context import ACCESS_KEY, RequestContext
 from dockyard.api.errors import PULL_THROUGH_MESSAGE, READ_ONLY_MESSAGE, RegistryError
 from dockyard.api.forwarding import FORWARDING_KEY, path_prefix, public_base_url
-from dockyard.api.token import TokenService
 from dockyard.app_keys import MIRRORS_KEY, REGISTRY_KEY, ROUTE_KEY
 from dockyard.errors import DockyardError
 from dockyard.forwarding import Forwarding
@@ -23,6 +23,9 @@ from dockyard.proxy.mirrors import Mirrors
 from dockyard.reference import check_name
 from dockyard.storage.registry import Registry
 from dockyard.tls.trust import CA_URL_PATH
+
+if TYPE_CHECKING:  # token auth alone builds one, with its jwt and cryptography
+    from dockyard.api.token import TokenService
 
 log = logging.getLogger("dockyard.api")
 

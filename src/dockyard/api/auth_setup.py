@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pathlib
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dockyard.api.access import AccessController
-from dockyard.api.token import TokenService
 from dockyard.auth import policy as policies
 from dockyard.auth.access import Authenticator
 from dockyard.auth.binding import CredentialBinding
@@ -15,11 +14,13 @@ from dockyard.auth.htpasswd import Htpasswd
 from dockyard.auth.limiter import FailureLimiter
 from dockyard.auth.robots import RobotAccounts, RobotSource
 from dockyard.auth.sources import CredentialSource, HtpasswdSource
-from dockyard.auth.tokens import TokenIssuer, TokenVerifier, load_or_create_signing_key
 from dockyard.config import Settings
 from dockyard.config.schema import Ldap
 from dockyard.secrets import token_signing_key
-from dockyard.tls.certificates import CertificateError
+from dockyard.tls.errors import CertificateError
+
+if TYPE_CHECKING:  # token auth alone builds one, with its jwt and cryptography
+    from dockyard.api.token import TokenService
 
 
 class AuthSetupError(Exception):
@@ -96,12 +97,17 @@ class AuthSettings:
         if self.external_tokens:
             if not self.token_realm:
                 raise AuthSetupError("an external token issuer needs --token-realm, the URL clients get tokens from")
+            from dockyard.auth.tokens import TokenVerifier  # token auth alone needs jwt and cryptography
+
             try:
                 verifier = TokenVerifier.from_files(self.token_issuer, self.token_service, self.token_rootcertbundle, self.token_jwks)
             except (CertificateError, OSError, ValueError) as error:
                 raise AuthSetupError(f"cannot read the token issuer's keys: {error}") from None
             return AccessController(policy, None, verifier, self.realm, self.token_realm), None
         if self.token_auth:
+            from dockyard.api.token import TokenService
+            from dockyard.auth.tokens import TokenIssuer, TokenVerifier
+
             key = self._signing_key()
             issuer = TokenIssuer(key, self.token_issuer, self.token_service)
             verifier = TokenVerifier([key.public_key()], self.token_issuer, self.token_service)
@@ -138,6 +144,8 @@ class AuthSettings:
         if self.http_secret:
             return token_signing_key(self.http_secret)
         assert self.signing_key is not None
+        from dockyard.auth.tokens import load_or_create_signing_key
+
         try:
             return load_or_create_signing_key(self.signing_key)
         except (CertificateError, OSError) as error:

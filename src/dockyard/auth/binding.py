@@ -34,8 +34,6 @@ import hmac
 from collections.abc import Sequence
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
-
 from dockyard.auth.sources import HTPASSWD, Account, CredentialSource
 
 _PURPOSE = b"dockyard token credential binding"
@@ -49,6 +47,8 @@ class CredentialBinding:
     @classmethod
     def for_signing_key(cls, sources: Sequence[CredentialSource], signing_key: Any) -> CredentialBinding:
         """With a key of its own derived from the token signing key (the same on every replica)."""
+        from cryptography.hazmat.primitives import serialization  # only token auth needs it
+
         private = signing_key.private_bytes(
             serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )

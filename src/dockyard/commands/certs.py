@@ -7,7 +7,8 @@ import pathlib
 import click
 
 from dockyard.tls import certificates, inspect
-from dockyard.tls.certificates import KEY_TYPES, CertificateAuthority, CertificateError
+from dockyard.tls.certificates import KEY_TYPES, CertificateAuthority
+from dockyard.tls.errors import CertificateError
 from dockyard.tls.serving import CA_CERT, CA_KEY
 
 _DIR_OPTION = click.option(

@@ -38,8 +38,8 @@ from dockyard.storage.immutable import ImmutableTags
 from dockyard.storage.quotas import QuotaRule
 from dockyard.storage.registry import Registry
 from dockyard.storage.repository import PushRules
-from dockyard.tls import acme_settings, alpn_challenge, policy
-from dockyard.tls.certificates import CertificateError, fingerprint
+from dockyard.tls import acme_settings, policy
+from dockyard.tls.errors import CertificateError
 from dockyard.tls.serving import ServingCertificate, TlsSettings, acme_certificate, keep_renewed, prepare, server_context
 
 if TYPE_CHECKING:  # imported where used: only servers with http.tls.letsencrypt pay for the acme library
@@ -192,7 +192,7 @@ def _order_on_serving_port(settings: Settings, prepared: Prepared) -> Callable[[
     letsencrypt = prepared.tls_alpn
     if letsencrypt is None:
         return None
-    from dockyard.tls import acme
+    from dockyard.tls import acme, alpn_challenge
 
     board = acme.ChallengeBoard(letsencrypt.challenges)
 
@@ -275,6 +275,8 @@ def build_app(settings: Settings, prepared: Prepared) -> web.Application:
 def _announcer(settings: Settings, prepared: Prepared) -> Callable[[int | None, int | None], None]:
     serving = prepared.serving
     ca = serving.ca_certificate() if serving else None
+    if ca is not None:
+        from dockyard.tls.certificates import fingerprint
 
     def announce(port: int | None, debug_port: int | None = None) -> None:
         where = prepared.storage.describe()

@@ -47,7 +47,7 @@ from dockyard import __version__
 from dockyard.atomic import write_file
 from dockyard.tls import alpn_challenge, certificates
 from dockyard.tls.acme_settings import TLS_ALPN_01, AcmeSettings
-from dockyard.tls.certificates import CertificateError
+from dockyard.tls.errors import CertificateError
 from dockyard.tls.inspect import subject_alternative_names
 
 log = logging.getLogger("dockyard.tls.acme")

@@ -24,16 +24,13 @@ from cryptography.hazmat.primitives.asymmetric.types import (
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from dockyard.atomic import write_file
+from dockyard.tls.errors import CertificateError
 
 KEY_TYPES = ("ecdsa-p256", "rsa-2048", "rsa-4096")
 CA_DAYS = 3650
 LEAF_DAYS = 365
 
 PrivateKey = CertificateIssuerPrivateKeyTypes
-
-
-class CertificateError(Exception):
-    """A key or certificate cannot be used; the message names the file and the problem."""
 
 
 def generate_key(key_type: str = "ecdsa-p256") -> PrivateKey:

@@ -19,13 +19,14 @@ import socket
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-
-from dockyard.tls import certificates, inspect, policy
+from dockyard.tls import policy
 from dockyard.tls.acme_settings import AcmeSettings
-from dockyard.tls.certificates import CertificateAuthority, CertificateError
+from dockyard.tls.errors import CertificateError
+
+if TYPE_CHECKING:  # imported where used: a server without TLS never loads cryptography
+    from cryptography import x509
 
 log = logging.getLogger("dockyard.tls")
 
@@ -59,6 +60,8 @@ class ServingCertificate:
     warnings: list[str] = field(default_factory=list)
 
     def ca_certificate(self) -> x509.Certificate | None:
+        from dockyard.tls import certificates
+
         return certificates.load_certificates(self.ca)[0] if self.ca else None
 
 
@@ -76,6 +79,8 @@ def _locked(directory: pathlib.Path) -> Iterator[None]:
 
 
 def _needs_new_server_certificate(directory: pathlib.Path, ca: x509.Certificate, names: list[str]) -> str | None:
+    from dockyard.tls import certificates, inspect
+
     try:
         current = certificates.load_certificates(directory / SERVER_CERT)[0]
         certificates.load_key(directory / SERVER_KEY)
@@ -93,6 +98,9 @@ def _needs_new_server_certificate(directory: pathlib.Path, ca: x509.Certificate,
 
 def ensure_local_certificates(settings: TlsSettings) -> ServingCertificate:
     """Create the CA and the server certificate where missing; renew the latter when due."""
+    from dockyard.tls import certificates
+    from dockyard.tls.certificates import CertificateAuthority
+
     directory = settings.directory
     names = local_names(settings.hostnames)
     with _locked(directory):
@@ -114,6 +122,10 @@ def ensure_local_certificates(settings: TlsSettings) -> ServingCertificate:
 def check_given_certificate(settings: TlsSettings) -> ServingCertificate:
     """Check a certificate given with ``--tls-cert``: errors stop the start, warnings are said."""
     assert settings.certificate is not None and settings.key is not None
+    from cryptography.hazmat.primitives import serialization
+
+    from dockyard.tls import certificates, inspect
+
     chain = certificates.load_certificates(settings.certificate)
     key = certificates.load_key(settings.key, settings.passphrase)
     leaf = chain[0]

@@ -16,10 +16,10 @@ import shutil
 import ssl
 import subprocess
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from cryptography import x509
-
-from dockyard.tls import certificates
+if TYPE_CHECKING:  # imported where used: the app imports CA_URL_PATH, and a server without TLS never loads cryptography
+    from cryptography import x509
 
 CA_URL_PATH = "/_dockyard/ca.crt"
 ROOT = pathlib.Path("/")
@@ -102,6 +102,8 @@ def fetch_ca(host_port: str, timeout: float = 10) -> bytes:
 
 
 def parse_ca(pem: bytes, source: str) -> x509.Certificate:
+    from cryptography import x509
+
     try:
         return x509.load_pem_x509_certificate(pem)
     except ValueError:
@@ -109,6 +111,10 @@ def parse_ca(pem: bytes, source: str) -> x509.Certificate:
 
 
 def install(pem: bytes, chosen: list[Target]) -> None:
+    from cryptography import x509
+
+    from dockyard.tls import certificates
+
     for target in chosen:
         certificates.write_certificates(target.path, x509.load_pem_x509_certificate(pem))
         _run(target.refresh)
