@@ -59,6 +59,9 @@ STREAM_STEP = 1 << 20
 # Where the download is not a local file (S3), readers see only what the writer committed; each commit
 # is a segment, which S3 copies as a multipart part when the blob moves into place: at least its 5 MiB.
 COMMITTED_STEP = 8 << 20
+# Received steps of a download that may wait for hashing and writing: one per blob however many read it, and a
+# cold pull's receiving, which every reader waits for, stalled for hashing with four (uploads keep two).
+DOWNLOAD_STEPS_AHEAD = 4
 # Far more than Docker Hub's longest tag lists (some thousands of tags); a page is held whole to be checked.
 MAX_TAG_LIST_BYTES = 8 << 20
 _NEXT_LINK = re.compile(r'<([^>]*)>\s*;[^,]*rel="?next"?')
@@ -520,4 +523,4 @@ async def _stream_into(
             await writer.commit()
         await download.advance(writer.size)
 
-    await pump(observed(), writer, hasher, step, stepped, keep_partial=False)
+    await pump(observed(), writer, hasher, step, stepped, keep_partial=False, steps_ahead=DOWNLOAD_STEPS_AHEAD)
