@@ -477,7 +477,10 @@ class S3Driver(StorageDriver):
         names: set[str] = set()
         end = ""  # the greatest key listed
         while True:
-            wanted = LIST_PAGE_MAX if limit is None else min(LIST_PAGE_MAX, limit - len(names) + 1)
+            # A server answers at most its own maximum (AWS's is LIST_PAGE_MAX) however many are
+            # asked; SeaweedFS answers them all: a page of 1000 tags and the one telling whether
+            # another page follows, past ``last``, come in one request, not two.
+            wanted = LIST_PAGE_MAX if limit is None else limit - len(names) + 1
             found = await self._list(MaxKeys=wanted, **params)
             for entry in itertools.chain(
                 (item["Prefix"] for item in found.get("CommonPrefixes", ())), (item["Key"] for item in found.get("Contents", ()))
