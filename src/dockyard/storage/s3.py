@@ -1,4 +1,5 @@
-"""The S3 driver: registry:2's layout in a bucket, through aiobotocore.
+"""The S3 driver: registry:2's layout in a bucket, through aiobotocore (and its folder
+listings through :mod:`dockyard.storage.s3_listing`'s lean lister where the settings allow).
 
 Keys are registry:2's (``<rootdirectory>/docker/registry/v2/...``), so registry:2 and
 Dockyard can serve one bucket.
