@@ -40,6 +40,8 @@ async def test_listings_are_the_listers_requests_alone(s3_settings: S3) -> None:
         assert await driver.list_page("/tags") == expected
         assert await driver.list_page("/tags", expected[0], 2) == expected[1:3]
         assert await driver.list_page("/tags/a&b") == ["current"]
+        assert sorted(await driver.list("/tags")) == expected
+        assert await driver.list_sorted(["/tags/a b", "/tags/missing"]) == {"/tags/a b": ["current"]}
         assert by_botocore == []
     finally:
         await driver.close()

@@ -228,12 +228,12 @@ class S3Driver(StorageDriver):
     def _directory(key: str) -> str:
         return f"{key}/" if key else ""
 
-    async def _pages(self, prefix: str, delimiter: str = "") -> AsyncIterator[dict[str, Any]]:
+    async def _pages(self, prefix: str) -> AsyncIterator[dict[str, Any]]:
+        """Every key below ``prefix`` with its size and time (no delimiter), through botocore."""
         client = await self._s3()
         paginator = client.get_paginator("list_objects_v2")
-        params = {"Bucket": self.bucket, "Prefix": prefix, **({"Delimiter": delimiter} if delimiter else {})}
         with self._errors():
-            async for page in paginator.paginate(**params):
+            async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
                 yield page
 
     async def _keys_under(self, prefix: str) -> builtins.list[str]:
@@ -456,9 +456,14 @@ class S3Driver(StorageDriver):
     async def list(self, path: str) -> builtins.list[str]:
         prefix = self._directory(self._key(path))
         names: set[str] = set()
-        async for page in self._pages(prefix, "/"):
+        params: dict[str, Any] = {"Prefix": prefix, "Delimiter": "/"}
+        while True:
+            page = await self._list(MaxKeys=LIST_PAGE_MAX, **params)
             names.update(item["Prefix"][len(prefix):].rstrip("/") for item in page.get("CommonPrefixes", ()))
             names.update(item["Key"][len(prefix):] for item in page.get("Contents", ()))
+            if not page.get("IsTruncated"):
+                break
+            params["ContinuationToken"] = page["NextContinuationToken"]
         names = {name for name in names if name and not _hidden(name)}
         if not names:
             raise PathNotFound(path)
