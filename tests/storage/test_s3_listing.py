@@ -54,3 +54,23 @@ async def test_list_page_in_name_order_over_byte_ordered_listings() -> None:
         for limit in [1, 2, 3, 100]:
             start = sum(name <= after for name in expected)
             assert await driver.list_page("/tags", after, limit) == expected[start:start + limit], (after, limit)
+
+
+async def test_list_page_asks_for_the_whole_page_at_once() -> None:
+    # AWS answers at most 1000 keys a request, SeaweedFS all it is asked for: one request
+    # for a page of 1000 names, the one after them and ``last`` itself where the server allows.
+    names = [f"t{index:05d}" for index in range(1500)]
+    keys = [f"tags/{name}/current/link" for name in names]
+    for most, requests in [(None, 1), (1000, 2)]:
+        driver = S3Driver(S3(region="us-east-1", bucket="bucket"))
+        asked: list[int] = []
+
+        async def call(
+            operation: str, path: str | None = None, most: int | None = most, asked: list[int] = asked, **params: Any
+        ) -> dict[str, Any]:
+            asked.append(params["MaxKeys"])
+            return list_objects_v2(keys, **{**params, "MaxKeys": min(params["MaxKeys"], most or params["MaxKeys"])})
+
+        driver._call = call  # type: ignore[method-assign]
+        assert await driver.list_page("/tags", names[99], 1001) == names[100:1101]
+        assert len(asked) == requests, (most, asked)

@@ -1,4 +1,5 @@
-"""The S3 driver: registry:2's layout in a bucket, through aiobotocore.
+"""The S3 driver: registry:2's layout in a bucket, through aiobotocore (and its folder
+listings through :mod:`dockyard.storage.s3_listing`'s lean lister where the settings allow).
 
 Keys are registry:2's (``<rootdirectory>/docker/registry/v2/...``), so registry:2 and
 Dockyard can serve one bucket.
@@ -38,6 +39,7 @@ import botocore.exceptions
 
 from dockyard.config import S3 as S3Settings
 from dockyard.storage.driver import FileInfo, FileWriter, PathNotFound, StorageDriver
+from dockyard.storage.s3_listing import Lister
 from dockyard.storage.s3_writer import SEGMENTS_SUFFIX, S3Writer, Segment, segments_prefix
 
 MIN_PART = 5 << 20  # S3's smallest part, but for the last
@@ -45,7 +47,7 @@ MAX_PARTS = 10_000
 READ_CHUNK = 1 << 20
 DELETE_BATCH = 1000  # DeleteObjects' limit
 LIST_PAGE_MAX = 1000  # ListObjectsV2's most keys a request
-LISTING_CONCURRENCY = 16
+LISTING_CONCURRENCY = 64  # listings in flight: a catalog page lists a thousand folders, each a small request
 REDIRECT_EXPIRY = 20 * 60  # seconds, as registry:2's s3 driver
 MARKER = "dockyard-segmented-size"  # user metadata naming an appendable file's size
 LOCK_SUFFIX = ".lock"
@@ -125,6 +127,7 @@ class S3Driver(StorageDriver):
         self._stack = contextlib.AsyncExitStack()
         self._client: Any = None
         self._client_lock = asyncio.Lock()
+        self._lister = Lister.applies(self.endpoint, settings)
 
     @property
     def where(self) -> str:
@@ -197,6 +200,13 @@ class S3Driver(StorageDriver):
             response: dict[str, Any] = await getattr(client, operation)(Bucket=self.bucket, **params)
             return response
 
+    async def _list(self, **params: Any) -> dict[str, Any]:
+        """One ListObjectsV2 page: through the lean lister where it applies, else (or when it
+        got no answer) botocore."""
+        if self._lister is not None and (found := await self._lister.list(params)) is not None:
+            return found
+        return await self._call("list_objects_v2", **params)
+
     async def _put_lock(self, path: str | None, **params: Any) -> str:
         """A lock object's put_object; its new ETag."""
         etag: str = (await self._call("put_object", path, **params))["ETag"]
@@ -218,12 +228,12 @@ class S3Driver(StorageDriver):
     def _directory(key: str) -> str:
         return f"{key}/" if key else ""
 
-    async def _pages(self, prefix: str, delimiter: str = "") -> AsyncIterator[dict[str, Any]]:
+    async def _pages(self, prefix: str) -> AsyncIterator[dict[str, Any]]:
+        """Every key below ``prefix`` with its size and time (no delimiter), through botocore."""
         client = await self._s3()
         paginator = client.get_paginator("list_objects_v2")
-        params = {"Bucket": self.bucket, "Prefix": prefix, **({"Delimiter": delimiter} if delimiter else {})}
         with self._errors():
-            async for page in paginator.paginate(**params):
+            async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
                 yield page
 
     async def _keys_under(self, prefix: str) -> builtins.list[str]:
@@ -240,7 +250,7 @@ class S3Driver(StorageDriver):
     async def _is_directory(self, key: str) -> bool:
         # SeaweedFS lists an emptied directory as an object named ``dir/``: not a child.
         prefix = self._directory(key)
-        found = await self._call("list_objects_v2", Prefix=prefix, Delimiter="/", MaxKeys=2)
+        found = await self._list(Prefix=prefix, Delimiter="/", MaxKeys=2)
         children = [item["Key"] for item in found.get("Contents", ())] + [item["Prefix"] for item in found.get("CommonPrefixes", ())]
         return any(child != prefix for child in children)
 
@@ -446,9 +456,14 @@ class S3Driver(StorageDriver):
     async def list(self, path: str) -> builtins.list[str]:
         prefix = self._directory(self._key(path))
         names: set[str] = set()
-        async for page in self._pages(prefix, "/"):
+        params: dict[str, Any] = {"Prefix": prefix, "Delimiter": "/"}
+        while True:
+            page = await self._list(MaxKeys=LIST_PAGE_MAX, **params)
             names.update(item["Prefix"][len(prefix):].rstrip("/") for item in page.get("CommonPrefixes", ()))
             names.update(item["Key"][len(prefix):] for item in page.get("Contents", ()))
+            if not page.get("IsTruncated"):
+                break
+            params["ContinuationToken"] = page["NextContinuationToken"]
         names = {name for name in names if name and not _hidden(name)}
         if not names:
             raise PathNotFound(path)
@@ -468,8 +483,11 @@ class S3Driver(StorageDriver):
         names: set[str] = set()
         end = ""  # the greatest key listed
         while True:
-            wanted = LIST_PAGE_MAX if limit is None else min(LIST_PAGE_MAX, limit - len(names) + 1)
-            found = await self._call("list_objects_v2", MaxKeys=wanted, **params)
+            # A server answers at most its own maximum (AWS's is LIST_PAGE_MAX) however many are
+            # asked; SeaweedFS answers them all: a page of 1000 tags and the one telling whether
+            # another page follows, past ``last``, come in one request, not two.
+            wanted = LIST_PAGE_MAX if limit is None else limit - len(names) + 1
+            found = await self._list(MaxKeys=wanted, **params)
             for entry in itertools.chain(
                 (item["Prefix"] for item in found.get("CommonPrefixes", ())), (item["Key"] for item in found.get("Contents", ()))
             ):
@@ -621,5 +639,7 @@ class S3Driver(StorageDriver):
         return url
 
     async def close(self) -> None:
+        if self._lister is not None:
+            await self._lister.close()
         await self._stack.aclose()
         self._client = None
