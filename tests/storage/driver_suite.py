@@ -571,6 +571,18 @@ class DriverSuite:
         assert await driver.list("/t") == ["keep"]
         assert await driver.get_content("/t/keep/file") == b"k"
 
+    async def test_delete_files_deletes_each_and_leaves_no_emptied_folder(self, driver: StorageDriver) -> None:
+        for path in ["/m/a/one/data", "/m/a/two/data", "/m/b/three/data", "/m/b/kept/data"]:
+            await driver.put_content(path, b"x")
+        deleted = await driver.delete_files(["/m/a/one/data", "/m/a/two/data", "/m/b/three/data", "/m/b/gone/data"])
+        assert {"/m/a/one/data", "/m/a/two/data", "/m/b/three/data"} <= set(deleted)
+        for path in ["/m/a/one/data", "/m/b/three/data"]:
+            with pytest.raises(PathNotFound):
+                await driver.stat(path)
+        assert await driver.get_content("/m/b/kept/data") == b"x"
+        if driver.name != "filesystem":  # a filesystem keeps folders (gc removes blob folders itself)
+            assert await driver.list_sorted(["/m", "/m/b"]) == {"/m": ["b"], "/m/b": ["kept"]}
+
     # -- paths and concurrency -------------------------------------------------------
 
     async def test_paths_with_many_components(self, driver: StorageDriver) -> None:

@@ -182,6 +182,22 @@ class StorageDriver(abc.ABC):
     async def delete(self, path: str) -> None:
         """Delete a file or a whole tree."""
 
+    async def delete_files(self, paths: Sequence[str]) -> builtins.list[str]:
+        """Delete many files, each written whole (not appendable, not a tree); those deleted.
+
+        A file already gone is skipped. This default deletes one at a time; a driver that can
+        delete many in one request (S3's DeleteObjects) does, and, as such a request does not
+        say which were there, returns them all.
+        """
+        deleted: builtins.list[str] = []
+        for path in paths:
+            try:
+                await self.delete(path)
+            except PathNotFound:
+                continue
+            deleted.append(path)
+        return deleted
+
     @contextlib.asynccontextmanager
     async def lock(self, path: str) -> AsyncIterator[None]:
         """Hold the existing file ``path`` exclusively (``PathNotFound`` if it is missing).

@@ -399,8 +399,10 @@ class Repository:
 
     async def forget_manifests(self, digests: Collection[Digest]) -> None:
         """Delete set-aside revision links and the tag history entries naming them (as registry:2's collector does)."""
+        # The links in one call (one request on S3), then the folders a filesystem keeps.
+        await self.driver.delete_files([paths.condemned_revision_link(self.name, digest) for digest in digests])
         for digest in digests:
-            await self.driver.delete(paths.condemned_revision_dir(self.name, digest))
+            await self.driver.remove_empty_folder(paths.condemned_revision_dir(self.name, digest))
         # Every tag's history listed in one call: most tags never named these digests, and a
         # listing is cheaper than looking for (or deleting) each entry on its own.
         tags = await self.tags()

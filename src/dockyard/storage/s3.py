@@ -350,18 +350,23 @@ class S3Driver(StorageDriver):
         """
         await self._delete_keys(keys)
         parent = key.rpartition("/")[0]
-        below: dict[int, set[str]] = {}
-        for item in keys:
-            directory = item.rpartition("/")[0]
-            while len(directory) > len(parent):
-                below.setdefault(directory.count("/"), set()).add(f"{directory}/")
-                directory = directory.rpartition("/")[0]
-        for depth in sorted(below, reverse=True):
-            await self._delete_keys(sorted(below[depth]))
+        await self._delete_folders(keys, parent)
         root = self._root.lstrip("/")
         while parent and parent != root and not await self._is_directory(parent):
             await self._call("delete_object", Key=f"{parent}/")
             parent = parent.rpartition("/")[0]
+
+    async def _delete_folders(self, keys: Sequence[str], down_to: str) -> None:
+        """Delete SeaweedFS's folders (``dir/``) of ``keys`` below ``down_to``, deepest first, each
+        depth in one request: it deletes only those that are empty (see :meth:`_remove`)."""
+        below: dict[int, set[str]] = {}
+        for item in keys:
+            directory = item.rpartition("/")[0]
+            while len(directory) > len(down_to):
+                below.setdefault(directory.count("/"), set()).add(f"{directory}/")
+                directory = directory.rpartition("/")[0]
+        for depth in sorted(below, reverse=True):
+            await self._delete_keys(sorted(below[depth]))
 
     # -- the interface ----------------------------------------------------------------
 
@@ -582,6 +587,14 @@ class S3Driver(StorageDriver):
             await self._abort_all(self._directory(key))
         if marker:
             await self._abort_all(segments_prefix(key))
+
+    async def delete_files(self, paths: Sequence[str]) -> builtins.list[str]:
+        # A thousand keys a DeleteObjects, then the folders they leave empty, a request per depth
+        # for all of them (down to the root, where _remove looks at each ancestor in turn).
+        keys = [self._key(path) for path in paths]
+        await self._delete_keys(keys)
+        await self._delete_folders(keys, self._root.lstrip("/"))
+        return list(paths)
 
     @contextlib.asynccontextmanager
     async def lock(self, path: str) -> AsyncIterator[None]:
