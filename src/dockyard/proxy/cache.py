@@ -408,8 +408,7 @@ class PullThroughCache:
                     raise UpstreamUnavailable(f"the upstream answered {answer.status} to GET {path}", "status")
                 download.size = answer.content_length
                 writer = await driver.writer(download.path, commit_awaited=False)  # clients have their bytes once verified
-                if download.size:
-                    writer.expect(download.size)
+                writer.expect(download.size)
                 download.started.set()
                 try:
                     hasher = hashlib.new(digest.algorithm)

@@ -55,10 +55,10 @@ class FileWriter(abc.ABC):
         """Write ``chunks`` in order: one ``write`` of their concatenation unless a driver does better."""
         await self.write(b"".join(chunks))
 
-    def expect(self, length: int) -> None:
-        """About ``length`` more bytes are coming (a request's ``Content-Length``): a driver may make
-        room for them ahead of the writes, which costs it less than growing the file at each one.
-        A hint only: fewer or more may come. Ignored unless a driver makes use of it."""
+    def expect(self, length: int | None) -> None:
+        """About ``length`` more bytes are coming (a request's ``Content-Length``; ``None`` or 0: not
+        known): a driver may make room for them ahead of the writes, which costs it less than growing
+        the file at each one. A hint only: fewer or more may come. Ignored unless a driver makes use of it."""
         del length
 
     @abc.abstractmethod

@@ -185,8 +185,9 @@ class FilesystemWriter(FileWriter):
         self._expected_end = size  # where FileWriter.expect says the writes end
         self._allocated_end = size
 
-    def expect(self, length: int) -> None:
-        self._expected_end = self._size + max(length, 0)
+    def expect(self, length: int | None) -> None:
+        if length:
+            self._expected_end = self._size + length
 
     def _allocate_for(self, offset: int, end: int) -> None:
         """Before writing from ``offset`` to ``end``: the expected room from there, allocated in steps of up to ALLOCATE_AHEAD."""

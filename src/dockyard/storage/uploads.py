@@ -84,8 +84,7 @@ class UploadStore:
             size = await self._size_at(name, upload_id, start)
             hasher = await self._hasher(name, upload_id, size)
             writer = await self.driver.writer(paths.upload_data(name, upload_id), append=True)
-            if length:
-                writer.expect(length)
+            writer.expect(length)
             try:
                 await pump(body, writer, hasher)
             except BaseException:
@@ -115,8 +114,7 @@ class UploadStore:
             hasher = await self._hasher(name, upload_id, size)
             data_path = paths.upload_data(name, upload_id)
             writer = await self.driver.writer(data_path, append=True)
-            if body is not None and length:
-                writer.expect(length)
+            writer.expect(length if body is not None else None)
             try:
                 if body is not None:
                     await pump(body, writer, hasher)
