@@ -42,15 +42,17 @@ def test_no_module_is_over_seven_hundred_lines() -> None:
     assert over == []
 
 
-# Builds the application as `dockyard serve` does, for plain HTTP on a filesystem root
-# without redis or letsencrypt; prints the top-level packages then imported, and on a
-# second line the modules that building the app imported (in each worker, after forking).
+# Builds the application as `dockyard serve` does, on a filesystem root without redis or
+# letsencrypt, for plain HTTP or (with a second argument) for TLS with a generated CA; prints
+# the top-level packages then imported, and on a second line the modules that building the
+# app imported (in each worker, after forking).
 _SERVE_IMPORTS = """
 import sys
 from dockyard.commands import serve
 from dockyard.config import load
 
-settings = load(None, {}, {"root": sys.argv[1], "insecure_http": True}).settings
+flags = {"root": sys.argv[1], "tls_dir": sys.argv[2]} if len(sys.argv) > 2 else {"root": sys.argv[1], "insecure_http": True}
+settings = load(None, {}, flags).settings
 prepared = serve._prepare(settings)
 before = set(sys.modules)
 serve.build_app(settings, prepared)
@@ -59,12 +61,16 @@ print(" ".join(sorted(set(sys.modules) - before)))
 """
 
 
+def _serve_imports(folder: pathlib.Path, tls: bool) -> list[list[str]]:
+    """The two lines :data:`_SERVE_IMPORTS` prints, each split in names."""
+    arguments = [str(folder / "root"), *([str(folder / "tls")] if tls else [])]
+    run = subprocess.run([sys.executable, "-c", _SERVE_IMPORTS, *arguments], capture_output=True, text=True, timeout=60, check=True)
+    return [line.split() for line in run.stdout.split("\n")[:2]]
+
+
 @pytest.fixture(scope="module")
 def serve_imports(tmp_path_factory: pytest.TempPathFactory) -> list[list[str]]:
-    """The two lines :data:`_SERVE_IMPORTS` prints, each split in names."""
-    root = tmp_path_factory.mktemp("serve-imports") / "root"
-    run = subprocess.run([sys.executable, "-c", _SERVE_IMPORTS, str(root)], capture_output=True, text=True, timeout=60, check=True)
-    return [line.split() for line in run.stdout.split("\n")[:2]]
+    return _serve_imports(tmp_path_factory.mktemp("serve-imports"), tls=False)
 
 
 def test_serving_imports_no_library_its_configuration_does_not_use(serve_imports: list[list[str]]) -> None:
@@ -73,8 +79,15 @@ def test_serving_imports_no_library_its_configuration_does_not_use(serve_imports
     # redis-py: only with a redis section; acme, josepy, requests: only with http.tls.letsencrypt;
     # botocore: only with S3 storage; passlib: only for an htpasswd file's older hash schemes;
     # ldap3 (~5 MiB a process): only with a dockyard.ldap section; cryptography (~9 MiB: its Rust
-    # library's pages and its objects) and jwt: only with TLS, token auth or the web UI's sessions.
+    # library's pages and its objects) and jwt: only with token auth or the web UI's sessions.
     assert imported & {"redis", "acme", "josepy", "requests", "botocore", "aiobotocore", "passlib", "ldap3", "cryptography", "jwt"} == set()
+
+
+def test_a_tls_server_leaves_its_certificates_to_a_child_interpreter(tmp_path: pathlib.Path) -> None:
+    # Making the CA and the server certificate needs cryptography; the serving processes never load it.
+    imported, _ = _serve_imports(tmp_path, tls=True)
+    assert "ssl" in imported and "cryptography" not in imported
+    assert {"ca.crt", "server.crt", "server.key"} <= {path.name for path in (tmp_path / "tls").iterdir()}
 
 
 def test_workers_import_nothing_the_parent_has_not(serve_imports: list[list[str]]) -> None:

@@ -39,6 +39,7 @@ from dockyard.storage.quotas import QuotaRule
 from dockyard.storage.registry import Registry
 from dockyard.storage.repository import PushRules
 from dockyard.tls import acme_settings, policy
+from dockyard.tls.child import prepare_in_child
 from dockyard.tls.errors import CertificateError
 from dockyard.tls.serving import ServingCertificate, TlsSettings, acme_certificate, keep_renewed, prepare, server_context
 
@@ -178,7 +179,8 @@ def _prepare(settings: Settings) -> Prepared:
 def _checked_certificate(tls: TlsSettings) -> ServingCertificate:
     """The certificate to serve, made, ordered or checked now; its problems said in one line."""
     try:
-        serving = prepare(tls)
+        # ACME orders answer their challenges from this process; the rest needs cryptography only briefly.
+        serving = prepare(tls) if tls.letsencrypt is not None else prepare_in_child(tls)
         server_context(serving, tls)
     except (CertificateError, OSError) as error:
         raise click.ClickException(str(error)) from None
@@ -274,9 +276,7 @@ def build_app(settings: Settings, prepared: Prepared) -> web.Application:
 
 def _announcer(settings: Settings, prepared: Prepared) -> Callable[[int | None, int | None], None]:
     serving = prepared.serving
-    ca = serving.ca_certificate() if serving else None
-    if ca is not None:
-        from dockyard.tls.certificates import fingerprint
+    ca_fingerprint = serving.ca_fingerprint() if serving else None
 
     def announce(port: int | None, debug_port: int | None = None) -> None:
         where = prepared.storage.describe()
@@ -293,13 +293,13 @@ def _announcer(settings: Settings, prepared: Prepared) -> Callable[[int | None, 
                 if responder is not None else "TLS-ALPN-01 challenges answered on this port"
             )
             click.echo(f"certificate for {', '.join(letsencrypt.hosts)} from {letsencrypt.directory_url}, renewed while serving; {answered}", err=True)
-        elif serving is not None and ca is not None:
-            click.echo(f"CA certificate: {serving.ca} (sha256 {fingerprint(ca)})", err=True)
+        elif serving is not None and ca_fingerprint is not None:
+            click.echo(f"CA certificate: {serving.ca} (sha256 {ca_fingerprint})", err=True)
             if port is not None:
                 hostnames = settings.dockyard.hostnames
                 host = Address.parse(settings.http.addr).host or (hostnames[0] if hostnames else "HOST")
                 target = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
-                click.echo(f"Trust it on a client: dockyard trust {target} --fetch --fingerprint {fingerprint(ca).replace(':', '')}", err=True)
+                click.echo(f"Trust it on a client: dockyard trust {target} --fetch --fingerprint {ca_fingerprint.replace(':', '')}", err=True)
         debug = settings.http.debug
         if debug.addr and debug_port is not None:
             served = f"/debug/health{f' and {debug.prometheus.path}' if debug.prometheus.enabled else ''}"

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import datetime
 import fcntl
+import hashlib
 import logging
 import pathlib
 import socket
@@ -59,10 +60,12 @@ class ServingCertificate:
     ca: pathlib.Path | None
     warnings: list[str] = field(default_factory=list)
 
-    def ca_certificate(self) -> x509.Certificate | None:
-        from dockyard.tls import certificates
-
-        return certificates.load_certificates(self.ca)[0] if self.ca else None
+    def ca_fingerprint(self) -> str | None:
+        """The CA certificate's SHA-256 fingerprint as openssl prints it (read without cryptography)."""
+        if self.ca is None:
+            return None
+        der = ssl.PEM_cert_to_DER_cert(self.ca.read_text())  # the first certificate in the file
+        return hashlib.sha256(der).digest().hex(":").upper()
 
 
 def local_names(extra: tuple[str, ...]) -> list[str]:
@@ -184,7 +187,9 @@ async def keep_renewed(context: ssl.SSLContext, settings: TlsSettings) -> None:
     while True:
         await asyncio.sleep(RENEW_CHECK_SECONDS)
         try:
-            serving = await asyncio.to_thread(ensure_local_certificates, settings)
+            from dockyard.tls.child import prepare_in_child
+
+            serving = await asyncio.to_thread(prepare_in_child, settings)
             context.load_cert_chain(serving.certificate, serving.key)
         except (CertificateError, OSError, ssl.SSLError):
             log.exception("could not renew the server certificate")
