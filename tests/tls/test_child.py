@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import pathlib
 import sys
 
 import pytest
 
+from dockyard.tls import serving as tls_serving
 from dockyard.tls.child import prepare_in_child
 from dockyard.tls.errors import CertificateError
-from dockyard.tls.serving import SERVER_CERT, TlsSettings
+from dockyard.tls.serving import SERVER_CERT, TlsSettings, keep_renewed, server_context
 
 
 def test_the_child_makes_the_certificates_and_its_log_lines_are_the_callers(tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -35,3 +38,21 @@ def test_a_child_that_dies_is_a_certificate_error(tmp_path: pathlib.Path, monkey
     with pytest.raises(CertificateError, match="exit status 1"):
         prepare_in_child(TlsSettings(directory=tmp_path / "tls"))
     assert not (tmp_path / "tls").exists()
+
+
+async def test_a_serving_process_renews_through_the_child(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = TlsSettings(directory=tmp_path / "tls")
+    serving = prepare_in_child(settings)
+    context = server_context(serving, settings)
+    first = serving.certificate.read_bytes()
+    serving.certificate.unlink()  # due now: "none yet"
+    monkeypatch.setattr(tls_serving, "RENEW_CHECK_SECONDS", 0)
+    renewing = asyncio.ensure_future(keep_renewed(context, settings))
+    for _ in range(600):
+        await asyncio.sleep(0.05)
+        if serving.certificate.exists():
+            break
+    renewing.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await renewing
+    assert serving.certificate.read_bytes() != first
