@@ -310,6 +310,31 @@ def test_the_sweep_deletes_condemned_blobs_and_links_in_one_driver_call_each(sto
     assert (again.manifests_removed, again.blobs_removed, again.put_back) == ([], [], 0)
 
 
+def test_revision_and_layer_links_are_known_from_listings_not_read_one_by_one(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A link's folder names its digest and the listing gives its time: no GET or HEAD a link
+    (on S3 a request each), but the look at an untagged revision just before it is set aside."""
+    kept = store.image("app", "v1", b"a layer")
+    garbage = store.image("app", None, b"an old layer")
+    driver = store.registry.driver
+    reads: list[str] = []
+    get_content, stat = driver.get_content, driver.stat
+
+    async def counted_get_content(path: str) -> bytes:
+        reads.append(path)
+        return await get_content(path)
+
+    async def counted_stat(path: str):
+        reads.append(path)
+        return await stat(path)
+
+    monkeypatch.setattr(driver, "get_content", counted_get_content)
+    monkeypatch.setattr(driver, "stat", counted_stat)
+    report = store.collect(delete_untagged=True)
+    link_reads = [path for path in reads if path.startswith((paths.revisions("app") + "/", paths.layers("app") + "/"))]
+    assert link_reads == [paths.revision_link("app", garbage)]
+    assert report.manifests_removed == [("app", garbage)] and store.has_manifest("app", kept)
+
+
 def test_gc_removes_the_cache_s_downloads_and_fetch_locks_after_the_grace_period_only(store: Store) -> None:
     """What a pull-through fetch that crashed left (its download, its lock) goes once old; a fetch
     running now keeps both."""

@@ -253,7 +253,7 @@ class Collector:
                     await self._apply_retention(links, started, report)
                 aside = (set_aside or {}).get(links.name, {})
                 marks = await mark_repository(
-                    self.driver, links, reader, self._untagged_before(links.name, started), aside,
+                    links, reader, self._untagged_before(links.name, started), aside,
                     pushing.get(links.name, ()), await self._expired(links, aside, started),
                 )
                 marked.append((links, marks))
@@ -311,15 +311,10 @@ class Collector:
         return [blob for blob in candidates if blob.digest not in fresh]
 
     async def _freshly_linked(self, digests: list[Digest], links: dict[str, RepositoryLinks], fresh_after: float) -> set[Digest]:
-        """Those of ``digests`` some repository's ``_layers`` link was written for after ``fresh_after``."""
+        """Those of ``digests`` some repository's ``_layers`` link was written for after ``fresh_after``
+        (as ``links`` listed them: the second look lists them after the set-aside)."""
         wanted = set(digests)
-        pairs = [(name, digest) for name, found in links.items() for digest in found.layers & wanted]
-
-        async def fresh(pair: tuple[str, Digest]) -> bool:
-            when = await mtime(self.driver, paths.layer_link(*pair))
-            return when is not None and when >= fresh_after
-
-        return {digest for (_, digest), is_fresh in zip(pairs, await gather_bounded(pairs, fresh, inventory.SMALL_READS_AT_ONCE), strict=True) if is_fresh}
+        return {digest for found in links.values() for digest, when in found.layer_times.items() if digest in wanted and when >= fresh_after}
 
     async def _settle_manifests(self, set_aside: dict[tuple[str, Digest], Digest | None], second: _Pass, report: Report) -> None:
         """Put back the set-aside revisions the second mark keeps; forget the rest."""

@@ -125,6 +125,14 @@ def parse_blob_data(path: str) -> Digest | None:
     return found[0] if found is not None and path == blob_data(found[0]) else None
 
 
+def parse_link(folder: str, path: str) -> Digest | None:
+    """The digest whose link file ``path`` is in a folder of digests (``<folder>/<alg>/<hex>/link``);
+    ``None`` for another path."""
+    parts = path.removeprefix(f"{folder}/").split("/") if path.startswith(f"{folder}/") else []
+    digest = parse_digest_folders(parts[0], parts[1]) if len(parts) == 3 else None
+    return digest if digest is not None and path == _link(_digest_folder(folder, digest)) else None
+
+
 def is_temporary(entry: str) -> bool:
     """Whether a file name is a write's temporary one (:func:`dockyard.atomic.write_file`)."""
     return TEMPORARY_NAME.fullmatch(entry) is not None
