@@ -335,6 +335,33 @@ def test_revision_and_layer_links_are_known_from_listings_not_read_one_by_one(st
     assert report.manifests_removed == [("app", garbage)] and store.has_manifest("app", kept)
 
 
+def test_tag_histories_are_read_from_one_listing_of_the_tags(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forgetting a manifest lists the repository's tags' tree once, not a listing a tag (on S3 a request each)."""
+    once_tagged = store.image("app", "v1", b"an old layer")
+    kept = store.image("app", "v1", b"a layer")
+    for number in range(5):
+        store.image("app", f"other{number}", f"layer {number}".encode())
+    driver = store.registry.driver
+    listed: list[str] = []
+    list_sorted, list_page = driver.list_sorted, driver.list_page
+
+    async def counted_list_sorted(folders):
+        listed.extend(folders)
+        return await list_sorted(folders)
+
+    async def counted_list_page(folder: str, after: str = "", limit=None):
+        listed.append(folder)
+        return await list_page(folder, after, limit)
+
+    monkeypatch.setattr(driver, "list_sorted", counted_list_sorted)
+    monkeypatch.setattr(driver, "list_page", counted_list_page)
+    report = store.collect(delete_untagged=True)
+    assert [folder for folder in listed if folder.startswith(paths.tags("app") + "/")] == []
+    assert report.manifests_removed == [("app", once_tagged)]
+    assert not store.run(driver.list_files(paths.tag_index("app", "v1") + "/sha256/" + once_tagged.hex))
+    assert store.run(driver.get_content(paths.tag_index_link("app", "v1", kept))) == str(kept).encode()
+
+
 def test_gc_removes_the_cache_s_downloads_and_fetch_locks_after_the_grace_period_only(store: Store) -> None:
     """What a pull-through fetch that crashed left (its download, its lock) goes once old; a fetch
     running now keeps both."""

@@ -194,6 +194,17 @@ def tag_index_link(name: str, tag_name: str, digest: Digest) -> str:
     return _link(tag_index_dir(name, tag_name, digest))
 
 
+def parse_tag_index_entry(name: str, path: str) -> tuple[str, Digest] | None:
+    """The tag and the digest of a tag history entry, from its link or its folder
+    (:func:`tag_index_link`, :func:`tag_index_dir`); ``None`` for another path."""
+    parts = path.removeprefix(f"{tags(name)}/").split("/") if path.startswith(f"{tags(name)}/") else []
+    parts = parts[:-1] if parts[-1:] == ["link"] else parts
+    digest = parse_digest_folders(parts[2], parts[3]) if len(parts) == 4 and parts[1] == "index" else None
+    if digest is None or path not in (tag_index_dir(name, parts[0], digest), tag_index_link(name, parts[0], digest)):
+        return None
+    return parts[0], digest
+
+
 def subjects(name: str) -> str:
     """The manifests that some manifest of ``name`` names as its subject."""
     return f"{manifests(name)}/referrers"
