@@ -397,12 +397,8 @@ class Repository:
         if subject is not None:
             await self.link_referrer(subject, digest)
 
-    async def forget_manifests(self, digests: Collection[Digest]) -> None:
-        """Delete set-aside revision links and the tag history entries naming them (as registry:2's collector does)."""
-        # The links in one call (one request on S3), then the folders a filesystem keeps.
-        await self.driver.delete_files([paths.condemned_revision_link(self.name, digest) for digest in digests])
-        for digest in digests:
-            await self.driver.remove_empty_folder(paths.condemned_revision_dir(self.name, digest))
+    async def forget_tag_history(self, digests: Collection[Digest]) -> None:
+        """Delete the tag history entries naming manifests a collection removed (as registry:2's collector does)."""
         # Every tag's history from one listing of the tags' tree (one request on S3, not one a tag):
         # most tags never named these digests, and a listing is cheaper than looking for each entry.
         forgotten = set(digests)
