@@ -317,6 +317,7 @@ def test_revision_and_layer_links_are_known_from_listings_not_read_one_by_one(st
     kept = store.image("app", "v1", b"a layer")
     garbage = store.image("app", None, b"an old layer")
     driver = store.registry.driver
+    monkeypatch.setattr(driver, "lists_trees_at_once", True)  # as S3's: a tree in one listing
     reads: list[str] = []
     get_content, stat = driver.get_content, driver.stat
 
@@ -334,6 +335,35 @@ def test_revision_and_layer_links_are_known_from_listings_not_read_one_by_one(st
     link_reads = [path for path in reads if path.startswith((paths.revisions("app") + "/", paths.layers("app") + "/"))]
     assert link_reads == [paths.revision_link("app", garbage)]
     assert report.manifests_removed == [("app", garbage)] and store.has_manifest("app", kept)
+
+
+def test_where_each_folder_costs_a_listing_layer_links_are_known_from_their_folders_names(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a filesystem a listing of the ``_layers`` tree lists each link's folder: the layers come
+    from the folder names, and only the candidates' links are looked at (for their times)."""
+    kept = store.image("app", "v1", b"a layer")
+    garbage = store.image("app", None, b"an old layer")
+    driver = store.registry.driver
+    walked: list[str] = []
+    stated: list[str] = []
+    list_files, stat = driver.list_files, driver.stat
+
+    async def counted_list_files(folder: str):
+        walked.append(folder)
+        return await list_files(folder)
+
+    async def counted_stat(path: str):
+        stated.append(path)
+        return await stat(path)
+
+    monkeypatch.setattr(driver, "list_files", counted_list_files)
+    monkeypatch.setattr(driver, "stat", counted_stat)
+    report = store.collect(delete_untagged=True)
+    assert [folder for folder in walked if folder.startswith(paths.layers("app"))] == []
+    removed = {paths.layer_link("app", digest) for digest in report.blobs_removed}
+    looked_at = {path for path in stated if path.startswith(paths.layers("app") + "/")}
+    assert looked_at and looked_at <= removed
+    assert report.manifests_removed == [("app", garbage)] and store.has_manifest("app", kept)
+    assert not store.has_blob(_blob(b"an old layer")) and store.has_blob(_blob(b"a layer"))
 
 
 def test_tag_histories_are_read_from_one_listing_of_the_tags(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -312,9 +312,15 @@ class Collector:
 
     async def _freshly_linked(self, digests: list[Digest], links: dict[str, RepositoryLinks], fresh_after: float) -> set[Digest]:
         """Those of ``digests`` some repository's ``_layers`` link was written for after ``fresh_after``
-        (as ``links`` listed them: the second look lists them after the set-aside)."""
+        (as ``links`` listed them, or a look now where the listing gave no time: the second look lists
+        them after the set-aside)."""
         wanted = set(digests)
-        return {digest for found in links.values() for digest, when in found.layer_times.items() if digest in wanted and when >= fresh_after}
+        listed = [(name, digest, when) for name, found in links.items() for digest, when in found.layer_times.items() if digest in wanted]
+        unknown = [(name, digest) for name, digest, when in listed if when is None]
+        looked_up = await gather_bounded(unknown, lambda pair: mtime(self.driver, paths.layer_link(*pair)), inventory.SMALL_READS_AT_ONCE)
+        times = [(digest, when) for _, digest, when in listed if when is not None]
+        times += [(digest, when) for (_, digest), when in zip(unknown, looked_up, strict=True) if when is not None]
+        return {digest for digest, when in times if when >= fresh_after}
 
     async def _settle_manifests(self, set_aside: dict[tuple[str, Digest], Digest | None], second: _Pass, report: Report) -> None:
         """Put back the set-aside revisions the second mark keeps; forget the rest."""

@@ -76,8 +76,9 @@ class RepositoryLinks:
     tags: dict[str, Digest] = field(default_factory=dict)
     revision_times: dict[Digest, float] = field(default_factory=dict)
     """each revision → when its link was last written (pushed)"""
-    layer_times: dict[Digest, float] = field(default_factory=dict)
-    """each ``_layers`` link → when it was last written (uploaded, mounted or pushed)"""
+    layer_times: dict[Digest, float | None] = field(default_factory=dict)
+    """each ``_layers`` link → when it was last written (uploaded, mounted or pushed); ``None``: not
+    read (see :func:`read_repositories`), :func:`mtime` tells"""
     referrers: dict[Digest, set[Digest]] = field(default_factory=dict)
     """subject → manifests that name it as their subject"""
 
@@ -98,15 +99,18 @@ async def read_repositories(driver: StorageDriver, names: Sequence[str]) -> list
     """The links of many repositories, in ``names``' order.
 
     Each level of their directories is listed in one call (one thread hop on a
-    filesystem, concurrent requests on S3), revisions and layers from one listing of
-    their trees each, and every tag's link file is read by a few workers, rather than
-    a call and a task per repository and file.
+    filesystem, concurrent requests on S3), revisions from one listing of their trees
+    each, and every tag's link file is read by a few workers, rather than a call and a
+    task per repository and file. Layers too come from their trees' listings where a
+    tree is one listing (S3); elsewhere (a filesystem: a listing a link's folder) from
+    their folders' names, without times: only the candidates' are needed.
     """
     subjects = {name: paths.subjects(name) for name in names}
     tags = await driver.list_sorted([paths.tags(name) for name in names])
-    folders = [folder for name in names for folder in (paths.revisions(name), paths.layers(name))]
-    linked = dict(zip(folders, await gather_bounded(folders, lambda folder: links_under(driver, folder), SMALL_READS_AT_ONCE), strict=True))
-    listed = await digests_under_each(driver, list(subjects.values()))
+    layers = {name: paths.layers(name) for name in names}
+    trees = [paths.revisions(name) for name in names] + (list(layers.values()) if driver.lists_trees_at_once else [])
+    linked = dict(zip(trees, await gather_bounded(trees, lambda folder: links_under(driver, folder), SMALL_READS_AT_ONCE), strict=True))
+    listed = await digests_under_each(driver, [*subjects.values(), *([] if driver.lists_trees_at_once else layers.values())])
     referrers = await digests_under_each(
         driver, [paths.referrers(name, subject) for name in names for subject in listed[subjects[name]]],
     )
@@ -119,7 +123,7 @@ async def read_repositories(driver: StorageDriver, names: Sequence[str]) -> list
             found[name].tags[tag] = digest
     for name, links in found.items():
         links.revision_times = linked[paths.revisions(name)]
-        links.layer_times = linked[paths.layers(name)]
+        links.layer_times = dict(linked[layers[name]]) if driver.lists_trees_at_once else dict.fromkeys(listed[layers[name]])
         links.referrers = {
             subject: set(referrers[paths.referrers(name, subject)]) for subject in listed[subjects[name]]
         }
