@@ -274,9 +274,10 @@ def test_on_s3_the_blob_store_is_read_in_one_listing(s3_settings) -> None:
 
 
 def test_the_sweep_deletes_condemned_blobs_and_links_in_one_driver_call_each(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Condemned blobs and revision links go together (one DeleteObjects a thousand on S3), not one delete each."""
+    """Condemned blobs, and every repository's condemned revision links, go together (one
+    DeleteObjects a thousand on S3), not one delete each (or one call a repository)."""
     store.image("app", "v1", b"a layer")
-    garbage = [store.image("app", None, f"old layer {number}".encode()) for number in range(5)]
+    garbage = [(name, store.image(name, None, f"old layer {number} of {name}".encode())) for name in ("app", "web") for number in range(3)]
     driver = store.registry.driver
     deletes: list[str] = []
     batches: list[list[str] | None] = []
@@ -297,17 +298,99 @@ def test_the_sweep_deletes_condemned_blobs_and_links_in_one_driver_call_each(sto
     monkeypatch.setattr(driver, "delete", counted_delete)
     monkeypatch.setattr(driver, "delete_files", counted_delete_files)
     report = store.collect(delete_untagged=True)
-    assert sorted(map(str, report.manifests_removed)) == sorted(str(("app", digest)) for digest in garbage)
+    assert sorted(map(str, report.manifests_removed)) == sorted(map(str, garbage))
     assert len(report.blobs_removed) > len(garbage)  # each image's manifest and layer, and configs
     set_aside = (paths.CONDEMNED_BLOBS, paths.CONDEMNED_MANIFESTS)
     assert [path for path in deletes if path.startswith(set_aside)] == []
     sizes = {prefix: [len(batch) for batch in batches if batch and batch[0].startswith(prefix)] for prefix in set_aside}
     assert sizes == {paths.CONDEMNED_BLOBS: [len(report.blobs_removed)], paths.CONDEMNED_MANIFESTS: [len(garbage)]}
-    assert store.has_blob(_blob(b"a layer")) and not store.has_blob(_blob(b"old layer 0"))
+    assert store.has_blob(_blob(b"a layer")) and not store.has_blob(_blob(b"old layer 0 of web"))
     # Nothing is left set aside for the next collection to put back.
     assert store.run(inventory.digests_under(driver, paths.condemned_manifests("app"))) == []
     again = store.collect(delete_untagged=True)
     assert (again.manifests_removed, again.blobs_removed, again.put_back) == ([], [], 0)
+
+
+def test_revision_and_layer_links_are_known_from_listings_not_read_one_by_one(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A link's folder names its digest and the listing gives its time: no GET or HEAD a link
+    (on S3 a request each), but the look at an untagged revision just before it is set aside."""
+    kept = store.image("app", "v1", b"a layer")
+    garbage = store.image("app", None, b"an old layer")
+    driver = store.registry.driver
+    monkeypatch.setattr(driver, "lists_trees_at_once", True)  # as S3's: a tree in one listing
+    reads: list[str] = []
+    get_content, stat = driver.get_content, driver.stat
+
+    async def counted_get_content(path: str) -> bytes:
+        reads.append(path)
+        return await get_content(path)
+
+    async def counted_stat(path: str):
+        reads.append(path)
+        return await stat(path)
+
+    monkeypatch.setattr(driver, "get_content", counted_get_content)
+    monkeypatch.setattr(driver, "stat", counted_stat)
+    report = store.collect(delete_untagged=True)
+    link_reads = [path for path in reads if path.startswith((paths.revisions("app") + "/", paths.layers("app") + "/"))]
+    assert link_reads == [paths.revision_link("app", garbage)]
+    assert report.manifests_removed == [("app", garbage)] and store.has_manifest("app", kept)
+
+
+def test_where_each_folder_costs_a_listing_layer_links_are_known_from_their_folders_names(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a filesystem a listing of the ``_layers`` tree lists each link's folder: the layers come
+    from the folder names, and only the candidates' links are looked at (for their times)."""
+    kept = store.image("app", "v1", b"a layer")
+    garbage = store.image("app", None, b"an old layer")
+    driver = store.registry.driver
+    walked: list[str] = []
+    stated: list[str] = []
+    list_files, stat = driver.list_files, driver.stat
+
+    async def counted_list_files(folder: str):
+        walked.append(folder)
+        return await list_files(folder)
+
+    async def counted_stat(path: str):
+        stated.append(path)
+        return await stat(path)
+
+    monkeypatch.setattr(driver, "list_files", counted_list_files)
+    monkeypatch.setattr(driver, "stat", counted_stat)
+    report = store.collect(delete_untagged=True)
+    assert [folder for folder in walked if folder.startswith(paths.layers("app"))] == []
+    removed = {paths.layer_link("app", digest) for digest in report.blobs_removed}
+    looked_at = {path for path in stated if path.startswith(paths.layers("app") + "/")}
+    assert looked_at and looked_at <= removed
+    assert report.manifests_removed == [("app", garbage)] and store.has_manifest("app", kept)
+    assert not store.has_blob(_blob(b"an old layer")) and store.has_blob(_blob(b"a layer"))
+
+
+def test_tag_histories_are_read_from_one_listing_of_the_tags(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forgetting a manifest lists the repository's tags' tree once, not a listing a tag (on S3 a request each)."""
+    once_tagged = store.image("app", "v1", b"an old layer")
+    kept = store.image("app", "v1", b"a layer")
+    for number in range(5):
+        store.image("app", f"other{number}", f"layer {number}".encode())
+    driver = store.registry.driver
+    listed: list[str] = []
+    list_sorted, list_page = driver.list_sorted, driver.list_page
+
+    async def counted_list_sorted(folders):
+        listed.extend(folders)
+        return await list_sorted(folders)
+
+    async def counted_list_page(folder: str, after: str = "", limit=None):
+        listed.append(folder)
+        return await list_page(folder, after, limit)
+
+    monkeypatch.setattr(driver, "list_sorted", counted_list_sorted)
+    monkeypatch.setattr(driver, "list_page", counted_list_page)
+    report = store.collect(delete_untagged=True)
+    assert [folder for folder in listed if folder.startswith(paths.tags("app") + "/")] == []
+    assert report.manifests_removed == [("app", once_tagged)]
+    assert not store.run(driver.list_files(paths.tag_index("app", "v1") + "/sha256/" + once_tagged.hex))
+    assert store.run(driver.get_content(paths.tag_index_link("app", "v1", kept))) == str(kept).encode()
 
 
 def test_gc_removes_the_cache_s_downloads_and_fetch_locks_after_the_grace_period_only(store: Store) -> None:

@@ -253,7 +253,7 @@ class Collector:
                     await self._apply_retention(links, started, report)
                 aside = (set_aside or {}).get(links.name, {})
                 marks = await mark_repository(
-                    self.driver, links, reader, self._untagged_before(links.name, started), aside,
+                    links, reader, self._untagged_before(links.name, started), aside,
                     pushing.get(links.name, ()), await self._expired(links, aside, started),
                 )
                 marked.append((links, marks))
@@ -311,15 +311,16 @@ class Collector:
         return [blob for blob in candidates if blob.digest not in fresh]
 
     async def _freshly_linked(self, digests: list[Digest], links: dict[str, RepositoryLinks], fresh_after: float) -> set[Digest]:
-        """Those of ``digests`` some repository's ``_layers`` link was written for after ``fresh_after``."""
+        """Those of ``digests`` some repository's ``_layers`` link was written for after ``fresh_after``
+        (as ``links`` listed them, or a look now where the listing gave no time: the second look lists
+        them after the set-aside)."""
         wanted = set(digests)
-        pairs = [(name, digest) for name, found in links.items() for digest in found.layers & wanted]
-
-        async def fresh(pair: tuple[str, Digest]) -> bool:
-            when = await mtime(self.driver, paths.layer_link(*pair))
-            return when is not None and when >= fresh_after
-
-        return {digest for (_, digest), is_fresh in zip(pairs, await gather_bounded(pairs, fresh, inventory.SMALL_READS_AT_ONCE), strict=True) if is_fresh}
+        listed = [(name, digest, when) for name, found in links.items() for digest, when in found.layer_times.items() if digest in wanted]
+        unknown = [(name, digest) for name, digest, when in listed if when is None]
+        looked_up = await gather_bounded(unknown, lambda pair: mtime(self.driver, paths.layer_link(*pair)), inventory.SMALL_READS_AT_ONCE)
+        times = [(digest, when) for _, digest, when in listed if when is not None]
+        times += [(digest, when) for (_, digest), when in zip(unknown, looked_up, strict=True) if when is not None]
+        return {digest for digest, when in times if when >= fresh_after}
 
     async def _settle_manifests(self, set_aside: dict[tuple[str, Digest], Digest | None], second: _Pass, report: Report) -> None:
         """Put back the set-aside revisions the second mark keeps; forget the rest."""
@@ -332,8 +333,14 @@ class Collector:
                 forgotten.setdefault(name, []).append(digest)
                 report.manifests_removed.append((name, digest))
 
+        # Every repository's set-aside links in one call (a DeleteObjects a thousand on S3), then the
+        # folders a filesystem keeps.
+        links = [(name, digest) for name, digests in forgotten.items() for digest in digests]
+        await self.driver.delete_files([paths.condemned_revision_link(*link) for link in links])
+        await gather_bounded(links, lambda link: self.driver.remove_empty_folder(paths.condemned_revision_dir(*link)), inventory.SMALL_READS_AT_ONCE)
+
         async def forget(name: str) -> None:
-            await self.registry.repository(name).forget_manifests(forgotten[name])
+            await self.registry.repository(name).forget_tag_history(forgotten[name])
 
         await gather_bounded(forgotten, forget)
 

@@ -7,7 +7,7 @@ Everything goes through the :class:`StorageDriver` and the layout in
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, KeysView, Sequence
 from dataclasses import dataclass, field
 
 from dockyard.concurrency import gather_bounded
@@ -57,16 +57,38 @@ async def digests_under_each(driver: StorageDriver, directories: Sequence[str]) 
     return found
 
 
+async def links_under(driver: StorageDriver, folder: str) -> dict[Digest, float]:
+    """The digests of the link files in a folder of digests (``<folder>/<alg>/<hex>/link``) and when
+    each was written, from one listing of the tree (one request on S3, not a GET or HEAD a link):
+    a link's folder names its digest. A folder without its link (left by a collection) is none."""
+    return {
+        digest: found.mtime
+        for found in await driver.list_files(folder)
+        if not found.is_dir and (digest := paths.parse_link(folder, found.path)) is not None
+    }
+
+
 @dataclass
 class RepositoryLinks:
     """One repository's links as they were read."""
 
     name: str
     tags: dict[str, Digest] = field(default_factory=dict)
-    revisions: set[Digest] = field(default_factory=set)
-    layers: set[Digest] = field(default_factory=set)
+    revision_times: dict[Digest, float] = field(default_factory=dict)
+    """each revision → when its link was last written (pushed)"""
+    layer_times: dict[Digest, float | None] = field(default_factory=dict)
+    """each ``_layers`` link → when it was last written (uploaded, mounted or pushed); ``None``: not
+    read (see :func:`read_repositories`), :func:`mtime` tells"""
     referrers: dict[Digest, set[Digest]] = field(default_factory=dict)
     """subject → manifests that name it as their subject"""
+
+    @property
+    def revisions(self) -> KeysView[Digest]:
+        return self.revision_times.keys()
+
+    @property
+    def layers(self) -> KeysView[Digest]:
+        return self.layer_times.keys()
 
 
 async def read_repository(driver: StorageDriver, name: str) -> RepositoryLinks:
@@ -77,32 +99,31 @@ async def read_repositories(driver: StorageDriver, names: Sequence[str]) -> list
     """The links of many repositories, in ``names``' order.
 
     Each level of their directories is listed in one call (one thread hop on a
-    filesystem, concurrent requests on S3), and every link file is read by a few
-    workers, rather than a call and a task per repository and file.
+    filesystem, concurrent requests on S3), revisions from one listing of their trees
+    each, and every tag's link file is read by a few workers, rather than a call and a
+    task per repository and file. Layers too come from their trees' listings where a
+    tree is one listing (S3); elsewhere (a filesystem: a listing a link's folder) from
+    their folders' names, without times: only the candidates' are needed.
     """
-    revisions = {name: paths.revisions(name) for name in names}
     subjects = {name: paths.subjects(name) for name in names}
     tags = await driver.list_sorted([paths.tags(name) for name in names])
-    listed = await digests_under_each(driver, [*revisions.values(), *subjects.values(), *map(paths.layers, names)])
+    layers = {name: paths.layers(name) for name in names}
+    trees = [paths.revisions(name) for name in names] + (list(layers.values()) if driver.lists_trees_at_once else [])
+    linked = dict(zip(trees, await gather_bounded(trees, lambda folder: links_under(driver, folder), SMALL_READS_AT_ONCE), strict=True))
+    listed = await digests_under_each(driver, [*subjects.values(), *([] if driver.lists_trees_at_once else layers.values())])
     referrers = await digests_under_each(
         driver, [paths.referrers(name, subject) for name in names for subject in listed[subjects[name]]],
     )
     tag_links = [(name, tag) for name in names for tag in tags.get(paths.tags(name), [])]
-    revision_links = [(name, digest) for name in names for digest in listed[revisions[name]]]
-    link_paths = [paths.tag_current_link(*pair) for pair in tag_links] + [paths.revision_link(*pair) for pair in revision_links]
-    digests = await gather_bounded(link_paths, lambda path: read_link(driver, path), SMALL_READS_AT_ONCE)
+    digests = await gather_bounded([paths.tag_current_link(*pair) for pair in tag_links], lambda path: read_link(driver, path), SMALL_READS_AT_ONCE)
 
     found = {name: RepositoryLinks(name) for name in names}
-    tag_digests, revision_digests = digests[:len(tag_links)], digests[len(tag_links):]
-    for (name, tag), digest in zip(tag_links, tag_digests, strict=True):
+    for (name, tag), digest in zip(tag_links, digests, strict=True):
         if digest is not None:
             found[name].tags[tag] = digest
-    for (name, digest), linked in zip(revision_links, revision_digests, strict=True):
-        # A revision directory without its link (left by a collection) is no revision.
-        if linked == digest:
-            found[name].revisions.add(digest)
     for name, links in found.items():
-        links.layers = set(listed[paths.layers(name)])
+        links.revision_times = linked[paths.revisions(name)]
+        links.layer_times = dict(linked[layers[name]]) if driver.lists_trees_at_once else dict.fromkeys(listed[layers[name]])
         links.referrers = {
             subject: set(referrers[paths.referrers(name, subject)]) for subject in listed[subjects[name]]
         }

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from dockyard import manifest as manifests
 from dockyard.concurrency import gather_bounded
 from dockyard.errors import ManifestInvalid
-from dockyard.maintenance.inventory import SMALL_READS_AT_ONCE, RepositoryLinks, mtime
+from dockyard.maintenance.inventory import SMALL_READS_AT_ONCE, RepositoryLinks
 from dockyard.reference import Digest
 from dockyard.storage import paths
 from dockyard.storage.driver import PathNotFound, StorageDriver
@@ -89,7 +89,6 @@ class RepositoryMarks:
 
 
 async def mark_repository(
-    driver: StorageDriver,
     links: RepositoryLinks,
     reader: ManifestReader,
     untagged_before: float | None,
@@ -134,10 +133,9 @@ async def mark_repository(
         roots |= links.revisions
     await keep(roots)
     if untagged_before is not None:
-        # Pushed again since the threshold (a push rewrites the revision link): kept.
-        untagged = sorted(links.revisions - marks.kept, key=str)
-        times = await gather_bounded(untagged, lambda digest: mtime(driver, paths.revision_link(links.name, digest)), SMALL_READS_AT_ONCE)
-        await keep({digest for digest, when in zip(untagged, times, strict=True) if when is None or when >= untagged_before})
+        # Pushed again since the threshold (a push rewrites the revision link): kept. The time is
+        # the listing's: set-aside looks at the link again (Collector._set_aside_manifests).
+        await keep({digest for digest in links.revisions - marks.kept if links.revision_times[digest] >= untagged_before})
     unreachable = await reader.references_of(sorted(present - marks.kept, key=str))
     marks.unreachable = {digest: found.subject if found is not None else None for digest, found in unreachable.items()}
     return marks

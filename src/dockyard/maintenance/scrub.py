@@ -174,7 +174,7 @@ class Scrubber:
     async def _check_kept(self, links: RepositoryLinks, stored: set[Digest], report: ScrubReport) -> set[Digest]:
         """Report what the kept manifests need and is not stored; the digests missing."""
         # Untagged revisions pushed before the end of time are not roots: only tags are.
-        kept = (await mark_repository(self.driver, links, self.reader, untagged_before=math.inf)).kept
+        kept = (await mark_repository(links, self.reader, untagged_before=math.inf)).kept
         tags: dict[Digest, list[str]] = {}
         for tag, digest in sorted(links.tags.items()):
             tags.setdefault(digest, []).append(tag)

@@ -84,6 +84,9 @@ class StorageDriver(abc.ABC):
     name: str
     locks_across_machines = False
     """:meth:`lock` holds against every process on every machine sharing the storage."""
+    lists_trees_at_once = False
+    """:meth:`list_files` reads a tree in one listing whatever its depth (object storage's flat
+    listing); elsewhere each folder in it costs a listing of its own, more than a :meth:`stat`."""
 
     @abc.abstractmethod
     async def get_content(self, path: str) -> bytes:

@@ -243,6 +243,7 @@ class FilesystemDriver(StorageDriver):
         self._root = str(self.root)
         self._listings: dict[str, tuple[tuple[int, int, int], list[str]]] = {}
         self._listings_lock = threading.Lock()
+        self._walker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dockyard-walk")
         self._small_files = _SmallFiles(CACHED_FILES_BYTES)
 
     def _full(self, path: str) -> str:
@@ -388,18 +389,30 @@ class FilesystemDriver(StorageDriver):
 
         def walk() -> list[FileInfo]:
             found: list[FileInfo] = []
-            for folder, folders, files in os.walk(root):
-                below = path + folder[len(root):]
-                with contextlib.suppress(FileNotFoundError):  # removed while walked
-                    if not folders and not files and folder != root:
-                        found.append(FileInfo(below, 0, os.stat(folder).st_mtime, True))
-                for name in files:
+            folders = [(root, path)]
+            while folders:
+                full, below = folders.pop()
+                try:
+                    with os.scandir(full) as listing:
+                        entries = list(listing)
+                except (FileNotFoundError, NotADirectoryError):  # removed while walked
+                    continue
+                if not entries and full != root:
                     with contextlib.suppress(FileNotFoundError):
-                        result = os.stat(os.path.join(folder, name))
-                        found.append(FileInfo(f"{below}/{name}", result.st_size, result.st_mtime, False))
+                        found.append(FileInfo(below, 0, os.stat(full).st_mtime, True))
+                for entry in entries:
+                    if entry.is_dir():
+                        folders.append((entry.path, f"{below}/{entry.name}"))
+                        continue
+                    with contextlib.suppress(FileNotFoundError):
+                        result = entry.stat()
+                        found.append(FileInfo(f"{below}/{entry.name}", result.st_size, result.st_mtime, False))
             return sorted(found, key=lambda info: info.path)
 
-        return await asyncio.to_thread(walk)
+        # One walk at a time, on a thread of its own: walks side by side (gc lists every repository's
+        # trees, many at once) would pass the GIL back and forth at each system call, and hold the
+        # threads the other file operations wait for.
+        return await asyncio.get_running_loop().run_in_executor(self._walker, walk)
 
     async def move(self, source: str, destination: str) -> None:
         src, dst = self._full(source), self._full(destination)
@@ -454,3 +467,6 @@ class FilesystemDriver(StorageDriver):
 
     def local_file(self, path: str) -> pathlib.Path | None:
         return pathlib.Path(self._full(path))
+
+    async def close(self) -> None:
+        self._walker.shutdown(wait=False)

@@ -125,6 +125,14 @@ def parse_blob_data(path: str) -> Digest | None:
     return found[0] if found is not None and path == blob_data(found[0]) else None
 
 
+def parse_link(folder: str, path: str) -> Digest | None:
+    """The digest whose link file ``path`` is in a folder of digests (``<folder>/<alg>/<hex>/link``);
+    ``None`` for another path."""
+    parts = path.removeprefix(f"{folder}/").split("/") if path.startswith(f"{folder}/") else []
+    digest = parse_digest_folders(parts[0], parts[1]) if len(parts) == 3 else None
+    return digest if digest is not None and path == _link(_digest_folder(folder, digest)) else None
+
+
 def is_temporary(entry: str) -> bool:
     """Whether a file name is a write's temporary one (:func:`dockyard.atomic.write_file`)."""
     return TEMPORARY_NAME.fullmatch(entry) is not None
@@ -184,6 +192,17 @@ def tag_index_dir(name: str, tag_name: str, digest: Digest) -> str:
 
 def tag_index_link(name: str, tag_name: str, digest: Digest) -> str:
     return _link(tag_index_dir(name, tag_name, digest))
+
+
+def parse_tag_index_entry(name: str, path: str) -> tuple[str, Digest] | None:
+    """The tag and the digest of a tag history entry, from its link or its folder
+    (:func:`tag_index_link`, :func:`tag_index_dir`); ``None`` for another path."""
+    parts = path.removeprefix(f"{tags(name)}/").split("/") if path.startswith(f"{tags(name)}/") else []
+    parts = parts[:-1] if parts[-1:] == ["link"] else parts
+    digest = parse_digest_folders(parts[2], parts[3]) if len(parts) == 4 and parts[1] == "index" else None
+    if digest is None or path not in (tag_index_dir(name, parts[0], digest), tag_index_link(name, parts[0], digest)):
+        return None
+    return parts[0], digest
 
 
 def subjects(name: str) -> str:

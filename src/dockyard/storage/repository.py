@@ -397,30 +397,22 @@ class Repository:
         if subject is not None:
             await self.link_referrer(subject, digest)
 
-    async def forget_manifests(self, digests: Collection[Digest]) -> None:
-        """Delete set-aside revision links and the tag history entries naming them (as registry:2's collector does)."""
-        # The links in one call (one request on S3), then the folders a filesystem keeps.
-        await self.driver.delete_files([paths.condemned_revision_link(self.name, digest) for digest in digests])
-        for digest in digests:
-            await self.driver.remove_empty_folder(paths.condemned_revision_dir(self.name, digest))
-        # Every tag's history listed in one call: most tags never named these digests, and a
-        # listing is cheaper than looking for (or deleting) each entry on its own.
-        tags = await self.tags()
-        algorithms = {digest.algorithm for digest in digests}
-        listed = await self.driver.list_sorted([self._tag_history(tag, algorithm) for tag in tags for algorithm in algorithms])
-        history = {directory: set(entries) for directory, entries in listed.items()}
-        for tag in tags:
-            named = [digest for digest in digests if digest.hex in history.get(self._tag_history(tag, digest.algorithm), ())]
+    async def forget_tag_history(self, digests: Collection[Digest]) -> None:
+        """Delete the tag history entries naming manifests a collection removed (as registry:2's collector does)."""
+        # Every tag's history from one listing of the tags' tree (one request on S3, not one a tag):
+        # most tags never named these digests, and a listing is cheaper than looking for each entry.
+        forgotten = set(digests)
+        named: dict[str, set[Digest]] = {}
+        for found in await self.driver.list_files(paths.tags(self.name)):
+            entry = paths.parse_tag_index_entry(self.name, found.path)
+            if entry is not None and entry[1] in forgotten:
+                named.setdefault(entry[0], set()).add(entry[1])
+        for tag, entries in sorted(named.items()):
             # The entry of what the tag names now stays (moved onto it since the mark).
-            current = await self._read_link(paths.tag_current_link(self.name, tag)) if named else None
-            for digest in named:
-                if digest != current:
-                    with contextlib.suppress(PathNotFound):
-                        await self.driver.delete(paths.tag_index_dir(self.name, tag, digest))
-
-    def _tag_history(self, tag: str, algorithm: str) -> str:
-        """The folder listing, by hex, the manifests of ``algorithm`` that ``tag`` has named."""
-        return paths.algorithm_folder(paths.tag_index(self.name, tag), algorithm)
+            current = await self._read_link(paths.tag_current_link(self.name, tag))
+            for digest in sorted(entries - {current}, key=str):
+                with contextlib.suppress(PathNotFound):
+                    await self.driver.delete(paths.tag_index_dir(self.name, tag, digest))
 
     async def tags(self, after: str = "", limit: int | None = None) -> list[str]:
         """The first ``limit`` (all when ``None``) sorted tags after ``after``."""

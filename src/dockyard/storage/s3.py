@@ -108,6 +108,7 @@ def location(settings: S3Settings) -> str:
 class S3Driver(StorageDriver):
     name = "s3"
     locks_across_machines = True  # lock objects written with conditional PUTs
+    lists_trees_at_once = True
 
     def __init__(self, settings: S3Settings, redirect: bool = True) -> None:
         self.settings = settings
