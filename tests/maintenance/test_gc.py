@@ -6,6 +6,7 @@ import pathlib
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -14,6 +15,7 @@ from dockyard.maintenance import inventory
 from dockyard.maintenance.gc import Collector, Options, Report
 from dockyard.reference import Digest
 from dockyard.storage import paths
+from dockyard.storage.driver import StorageDriver
 from tests.maintenance.conftest import Store
 from tests.support.registry2 import Registry2Process, registry2_binary
 
@@ -273,6 +275,22 @@ def test_on_s3_the_blob_store_is_read_in_one_listing(s3_settings) -> None:
         store.loop.close()
 
 
+def _paths_given(monkeypatch: pytest.MonkeyPatch, driver: StorageDriver, *methods: str) -> list[str]:
+    """The path each call of the driver's ``methods`` (each taking one path) was given, in order."""
+    given: list[str] = []
+
+    def recorded(method: Callable[[str], Awaitable[object]]) -> Callable[[str], Awaitable[object]]:
+        async def call(path: str) -> object:
+            given.append(path)
+            return await method(path)
+
+        return call
+
+    for name in methods:
+        monkeypatch.setattr(driver, name, recorded(getattr(driver, name)))
+    return given
+
+
 def test_the_sweep_deletes_condemned_blobs_and_links_in_one_driver_call_each(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     """Condemned blobs, and every repository's condemned revision links, go together (one
     DeleteObjects a thousand on S3), not one delete each (or one call a repository)."""
@@ -318,19 +336,7 @@ def test_revision_and_layer_links_are_known_from_listings_not_read_one_by_one(st
     garbage = store.image("app", None, b"an old layer")
     driver = store.registry.driver
     monkeypatch.setattr(driver, "lists_trees_at_once", True)  # as S3's: a tree in one listing
-    reads: list[str] = []
-    get_content, stat = driver.get_content, driver.stat
-
-    async def counted_get_content(path: str) -> bytes:
-        reads.append(path)
-        return await get_content(path)
-
-    async def counted_stat(path: str):
-        reads.append(path)
-        return await stat(path)
-
-    monkeypatch.setattr(driver, "get_content", counted_get_content)
-    monkeypatch.setattr(driver, "stat", counted_stat)
+    reads = _paths_given(monkeypatch, driver, "get_content", "stat")
     report = store.collect(delete_untagged=True)
     link_reads = [path for path in reads if path.startswith((paths.revisions("app") + "/", paths.layers("app") + "/"))]
     assert link_reads == [paths.revision_link("app", garbage)]
@@ -343,20 +349,8 @@ def test_where_each_folder_costs_a_listing_layer_links_are_known_from_their_fold
     kept = store.image("app", "v1", b"a layer")
     garbage = store.image("app", None, b"an old layer")
     driver = store.registry.driver
-    walked: list[str] = []
-    stated: list[str] = []
-    list_files, stat = driver.list_files, driver.stat
-
-    async def counted_list_files(folder: str):
-        walked.append(folder)
-        return await list_files(folder)
-
-    async def counted_stat(path: str):
-        stated.append(path)
-        return await stat(path)
-
-    monkeypatch.setattr(driver, "list_files", counted_list_files)
-    monkeypatch.setattr(driver, "stat", counted_stat)
+    walked = _paths_given(monkeypatch, driver, "list_files")
+    stated = _paths_given(monkeypatch, driver, "stat")
     report = store.collect(delete_untagged=True)
     assert [folder for folder in walked if folder.startswith(paths.layers("app"))] == []
     removed = {paths.layer_link("app", digest) for digest in report.blobs_removed}
