@@ -51,7 +51,14 @@ def test_sigterm_lets_a_running_upload_finish(start_server, workers: str) -> Non
     thread = threading.Thread(target=upload)
     thread.start()
     assert started.wait(30)
-    time.sleep(0.3)  # let the server read the headers and the first chunk
+    # The signal must come once the server handles the request: a connection still in the listening
+    # socket's queue when that closes is reset (a loaded machine may take its time to accept it).
+    uploads = server.root / "docker/registry/v2/repositories/drain/me/_uploads"
+    for _ in range(600):
+        if any(uploads.glob("*/data")):
+            break
+        time.sleep(0.05)
+    assert any(uploads.glob("*/data"))
     server.process.send_signal(signal.SIGTERM)
     # The listening socket closes once the signal is handled: wait for it, then send the rest.
     for _ in range(200):
