@@ -316,11 +316,13 @@ class Collector:
         them after the set-aside)."""
         wanted = set(digests)
         listed = [(name, digest, when) for name, found in links.items() for digest, when in found.layer_times.items() if digest in wanted]
-        unknown = [(name, digest) for name, digest, when in listed if when is None]
-        looked_up = await gather_bounded(unknown, lambda pair: mtime(self.driver, paths.layer_link(*pair)), inventory.SMALL_READS_AT_ONCE)
-        times = [(digest, when) for _, digest, when in listed if when is not None]
-        times += [(digest, when) for (_, digest), when in zip(unknown, looked_up, strict=True) if when is not None]
-        return {digest for digest, when in times if when >= fresh_after}
+
+        async def time_of(entry: tuple[str, Digest, float | None]) -> float | None:
+            name, digest, when = entry
+            return when if when is not None else await mtime(self.driver, paths.layer_link(name, digest))
+
+        times = await gather_bounded(listed, time_of, inventory.SMALL_READS_AT_ONCE)
+        return {digest for (_, digest, _), when in zip(listed, times, strict=True) if when is not None and when >= fresh_after}
 
     async def _settle_manifests(self, set_aside: dict[tuple[str, Digest], Digest | None], second: _Pass, report: Report) -> None:
         """Put back the set-aside revisions the second mark keeps; forget the rest."""

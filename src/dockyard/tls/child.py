@@ -51,7 +51,7 @@ def prepare_in_child(settings: TlsSettings) -> ServingCertificate:
     return outcome.serving
 
 
-class _Keeper(logging.Handler):
+class _RecordKeeper(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.INFO)
         self.records: list[tuple[str, int, str]] = []
@@ -62,7 +62,7 @@ class _Keeper(logging.Handler):
 
 def main() -> None:
     settings: TlsSettings = pickle.load(sys.stdin.buffer)
-    keeper = _Keeper()
+    keeper = _RecordKeeper()
     root = logging.getLogger()
     root.addHandler(keeper)
     root.setLevel(logging.INFO)
