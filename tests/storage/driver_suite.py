@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import pytest
 
-from dockyard.storage.driver import FileInfo, FileWriter, PathNotFound, StorageDriver
+from dockyard.storage.driver import FileInfo, FileWriter, Move, PathNotFound, StorageDriver
 
 MiB = 1 << 20
 
@@ -537,6 +537,40 @@ class DriverSuite:
         await write_file(driver, "/uploads/id/data", b"part1", b"part2")
         await driver.move("/uploads/id/data", "/blobs/sha256/ab/abcd/data")
         assert await read_all(driver, "/blobs/sha256/ab/abcd/data") == b"part1part2"
+
+    async def test_move_files_moves_each_and_skips_those_gone(self, driver: StorageDriver) -> None:
+        await driver.put_content("/m/a/one/data", b"1")
+        await driver.put_content("/m/b/two/data", b"2")
+        await driver.put_content("/m/b/kept/data", b"k")
+        await write_file(driver, "/m/c/written/data", b"part1", b"part2")
+        moves = [
+            Move("/m/a/one/data", "/aside/one/data"),
+            Move("/m/b/two/data", "/aside/two/data"),
+            Move("/m/b/gone/data", "/aside/gone/data"),
+            Move("/m/c/written/data", "/aside/written/data"),
+        ]
+        moved = await driver.move_files(moves)
+        assert moved == [moves[0], moves[1], moves[3]]
+        assert await driver.get_content("/aside/one/data") == b"1"
+        assert await driver.get_content("/aside/two/data") == b"2"
+        assert await read_all(driver, "/aside/written/data") == b"part1part2"
+        for path in ["/m/a/one/data", "/m/b/two/data", "/m/c/written/data", "/aside/gone/data"]:
+            with pytest.raises(PathNotFound):
+                await driver.stat(path)
+        assert await driver.get_content("/m/b/kept/data") == b"k"
+        if driver.name != "filesystem":  # a filesystem keeps folders (gc removes blob folders itself)
+            assert await driver.list_sorted(["/m", "/aside"]) == {"/m": ["b"], "/aside": ["one", "two", "written"]}
+
+    async def test_move_files_skips_a_source_written_since_its_time(self, driver: StorageDriver) -> None:
+        await driver.put_content("/m/fresh", b"fresh")
+        await driver.put_content("/m/old", b"old")
+        written = (await driver.stat("/m/fresh")).mtime
+        moves = [Move("/m/fresh", "/aside/fresh", unless_modified_since=written), Move("/m/old", "/aside/old", unless_modified_since=written + 3600)]
+        assert await driver.move_files(moves) == [moves[1]]
+        assert await driver.get_content("/m/fresh") == b"fresh"
+        assert await driver.get_content("/aside/old") == b"old"
+        with pytest.raises(PathNotFound):
+            await driver.stat("/aside/fresh")
 
     # -- delete ----------------------------------------------------------------------
 

@@ -74,7 +74,7 @@ from dockyard.proxy.expiry import TtlLookup, never_expires, read_time
 from dockyard.reference import Digest
 from dockyard.sizes import human_size
 from dockyard.storage import paths
-from dockyard.storage.driver import PathNotFound, StorageDriver
+from dockyard.storage.driver import Move, PathNotFound, StorageDriver
 from dockyard.storage.registry import Registry
 
 log = logging.getLogger("dockyard.gc")
@@ -389,38 +389,28 @@ class Collector:
     async def _set_aside_manifests(
         self, manifests: dict[tuple[str, Digest], Digest | None], expired: set[tuple[str, Digest]], started: float,
     ) -> dict[tuple[str, Digest], Digest | None]:
-        async def one(key: tuple[str, Digest]) -> bool:
-            """Whether the revision was set aside."""
+        async def move_of(key: tuple[str, Digest]) -> Move | None:
+            """The revision link's move, unless pushed or pulled again since the mark."""
             name, digest = key
+            link, condemned = paths.revision_link(name, digest), paths.condemned_revision_link(name, digest)
             if key in expired:
                 before = self._pulled_before(name, started)
                 when = await self._last_pulled(name, digest, linked=True)
-            else:
-                before = self._untagged_before(name, started)
-                when = await mtime(self.driver, paths.revision_link(name, digest))
-            if before is None or when is None or when >= before:  # pushed or pulled again since the mark
-                return False
-            try:
-                await self.registry.repository(name).set_aside_manifest(digest, manifests[key])
-            except PathNotFound:
-                return False
-            return True
+                return Move(link, condemned) if before is not None and when is not None and when < before else None
+            before = self._untagged_before(name, started)
+            return None if before is None else Move(link, condemned, unless_modified_since=before)
 
-        done = await gather_bounded(manifests, one)
-        return {key: subject for (key, subject), set_aside in zip(manifests.items(), done, strict=True) if set_aside}
+        keys = list(manifests)
+        moves = {move: key for key, move in zip(keys, await gather_bounded(keys, move_of), strict=True) if move is not None}
+        set_aside = {moves[move]: manifests[moves[move]] for move in await self.driver.move_files(list(moves))}
+        referrers = [(name, digest, subject) for (name, digest), subject in set_aside.items() if subject is not None]
+        await gather_bounded(referrers, lambda referrer: self.registry.repository(referrer[0]).unlink_referrer(referrer[2], referrer[1]))
+        return set_aside
 
     async def _set_aside_blobs(self, candidates: list[BlobInfo], fresh_after: float) -> list[BlobInfo]:
-        async def one(blob: BlobInfo) -> BlobInfo | None:
-            when = await mtime(self.driver, paths.blob_data(blob.digest))
-            if when is None or when >= fresh_after:  # gone, or stored again since it was listed
-                return None
-            try:
-                await self.registry.blobs.set_aside(blob.digest, paths.condemned_blob(blob.digest))
-            except PathNotFound:
-                return None
-            return blob
-
-        return [blob for blob in await gather_bounded(candidates, one) if blob is not None]
+        # Those gone, or stored again since they were listed, stay.
+        moved = set(await self.registry.blobs.set_aside({blob.digest: paths.condemned_blob(blob.digest) for blob in candidates}, fresh_after))
+        return [blob for blob in candidates if blob.digest in moved]
 
     async def _remove_leftovers(self, leftovers: list[Leftover]) -> int:
         """Remove temporary files, then the folders that are empty; how many went."""

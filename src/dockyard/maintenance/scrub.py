@@ -127,8 +127,7 @@ class Scrubber:
             stage.advance(1, blob.size)
             if hasher.hexdigest() != blob.digest.hex:
                 if self.repair:
-                    await self.registry.blobs.set_aside(blob.digest, paths.quarantined_blob(blob.digest))
-                    quarantined.add(blob.digest)
+                    quarantined.update(await self.registry.blobs.set_aside({blob.digest: paths.quarantined_blob(blob.digest)}))
                 report.problems.append(Problem("corrupt blob", str(blob.digest), self.repair))
 
         await gather_bounded(blobs, one, HASHING_CONCURRENCY)

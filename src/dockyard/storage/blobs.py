@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from dockyard.errors import BlobUnknown
 from dockyard.reference import Digest
 from dockyard.storage import paths
 from dockyard.storage.cache import StorageCache, blob_key
-from dockyard.storage.driver import FileInfo, PathNotFound, StorageDriver
+from dockyard.storage.driver import FileInfo, Move, PathNotFound, StorageDriver
 
 
 class BlobStore:
@@ -40,11 +42,14 @@ class BlobStore:
             except PathNotFound:
                 raise BlobUnknown(detail={"digest": str(digest)}) from None
 
-    async def set_aside(self, digest: Digest, destination: str) -> None:
-        """Move the blob's data out of the store to ``destination`` (garbage collection's
-        condemned blobs, scrub's quarantine); ``PathNotFound`` if it is not there."""
-        async with self.cache.changing(blob_key(digest)):
-            await self.driver.move(paths.blob_data(digest), destination)
+    async def set_aside(self, destinations: Mapping[Digest, str], unless_modified_since: float | None = None) -> list[Digest]:
+        """Move each blob's data out of the store to its destination (garbage collection's
+        condemned blobs, scrub's quarantine); the blobs moved. One gone, or stored again at or
+        after ``unless_modified_since``, stays."""
+        moves = {Move(paths.blob_data(digest), destination, unless_modified_since): digest for digest, destination in destinations.items()}
+        async with self.cache.changing(*(blob_key(digest) for digest in destinations)):
+            moved = await self.driver.move_files(list(moves))
+        return [moves[move] for move in moved]
 
     async def put_back(self, digest: Digest, source: str) -> None:
         """Return data set aside to the store; if the blob was stored again meanwhile, drop ``source``."""

@@ -18,6 +18,8 @@ import pathlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
+from dockyard.concurrency import gather_bounded
+
 
 class PathNotFound(Exception):
     """The path does not exist in the driver."""
@@ -33,6 +35,16 @@ class FileInfo:
     size: int
     mtime: float
     is_dir: bool
+
+
+@dataclass(frozen=True)
+class Move:
+    """One file of :meth:`StorageDriver.move_files`."""
+
+    source: str
+    destination: str
+    unless_modified_since: float | None = None
+    """the move is skipped when the source was written at or after this time (stored again meanwhile)"""
 
 
 class FileWriter(abc.ABC):
@@ -180,6 +192,26 @@ class StorageDriver(abc.ABC):
     @abc.abstractmethod
     async def move(self, source: str, destination: str) -> None:
         """Move one file, replacing the destination atomically."""
+
+    async def move_files(self, moves: Sequence[Move]) -> builtins.list[Move]:
+        """Move many files, each as :meth:`move` does; those moved.
+
+        A source that is gone, or was written since its move's ``unless_modified_since``, is
+        skipped. This default moves a few at a time; a driver that can delete many files in
+        one request (S3) copies each and then deletes every source together.
+        """
+
+        async def one(move: Move) -> bool:
+            try:
+                if move.unless_modified_since is not None and (await self.stat(move.source)).mtime >= move.unless_modified_since:
+                    return False
+                await self.move(move.source, move.destination)
+            except PathNotFound:
+                return False
+            return True
+
+        done = await gather_bounded(moves, one)
+        return [move for move, moved in zip(moves, done, strict=True) if moved]
 
     @abc.abstractmethod
     async def delete(self, path: str) -> None:

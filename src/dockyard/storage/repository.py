@@ -373,22 +373,17 @@ class Repository:
         except ValueError:
             subject = None
         if subject is not None:
-            try:
-                await self.driver.delete(paths.referrer_dir(self.name, subject, digest))
-            except PathNotFound:
-                pass
+            await self.unlink_referrer(subject, digest)
         await self.driver.delete(paths.revision_dir(self.name, digest))
         await self.quotas.release(self.name, [digest], self.links)
 
-    # Garbage collection sets a manifest aside before it decides, so a push that links it
-    # meanwhile is seen (see :mod:`dockyard.maintenance.gc`).
+    async def unlink_referrer(self, subject: Digest, digest: Digest) -> None:
+        """Drop ``digest`` from ``subject``'s referrers (already gone: nothing to do)."""
+        with contextlib.suppress(PathNotFound):
+            await self.driver.delete(paths.referrer_dir(self.name, subject, digest))
 
-    async def set_aside_manifest(self, digest: Digest, subject: Digest | None) -> None:
-        """Move the revision link to the collector's condemned links; drop the referrer link."""
-        await self.driver.move(paths.revision_link(self.name, digest), paths.condemned_revision_link(self.name, digest))
-        if subject is not None:
-            with contextlib.suppress(PathNotFound):
-                await self.driver.delete(paths.referrer_dir(self.name, subject, digest))
+    # Garbage collection sets a manifest's revision link aside before it decides (and unlinks
+    # it as a referrer), so a push that links it meanwhile is seen (see :mod:`dockyard.maintenance.gc`).
 
     async def put_back_manifest(self, digest: Digest, subject: Digest | None) -> None:
         if not await self.has_manifest(digest):  # else pushed again meanwhile

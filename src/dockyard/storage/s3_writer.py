@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from dockyard.storage.s3 import S3Driver
 
 SEGMENTS_SUFFIX = ".segments"
+MARKER = "dockyard-segmented-size"  # user metadata naming an appendable file's size
 
 
 @dataclass(frozen=True)
