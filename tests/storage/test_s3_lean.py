@@ -5,6 +5,7 @@ errors on a refusal."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from dockyard.storage.driver import PathNotFound
 from dockyard.storage.s3 import S3Driver, S3Error
 from dockyard.storage.s3_lean import LeanClient
 from dockyard.storage.s3_writer import MARKER
+from tests.storage.driver_suite import write_file
 from tests.support.seaweedfs import SeaweedFS
 
 # What XML must escape, what a URL must encode, and beyond ASCII.
@@ -48,19 +50,25 @@ async def test_listings_are_the_lean_clients_requests_alone(s3_settings: S3) -> 
         listed = await driver.list_files("/tags")
         assert [info.path for info in listed] == [f"/tags/{name}/current/link" for name in expected]
         assert by_botocore == []
-        for info in listed:  # each as a HEAD (botocore's) gives it
-            stat = await driver.stat(info.path)
-            assert (info.size, int(info.mtime)) == (stat.size, int(stat.mtime))
+        for info in listed:  # each as botocore's HEAD gives it
+            head = await driver._call("head_object", Key=driver._key(info.path))
+            assert (info.size, int(info.mtime)) == (head["ContentLength"], int(head["LastModified"].timestamp()))
     finally:
         await driver.close()
 
 
 @pytest.mark.s3
-async def test_a_refused_listing_is_reported_as_botocore_reports_it(seaweedfs: SeaweedFS, s3_bucket: str) -> None:
+@pytest.mark.parametrize(
+    ("operation", "request_of"),
+    [("ListObjectsV2", lambda driver: driver.list_page("/tags")), ("GetObject", lambda driver: driver.get_content("/links/one/link"))],
+)
+async def test_a_refusal_is_reported_as_botocore_reports_it(
+    seaweedfs: SeaweedFS, s3_bucket: str, operation: str, request_of: Callable[[S3Driver], Awaitable[object]],
+) -> None:
     driver = S3Driver(seaweedfs.settings(s3_bucket, "/refused", secretkey="not-the-secret"))
     try:
-        with pytest.raises(S3Error, match="S3 refused ListObjectsV2"):
-            await driver.list_page("/tags")
+        with pytest.raises(S3Error, match=f"S3 refused {operation}"):
+            await request_of(driver)
     finally:
         await driver.close()
 
@@ -76,14 +84,21 @@ async def test_small_reads_and_heads_are_the_lean_clients_requests_alone(s3_sett
             by_botocore.append(model.name)
 
         (await driver._s3()).meta.events.register("after-call.s3", counted)
+        heads = []
         for name in NAMES:
             assert await driver.get_content(f"/links/{name}/link") == name.encode()
-            assert (await driver.stat(f"/links/{name}/link")).size == len(name.encode())
+            heads.append(await driver._head(driver._key(f"/links/{name}/link")))
         with pytest.raises(PathNotFound):
             await driver.get_content("/links/missing/link")
         with pytest.raises(PathNotFound):
             await driver.stat("/links/missing/link")
         assert by_botocore == []
+        for name, head in zip(NAMES, heads, strict=True):  # as botocore's HEAD gives it
+            expected = await driver._call("head_object", Key=driver._key(f"/links/{name}/link"))
+            assert head is not None
+            assert [head[field] for field in ("ContentLength", "LastModified", "ETag", "Metadata")] == [
+                expected[field] for field in ("ContentLength", "LastModified", "ETag", "Metadata")
+            ]
     finally:
         await driver.close()
 
@@ -92,30 +107,10 @@ async def test_small_reads_and_heads_are_the_lean_clients_requests_alone(s3_sett
 async def test_an_appendable_files_content_is_read_from_its_segments(s3_settings: S3) -> None:
     driver = S3Driver(s3_settings)
     try:
-        writer = await driver.writer("/uploads/one/data")
-        try:
-            await writer.write(b"part1")
-            await writer.commit()
-        finally:
-            await writer.close()
-        writer = await driver.writer("/uploads/one/data", append=True)
-        try:
-            await writer.write(b"part2")
-            await writer.commit()
-        finally:
-            await writer.close()
+        await write_file(driver, "/uploads/one/data", b"part1")
+        await write_file(driver, "/uploads/one/data", b"part2", append=True)
         head = await driver._head(driver._key("/uploads/one/data"))
         assert head is not None and MARKER in head["Metadata"]  # the object at the key lists the segments
         assert await driver.get_content("/uploads/one/data") == b"part1part2"
-    finally:
-        await driver.close()
-
-
-@pytest.mark.s3
-async def test_a_refused_read_is_reported_as_botocore_reports_it(seaweedfs: SeaweedFS, s3_bucket: str) -> None:
-    driver = S3Driver(seaweedfs.settings(s3_bucket, "/refused", secretkey="not-the-secret"))
-    try:
-        with pytest.raises(S3Error, match="S3 refused GetObject"):
-            await driver.get_content("/links/one/link")
     finally:
         await driver.close()
