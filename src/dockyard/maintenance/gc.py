@@ -403,8 +403,13 @@ class Collector:
         keys = list(manifests)
         moves = {move: key for key, move in zip(keys, await gather_bounded(keys, move_of), strict=True) if move is not None}
         set_aside = {moves[move]: manifests[moves[move]] for move in await self.driver.move_files(list(moves))}
-        referrers = [(name, digest, subject) for (name, digest), subject in set_aside.items() if subject is not None]
-        await gather_bounded(referrers, lambda referrer: self.registry.repository(referrer[0]).unlink_referrer(referrer[2], referrer[1]))
+        async def unlink_referrer(key: tuple[str, Digest]) -> None:
+            name, digest = key
+            subject = set_aside[key]
+            if subject is not None:
+                await self.registry.repository(name).unlink_referrer(subject, digest)
+
+        await gather_bounded(set_aside, unlink_referrer)
         return set_aside
 
     async def _set_aside_blobs(self, candidates: list[BlobInfo], fresh_after: float) -> list[BlobInfo]:

@@ -584,31 +584,30 @@ class S3Driver(StorageDriver):
         )
 
     async def move(self, source: str, destination: str) -> None:
-        key = self._key(source)
-        found = await self._segments(key, source)
-        if found is None:
+        keys = await self._copy_file(Move(source, destination))
+        if not keys:
             raise PathNotFound(source)
-        await self._copy(found.segments, self._key(destination))
-        await self._remove(key, found.keys(key))
+        await self._remove(keys[0], keys)
 
     async def move_files(self, moves: Sequence[Move]) -> builtins.list[Move]:
         # Each file copied, then every source deleted in a DeleteObjects a thousand, and the
         # folders they leave empty a request per depth (as delete_files): two requests a file
-        # where move takes five.
-        async def copy(move: Move) -> builtins.list[str]:
-            """The source's keys once copied; none when skipped."""
-            key = self._key(move.source)
-            found = await self._segments(key, move.source)
-            if found is None or (move.unless_modified_since is not None and found.mtime >= move.unless_modified_since):
-                return []
-            await self._copy(found.segments, self._key(move.destination))
-            return found.keys(key)
-
-        copied = await gather_bounded(moves, copy, MOVES_AT_ONCE)
+        # where move takes five or more.
+        copied = await gather_bounded(moves, self._copy_file, MOVES_AT_ONCE)
         doomed = [key for keys in copied for key in keys]
         await self._delete_keys(doomed)
         await self._delete_folders(doomed, self._root.lstrip("/"))
         return [move for move, keys in zip(moves, copied, strict=True) if keys]
+
+    async def _copy_file(self, move: Move) -> builtins.list[str]:
+        """Copy ``move``'s source to its destination; the source's keys (its own first), none
+        when it is gone or was written since ``move.unless_modified_since``."""
+        key = self._key(move.source)
+        found = await self._segments(key, move.source)
+        if found is None or (move.unless_modified_since is not None and found.mtime >= move.unless_modified_since):
+            return []
+        await self._copy(found.segments, self._key(move.destination))
+        return found.keys(key)
 
     async def delete(self, path: str) -> None:
         key = self._key(path)
