@@ -22,6 +22,8 @@ class Row:
     unit: str
     higher_is_better: bool
     samples: dict[str, list[float]] = field(default_factory=lambda: {name: [] for name in SERVERS})
+    # rounds that raised instead of measuring, per server: "round N: error"; the medians leave them out
+    failures: dict[str, list[str]] = field(default_factory=lambda: {name: [] for name in SERVERS})
 
     def median(self, server: str) -> float:
         values = self.samples[server]
@@ -52,7 +54,9 @@ def _number(value: float) -> str:
     return f"{value:.4f}"
 
 
-def table(rows: list[Row], machine: Machine, limits: dict[str, float]) -> str:
+def table(rows: list[Row], machine: Machine, limits: dict[str, float], problems: list[str]) -> str:
+    """The rows as a Markdown table, then what failed (``problems``: whole row groups that could not
+    run; each row's failed rounds) and the machine's limits."""
     header = ("workload", "unit", "Dockyard", "registry:2", "ratio")
     lines = [
         (row.workload, row.unit + (" ↑" if row.higher_is_better else " ↓"),
@@ -68,6 +72,8 @@ def table(rows: list[Row], machine: Machine, limits: dict[str, float]) -> str:
 
     out = [render(header), "|" + "|".join(("-" * (w + 2)) for w in widths) + "|", *map(render, lines)]
     out.append("")
+    failed = [f"{row.workload}, {name}, {failure}" for row in rows for name, failures in row.failures.items() for failure in failures]
+    out += [f"FAILED: {problem}" for problem in problems + failed]
     out.append("ratio > 1: Dockyard wins (↑ higher is better: Dockyard/registry:2; ↓ lower is better: registry:2/Dockyard)")
     out.append(
         f"machine: {machine.cores} cores, {machine.memory_mib} MiB, {machine.cpu}; "
@@ -77,13 +83,17 @@ def table(rows: list[Row], machine: Machine, limits: dict[str, float]) -> str:
 
 
 def write_json(path: pathlib.Path, rows: list[Row], machine: Machine, limits: dict[str, float],
-               settings: dict[str, object], date: str, notes: list[str]) -> None:
+               settings: dict[str, object], date: str, notes: list[str], problems: list[str]) -> None:
     document = {
         "date": date,
+        "complete": not problems and not any(any(row.failures.values()) for row in rows),
+        "problems": problems,
         **asdict(machine),
         "settings": settings,
         "machine_limits": limits,
         "rows": [row.as_json() for row in rows],
         "notes": notes,
     }
-    path.write_text(json.dumps(document, indent=2, default=str) + "\n")
+    partial = path.with_name(path.name + ".partial")  # renamed into place: never a half-written file
+    partial.write_text(json.dumps(document, indent=2, default=str) + "\n")
+    partial.replace(path)

@@ -57,35 +57,49 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _run_workload(workload: Workload, servers: list[Server], rounds: int) -> list[Row]:
+def _run_workload(workload: Workload, servers: list[Server], rounds: int, rows: list[Row]) -> None:
+    """``workload``'s rounds, A B A B, its rows appended to ``rows`` before the first round; a round
+    that raises is recorded as that server's failure and the others go on."""
     _log(f"{workload.key}:")
     started = time.perf_counter()
     suffix = f", {workload.variant.label}" if workload.variant.label else ""
-    rows = [Row(metric.label + suffix, metric.unit, metric.higher_is_better) for metric in workload.metrics]
+    mine = [Row(metric.label + suffix, metric.unit, metric.higher_is_better) for metric in workload.metrics]
     for server in servers:
         workload.prepare(server)
+    rows += mine
     for number in range(rounds):
         for server in servers:  # alternately: A B A B ...
-            values = workload.measure(server, number)
-            for row, value in zip(rows, values, strict=True):
+            try:
+                values = workload.measure(server, number)
+            except Exception as error:  # e.g. a 500 from one server: its other rounds still count
+                failure = f"round {number + 1}: {type(error).__name__}: {error}"
+                _log(f"  [{workload.key}] {server.name} FAILED {failure}")
+                for row in mine:
+                    row.failures[server.name].append(failure)
+                continue
+            for row, value in zip(mine, values, strict=True):
                 row.samples[server.name].append(value)
-            shown = ", ".join(f"{value:.4g} {row.unit}" for row, value in zip(rows, values, strict=True))
+            shown = ", ".join(f"{value:.4g} {row.unit}" for row, value in zip(mine, values, strict=True))
             _log(f"  [{workload.key}] round {number + 1}/{rounds} {server.name}: {shown}")
     _log(f"  ({time.perf_counter() - started:.0f} s)")
-    return rows
 
 
-def _measure(workloads: list[Workload], servers: list[Server], rounds: int) -> list[Row]:
-    """Every workload, A B A B; the peak PSS and RSS of each server's process tree over the workloads
-    that push and pull."""
+def _measure(workloads: list[Workload], servers: list[Server], rounds: int, rows: list[Row], problems: list[str]) -> None:
+    """Every workload, A B A B, into ``rows``; the peak PSS and RSS of each server's process tree over
+    the workloads that push and pull. A workload that cannot be prepared is one of ``problems``."""
+
+    def run_each(chosen: list[Workload]) -> None:
+        for workload in chosen:
+            try:
+                _run_workload(workload, servers, rounds, rows)
+            except Exception as error:
+                problems.append(f"{workload.key}: {type(error).__name__}: {error}")
+                _log(f"  [{workload.key}] FAILED: {type(error).__name__}: {error}")
+
     sampled = [workload for workload in workloads if workload.key in MEMORY_WORKLOADS]
-    rows: list[Row] = []
     with PeakSampler({server.name: server.pid for server in servers}) as sampler:
-        for workload in sampled:
-            rows += _run_workload(workload, servers, rounds)
-    for workload in workloads:
-        if workload not in sampled:
-            rows += _run_workload(workload, servers, rounds)
+        run_each(sampled)
+    run_each([workload for workload in workloads if workload not in sampled])
     if sampled:
         during = ", ".join(workload.key for workload in sampled)
         for label, peaks in (("PSS", sampler.peak_pss_mib()), ("RSS", sampler.peak_rss_mib())):
@@ -93,7 +107,6 @@ def _measure(workloads: list[Workload], servers: list[Server], rounds: int) -> l
             for name, peak in peaks.items():
                 memory.samples[name].append(peak)
             rows.append(memory)
-    return rows
 
 
 def _by_variant(workloads: list[Workload]) -> dict[Variant, list[Workload]]:
@@ -105,9 +118,10 @@ def _by_variant(workloads: list[Workload]) -> dict[Variant, list[Workload]]:
 
 
 def _measure_variant(variant: Variant, workloads: list[Workload], scratch: pathlib.Path, args: argparse.Namespace,
-                     shared: secrets.Secrets | None) -> list[Row]:
+                     shared: secrets.Secrets | None, rows: list[Row], problems: list[str]) -> None:
     """Start a Dockyard and a registry:2 with ``variant``'s settings (and for S3, one SeaweedFS with
-    a bucket for each; for proxy, one upstream both mirror), measure ``workloads`` on them, stop them."""
+    a bucket for each; for proxy, one upstream both mirror), measure ``workloads`` on them into
+    ``rows``, stop them."""
     folder = scratch / (variant.label.replace(" + ", "-").replace(" ", "-").lower() if variant.label else "")
     with contextlib.ExitStack() as stack:
         if variant.tmpfs:
@@ -146,7 +160,7 @@ def _measure_variant(variant: Variant, workloads: list[Workload], scratch: pathl
         registry2.start()
         _log(f"{variant.label or 'plain HTTP'}: dockyard at {dockyard.url} (pid {dockyard.pid}), "
              f"registry:2 at {registry2.url} (pid {registry2.pid})")
-        return _measure(workloads, servers, args.rounds)
+        _measure(workloads, servers, args.rounds, rows, problems)
 
 
 def _without_missing_tools(groups: dict[Variant, list[Workload]]) -> dict[Variant, list[Workload]]:
@@ -221,18 +235,28 @@ def run(args: argparse.Namespace) -> int:
         groups = _without_missing_tools(_by_variant([kind(settings) for kind in WORKLOADS if kind.key in args.only]))
         shared = secrets.make(scratch / "secrets") if any(variant.tls or variant.auth or variant.proxy for variant in groups) else None
         rows: list[Row] = []
-        for variant, workloads in groups.items():
-            rows += _measure_variant(variant, workloads, scratch, args, shared)
-
-        notes = _notes(args, description.cores)
-        print(table(rows, description, limits), flush=True)
-        for note in notes:
-            print(f"note: {note}")
-        settings_json = {key: value for key, value in vars(args).items() if key != "json"} | {"load_client": load_client}
-        write_json(args.json, rows, description, limits, settings_json, started, notes)
-        print(f"results written to {args.json}", flush=True)
+        problems: list[str] = []  # row groups or workloads that could not run at all
+        try:
+            for variant, workloads in groups.items():
+                try:
+                    _measure_variant(variant, workloads, scratch, args, shared, rows, problems)
+                except Exception as error:  # e.g. a server that would not start: the other groups still run
+                    keys = ", ".join(workload.key for workload in workloads)
+                    problems.append(f"{variant.label or 'plain HTTP'} group ({keys}): {type(error).__name__}: {error}")
+                    _log(f"FAILED {problems[-1]}")
+        except KeyboardInterrupt:
+            problems.append("interrupted: the rows after the last one shown were not measured")
+            raise
+        finally:  # what was measured is always reported, even when interrupted
+            notes = _notes(args, description.cores)
+            print(table(rows, description, limits, problems), flush=True)
+            for note in notes:
+                print(f"note: {note}")
+            settings_json = {key: value for key, value in vars(args).items() if key != "json"} | {"load_client": load_client}
+            write_json(args.json, rows, description, limits, settings_json, started, notes, problems)
+            print(f"results written to {args.json}", flush=True)
         _log("removing the temporary files (minutes for large --repos on a busy disk)")
-    return 0
+    return 1 if problems or any(any(row.failures.values()) for row in rows) else 0
 
 
 def _small_answers() -> dict[str, bytes]:
