@@ -24,6 +24,7 @@ import json
 import os
 import pathlib
 import re
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -39,7 +40,7 @@ from tests.proxy import NGINX, NginxProcess, chunked_upload, nginx_test, write_n
 from tests.support.clients import Skopeo, layout_blob, layout_entry
 from tests.support.images import OCI_MANIFEST, single_image_layout
 from tests.support.plugin import storage_params
-from tests.support.processes import free_port
+from tests.support.processes import children, free_port
 from tests.support.redis import RedisProcess
 from tests.support.registry_client import push_image, sha256
 from tests.support.seaweedfs import SeaweedFS
@@ -313,7 +314,11 @@ def test_a_replica_killed_mid_upload_and_the_client_resumes_at_another(cluster: 
         assert sent.wait(60)
         time.sleep(0.5)  # let the replica write what it has received
         assert victim.process is not None
-        victim.process.kill()  # SIGKILL: no drain, no cleanup
+        # SIGKILL to the replica's workers and then to it: no drain, no cleanup. Killing the parent
+        # alone would leave its workers draining the request in flight, and committing what they
+        # got while the client resumes elsewhere.
+        for pid in [*children(victim.process.pid), victim.process.pid]:
+            os.kill(pid, signal.SIGKILL)
         victim.process.wait()
         killed.set()
         future.result(timeout=120)

@@ -57,6 +57,10 @@ def tag_key(name: str, tag: str) -> str:
 class StorageCache:
     """No cache: every lookup misses, every change goes straight to storage."""
 
+    remembers = False
+    """Whether :meth:`get` can ever hit: the hottest read, a manifest GET's tag, skips asking and
+    filling a cache that never remembers (two awaits of every GET by tag)."""
+
     async def get(self, *keys: str) -> list[str | None]:
         """The cached value of each key, ``None`` for a miss."""
         return [None] * len(keys)

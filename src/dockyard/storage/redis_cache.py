@@ -24,6 +24,8 @@ log = logging.getLogger("dockyard.cache")
 
 
 class RedisCache(StorageCache):
+    remembers = True
+
     def __init__(self, client: redis.asyncio.Redis, address: str) -> None:
         self.client = client
         self.address = address

@@ -19,6 +19,7 @@ from dockyard import config
 from dockyard import manifest as manifests
 from dockyard.errors import BlobUnknown, DigestInvalid, ManifestBlobUnknown, ManifestInvalid, ManifestUnknown, TagImmutable
 from dockyard.manifest import Descriptor, Manifest
+from dockyard.memo import remembered
 from dockyard.reference import Digest, parse_digest
 from dockyard.storage import paths
 from dockyard.storage.blobs import BlobStore
@@ -28,6 +29,10 @@ from dockyard.storage.immutable import ImmutableTags
 from dockyard.storage.quotas import Quotas
 
 log = logging.getLogger("dockyard.storage")
+# Every manifest GET reads a link or two, most of them among a few: each content is parsed once
+# while it is among the last LINKS_KEPT read (a link is 71 bytes, or 135 for sha512).
+LINKS_KEPT = 4096
+LINK_KEPT_MAX = 160
 
 
 @dataclass(frozen=True)
@@ -114,10 +119,7 @@ class Repository:
             content = await self.driver.get_content(path)
         except PathNotFound:
             return None
-        try:
-            return parse_digest(content.decode("ascii").strip())
-        except (UnicodeDecodeError, DigestInvalid):
-            return None
+        return _link_target(content)
 
     async def _has_link(self, path: str, digest: Digest) -> bool:
         return await self._read_link(path) == digest
@@ -170,14 +172,20 @@ class Repository:
     # Manifests
 
     async def resolve_tag(self, tag: str) -> Digest:
+        if not self.cache.remembers:
+            return self._named_by(tag, await self._read_link(paths.tag_current_link(self.name, tag)))
         key = tag_key(self.name, tag)
         (cached,) = await self.cache.get(key)
         if cached is not None:
             return parse_digest(cached)
-        digest = await self._read_link(paths.tag_current_link(self.name, tag))
+        digest = self._named_by(tag, await self._read_link(paths.tag_current_link(self.name, tag)))
+        await self.cache.fill(key, str(digest))
+        return digest
+
+    @staticmethod
+    def _named_by(tag: str, digest: Digest | None) -> Digest:
         if digest is None:
             raise ManifestUnknown(f"unknown tag {tag!r}", detail={"tag": tag})
-        await self.cache.fill(key, str(digest))
         return digest
 
     async def has_manifest(self, digest: Digest) -> bool:
@@ -439,3 +447,12 @@ class Repository:
                     continue
                 found.append(manifests.referrer_descriptor(content, digest))
         return sorted(found, key=lambda descriptor: str(descriptor.digest))
+
+
+@remembered(LINKS_KEPT, LINK_KEPT_MAX)
+def _link_target(content: bytes) -> Digest | None:
+    """The digest a link file names; ``None`` for anything else (a damaged link names nothing)."""
+    try:
+        return parse_digest(content.decode("ascii").strip())
+    except (UnicodeDecodeError, DigestInvalid):
+        return None
