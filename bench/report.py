@@ -82,11 +82,16 @@ def table(rows: list[Row], machine: Machine, limits: dict[str, float], problems:
     return "\n".join(out)
 
 
+def complete(rows: list[Row], problems: list[str]) -> bool:
+    """Whether the run measured everything it set out to: no problem and no failed round."""
+    return not problems and not any(any(row.failures.values()) for row in rows)
+
+
 def write_json(path: pathlib.Path, rows: list[Row], machine: Machine, limits: dict[str, float],
                settings: dict[str, object], date: str, notes: list[str], problems: list[str]) -> None:
     document = {
         "date": date,
-        "complete": not problems and not any(any(row.failures.values()) for row in rows),
+        "complete": complete(rows, problems),
         "problems": problems,
         **asdict(machine),
         "settings": settings,

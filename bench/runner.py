@@ -19,7 +19,7 @@ from bench import layout, machine, s3, secrets
 from bench.client import IMAGE_CONFIG, image_manifest
 from bench.load import available_client
 from bench.memory import PeakSampler
-from bench.report import Row, table, write_json
+from bench.report import Row, complete, table, write_json
 from bench.servers import Dockyard, Registry2, Server, SlowReceiver, Upstream, Variant
 from bench.workloads import MEMORY_WORKLOADS, WORKLOADS, Catalog, Settings, Workload, random_file, seeding
 from tests.support.ldap import ldap_settings, slapd_binary, start_slapd
@@ -57,6 +57,10 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _described(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
 def _run_workload(workload: Workload, servers: list[Server], rounds: int, rows: list[Row]) -> None:
     """``workload``'s rounds, A B A B, its rows appended to ``rows`` before the first round; a round
     that raises is recorded as that server's failure and the others go on."""
@@ -72,7 +76,7 @@ def _run_workload(workload: Workload, servers: list[Server], rounds: int, rows: 
             try:
                 values = workload.measure(server, number)
             except Exception as error:  # e.g. a 500 from one server: its other rounds still count
-                failure = f"round {number + 1}: {type(error).__name__}: {error}"
+                failure = f"round {number + 1}: {_described(error)}"
                 _log(f"  [{workload.key}] {server.name} FAILED {failure}")
                 for row in mine:
                     row.failures[server.name].append(failure)
@@ -93,8 +97,8 @@ def _measure(workloads: list[Workload], servers: list[Server], rounds: int, rows
             try:
                 _run_workload(workload, servers, rounds, rows)
             except Exception as error:
-                problems.append(f"{workload.key}: {type(error).__name__}: {error}")
-                _log(f"  [{workload.key}] FAILED: {type(error).__name__}: {error}")
+                problems.append(f"{workload.key}: {_described(error)}")
+                _log(f"  [{workload.key}] FAILED: {_described(error)}")
 
     sampled = [workload for workload in workloads if workload.key in MEMORY_WORKLOADS]
     with PeakSampler({server.name: server.pid for server in servers}) as sampler:
@@ -242,7 +246,7 @@ def run(args: argparse.Namespace) -> int:
                     _measure_variant(variant, workloads, scratch, args, shared, rows, problems)
                 except Exception as error:  # e.g. a server that would not start: the other groups still run
                     keys = ", ".join(workload.key for workload in workloads)
-                    problems.append(f"{variant.label or 'plain HTTP'} group ({keys}): {type(error).__name__}: {error}")
+                    problems.append(f"{variant.label or 'plain HTTP'} group ({keys}): {_described(error)}")
                     _log(f"FAILED {problems[-1]}")
         except KeyboardInterrupt:
             problems.append("interrupted: the rows after the last one shown were not measured")
@@ -256,7 +260,7 @@ def run(args: argparse.Namespace) -> int:
             write_json(args.json, rows, description, limits, settings_json, started, notes, problems)
             print(f"results written to {args.json}", flush=True)
         _log("removing the temporary files (minutes for large --repos on a busy disk)")
-    return 1 if problems or any(any(row.failures.values()) for row in rows) else 0
+    return 0 if complete(rows, problems) else 1
 
 
 def _small_answers() -> dict[str, bytes]:

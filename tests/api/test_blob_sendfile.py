@@ -223,4 +223,3 @@ async def test_the_connection_is_corked_while_the_file_goes_out_and_uncorked_aft
         assert await response.read() == DATA
     assert corked_while_sending and set(corked_while_sending) == {1}
     assert after == [0, 0]
-

@@ -172,20 +172,16 @@ class Repository:
     # Manifests
 
     async def resolve_tag(self, tag: str) -> Digest:
-        if not self.cache.remembers:
-            return self._named_by(tag, await self._read_link(paths.tag_current_link(self.name, tag)))
         key = tag_key(self.name, tag)
-        (cached,) = await self.cache.get(key)
-        if cached is not None:
-            return parse_digest(cached)
-        digest = self._named_by(tag, await self._read_link(paths.tag_current_link(self.name, tag)))
-        await self.cache.fill(key, str(digest))
-        return digest
-
-    @staticmethod
-    def _named_by(tag: str, digest: Digest | None) -> Digest:
+        if self.cache.remembers:
+            (cached,) = await self.cache.get(key)
+            if cached is not None:
+                return parse_digest(cached)
+        digest = await self._read_link(paths.tag_current_link(self.name, tag))
         if digest is None:
             raise ManifestUnknown(f"unknown tag {tag!r}", detail={"tag": tag})
+        if self.cache.remembers:
+            await self.cache.fill(key, str(digest))
         return digest
 
     async def has_manifest(self, digest: Digest) -> bool:
